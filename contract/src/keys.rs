@@ -1,0 +1,33 @@
+//! Annotation and label keys. Every key Gaia reads or writes is named here, once.
+
+/// Written by the user: `auto`, `cpu`, `cpu_preferred`, `gpu_preferred` or `gpu`. On the Service
+/// metadata or on `spec.template.metadata`. Opts the Service in.
+pub const EXECUTION_MODE: &str = "gaia.dev/execution-mode";
+/// Label on a Namespace: every Service in it is treated as `auto`.
+pub const INJECT_LABEL: &str = "gaia.dev/inject";
+/// Value of [`INJECT_LABEL`] that opts a namespace in.
+pub const INJECT_ENABLED: &str = "enabled";
+/// Written by the user or a tool: the function source inline (one file).
+pub const SOURCE: &str = "gaia.dev/source";
+/// Written by the user: the p95 latency objective, e.g. `500ms`.
+pub const LATENCY_SLO: &str = "gaia.dev/latency-slo";
+
+/// Written by the webhook: the effective execution mode.
+pub const MODE: &str = "gaia.dev/mode";
+/// Written by the webhook: `user`, `classifier` or `default`.
+pub const MODE_SOURCE: &str = "gaia.dev/mode-source";
+/// Written by the webhook: one human line saying why.
+pub const RATIONALE: &str = "gaia.dev/rationale";
+/// Written by the webhook: the findings behind the rationale, compact JSON, bounded in size.
+pub const FINDINGS: &str = "gaia.dev/findings";
+/// Written by the webhook: hash of the analysed source; unchanged source is not re-analysed.
+pub const SOURCE_DIGEST: &str = "gaia.dev/source-digest";
+
+/// The placement: on the Service metadata it is the autoscaler's desired placement; on
+/// `spec.template.metadata` it marks the placement the template was rewritten for.
+pub const PLACEMENT: &str = "gaia.dev/placement";
+/// Written by the autoscaler: what it saw and remembers (JSON, see [`crate::Observed`]).
+pub const OBSERVED: &str = "gaia.dev/observed";
+
+/// Field manager the autoscaler uses for server-side apply.
+pub const AUTOSCALER_FIELD_MANAGER: &str = "gaia-autoscaler";

@@ -1,0 +1,454 @@
+//! Placement profiles and the one function that applies a placement to a Knative Service.
+//!
+//! The webhook (at admission) and the autoscaler (when it moves a Service) both call
+//! [`apply_placement`], so a template placed on GPU looks the same whoever placed it.
+//!
+//! What a profile owns: the nodeSelector keys, tolerations and user-container limits it names.
+//! Applying placement P removes what *any* profile owns and then adds P's, so the user's own
+//! selectors, tolerations and limits survive a move, and moving back and forth never accumulates
+//! anything. Applying the same placement twice changes nothing.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::{keys, ContractError, Placement};
+
+/// A Kubernetes toleration, as written in a placement profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Toleration {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toleration_seconds: Option<i64>,
+}
+
+impl Toleration {
+    fn matches(&self, v: &Value) -> bool {
+        serde_json::from_value::<Toleration>(v.clone()).is_ok_and(|t| &t == self)
+    }
+}
+
+/// What a placement changes in a revision template.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlacementProfile {
+    /// Added to `spec.template.spec.nodeSelector`.
+    #[serde(default)]
+    pub node_selector: BTreeMap<String, String>,
+    /// Added to `spec.template.spec.tolerations`.
+    #[serde(default)]
+    pub tolerations: Vec<Toleration>,
+    /// Added to the user container's `resources.limits` (e.g. `nvidia.com/gpu: "1"`).
+    #[serde(default)]
+    pub limits: BTreeMap<String, String>,
+}
+
+/// The two placement profiles.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlacementProfiles {
+    pub cpu: PlacementProfile,
+    pub gpu: PlacementProfile,
+}
+
+/// NVIDIA's GPU operator: nodes labelled by GPU feature discovery, tainted NoSchedule, GPUs as
+/// the extended resource `nvidia.com/gpu`.
+pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
+pub const GPU_PRESENT_LABEL: &str = "nvidia.com/gpu.present";
+
+impl Default for PlacementProfiles {
+    fn default() -> Self {
+        PlacementProfiles {
+            cpu: PlacementProfile::default(),
+            gpu: PlacementProfile {
+                node_selector: BTreeMap::from([(GPU_PRESENT_LABEL.into(), "true".into())]),
+                tolerations: vec![Toleration {
+                    key: Some(GPU_RESOURCE.into()),
+                    operator: Some("Exists".into()),
+                    value: None,
+                    effect: Some("NoSchedule".into()),
+                    toleration_seconds: None,
+                }],
+                limits: BTreeMap::from([(GPU_RESOURCE.into(), "1".into())]),
+            },
+        }
+    }
+}
+
+impl PlacementProfiles {
+    pub fn get(&self, placement: Placement) -> &PlacementProfile {
+        match placement {
+            Placement::Cpu => &self.cpu,
+            Placement::Gpu => &self.gpu,
+        }
+    }
+
+    /// Checks what a config file cannot express in types. Errors name the bad field.
+    pub fn validate(&self) -> Result<(), ContractError> {
+        for p in [Placement::Cpu, Placement::Gpu] {
+            let profile = self.get(p);
+            for (k, v) in &profile.node_selector {
+                if k.is_empty() {
+                    return Err(ContractError::InvalidProfile(format!(
+                        "placement.{p}.nodeSelector has an empty key"
+                    )));
+                }
+                if v.len() > 63 {
+                    return Err(ContractError::InvalidProfile(format!(
+                        "placement.{p}.nodeSelector.{k}: value longer than 63 characters"
+                    )));
+                }
+            }
+            for (k, v) in &profile.limits {
+                if k.is_empty() || v.trim().is_empty() {
+                    return Err(ContractError::InvalidProfile(format!(
+                        "placement.{p}.limits.{k}: empty resource name or quantity"
+                    )));
+                }
+            }
+            for (i, t) in profile.tolerations.iter().enumerate() {
+                match t.operator.as_deref() {
+                    None | Some("Equal") | Some("Exists") => {}
+                    Some(op) => {
+                        return Err(ContractError::InvalidProfile(format!(
+                            "placement.{p}.tolerations[{i}].operator: {op:?} is not Equal or Exists"
+                        )))
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn all(&self) -> [&PlacementProfile; 2] {
+        [&self.cpu, &self.gpu]
+    }
+}
+
+/// The placement a Service's template was last rewritten for (`spec.template.metadata`).
+pub fn placement_of(service: &Value) -> Option<Placement> {
+    service
+        .pointer("/spec/template/metadata/annotations")
+        .and_then(|a| a.get(keys::PLACEMENT))
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+}
+
+/// Rewrites a Knative Service (as JSON) so its revision template runs on `placement`.
+///
+/// Sets `gaia.dev/placement` on `spec.template.metadata`, and on the template's pod spec removes
+/// what any profile owns, then adds `placement`'s profile: nodeSelector entries, tolerations, and
+/// limits on the user container (the one that declares ports, else the first). Extended resources
+/// (names with a `/`) owned by a profile are also dropped from requests, because Kubernetes
+/// requires their requests to equal their limits.
+pub fn apply_placement(
+    service: &mut Value,
+    placement: Placement,
+    profiles: &PlacementProfiles,
+) -> Result<(), ContractError> {
+    let template = object_at(service, &["spec", "template"])?;
+    let annotations = child_object(template, "metadata", "spec.template.metadata")?;
+    let annotations = child_object(
+        annotations,
+        "annotations",
+        "spec.template.metadata.annotations",
+    )?;
+    annotations.insert(
+        keys::PLACEMENT.to_string(),
+        Value::String(placement.as_str().to_string()),
+    );
+
+    let pod = match template.get_mut("spec") {
+        Some(Value::Object(pod)) => pod,
+        _ => return Err(ContractError::NoContainers),
+    };
+    let target = profiles.get(placement);
+
+    // nodeSelector
+    let mut selector = take_object(pod, "nodeSelector", "spec.template.spec.nodeSelector")?;
+    for profile in profiles.all() {
+        for key in profile.node_selector.keys() {
+            selector.remove(key);
+        }
+    }
+    for (k, v) in &target.node_selector {
+        selector.insert(k.clone(), Value::String(v.clone()));
+    }
+    put_unless_empty(pod, "nodeSelector", Value::Object(selector));
+
+    // tolerations
+    let mut tolerations = match pod.remove("tolerations") {
+        Some(Value::Array(list)) => list,
+        None | Some(Value::Null) => Vec::new(),
+        Some(_) => {
+            return Err(ContractError::NotAnObject {
+                path: "spec.template.spec.tolerations (expected a list)".into(),
+            })
+        }
+    };
+    tolerations.retain(|t| {
+        !profiles
+            .all()
+            .iter()
+            .any(|p| p.tolerations.iter().any(|owned| owned.matches(t)))
+    });
+    for t in &target.tolerations {
+        tolerations.push(serde_json::to_value(t).unwrap_or(Value::Null));
+    }
+    put_unless_empty(pod, "tolerations", Value::Array(tolerations));
+
+    // the user container's resources
+    let containers = match pod.get_mut("containers") {
+        Some(Value::Array(c)) if !c.is_empty() => c,
+        _ => return Err(ContractError::NoContainers),
+    };
+    let index = user_container_index(containers);
+    let container = match &mut containers[index] {
+        Value::Object(c) => c,
+        _ => {
+            return Err(ContractError::NotAnObject {
+                path: format!("spec.template.spec.containers[{index}]"),
+            })
+        }
+    };
+    let mut resources = take_object(container, "resources", "resources")?;
+    let mut limits = take_object(&mut resources, "limits", "resources.limits")?;
+    let mut requests = take_object(&mut resources, "requests", "resources.requests")?;
+    for profile in profiles.all() {
+        for key in profile.limits.keys() {
+            limits.remove(key);
+            if key.contains('/') {
+                requests.remove(key);
+            }
+        }
+    }
+    for (k, v) in &target.limits {
+        limits.insert(k.clone(), Value::String(v.clone()));
+    }
+    put_unless_empty(&mut resources, "limits", Value::Object(limits));
+    put_unless_empty(&mut resources, "requests", Value::Object(requests));
+    put_unless_empty(container, "resources", Value::Object(resources));
+    Ok(())
+}
+
+/// Index of the container that serves requests: the one declaring ports, else the first.
+pub fn user_container_index(containers: &[Value]) -> usize {
+    containers
+        .iter()
+        .position(|c| {
+            c.get("ports")
+                .and_then(Value::as_array)
+                .is_some_and(|p| !p.is_empty())
+        })
+        .unwrap_or(0)
+}
+
+fn object_at<'a>(
+    root: &'a mut Value,
+    path: &[&str],
+) -> Result<&'a mut Map<String, Value>, ContractError> {
+    let mut here = match root {
+        Value::Object(m) => m,
+        _ => {
+            return Err(ContractError::NotAnObject {
+                path: "the Service".into(),
+            })
+        }
+    };
+    let mut walked = String::new();
+    for key in path {
+        if !walked.is_empty() {
+            walked.push('.');
+        }
+        walked.push_str(key);
+        here = child_object(here, key, &walked)?;
+    }
+    Ok(here)
+}
+
+/// The object under `key`, created when missing or null.
+fn child_object<'a>(
+    parent: &'a mut Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<&'a mut Map<String, Value>, ContractError> {
+    let slot = parent
+        .entry(key.to_string())
+        .or_insert_with(|| Value::Object(Map::new()));
+    if slot.is_null() {
+        *slot = Value::Object(Map::new());
+    }
+    match slot {
+        Value::Object(m) => Ok(m),
+        _ => Err(ContractError::NotAnObject { path: path.into() }),
+    }
+}
+
+/// Removes and returns the object under `key` (empty when missing or null).
+fn take_object(
+    parent: &mut Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<Map<String, Value>, ContractError> {
+    match parent.remove(key) {
+        None | Some(Value::Null) => Ok(Map::new()),
+        Some(Value::Object(m)) => Ok(m),
+        Some(other) => {
+            parent.insert(key.to_string(), other);
+            Err(ContractError::NotAnObject { path: path.into() })
+        }
+    }
+}
+
+fn put_unless_empty(parent: &mut Map<String, Value>, key: &str, value: Value) {
+    let empty = match &value {
+        Value::Object(m) => m.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    };
+    if !empty {
+        parent.insert(key.to_string(), value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn service() -> Value {
+        json!({
+            "apiVersion": "serving.knative.dev/v1",
+            "kind": "Service",
+            "metadata": {"name": "f", "namespace": "default"},
+            "spec": {"template": {"spec": {
+                "nodeSelector": {"topology.kubernetes.io/zone": "a"},
+                "tolerations": [{"key": "team", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}],
+                "containers": [
+                    {"name": "sidecar", "image": "s"},
+                    {"name": "user", "image": "u", "ports": [{"containerPort": 8080}],
+                     "resources": {"limits": {"memory": "1Gi"}, "requests": {"nvidia.com/gpu": "1", "cpu": "1"}}}
+                ]
+            }}}
+        })
+    }
+
+    #[test]
+    fn gpu_placement_adds_the_gpu_profile_and_keeps_user_settings() {
+        let mut s = service();
+        apply_placement(&mut s, Placement::Gpu, &PlacementProfiles::default()).unwrap();
+        let pod = &s["spec"]["template"]["spec"];
+        assert_eq!(pod["nodeSelector"]["nvidia.com/gpu.present"], "true");
+        assert_eq!(pod["nodeSelector"]["topology.kubernetes.io/zone"], "a");
+        assert_eq!(pod["tolerations"].as_array().unwrap().len(), 2);
+        assert_eq!(pod["tolerations"][1]["key"], "nvidia.com/gpu");
+        let user = &pod["containers"][1]["resources"];
+        assert_eq!(user["limits"]["nvidia.com/gpu"], "1");
+        assert_eq!(user["limits"]["memory"], "1Gi");
+        assert!(pod["containers"][0].get("resources").is_none());
+        assert_eq!(placement_of(&s), Some(Placement::Gpu));
+    }
+
+    #[test]
+    fn moving_back_to_cpu_removes_exactly_what_the_gpu_profile_added() {
+        let original = service();
+        let mut s = original.clone();
+        let profiles = PlacementProfiles::default();
+        apply_placement(&mut s, Placement::Gpu, &profiles).unwrap();
+        apply_placement(&mut s, Placement::Cpu, &profiles).unwrap();
+        let pod = &s["spec"]["template"]["spec"];
+        assert_eq!(
+            pod["nodeSelector"],
+            original["spec"]["template"]["spec"]["nodeSelector"]
+        );
+        assert_eq!(
+            pod["tolerations"],
+            original["spec"]["template"]["spec"]["tolerations"]
+        );
+        let user = &pod["containers"][1]["resources"];
+        assert!(user["limits"].get("nvidia.com/gpu").is_none());
+        // a stale GPU request would still ask for a GPU: it goes too; cpu stays
+        assert!(user["requests"].get("nvidia.com/gpu").is_none());
+        assert_eq!(user["requests"]["cpu"], "1");
+        assert_eq!(placement_of(&s), Some(Placement::Cpu));
+    }
+
+    #[test]
+    fn applying_twice_is_a_no_op() {
+        let profiles = PlacementProfiles::default();
+        for p in [Placement::Cpu, Placement::Gpu] {
+            let mut once = service();
+            apply_placement(&mut once, p, &profiles).unwrap();
+            let mut twice = once.clone();
+            apply_placement(&mut twice, p, &profiles).unwrap();
+            assert_eq!(once, twice);
+        }
+    }
+
+    #[test]
+    fn creates_missing_parents_and_leaves_no_empty_objects() {
+        let mut s = json!({"spec": {"template": {"spec": {"containers": [{"image": "x"}]}}}});
+        apply_placement(&mut s, Placement::Cpu, &PlacementProfiles::default()).unwrap();
+        assert_eq!(
+            s,
+            json!({"spec": {"template": {
+                "metadata": {"annotations": {"gaia.dev/placement": "cpu"}},
+                "spec": {"containers": [{"image": "x"}]}
+            }}})
+        );
+    }
+
+    #[test]
+    fn rejects_services_it_cannot_place() {
+        let p = PlacementProfiles::default();
+        assert_eq!(
+            apply_placement(&mut json!({"spec": {}}), Placement::Gpu, &p),
+            Err(ContractError::NoContainers)
+        );
+        assert_eq!(
+            apply_placement(&mut json!({"spec": {"template": 3}}), Placement::Gpu, &p),
+            Err(ContractError::NotAnObject {
+                path: "spec.template".into()
+            })
+        );
+        let mut bad = json!({"spec": {"template": {"spec": {"containers": [{"resources": "x"}]}}}});
+        assert!(apply_placement(&mut bad, Placement::Gpu, &p).is_err());
+    }
+
+    #[test]
+    fn a_cpu_pool_profile_is_applied_and_swapped_out() {
+        let mut profiles = PlacementProfiles::default();
+        profiles
+            .cpu
+            .node_selector
+            .insert("gaia.dev/pool".into(), "cpu".into());
+        let mut s = service();
+        apply_placement(&mut s, Placement::Cpu, &profiles).unwrap();
+        assert_eq!(
+            s["spec"]["template"]["spec"]["nodeSelector"]["gaia.dev/pool"],
+            "cpu"
+        );
+        apply_placement(&mut s, Placement::Gpu, &profiles).unwrap();
+        assert!(s["spec"]["template"]["spec"]["nodeSelector"]
+            .get("gaia.dev/pool")
+            .is_none());
+    }
+
+    #[test]
+    fn validation_names_the_bad_field() {
+        let mut profiles = PlacementProfiles::default();
+        profiles.gpu.tolerations[0].operator = Some("Maybe".into());
+        let err = profiles.validate().unwrap_err().to_string();
+        assert!(err.contains("placement.gpu.tolerations[0].operator"), "{err}");
+        assert!(PlacementProfiles::default().validate().is_ok());
+    }
+}

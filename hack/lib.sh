@@ -1,0 +1,25 @@
+# shellcheck shell=bash
+# Common settings for hack/*.sh. Source it; it defines paths only (no side effects).
+
+GAIA_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=hack/versions.env
+. "$GAIA_ROOT/hack/versions.env"
+
+GAIA_CACHE=${GAIA_CACHE:-$HOME/.cache/gaia}
+GAIA_STATE=${GAIA_STATE:-$HOME/.local/state/gaia}
+GAIA_OUT="$GAIA_CACHE/build"
+
+# Build output directories, keyed by version (and the recipe revision).
+GAIA_K8S_DIR="$GAIA_OUT/kubernetes-$K8S_VERSION-r$GAIA_BUILD_REV"
+GAIA_ETCD_DIR="$GAIA_OUT/etcd-$ETCD_VERSION-r$GAIA_BUILD_REV"
+GAIA_KWOK_DIR="$GAIA_OUT/kwok-$KWOK_VERSION-r$GAIA_BUILD_REV"
+GAIA_KNATIVE_DIR="$GAIA_OUT/knative-serving-$KNATIVE_SERVING_VERSION-r$GAIA_BUILD_REV"
+GAIA_KN_DIR="$GAIA_OUT/kn-$KN_CLIENT_VERSION-r$GAIA_BUILD_REV"
+
+gaia_standin_hash() {
+  (cd "$GAIA_ROOT/hack/standins/kingress" && cat go.mod go.sum ./*.go | sha256sum | cut -c1-12)
+}
+GAIA_KINGRESS_DIR="$GAIA_OUT/kingress-standin-$(gaia_standin_hash 2>/dev/null || echo none)-r$GAIA_BUILD_REV"
+
+gaia_log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+gaia_die() { gaia_log "ERROR: $*"; exit 1; }

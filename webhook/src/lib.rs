@@ -1,0 +1,8 @@
+//! Gaia's Execution Mode Identifier: the classifier of Python function code and, around it, the
+//! mutating admission webhook that writes the mode and the placement into Knative Services.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+pub mod error;
+
+pub use error::Error;
