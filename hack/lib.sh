@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2034  # variables are used by the scripts that source this file
 # Common settings for hack/*.sh. Source it; it defines paths only (no side effects).
 
 GAIA_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Render Knative Serving's config/core for the local cluster (stdlib only).
+
+Usage: render-knative.py CONFIG_CORE_DIR OUT_DIR
+
+Writes:
+  OUT_DIR/base.yaml      namespace, RBAC, CRDs, config maps, Services, caches
+  OUT_DIR/webhooks.yaml  the admission webhook configurations (applied once the
+                         Knative webhook process is running)
+
+Changes made to upstream's YAML, and why:
+  * Deployment, HorizontalPodAutoscaler and PodDisruptionBudget objects are
+    dropped: controller, webhook and autoscaler run as local processes
+    (hack/cluster.sh), there is no container runtime.
+  * The `webhook` Service loses its selector: hack/cluster.sh writes its
+    Endpoints by hand, pointing at the local webhook process, and the
+    apiserver (--enable-aggregator-routing) dials those endpoints.
+"""
+import os
+import re
+import sys
+
+DROP_KINDS = {"Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget"}
+WEBHOOK_KINDS = {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
+
+
+def top_level(doc, key):
+    m = re.search(r"^%s:\s*(\S+)\s*$" % re.escape(key), doc, re.M)
+    return m.group(1).strip("\"'") if m else None
+
+
+def metadata_name(doc):
+    m = re.search(r"^metadata:\s*\n((?:[ \t]+.*\n|\s*\n)*)", doc, re.M)
+    if not m:
+        return None
+    n = re.search(r"^  name:\s*(\S+)", m.group(1), re.M)
+    return n.group(1).strip("\"'") if n else None
+
+
+def documents(path):
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    for doc in re.split(r"^---[ \t]*$", text, flags=re.M):
+        if re.search(r"^kind:", doc, re.M):
+            yield doc.strip("\n") + "\n"
+
+
+def main():
+    src, out = sys.argv[1], sys.argv[2]
+    files = []
+    for root, dirs, names in os.walk(src):
+        dirs.sort()
+        files += [os.path.join(root, n) for n in sorted(names) if n.endswith((".yaml", ".yml"))]
+    files.sort(key=lambda p: os.path.relpath(p, src))
+    base, hooks, dropped = [], [], []
+    for path in files:
+        for doc in documents(path):
+            kind, name = top_level(doc, "kind"), metadata_name(doc)
+            if kind in DROP_KINDS:
+                dropped.append("%s/%s" % (kind, name))
+                continue
+            if kind == "Service" and name == "webhook":
+                doc, n = re.subn(r"^  selector:\s*\n(?:    .*\n)+", "", doc, flags=re.M)
+                if n != 1:
+                    sys.exit("render-knative: could not drop the webhook Service selector")
+            (hooks if kind in WEBHOOK_KINDS else base).append(doc)
+    os.makedirs(out, exist_ok=True)
+    for fname, docs in (("base.yaml", base), ("webhooks.yaml", hooks)):
+        with open(os.path.join(out, fname), "w", encoding="utf-8") as f:
+            f.write("---\n".join(docs))
+    print("rendered %d base objects, %d webhook configurations; dropped %s"
+          % (len(base), len(hooks), ", ".join(dropped)))
+
+
+if __name__ == "__main__":
+    main()
