@@ -1,0 +1,282 @@
+//! Knative Services, as the autoscaler sees them: the full object (to patch it) plus what was
+//! read from it once, when it changed.
+
+use std::time::Duration;
+
+use gaia_contract::placement::user_container_index;
+use gaia_contract::{keys, placement_of, ExecutionMode, Observed, Placement};
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
+use serde_json::Value;
+
+use crate::policy::Rollout;
+
+/// Knative serving.knative.dev/v1 Service.
+pub fn api_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("serving.knative.dev", "v1", "Service"),
+        "services",
+    )
+}
+
+/// Annotations Knative reads for the minimum scale of a revision.
+const MIN_SCALE: [&str; 2] = [
+    "autoscaling.knative.dev/min-scale",
+    "autoscaling.knative.dev/minScale",
+];
+
+/// A Service that carries `gaia.dev/mode`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManagedService {
+    pub namespace: String,
+    pub name: String,
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+    /// The Service as JSON, as read.
+    pub object: Value,
+    /// `Err(text)` when the annotation is not a concrete mode.
+    pub mode: Result<ExecutionMode, String>,
+    /// The placement the template asks for.
+    pub placement: Placement,
+    pub rollout: Rollout,
+    /// The revision serving it (latest ready), if any.
+    pub serving_revision: Option<String>,
+    /// `None`: no `gaia.dev/latency-slo`; `Some(Err(text))`: unreadable.
+    pub slo: Option<Result<Duration, String>>,
+    /// `Err(message)`: `gaia.dev/observed` unreadable.
+    pub observed: Result<Observed, String>,
+    /// `autoscaling.knative.dev/min-scale` of the template (at least 1).
+    pub min_scale: u32,
+}
+
+impl ManagedService {
+    /// `None` for Services without `gaia.dev/mode` (not Gaia's business).
+    pub fn from_dynamic(obj: &DynamicObject, gpu_resource: &str) -> Option<ManagedService> {
+        let object = serde_json::to_value(obj).ok()?;
+        Self::from_value(object, gpu_resource)
+    }
+
+    pub fn from_value(object: Value, gpu_resource: &str) -> Option<ManagedService> {
+        let mode_text = annotation(&object, keys::MODE)?;
+        let mode = mode_text
+            .parse::<ExecutionMode>()
+            .map_err(|_| mode_text.clone());
+        let meta = &object["metadata"];
+        let text = |v: &Value| v.as_str().map(str::to_string);
+        let placement =
+            placement_of(&object).unwrap_or_else(|| infer_placement(&object, gpu_resource));
+        let slo = annotation(&object, keys::LATENCY_SLO)
+            .map(|t| gaia_contract::parse_latency(&t).map_err(|_| t));
+        let observed = Observed::from_annotation(
+            meta.pointer("/annotations")
+                .and_then(|a| a.get(keys::OBSERVED))
+                .and_then(Value::as_str),
+        )
+        .map_err(|e| e.to_string());
+        let min_scale = MIN_SCALE
+            .iter()
+            .find_map(|k| {
+                object
+                    .pointer("/spec/template/metadata/annotations")
+                    .and_then(|a| a.get(*k))
+                    .and_then(Value::as_str)
+                    .and_then(|v| v.trim().parse::<u32>().ok())
+            })
+            .unwrap_or(1)
+            .max(1);
+        Some(ManagedService {
+            namespace: meta["namespace"].as_str().unwrap_or_default().to_string(),
+            name: meta["name"].as_str().unwrap_or_default().to_string(),
+            uid: text(&meta["uid"]),
+            resource_version: text(&meta["resourceVersion"]),
+            mode,
+            placement,
+            rollout: rollout(&object),
+            serving_revision: object
+                .pointer("/status/latestReadyRevisionName")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            slo,
+            observed,
+            min_scale,
+            object,
+        })
+    }
+}
+
+/// An annotation on the Service metadata, else on the template metadata.
+fn annotation(object: &Value, key: &str) -> Option<String> {
+    [
+        "/metadata/annotations",
+        "/spec/template/metadata/annotations",
+    ]
+    .iter()
+    .find_map(|p| {
+        object
+            .pointer(p)
+            .and_then(|a| a.get(key))
+            .and_then(Value::as_str)
+    })
+    .map(|s| s.trim().to_string())
+    .filter(|s| !s.is_empty())
+}
+
+/// A template never placed by Gaia: GPU if its user container asks for a GPU.
+fn infer_placement(object: &Value, gpu_resource: &str) -> Placement {
+    let Some(containers) = object
+        .pointer("/spec/template/spec/containers")
+        .and_then(Value::as_array)
+    else {
+        return Placement::Cpu;
+    };
+    if containers.is_empty() {
+        return Placement::Cpu;
+    }
+    let user = &containers[user_container_index(containers)];
+    let asks = ["limits", "requests"].iter().any(|k| {
+        user.pointer(&format!("/resources/{k}"))
+            .and_then(|m| m.get(gpu_resource))
+            .is_some()
+    });
+    if asks {
+        Placement::Gpu
+    } else {
+        Placement::Cpu
+    }
+}
+
+/// Settled when the status has caught up with the spec, the latest created revision is the
+/// ready one, and all traffic follows the latest revision.
+fn rollout(object: &Value) -> Rollout {
+    let pinned = object
+        .pointer("/spec/traffic")
+        .and_then(Value::as_array)
+        .is_some_and(|targets| {
+            targets.iter().any(|t| {
+                t.get("percent").and_then(Value::as_i64).unwrap_or(0) > 0
+                    && t.get("latestRevision").and_then(Value::as_bool) != Some(true)
+            })
+        });
+    if pinned {
+        return Rollout::TrafficPinned;
+    }
+    let generation = object
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64);
+    let observed = object
+        .pointer("/status/observedGeneration")
+        .and_then(Value::as_i64);
+    let created = object
+        .pointer("/status/latestCreatedRevisionName")
+        .and_then(Value::as_str);
+    let ready = object
+        .pointer("/status/latestReadyRevisionName")
+        .and_then(Value::as_str);
+    match (generation, observed, created, ready) {
+        (Some(g), Some(o), Some(c), Some(r)) if g == o && c == r => Rollout::Settled,
+        _ => Rollout::InProgress,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    pub(crate) fn ksvc(mode: &str, placement: Option<&str>) -> Value {
+        let mut tmpl_ann = serde_json::Map::new();
+        if let Some(p) = placement {
+            tmpl_ann.insert(keys::PLACEMENT.into(), json!(p));
+        }
+        json!({
+            "apiVersion": "serving.knative.dev/v1", "kind": "Service",
+            "metadata": {"name": "f", "namespace": "ns", "uid": "u1", "resourceVersion": "7",
+                         "generation": 2, "annotations": {"gaia.dev/mode": mode}},
+            "spec": {"template": {"metadata": {"annotations": tmpl_ann},
+                                  "spec": {"containers": [{"image": "x"}]}}},
+            "status": {"observedGeneration": 2, "latestCreatedRevisionName": "f-00002",
+                       "latestReadyRevisionName": "f-00002"}
+        })
+    }
+
+    #[test]
+    fn reads_mode_placement_rollout_and_memory() {
+        let s = ManagedService::from_value(ksvc("cpu_preferred", Some("gpu")), "nvidia.com/gpu")
+            .unwrap();
+        assert_eq!(s.mode, Ok(ExecutionMode::CpuPreferred));
+        assert_eq!(s.placement, Placement::Gpu);
+        assert_eq!(s.rollout, Rollout::Settled);
+        assert_eq!(s.serving_revision.as_deref(), Some("f-00002"));
+        assert_eq!(s.observed, Ok(Observed::default()));
+        assert_eq!((s.min_scale, s.slo.clone()), (1, None));
+        assert_eq!(s.resource_version.as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn services_without_mode_are_not_managed() {
+        let mut v = ksvc("cpu", None);
+        v["metadata"]["annotations"] = json!({});
+        assert!(ManagedService::from_value(v, "nvidia.com/gpu").is_none());
+    }
+
+    #[test]
+    fn rollouts_in_progress_and_pinned_traffic() {
+        let mut v = ksvc("cpu_preferred", None);
+        v["status"]["latestCreatedRevisionName"] = json!("f-00003");
+        assert_eq!(
+            ManagedService::from_value(v.clone(), "g").unwrap().rollout,
+            Rollout::InProgress
+        );
+        let mut v = ksvc("cpu_preferred", None);
+        v["metadata"]["generation"] = json!(3);
+        assert_eq!(
+            ManagedService::from_value(v, "g").unwrap().rollout,
+            Rollout::InProgress
+        );
+        let mut v = ksvc("cpu_preferred", None);
+        v["spec"]["traffic"] = json!([{"revisionName": "f-00001", "percent": 100}]);
+        assert_eq!(
+            ManagedService::from_value(v, "g").unwrap().rollout,
+            Rollout::TrafficPinned
+        );
+        let mut v = ksvc("cpu_preferred", None);
+        v["spec"]["traffic"] = json!([{"latestRevision": true, "percent": 100}]);
+        assert_eq!(
+            ManagedService::from_value(v, "g").unwrap().rollout,
+            Rollout::Settled
+        );
+    }
+
+    #[test]
+    fn bad_annotations_are_reported_not_guessed() {
+        let mut v = ksvc("fast", None);
+        v["metadata"]["annotations"]["gaia.dev/latency-slo"] = json!("soon");
+        v["metadata"]["annotations"]["gaia.dev/observed"] = json!("{not json");
+        v["spec"]["template"]["metadata"]["annotations"]["autoscaling.knative.dev/min-scale"] =
+            json!("3");
+        let s = ManagedService::from_value(v, "g").unwrap();
+        assert_eq!(s.mode, Err("fast".into()));
+        assert_eq!(s.slo, Some(Err("soon".into())));
+        assert!(s.observed.is_err());
+        assert_eq!(s.min_scale, 3);
+    }
+
+    #[test]
+    fn unplaced_templates_are_read_from_their_gpu_limit() {
+        let mut v = ksvc("gpu_preferred", None);
+        v["spec"]["template"]["spec"]["containers"][0]["resources"] =
+            json!({"limits": {"nvidia.com/gpu": "1"}});
+        assert_eq!(
+            ManagedService::from_value(v, "nvidia.com/gpu")
+                .unwrap()
+                .placement,
+            Placement::Gpu
+        );
+        let v = ksvc("gpu_preferred", None);
+        assert_eq!(
+            ManagedService::from_value(v, "nvidia.com/gpu")
+                .unwrap()
+                .placement,
+            Placement::Cpu
+        );
+    }
+}

@@ -1,0 +1,445 @@
+//! Configuration: a YAML or JSON file (mounted from a ConfigMap in production) plus a few flags
+//! that override it. Every field has a default; unknown fields are rejected; [`Config::validate`]
+//! names the field that is wrong, and the process refuses to start with it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use gaia_contract::placement::{PlacementProfiles, GPU_RESOURCE};
+use serde::{Deserialize, Serialize};
+
+use crate::observe::queries::{Generation, QueryOverrides, QuerySet};
+use crate::policy::PolicyConfig;
+use crate::time::{format_duration, parse_duration, serde_duration};
+use crate::Error;
+
+/// Command line. Flags override the file.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "gaia-autoscaler", version, about)]
+pub struct Args {
+    /// Configuration file (YAML or JSON).
+    #[arg(long, env = "GAIA_AUTOSCALER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Prometheus base URL (overrides `prometheus.url`).
+    #[arg(long, env = "GAIA_PROMETHEUS_URL")]
+    pub prometheus_url: Option<String>,
+    /// Evaluation interval, e.g. `10s` (overrides `interval`).
+    #[arg(long, value_parser = parse_duration)]
+    pub interval: Option<Duration>,
+    /// Address of the /metrics, /healthz and /readyz endpoints (overrides `listen`).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Act without a Lease (a single replica, or local development).
+    #[arg(long)]
+    pub no_leader_election: bool,
+    /// Decide and log, but change nothing in the cluster.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Log as JSON lines.
+    #[arg(long, env = "GAIA_LOG_JSON")]
+    pub log_json: bool,
+    /// Validate the configuration, print it with all defaults filled in, and exit.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct Config {
+    pub prometheus: PrometheusConfig,
+    /// Time between two decision cycles.
+    #[serde(with = "serde_duration")]
+    pub interval: Duration,
+    /// p95 objective for Services without `gaia.dev/latency-slo`.
+    #[serde(with = "slo_serde")]
+    pub default_slo: Duration,
+    /// Every threshold the policy reads (windows included).
+    pub policy: PolicyConfig,
+    pub gpu: GpuConfig,
+    pub cpu: CpuConfig,
+    /// The placement profiles; must be the webhook's, so both rewrite templates alike.
+    pub placement: PlacementProfiles,
+    pub leader_election: LeaderElectionConfig,
+    /// Listen address of /metrics, /healthz, /readyz.
+    pub listen: SocketAddr,
+    /// A "no GPU free" Event for the same Service is repeated at most this often.
+    #[serde(with = "serde_duration")]
+    pub no_gpu_event_every: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            prometheus: PrometheusConfig::default(),
+            interval: Duration::from_secs(10),
+            default_slo: Duration::from_millis(500),
+            policy: PolicyConfig::default(),
+            gpu: GpuConfig::default(),
+            cpu: CpuConfig::default(),
+            placement: PlacementProfiles::default(),
+            leader_election: LeaderElectionConfig::default(),
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            no_gpu_event_every: Duration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct PrometheusConfig {
+    /// Base URL of the Prometheus HTTP API.
+    pub url: String,
+    /// Timeout of one query.
+    #[serde(with = "serde_duration")]
+    pub timeout: Duration,
+    /// Which Knative metric names to query by default: `opencensus` (Knative up to 1.18,
+    /// `revision_app_request_latencies_*`, milliseconds) or `opentelemetry` (from 1.19,
+    /// `kn_serving_invocation_duration_seconds_*`, seconds).
+    pub generation: Generation,
+    /// Replace any of the default PromQL templates or label names.
+    pub queries: QueryOverrides,
+}
+
+impl Default for PrometheusConfig {
+    fn default() -> Self {
+        PrometheusConfig {
+            url: "http://prometheus-operated.monitoring.svc:9090".into(),
+            timeout: Duration::from_secs(5),
+            generation: Generation::OpenTelemetry,
+            queries: QueryOverrides::default(),
+        }
+    }
+}
+
+/// How free GPUs are counted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct GpuConfig {
+    /// The extended resource that is a GPU.
+    pub resource: String,
+    /// Labels of GPU-pool nodes. Empty: the GPU placement profile's nodeSelector.
+    pub node_selector: BTreeMap<String, String>,
+}
+
+impl Default for GpuConfig {
+    fn default() -> Self {
+        GpuConfig {
+            resource: GPU_RESOURCE.into(),
+            node_selector: BTreeMap::new(),
+        }
+    }
+}
+
+/// How CPU use is read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct CpuConfig {
+    /// Name of the container that runs the function in Knative pods.
+    pub container: String,
+    /// Cores a container without CPU limit or request is measured against.
+    pub capacity_without_limit: f64,
+}
+
+impl Default for CpuConfig {
+    fn default() -> Self {
+        CpuConfig {
+            container: "user-container".into(),
+            capacity_without_limit: 1.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct LeaderElectionConfig {
+    pub enabled: bool,
+    /// Namespace of the Lease; empty: `$POD_NAMESPACE`, else `gaia-system`.
+    pub namespace: String,
+    pub name: String,
+    /// A Lease not renewed for this long may be taken over.
+    #[serde(with = "serde_duration")]
+    pub lease_duration: Duration,
+    /// The leader stops acting when it could not renew for this long.
+    #[serde(with = "serde_duration")]
+    pub renew_deadline: Duration,
+    /// How often the Lease is renewed or tried.
+    #[serde(with = "serde_duration")]
+    pub retry_period: Duration,
+}
+
+impl Default for LeaderElectionConfig {
+    fn default() -> Self {
+        LeaderElectionConfig {
+            enabled: true,
+            namespace: String::new(),
+            name: "gaia-autoscaler".into(),
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+        }
+    }
+}
+
+mod slo_serde {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        gaia_contract::parse_latency(&text).map_err(serde::de::Error::custom)
+    }
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&gaia_contract::slo::format_latency(*d))
+    }
+}
+
+impl Config {
+    /// Reads a YAML (or JSON, which is YAML) file.
+    pub fn from_file(path: &Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_text(&text).map_err(|message| Error::ConfigParse {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses YAML or JSON text. serde names the field it could not read.
+    pub fn from_text(text: &str) -> Result<Config, String> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        serde_yaml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Loads the file named by `args` (or the defaults), applies the flags and validates.
+    pub fn load(args: &Args) -> Result<Config, Error> {
+        let mut config = match &args.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(url) = &args.prometheus_url {
+            config.prometheus.url = url.clone();
+        }
+        if let Some(interval) = args.interval {
+            config.interval = interval;
+        }
+        if let Some(listen) = args.listen {
+            config.listen = listen;
+        }
+        if args.no_leader_election {
+            config.leader_election.enabled = false;
+        }
+        if config.leader_election.namespace.is_empty() {
+            config.leader_election.namespace =
+                std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "gaia-system".into());
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Labels that select GPU-pool nodes.
+    pub fn gpu_node_selector(&self) -> BTreeMap<String, String> {
+        if self.gpu.node_selector.is_empty() {
+            self.placement.gpu.node_selector.clone()
+        } else {
+            self.gpu.node_selector.clone()
+        }
+    }
+
+    /// GPUs one pod of a GPU revision asks for (the GPU profile's limit; 0 when it sets none).
+    pub fn gpus_per_pod(&self) -> u32 {
+        self.placement
+            .gpu
+            .limits
+            .get(&self.gpu.resource)
+            .and_then(|q| q.trim().parse::<u32>().ok())
+            .unwrap_or(0)
+    }
+
+    /// The PromQL this configuration sends.
+    pub fn queries(&self) -> QuerySet {
+        QuerySet::new(
+            self.prometheus.generation,
+            &self.prometheus.queries,
+            &self.cpu.container,
+        )
+    }
+
+    /// Checks what types cannot. The error names the field.
+    pub fn validate(&self) -> Result<(), Error> {
+        let url = &self.prometheus.url;
+        if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
+            return Err(Error::config(
+                "prometheus.url",
+                format!("{url:?} is not an http(s) URL"),
+            ));
+        }
+        positive("prometheus.timeout", self.prometheus.timeout)?;
+        if self.prometheus.timeout > Duration::from_secs(120) {
+            return Err(Error::config(
+                "prometheus.timeout",
+                format!(
+                    "{} is longer than 2m: a cycle would wait that long on a dead Prometheus",
+                    format_duration(self.prometheus.timeout)
+                ),
+            ));
+        }
+        if self.interval < Duration::from_secs(1) {
+            return Err(Error::config("interval", "must be at least 1s"));
+        }
+        self.queries().validate()?;
+        self.policy.validate()?;
+        if self.gpu.resource.trim().is_empty() {
+            return Err(Error::config("gpu.resource", "must not be empty"));
+        }
+        if self.gpu_node_selector().is_empty() {
+            return Err(Error::config(
+                "gpu.nodeSelector",
+                "empty, and placement.gpu.nodeSelector is empty too: cannot tell GPU nodes",
+            ));
+        }
+        if self.cpu.container.trim().is_empty() {
+            return Err(Error::config("cpu.container", "must not be empty"));
+        }
+        if !(self.cpu.capacity_without_limit.is_finite() && self.cpu.capacity_without_limit > 0.0) {
+            return Err(Error::config(
+                "cpu.capacityWithoutLimit",
+                "must be a positive number of cores",
+            ));
+        }
+        self.placement
+            .validate()
+            .map_err(|e| Error::config("placement", e.to_string()))?;
+        let le = &self.leader_election;
+        if le.enabled {
+            if le.name.trim().is_empty() {
+                return Err(Error::config("leaderElection.name", "must not be empty"));
+            }
+            positive("leaderElection.retryPeriod", le.retry_period)?;
+            if !(le.retry_period < le.renew_deadline && le.renew_deadline < le.lease_duration) {
+                return Err(Error::config(
+                    "leaderElection.renewDeadline",
+                    "need retryPeriod < renewDeadline < leaseDuration",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn positive(field: &str, d: Duration) -> Result<(), Error> {
+    if d.is_zero() {
+        Err(Error::config(field, "must be longer than 0s"))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_round_trip() {
+        let c = Config::default();
+        c.validate().unwrap();
+        let yaml = serde_yaml::to_string(&c).unwrap();
+        assert_eq!(Config::from_text(&yaml).unwrap(), c);
+        assert_eq!(Config::from_text("").unwrap(), c);
+        assert_eq!(c.gpus_per_pod(), 1);
+    }
+
+    #[test]
+    fn partial_files_keep_the_other_defaults() {
+        let c = Config::from_text(
+            "interval: 5s\nprometheus:\n  url: http://127.0.0.1:9090\n  generation: opencensus\npolicy:\n  promote:\n    severeFactor: 3\n",
+        )
+        .unwrap();
+        assert_eq!(c.interval, Duration::from_secs(5));
+        assert_eq!(c.policy.promote.severe_factor, 3.0);
+        assert_eq!(
+            c.policy.promote.sustain_cycles,
+            PolicyConfig::default().promote.sustain_cycles
+        );
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_and_malformed_fields_are_named() {
+        let err = Config::from_text("intervall: 5s").unwrap_err();
+        assert!(err.contains("intervall"), "{err}");
+        let err = Config::from_text("interval: 5").unwrap_err();
+        assert!(err.contains("no unit"), "{err}");
+        let err = Config::from_text("defaultSlo: fast").unwrap_err();
+        assert!(err.contains("invalid latency"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_field() {
+        type Mutation = Box<dyn Fn(&mut Config)>;
+        let cases: Vec<(&str, Mutation)> = vec![
+            (
+                "prometheus.url",
+                Box::new(|c| c.prometheus.url = "localhost:9090".into()),
+            ),
+            (
+                "prometheus.timeout",
+                Box::new(|c| c.prometheus.timeout = Duration::from_secs(600)),
+            ),
+            (
+                "interval",
+                Box::new(|c| c.interval = Duration::from_millis(10)),
+            ),
+            (
+                "policy.promote.severeFactor",
+                Box::new(|c| c.policy.promote.severe_factor = 0.5),
+            ),
+            (
+                "policy.longWindow",
+                Box::new(|c| c.policy.long_window = Duration::from_secs(10)),
+            ),
+            (
+                "prometheus.queries.latencyP95",
+                Box::new(|c| c.prometheus.queries.latency_p95 = Some("up".into())),
+            ),
+            (
+                "leaderElection.renewDeadline",
+                Box::new(|c| c.leader_election.renew_deadline = Duration::from_secs(60)),
+            ),
+            (
+                "cpu.capacityWithoutLimit",
+                Box::new(|c| c.cpu.capacity_without_limit = -1.0),
+            ),
+        ];
+        for (field, mutate) in cases {
+            let mut c = Config::default();
+            mutate(&mut c);
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains(field), "expected {field} in {err}");
+        }
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let args = Args::parse_from([
+            "gaia-autoscaler",
+            "--prometheus-url",
+            "http://127.0.0.1:9999",
+            "--interval",
+            "3s",
+            "--no-leader-election",
+        ]);
+        let c = Config::load(&args).unwrap();
+        assert_eq!(c.prometheus.url, "http://127.0.0.1:9999");
+        assert_eq!(c.interval, Duration::from_secs(3));
+        assert!(!c.leader_election.enabled);
+    }
+}

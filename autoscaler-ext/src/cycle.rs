@@ -1,0 +1,539 @@
+//! One decision cycle: observe every revision at once, decide for every Service, act.
+//!
+//! The cycle is generic over where observations come from ([`Observe`]) and how decisions are
+//! carried out ([`Actuator`]), so the same code runs in the controller, in the benchmark (real
+//! Prometheus, counting actuator) and in tests.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use gaia_contract::Placement;
+use jiff::Timestamp;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+use crate::act::Actuator;
+use crate::cluster::gpu::GpuPool;
+use crate::cluster::nodes::NodeInfo;
+use crate::cluster::pods::PodInfo;
+use crate::cluster::service::ManagedService;
+use crate::config::Config;
+use crate::observe::{revision_stats, Observe, RawObservations, RevisionKey};
+use crate::policy::{self, Decision, GpuAvailability, Hold, PolicyConfig, Rollout, ServiceState};
+use crate::time::{add, secs_between};
+
+/// What the API said, at the start of the cycle.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub services: Vec<Arc<ManagedService>>,
+    pub pods: Vec<Arc<PodInfo>>,
+    pub nodes: Vec<Arc<NodeInfo>>,
+}
+
+/// The parts of the configuration a cycle reads.
+#[derive(Debug, Clone)]
+pub struct CycleSettings {
+    pub policy: PolicyConfig,
+    pub default_slo: Duration,
+    pub gpus_per_pod: u32,
+    pub cpu_capacity_without_limit: f64,
+    /// Warnings (no GPU, unreadable annotations) for one Service at most this often.
+    pub warn_every: Duration,
+    /// API writes in flight at once.
+    pub concurrency: usize,
+}
+
+impl CycleSettings {
+    pub fn from_config(c: &Config) -> Self {
+        CycleSettings {
+            policy: c.policy.clone(),
+            default_slo: c.default_slo,
+            gpus_per_pod: c.gpus_per_pod(),
+            cpu_capacity_without_limit: c.cpu.capacity_without_limit,
+            warn_every: c.no_gpu_event_every,
+            concurrency: 8,
+        }
+    }
+}
+
+/// What happened in one cycle (for metrics and logs).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CycleReport {
+    /// Services carrying `gaia.dev/mode`.
+    pub services: usize,
+    /// Decisions by kind (`hold`, `promote`, ...).
+    pub decisions: BTreeMap<&'static str, u64>,
+    /// Holds by reason.
+    pub holds: BTreeMap<&'static str, u64>,
+    /// HTTP queries sent to Prometheus.
+    pub prometheus_queries: u32,
+    /// Set when Prometheus failed (every Service held).
+    pub prometheus_error: Option<String>,
+    /// Decisions that could not be carried out.
+    pub act_errors: u64,
+    /// Free GPUs at the start of the cycle.
+    pub gpu: GpuAvailability,
+    pub duration: Duration,
+}
+
+type ServiceKey = (String, String);
+
+/// State carried from cycle to cycle, in memory only (see [`crate::policy`] for why that is
+/// safe to lose).
+#[derive(Debug)]
+pub struct Cycle {
+    settings: CycleSettings,
+    streaks: HashMap<ServiceKey, u32>,
+    /// GPUs promised to promotions whose revision is not settled yet.
+    reservations: HashMap<ServiceKey, (u32, Timestamp)>,
+    last_warning: HashMap<(ServiceKey, &'static str), Timestamp>,
+}
+
+impl Cycle {
+    pub fn new(settings: CycleSettings) -> Self {
+        Cycle {
+            settings,
+            streaks: HashMap::new(),
+            reservations: HashMap::new(),
+            last_warning: HashMap::new(),
+        }
+    }
+
+    /// Runs one cycle. `at`: Prometheus evaluation time (`None`: now).
+    pub async fn run<O: Observe, A: Actuator>(
+        &mut self,
+        snap: &Snapshot,
+        observer: &O,
+        actuator: &A,
+        now: Timestamp,
+        at: Option<i64>,
+    ) -> CycleReport {
+        let started = Instant::now();
+        let mut report = CycleReport {
+            services: snap.services.len(),
+            ..CycleReport::default()
+        };
+        let raw: Option<RawObservations> = match observer.observe(at).await {
+            Ok(raw) => {
+                report.prometheus_queries = raw.queries;
+                Some(raw)
+            }
+            Err(e) => {
+                warn!(error = %e, "Prometheus failed: holding every Service this cycle");
+                report.prometheus_error = Some(e.to_string());
+                None
+            }
+        };
+
+        let mut pods_by_revision: HashMap<RevisionKey, Vec<&PodInfo>> = HashMap::new();
+        for p in &snap.pods {
+            if let Some(rev) = &p.revision {
+                pods_by_revision
+                    .entry(RevisionKey::new(&p.namespace, rev))
+                    .or_default()
+                    .push(p);
+            }
+        }
+
+        // Reservations end when the revision settled (its pods now count) or timed out.
+        let by_key: HashMap<ServiceKey, &Arc<ManagedService>> = snap
+            .services
+            .iter()
+            .map(|s| ((s.namespace.clone(), s.name.clone()), s))
+            .collect();
+        self.reservations.retain(|k, (_, until)| {
+            now < *until
+                && by_key.get(k).is_some_and(|s| {
+                    !(s.rollout == Rollout::Settled && s.placement == Placement::Gpu)
+                })
+        });
+        let reserved: Vec<u32> = self.reservations.values().map(|(g, _)| *g).collect();
+        let nodes: Vec<&NodeInfo> = snap.nodes.iter().map(|n| n.as_ref()).collect();
+        let pods: Vec<&PodInfo> = snap.pods.iter().map(|p| p.as_ref()).collect();
+        let mut pool = GpuPool::new(&nodes, &pods, &reserved);
+        report.gpu = pool.availability();
+
+        // Decide, Service by Service, in a stable order (GPU contention resolves the same way).
+        let mut order: Vec<&Arc<ManagedService>> = snap.services.iter().collect();
+        order.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        let mut actions: Vec<(Arc<ManagedService>, Decision)> = Vec::new();
+        let mut warnings: Vec<(Arc<ManagedService>, &'static str, String)> = Vec::new();
+        for svc in order {
+            let key = (svc.namespace.clone(), svc.name.clone());
+            let (decision, streak) = self.decide_one(
+                svc,
+                raw.as_ref(),
+                &pods_by_revision,
+                &pool,
+                now,
+                &mut warnings,
+            );
+            *report.decisions.entry(decision.kind()).or_default() += 1;
+            if let Decision::Hold(h) = &decision {
+                *report.holds.entry(h.as_str()).or_default() += 1;
+            }
+            if streak > 0 {
+                self.streaks.insert(key.clone(), streak);
+            } else {
+                self.streaks.remove(&key);
+            }
+            match &decision {
+                Decision::Hold(_) => {
+                    debug!(namespace = %svc.namespace, name = %svc.name, decision = decision.kind(),
+                           streak, "hold");
+                    continue;
+                }
+                Decision::Move(m) if m.to == Placement::Gpu => {
+                    let per_pod = self.settings.gpus_per_pod;
+                    for _ in 0..svc.min_scale.max(1) {
+                        pool.take(per_pod);
+                    }
+                    self.reservations.insert(
+                        key.clone(),
+                        (
+                            per_pod.saturating_mul(svc.min_scale.max(1)),
+                            add(now, self.settings.policy.rollout_timeout),
+                        ),
+                    );
+                }
+                Decision::NoGpu { .. } if !self.may_warn(&key, "NoGpu", now) => continue,
+                _ => {}
+            }
+            info!(namespace = %svc.namespace, name = %svc.name, decision = decision.kind(),
+                  note = decision_note(&decision), "decided");
+            actions.push((svc.clone(), decision));
+        }
+
+        // Act, a few Services at a time.
+        let errors = futures::stream::iter(actions)
+            .map(|(svc, decision)| {
+                let span = info_span!("act", namespace = %svc.namespace, name = %svc.name);
+                async move {
+                    let result = actuator.act(&svc, &decision).await;
+                    if let Err(e) = &result {
+                        warn!(error = %e, decision = decision.kind(), "could not act");
+                    }
+                    (svc, decision, result.is_err())
+                }
+                .instrument(span)
+            })
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .collect::<Vec<_>>()
+            .await;
+        for (svc, decision, failed) in errors {
+            if failed {
+                report.act_errors += 1;
+                if matches!(&decision, Decision::Move(m) if m.to == Placement::Gpu) {
+                    self.reservations
+                        .remove(&(svc.namespace.clone(), svc.name.clone()));
+                }
+            }
+        }
+        for (svc, reason, note) in warnings {
+            if let Err(e) = actuator.warn(&svc, reason, note).await {
+                warn!(namespace = %svc.namespace, name = %svc.name, error = %e, "warning Event not recorded");
+            }
+        }
+
+        // Forget Services that are gone.
+        self.streaks.retain(|k, _| by_key.contains_key(k));
+        self.last_warning.retain(|(k, _), _| by_key.contains_key(k));
+        report.duration = started.elapsed();
+        report
+    }
+
+    fn may_warn(&mut self, key: &ServiceKey, what: &'static str, now: Timestamp) -> bool {
+        let every = self.settings.warn_every.as_secs_f64();
+        let slot = (key.clone(), what);
+        match self.last_warning.get(&slot) {
+            Some(last) if secs_between(*last, now) < every => false,
+            _ => {
+                self.last_warning.insert(slot, now);
+                true
+            }
+        }
+    }
+
+    /// Builds the policy's inputs for one Service and asks it.
+    fn decide_one(
+        &mut self,
+        svc: &ManagedService,
+        raw: Option<&RawObservations>,
+        pods_by_revision: &HashMap<RevisionKey, Vec<&PodInfo>>,
+        pool: &GpuPool,
+        now: Timestamp,
+        warnings: &mut Vec<(Arc<ManagedService>, &'static str, String)>,
+    ) -> (Decision, u32) {
+        let key = (svc.namespace.clone(), svc.name.clone());
+        let mut warn_once = |this: &mut Self, reason: &'static str, note: String| {
+            if this.may_warn(&key, reason, now) {
+                warn!(namespace = %svc.namespace, name = %svc.name, %note, "cannot manage");
+                warnings.push((Arc::new(svc.clone()), reason, note));
+            }
+        };
+        let mode = match &svc.mode {
+            Ok(m) => *m,
+            Err(text) => {
+                warn_once(
+                    self,
+                    "InvalidMode",
+                    format!(
+                        "gaia.dev/mode {text:?} is not cpu, cpu_preferred, gpu_preferred or gpu"
+                    ),
+                );
+                return (Decision::Hold(Hold::Pinned), 0);
+            }
+        };
+        if mode.is_pinned() {
+            return (Decision::Hold(Hold::Pinned), 0);
+        }
+        let observed = match &svc.observed {
+            Ok(o) => o.clone(),
+            Err(e) => {
+                warn_once(self, "InvalidObserved", format!("gaia.dev/observed is unreadable ({e}); not moving it until fixed or removed"));
+                return (Decision::Hold(Hold::MetricsUnavailable), 0);
+            }
+        };
+        let slo = match &svc.slo {
+            None => self.settings.default_slo,
+            Some(Ok(d)) => *d,
+            Some(Err(text)) => {
+                warn_once(self, "InvalidLatencySlo", format!("gaia.dev/latency-slo {text:?} is not a latency such as 500ms; not moving it until fixed"));
+                return (Decision::Hold(Hold::NoLatencyData), 0);
+            }
+        };
+        let state = ServiceState {
+            mode,
+            placement: svc.placement,
+            rollout: svc.rollout,
+            slo,
+            observed,
+            gpus_needed: self.settings.gpus_per_pod,
+            gpu_pods: svc.min_scale.max(1),
+            violation_streak: self.streaks.get(&key).copied().unwrap_or(0),
+        };
+        let stats = raw.map(|raw| match &svc.serving_revision {
+            Some(rev) => {
+                let rk = RevisionKey::new(&svc.namespace, rev);
+                let pods = pods_by_revision.get(&rk).map(Vec::as_slice).unwrap_or(&[]);
+                revision_stats(raw, &rk, pods, self.settings.cpu_capacity_without_limit)
+            }
+            None => Default::default(),
+        });
+        let out = policy::decide(
+            &state,
+            stats.as_ref(),
+            pool.availability(),
+            &self.settings.policy,
+            now,
+        );
+        (out.decision, out.violation_streak)
+    }
+}
+
+fn decision_note(d: &Decision) -> &str {
+    match d {
+        Decision::Hold(h) => h.as_str(),
+        Decision::Move(m) => &m.note,
+        Decision::Remember { note, .. } | Decision::NoGpu { note, .. } => note,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::PodKey;
+    use crate::Error;
+    use serde_json::json;
+    use std::sync::Mutex;
+
+    struct Table(Result<RawObservations, String>);
+
+    impl Observe for Table {
+        async fn observe(&self, _at: Option<i64>) -> Result<RawObservations, Error> {
+            self.0.clone().map_err(|message| Error::Prometheus {
+                query: "test",
+                message,
+            })
+        }
+    }
+
+    #[derive(Default)]
+    struct Recording(Mutex<Vec<(String, &'static str)>>);
+
+    impl Actuator for Recording {
+        async fn act(&self, svc: &ManagedService, d: &Decision) -> Result<(), Error> {
+            self.0.lock().unwrap().push((svc.name.clone(), d.kind()));
+            Ok(())
+        }
+        async fn warn(
+            &self,
+            svc: &ManagedService,
+            reason: &'static str,
+            _: String,
+        ) -> Result<(), Error> {
+            self.0.lock().unwrap().push((svc.name.clone(), reason));
+            Ok(())
+        }
+    }
+
+    fn svc(name: &str, mode: &str) -> Arc<ManagedService> {
+        let v = json!({
+            "metadata": {"name": name, "namespace": "ns", "generation": 1, "resourceVersion": "1",
+                         "annotations": {"gaia.dev/mode": mode}},
+            "spec": {"template": {"metadata": {"annotations": {"gaia.dev/placement": "cpu"}},
+                                  "spec": {"containers": [{"image": "x"}]}}},
+            "status": {"observedGeneration": 1, "latestCreatedRevisionName": format!("{name}-1"),
+                       "latestReadyRevisionName": format!("{name}-1")}
+        });
+        Arc::new(ManagedService::from_value(v, "nvidia.com/gpu").unwrap())
+    }
+
+    fn pod(rev: &str) -> Arc<PodInfo> {
+        Arc::new(PodInfo {
+            namespace: "ns".into(),
+            name: format!("{rev}-pod"),
+            node: Some("cpu-1".into()),
+            revision: Some(rev.into()),
+            gpus: 0,
+            cpu_capacity: Some(1.0),
+        })
+    }
+
+    fn slow_and_busy(names: &[&str]) -> RawObservations {
+        let mut raw = RawObservations {
+            queries: 6,
+            ..Default::default()
+        };
+        for n in names {
+            let rev = RevisionKey::new("ns", format!("{n}-1"));
+            raw.p95_short_ms.insert(rev.clone(), 3000.0);
+            raw.p95_long_ms.insert(rev.clone(), 3000.0);
+            raw.rps_short.insert(rev.clone(), 5.0);
+            raw.rps_long.insert(rev.clone(), 5.0);
+            raw.mean_latency_ms.insert(rev.clone(), 2500.0);
+            raw.cpu_cores
+                .insert(PodKey::new("ns", format!("{n}-1-pod")), 0.95);
+        }
+        raw
+    }
+
+    fn settings() -> CycleSettings {
+        CycleSettings::from_config(&Config::default())
+    }
+
+    #[tokio::test]
+    async fn the_last_gpu_goes_to_one_service_and_the_other_is_told() {
+        let snap = Snapshot {
+            services: vec![
+                svc("a", "cpu_preferred"),
+                svc("b", "cpu_preferred"),
+                svc("c", "cpu"),
+            ],
+            pods: vec![pod("a-1"), pod("b-1"), pod("c-1")],
+            nodes: vec![Arc::new(NodeInfo {
+                name: "gpu-1".into(),
+                gpus_allocatable: 1,
+                schedulable: true,
+            })],
+        };
+        let observer = Table(Ok(slow_and_busy(&["a", "b", "c"])));
+        let act = Recording::default();
+        let mut cycle = Cycle::new(settings());
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let r1 = cycle.run(&snap, &observer, &act, t0, None).await;
+        assert_eq!(r1.holds.get("sustaining"), Some(&2));
+        assert_eq!(r1.holds.get("pinned"), Some(&1));
+        let r2 = cycle
+            .run(
+                &snap,
+                &observer,
+                &act,
+                add(t0, Duration::from_secs(10)),
+                None,
+            )
+            .await;
+        assert_eq!(r2.decisions.get("promote"), Some(&1));
+        assert_eq!(r2.decisions.get("no_gpu"), Some(&1));
+        assert_eq!(r2.prometheus_queries, 6);
+        let acted = act.0.lock().unwrap().clone();
+        assert_eq!(
+            acted,
+            vec![("a".to_string(), "promote"), ("b".to_string(), "no_gpu")]
+        );
+        // next cycle: the reservation keeps the GPU taken; the no-GPU warning is not repeated
+        let r3 = cycle
+            .run(
+                &snap,
+                &observer,
+                &act,
+                add(t0, Duration::from_secs(20)),
+                None,
+            )
+            .await;
+        assert_eq!(r3.gpu.free_total, 0);
+        assert_eq!(
+            act.0.lock().unwrap().len(),
+            2,
+            "{:?}",
+            act.0.lock().unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn prometheus_down_holds_everything_and_resets_streaks() {
+        let snap = Snapshot {
+            services: vec![svc("a", "cpu_preferred")],
+            pods: vec![pod("a-1")],
+            nodes: vec![],
+        };
+        let act = Recording::default();
+        let mut cycle = Cycle::new(settings());
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        cycle
+            .run(&snap, &Table(Ok(slow_and_busy(&["a"]))), &act, t0, None)
+            .await;
+        let r = cycle
+            .run(
+                &snap,
+                &Table(Err("connection refused".into())),
+                &act,
+                add(t0, Duration::from_secs(10)),
+                None,
+            )
+            .await;
+        assert!(r.prometheus_error.is_some());
+        assert_eq!(r.holds.get("metrics_unavailable"), Some(&1));
+        assert!(act.0.lock().unwrap().is_empty());
+        assert!(cycle.streaks.is_empty());
+    }
+
+    #[tokio::test]
+    async fn unreadable_annotations_warn_once_and_hold() {
+        let mut bad = (*svc("a", "cpu_preferred")).clone();
+        bad.slo = Some(Err("fast".into()));
+        let snap = Snapshot {
+            services: vec![Arc::new(bad)],
+            ..Snapshot::default()
+        };
+        let act = Recording::default();
+        let mut cycle = Cycle::new(settings());
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        for i in 0..3 {
+            cycle
+                .run(
+                    &snap,
+                    &Table(Ok(slow_and_busy(&["a"]))),
+                    &act,
+                    add(t0, Duration::from_secs(10 * i)),
+                    None,
+                )
+                .await;
+        }
+        assert_eq!(
+            act.0.lock().unwrap().clone(),
+            vec![("a".to_string(), "InvalidLatencySlo")]
+        );
+    }
+}

@@ -1,0 +1,146 @@
+//! What Prometheus says about revisions, in a constant number of batched queries per cycle.
+//!
+//! [`queries`] holds the PromQL templates (defaults for both Knative metric generations, every
+//! one replaceable from the config); [`prometheus`] sends them, one query per metric per cycle
+//! for all revisions at once, and keys the answers by revision; [`revision_stats`] joins the
+//! answers for one revision with its pods (CPU use is per pod in cAdvisor and is summed over the
+//! revision's pods, which the API names).
+
+pub mod prometheus;
+pub mod queries;
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use crate::cluster::pods::PodInfo;
+use crate::policy::{CpuUse, RevisionStats};
+use crate::Error;
+
+/// A revision, as Prometheus labels and the API both name it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RevisionKey {
+    pub namespace: String,
+    pub revision: String,
+}
+
+impl RevisionKey {
+    pub fn new(namespace: impl Into<String>, revision: impl Into<String>) -> Self {
+        RevisionKey {
+            namespace: namespace.into(),
+            revision: revision.into(),
+        }
+    }
+}
+
+/// A pod, as cAdvisor labels it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PodKey {
+    pub namespace: String,
+    pub pod: String,
+}
+
+impl PodKey {
+    pub fn new(namespace: impl Into<String>, pod: impl Into<String>) -> Self {
+        PodKey {
+            namespace: namespace.into(),
+            pod: pod.into(),
+        }
+    }
+}
+
+/// One cycle's answers, for every revision Prometheus knows. Latencies are in milliseconds
+/// whatever unit the metric uses. Series whose value is NaN or infinite (a quantile over no
+/// requests, a mean over none) are left out: they are missing data.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawObservations {
+    pub p95_short_ms: HashMap<RevisionKey, f64>,
+    pub p95_long_ms: HashMap<RevisionKey, f64>,
+    pub rps_short: HashMap<RevisionKey, f64>,
+    pub rps_long: HashMap<RevisionKey, f64>,
+    pub mean_latency_ms: HashMap<RevisionKey, f64>,
+    /// CPU cores used, per pod (user container only).
+    pub cpu_cores: HashMap<PodKey, f64>,
+    /// HTTP queries this observation cost.
+    pub queries: u32,
+}
+
+/// Something that observes all revisions at once: Prometheus in production, a table in tests.
+pub trait Observe {
+    /// `at`: evaluation time (Unix seconds); `None` means now.
+    fn observe(
+        &self,
+        at: Option<i64>,
+    ) -> impl Future<Output = Result<RawObservations, Error>> + Send;
+}
+
+/// Joins the answers for one revision with its pods.
+///
+/// CPU use is the sum over the revision's pods that have a CPU series, measured against the sum
+/// of the same pods' capacity (limit, else request, else `capacity_without_limit`). No pod with
+/// a series: no CPU figure (and so no promotion).
+pub fn revision_stats(
+    raw: &RawObservations,
+    key: &RevisionKey,
+    pods: &[&PodInfo],
+    capacity_without_limit: f64,
+) -> RevisionStats {
+    let mut cores = 0.0;
+    let mut capacity = 0.0;
+    let mut measured = 0;
+    for pod in pods {
+        if let Some(c) = raw.cpu_cores.get(&PodKey::new(&pod.namespace, &pod.name)) {
+            cores += c;
+            capacity += pod.cpu_capacity.unwrap_or(capacity_without_limit);
+            measured += 1;
+        }
+    }
+    RevisionStats {
+        p95_short_ms: raw.p95_short_ms.get(key).copied(),
+        p95_long_ms: raw.p95_long_ms.get(key).copied(),
+        rps_short: raw.rps_short.get(key).copied(),
+        rps_long: raw.rps_long.get(key).copied(),
+        mean_latency_ms: raw.mean_latency_ms.get(key).copied(),
+        cpu: (measured > 0).then_some(CpuUse { cores, capacity }),
+        pods: pods.len() as u32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(name: &str, cpu: Option<f64>) -> PodInfo {
+        PodInfo {
+            namespace: "ns".into(),
+            name: name.into(),
+            node: Some("n".into()),
+            revision: Some("f-00001".into()),
+            gpus: 0,
+            cpu_capacity: cpu,
+        }
+    }
+
+    #[test]
+    fn cpu_is_summed_over_the_revisions_pods_that_have_series() {
+        let key = RevisionKey::new("ns", "f-00001");
+        let mut raw = RawObservations::default();
+        raw.p95_short_ms.insert(key.clone(), 800.0);
+        raw.cpu_cores.insert(PodKey::new("ns", "a"), 0.9);
+        raw.cpu_cores.insert(PodKey::new("ns", "b"), 0.5);
+        raw.cpu_cores.insert(PodKey::new("other", "a"), 7.0);
+        let (a, b, c) = (pod("a", Some(1.0)), pod("b", None), pod("c", Some(4.0)));
+        let s = revision_stats(&raw, &key, &[&a, &b, &c], 2.0);
+        assert_eq!(s.p95_short_ms, Some(800.0));
+        assert_eq!(s.p95_long_ms, None);
+        assert_eq!(
+            s.cpu,
+            Some(CpuUse {
+                cores: 1.4,
+                capacity: 3.0
+            })
+        );
+        assert_eq!(s.pods, 3);
+        let s = revision_stats(&raw, &key, &[&c], 2.0);
+        assert_eq!(s.cpu, None);
+    }
+}

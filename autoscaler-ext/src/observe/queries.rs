@@ -1,0 +1,241 @@
+//! PromQL templates. `{window}` is replaced by a range (`1m`, `5m`).
+//!
+//! Defaults exist for both Knative metric generations (see docs/autoscaler.md):
+//!
+//! - `opencensus` (Knative up to 1.18): queue-proxy `revision_app_request_latencies_*` in
+//!   milliseconds, revision identity in the labels `namespace_name`, `revision_name`.
+//! - `opentelemetry` (Knative 1.19 and later): queue-proxy
+//!   `kn_serving_invocation_duration_seconds_*` in seconds. Its revision identity is an
+//!   OpenTelemetry *resource* attribute, which the Prometheus exporter puts on `target_info`,
+//!   not on the series; the default templates join it in with
+//!   `* on (job, instance) group_left (k8s_namespace_name, kn_revision_name) target_info`.
+//!   Where scrape relabeling already puts the revision on every series, override the templates
+//!   and the label names (docs/autoscaler.md shows how).
+//!
+//! CPU comes from cAdvisor, per pod of the user container; pods are mapped to revisions with
+//! the API's pod labels, so no kube-state-metrics is needed.
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::format_duration;
+use crate::Error;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Generation {
+    /// Knative up to 1.18.
+    OpenCensus,
+    /// Knative 1.19 and later.
+    OpenTelemetry,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LatencyUnit {
+    #[serde(rename = "ms")]
+    Milliseconds,
+    #[serde(rename = "s")]
+    Seconds,
+}
+
+impl LatencyUnit {
+    pub fn to_ms(self, v: f64) -> f64 {
+        match self {
+            LatencyUnit::Milliseconds => v,
+            LatencyUnit::Seconds => v * 1e3,
+        }
+    }
+}
+
+/// Optional replacements for the defaults of the chosen generation.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct QueryOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_p95: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_rate: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_mean: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_usage: Option<String>,
+    /// Label holding the namespace in the latency and rate answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace_label: Option<String>,
+    /// Label holding the revision name in the latency and rate answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision_label: Option<String>,
+    /// Unit of the latency answers (`ms` or `s`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_unit: Option<LatencyUnit>,
+    /// Labels holding namespace and pod name in the CPU answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_namespace_label: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pod_label: Option<String>,
+}
+
+/// The templates and label names actually used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuerySet {
+    pub latency_p95: String,
+    pub request_rate: String,
+    pub latency_mean: String,
+    pub cpu_usage: String,
+    pub namespace_label: String,
+    pub revision_label: String,
+    pub latency_unit: LatencyUnit,
+    pub pod_namespace_label: String,
+    pub pod_label: String,
+}
+
+const OTEL_JOIN: &str =
+    "* on (job, instance) group_left (k8s_namespace_name, kn_revision_name) target_info";
+
+impl QuerySet {
+    /// The defaults of `generation`, with `overrides` applied. `container` is the user
+    /// container's name in cAdvisor series.
+    pub fn new(generation: Generation, overrides: &QueryOverrides, container: &str) -> QuerySet {
+        let (p95, rate, mean, ns, rev, unit) = match generation {
+            Generation::OpenCensus => {
+                let by = "namespace_name, revision_name";
+                let m = "revision_app_request_latencies";
+                (
+                    format!("histogram_quantile(0.95, sum by ({by}, le) (rate({m}_bucket[{{window}}])))"),
+                    format!("sum by ({by}) (rate({m}_count[{{window}}]))"),
+                    format!(
+                        "sum by ({by}) (rate({m}_sum[{{window}}])) / sum by ({by}) (rate({m}_count[{{window}}]))"
+                    ),
+                    "namespace_name",
+                    "revision_name",
+                    LatencyUnit::Milliseconds,
+                )
+            }
+            Generation::OpenTelemetry => {
+                let by = "k8s_namespace_name, kn_revision_name";
+                let m = "kn_serving_invocation_duration_seconds";
+                (
+                    format!(
+                        "histogram_quantile(0.95, sum by ({by}, le) (rate({m}_bucket[{{window}}]) {OTEL_JOIN}))"
+                    ),
+                    format!("sum by ({by}) (rate({m}_count[{{window}}]) {OTEL_JOIN})"),
+                    format!(
+                        "sum by ({by}) (rate({m}_sum[{{window}}]) {OTEL_JOIN}) / sum by ({by}) (rate({m}_count[{{window}}]) {OTEL_JOIN})"
+                    ),
+                    "k8s_namespace_name",
+                    "kn_revision_name",
+                    LatencyUnit::Seconds,
+                )
+            }
+        };
+        let cpu = format!(
+            "sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{{container=\"{}\"}}[{{window}}]))",
+            container.replace('\\', "\\\\").replace('"', "\\\"")
+        );
+        let o = overrides;
+        let pick = |over: &Option<String>, default: String| over.clone().unwrap_or(default);
+        QuerySet {
+            latency_p95: pick(&o.latency_p95, p95),
+            request_rate: pick(&o.request_rate, rate),
+            latency_mean: pick(&o.latency_mean, mean),
+            cpu_usage: pick(&o.cpu_usage, cpu),
+            namespace_label: pick(&o.namespace_label, ns.into()),
+            revision_label: pick(&o.revision_label, rev.into()),
+            latency_unit: o.latency_unit.unwrap_or(unit),
+            pod_namespace_label: pick(&o.pod_namespace_label, "namespace".into()),
+            pod_label: pick(&o.pod_label, "pod".into()),
+        }
+    }
+
+    /// Replaces `{window}` by the range.
+    pub fn render(template: &str, window: std::time::Duration) -> String {
+        template.replace("{window}", &format_duration(window))
+    }
+
+    /// Every template must have a `{window}`; label names must look like labels.
+    pub fn validate(&self) -> Result<(), Error> {
+        for (field, t) in [
+            ("prometheus.queries.latencyP95", &self.latency_p95),
+            ("prometheus.queries.requestRate", &self.request_rate),
+            ("prometheus.queries.latencyMean", &self.latency_mean),
+            ("prometheus.queries.cpuUsage", &self.cpu_usage),
+        ] {
+            if !t.contains("{window}") {
+                return Err(Error::config(
+                    field,
+                    "the template has no {window} placeholder",
+                ));
+            }
+        }
+        for (field, l) in [
+            ("prometheus.queries.namespaceLabel", &self.namespace_label),
+            ("prometheus.queries.revisionLabel", &self.revision_label),
+            (
+                "prometheus.queries.podNamespaceLabel",
+                &self.pod_namespace_label,
+            ),
+            ("prometheus.queries.podLabel", &self.pod_label),
+        ] {
+            let ok = !l.is_empty()
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !l.starts_with(|c: char| c.is_ascii_digit());
+            if !ok {
+                return Err(Error::config(field, format!("{l:?} is not a label name")));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn defaults_name_the_right_metrics_and_units() {
+        let oc = QuerySet::new(
+            Generation::OpenCensus,
+            &QueryOverrides::default(),
+            "user-container",
+        );
+        assert!(oc
+            .latency_p95
+            .contains("revision_app_request_latencies_bucket"));
+        assert_eq!(oc.latency_unit, LatencyUnit::Milliseconds);
+        assert_eq!(oc.revision_label, "revision_name");
+        let otel = QuerySet::new(
+            Generation::OpenTelemetry,
+            &QueryOverrides::default(),
+            "user-container",
+        );
+        assert!(otel
+            .latency_p95
+            .contains("kn_serving_invocation_duration_seconds_bucket"));
+        assert!(otel.latency_p95.contains("target_info"));
+        assert_eq!(otel.latency_unit, LatencyUnit::Seconds);
+        assert!(otel.cpu_usage.contains("container=\"user-container\""));
+        oc.validate().unwrap();
+        otel.validate().unwrap();
+        assert_eq!(
+            QuerySet::render("rate(x[{window}])", Duration::from_secs(90)),
+            "rate(x[90s])"
+        );
+    }
+
+    #[test]
+    fn overrides_replace_defaults() {
+        let o = QueryOverrides {
+            revision_label: Some("revision".into()),
+            latency_unit: Some(LatencyUnit::Milliseconds),
+            ..Default::default()
+        };
+        let q = QuerySet::new(Generation::OpenTelemetry, &o, "user-container");
+        assert_eq!(q.revision_label, "revision");
+        assert_eq!(q.latency_unit, LatencyUnit::Milliseconds);
+        let bad = QuerySet {
+            pod_label: "pod-name".into(),
+            ..q
+        };
+        assert!(bad.validate().unwrap_err().to_string().contains("podLabel"));
+    }
+}
