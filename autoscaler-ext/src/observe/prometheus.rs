@@ -1,6 +1,7 @@
 //! The Prometheus side: six instant queries per cycle, sent concurrently, whatever the number
-//! of Services — p95 over the short and the long window, request rate over both, mean latency
-//! and CPU use over the short window. Each answer is a vector with one sample per revision (or
+//! of Services — p95 over the short and the long window, request rate over both, the rate of
+//! the latency sum (mean latency = sum rate / request rate, computed here) and CPU use over the
+//! short window. Each answer is a vector with one sample per revision (or
 //! per pod for CPU), keyed here by its labels.
 //!
 //! Any failed query fails the whole observation: the cycle then holds every Service.
@@ -59,7 +60,10 @@ impl PromObserver {
             ("p95_long", QuerySet::render(&q.latency_p95, self.long)),
             ("rps_short", QuerySet::render(&q.request_rate, self.short)),
             ("rps_long", QuerySet::render(&q.request_rate, self.long)),
-            ("mean_short", QuerySet::render(&q.latency_mean, self.short)),
+            (
+                "sum_rate_short",
+                QuerySet::render(&q.latency_sum_rate, self.short),
+            ),
             ("cpu_short", QuerySet::render(&q.cpu_usage, self.short)),
         ]
     }
@@ -106,7 +110,7 @@ impl Observe for PromObserver {
     async fn observe(&self, at: Option<i64>) -> Result<RawObservations, Error> {
         let q = &self.queries;
         let [(n1, q1), (n2, q2), (n3, q3), (n4, q4), (n5, q5), (n6, q6)] = self.rendered();
-        let (p95_short, p95_long, rps_short, rps_long, mean, cpu) = futures::try_join!(
+        let (p95_short, p95_long, rps_short, rps_long, sum_rate, cpu) = futures::try_join!(
             self.vector(n1, q1, at),
             self.vector(n2, q2, at),
             self.vector(n3, q3, at),
@@ -127,12 +131,20 @@ impl Observe for PromObserver {
             ))
         };
         let unit = q.latency_unit;
+        let rps_short = keyed(rps_short, rev, |v| v);
+        let mean_latency_ms = keyed(sum_rate, rev, |v| unit.to_ms(v))
+            .into_iter()
+            .filter_map(|(k, sum)| {
+                let rate = *rps_short.get(&k)?;
+                (rate > 0.0).then(|| (k, sum / rate))
+            })
+            .collect();
         Ok(RawObservations {
             p95_short_ms: keyed(p95_short, rev, |v| unit.to_ms(v)),
             p95_long_ms: keyed(p95_long, rev, |v| unit.to_ms(v)),
-            rps_short: keyed(rps_short, rev, |v| v),
+            rps_short,
             rps_long: keyed(rps_long, rev, |v| v),
-            mean_latency_ms: keyed(mean, rev, |v| unit.to_ms(v)),
+            mean_latency_ms,
             cpu_cores: keyed(cpu, pod, |v| v),
             queries: 6,
         })
@@ -160,7 +172,7 @@ fn keyed<K: Hash + Eq>(
 }
 
 /// reqwest is built with rustls but without a bundled crypto provider; use ring, as kube does.
-pub(crate) fn install_crypto_provider() {
+pub fn install_crypto_provider() {
     // Err means one is installed already, which is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
 }

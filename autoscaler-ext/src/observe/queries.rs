@@ -55,7 +55,7 @@ pub struct QueryOverrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_rate: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub latency_mean: Option<String>,
+    pub latency_sum_rate: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpu_usage: Option<String>,
     /// Label holding the namespace in the latency and rate answers.
@@ -79,7 +79,7 @@ pub struct QueryOverrides {
 pub struct QuerySet {
     pub latency_p95: String,
     pub request_rate: String,
-    pub latency_mean: String,
+    pub latency_sum_rate: String,
     pub cpu_usage: String,
     pub namespace_label: String,
     pub revision_label: String,
@@ -95,16 +95,14 @@ impl QuerySet {
     /// The defaults of `generation`, with `overrides` applied. `container` is the user
     /// container's name in cAdvisor series.
     pub fn new(generation: Generation, overrides: &QueryOverrides, container: &str) -> QuerySet {
-        let (p95, rate, mean, ns, rev, unit) = match generation {
+        let (p95, rate, sum_rate, ns, rev, unit) = match generation {
             Generation::OpenCensus => {
                 let by = "namespace_name, revision_name";
                 let m = "revision_app_request_latencies";
                 (
                     format!("histogram_quantile(0.95, sum by ({by}, le) (rate({m}_bucket[{{window}}])))"),
                     format!("sum by ({by}) (rate({m}_count[{{window}}]))"),
-                    format!(
-                        "sum by ({by}) (rate({m}_sum[{{window}}])) / sum by ({by}) (rate({m}_count[{{window}}]))"
-                    ),
+                    format!("sum by ({by}) (rate({m}_sum[{{window}}]))"),
                     "namespace_name",
                     "revision_name",
                     LatencyUnit::Milliseconds,
@@ -118,9 +116,7 @@ impl QuerySet {
                         "histogram_quantile(0.95, sum by ({by}, le) (rate({m}_bucket[{{window}}]) {OTEL_JOIN}))"
                     ),
                     format!("sum by ({by}) (rate({m}_count[{{window}}]) {OTEL_JOIN})"),
-                    format!(
-                        "sum by ({by}) (rate({m}_sum[{{window}}]) {OTEL_JOIN}) / sum by ({by}) (rate({m}_count[{{window}}]) {OTEL_JOIN})"
-                    ),
+                    format!("sum by ({by}) (rate({m}_sum[{{window}}]) {OTEL_JOIN})"),
                     "k8s_namespace_name",
                     "kn_revision_name",
                     LatencyUnit::Seconds,
@@ -136,7 +132,7 @@ impl QuerySet {
         QuerySet {
             latency_p95: pick(&o.latency_p95, p95),
             request_rate: pick(&o.request_rate, rate),
-            latency_mean: pick(&o.latency_mean, mean),
+            latency_sum_rate: pick(&o.latency_sum_rate, sum_rate),
             cpu_usage: pick(&o.cpu_usage, cpu),
             namespace_label: pick(&o.namespace_label, ns.into()),
             revision_label: pick(&o.revision_label, rev.into()),
@@ -156,7 +152,7 @@ impl QuerySet {
         for (field, t) in [
             ("prometheus.queries.latencyP95", &self.latency_p95),
             ("prometheus.queries.requestRate", &self.request_rate),
-            ("prometheus.queries.latencyMean", &self.latency_mean),
+            ("prometheus.queries.latencySumRate", &self.latency_sum_rate),
             ("prometheus.queries.cpuUsage", &self.cpu_usage),
         ] {
             if !t.contains("{window}") {

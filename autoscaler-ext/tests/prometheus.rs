@@ -1,0 +1,305 @@
+//! Integration tests against a real Prometheus (Debian's `prometheus` 2.42, started by the
+//! tests on a free loopback port, fed by backfilling realistic Knative and cAdvisor series).
+//! They fail, never skip, when Prometheus is not installed.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{close, steady, Dataset, Gen, Phase, PromServer, RevisionSeries};
+use gaia_autoscaler::act::Actuator;
+use gaia_autoscaler::cluster::nodes::NodeInfo;
+use gaia_autoscaler::cluster::pods::PodInfo;
+use gaia_autoscaler::cluster::service::ManagedService;
+use gaia_autoscaler::config::Config;
+use gaia_autoscaler::cycle::{Cycle, CycleSettings, Snapshot};
+use gaia_autoscaler::observe::prometheus::PromObserver;
+use gaia_autoscaler::observe::queries::{Generation, QueryOverrides, QuerySet};
+use gaia_autoscaler::observe::{Observe, PodKey, RevisionKey};
+use gaia_autoscaler::policy::Decision;
+use gaia_autoscaler::Error;
+use serde_json::json;
+
+const STEP: i64 = 15;
+const SHORT: i64 = 60;
+const LONG: i64 = 300;
+
+fn revisions() -> Vec<RevisionSeries> {
+    let mut burst = steady("team-b", "burst-00001", 1, 0.9, vec![]);
+    burst.phases = vec![
+        Phase {
+            from: 0,
+            mix: vec![(120.0, 30)],
+        },
+        // the last minute: five times the load, slower
+        Phase {
+            from: 36,
+            mix: vec![(550.0, 140), (2600.0, 10)],
+        },
+    ];
+    vec![
+        // compute-bound on CPU, slow: 2 pods x 2 req/s
+        steady(
+            "team-a",
+            "matmul-00001",
+            2,
+            0.95,
+            vec![(1500.0, 27), (900.0, 3)],
+        ),
+        // the same function on GPU: fast
+        steady(
+            "team-a",
+            "matmul-00002",
+            1,
+            0.4,
+            vec![(55.0, 290), (140.0, 10)],
+        ),
+        // slow because it sleeps: 2 s per request, no CPU
+        steady("team-b", "sleepy-00001", 2, 0.01, vec![(2050.0, 40)]),
+        burst,
+        // deployed, never called
+        steady("team-c", "quiet-00001", 1, 0.0, vec![]),
+    ]
+}
+
+fn dataset() -> Dataset {
+    let now = jiff::Timestamp::now().as_second();
+    Dataset {
+        start: (now / STEP) * STEP - 3600,
+        step: STEP,
+        steps: 40,
+        revisions: revisions(),
+    }
+}
+
+fn observer(url: &str, generation: Generation) -> PromObserver {
+    PromObserver::new(
+        url,
+        Duration::from_secs(10),
+        QuerySet::new(generation, &QueryOverrides::default(), "user-container"),
+        Duration::from_secs(SHORT as u64),
+        Duration::from_secs(LONG as u64),
+    )
+    .expect("observer")
+}
+
+#[tokio::test]
+async fn batched_queries_return_per_revision_values_for_both_generations() {
+    let ds = dataset();
+    let prom = PromServer::start(&ds, &[Gen::OpenCensus, Gen::OpenTelemetry]);
+    for (generation, gen) in [
+        (Generation::OpenCensus, Gen::OpenCensus),
+        (Generation::OpenTelemetry, Gen::OpenTelemetry),
+    ] {
+        let raw = observer(&prom.url, generation)
+            .observe(Some(ds.end()))
+            .await
+            .unwrap_or_else(|e| panic!("{generation:?}: {e}"));
+        assert_eq!(raw.queries, 6, "one query per metric per cycle");
+        let with_traffic = ds.revisions.len() - 1;
+        assert_eq!(
+            raw.p95_short_ms.len(),
+            with_traffic,
+            "{generation:?}: {:?}",
+            raw.p95_short_ms
+        );
+        assert_eq!(raw.rps_short.len(), ds.revisions.len(), "{generation:?}");
+        for r in &ds.revisions {
+            let key = RevisionKey::new(&r.namespace, &r.revision);
+            for (window, p95s, rates) in [
+                (SHORT, &raw.p95_short_ms, &raw.rps_short),
+                (LONG, &raw.p95_long_ms, &raw.rps_long),
+            ] {
+                let want = ds.expected(r, window, gen);
+                let got = p95s.get(&key).copied();
+                match (got, want.p95_ms) {
+                    (Some(g), Some(w)) => assert!(
+                        close(g, w),
+                        "{generation:?} {key:?} p95[{window}s]: got {g}, want {w}"
+                    ),
+                    (None, None) => {}
+                    (g, w) => {
+                        panic!("{generation:?} {key:?} p95[{window}s]: got {g:?}, want {w:?}")
+                    }
+                }
+                let rate = rates.get(&key).copied().unwrap_or(f64::NAN);
+                assert!(
+                    close(rate, want.rps),
+                    "{generation:?} {key:?} rate[{window}s]: got {rate}, want {}",
+                    want.rps
+                );
+            }
+            let want = ds.expected(r, SHORT, gen);
+            match (raw.mean_latency_ms.get(&key), want.mean_ms) {
+                (Some(g), Some(w)) => assert!(
+                    close(*g, w),
+                    "{generation:?} {key:?} mean: got {g}, want {w}"
+                ),
+                (None, None) => {}
+                (g, w) => panic!("{generation:?} {key:?} mean: got {g:?}, want {w:?}"),
+            }
+            for pod in &r.pods {
+                let got = raw
+                    .cpu_cores
+                    .get(&PodKey::new(&r.namespace, &pod.name))
+                    .copied();
+                assert!(
+                    got.is_some_and(|g| close(g, pod.cpu_cores)),
+                    "{key:?} pod {}: cpu {got:?}, want {} (user container only)",
+                    pod.name,
+                    pod.cpu_cores
+                );
+            }
+        }
+        let pods: usize = ds.revisions.iter().map(|r| r.pods.len()).sum();
+        assert_eq!(raw.cpu_cores.len(), pods);
+    }
+
+    // Spot-check the expectations themselves against hand arithmetic, so the test does not
+    // only compare two implementations of the same mistake.
+    let matmul = &ds.revisions[0];
+    let e = ds.expected(matmul, SHORT, Gen::OpenCensus);
+    // 2 pods x 30 requests per 15 s = 4 req/s; 90 % in (1000, 2000] ms, 10 % in (800, 900]:
+    // rank 0.95 x 240 = 228 of which 24 are below 1000 ms -> 1000 + 1000 x (228-24)/216
+    assert!(close(e.rps, 4.0));
+    assert!(close(e.p95_ms.unwrap(), 1000.0 + 1000.0 * 204.0 / 216.0));
+    let burst = &ds.revisions[3];
+    let short = ds.expected(burst, SHORT, Gen::OpenCensus);
+    let long = ds.expected(burst, LONG, Gen::OpenCensus);
+    assert!(close(short.rps, 10.0) && close(long.rps, (16.0 * 30.0 + 4.0 * 150.0) / 300.0));
+    assert!(
+        short.p95_ms.unwrap() > long.p95_ms.unwrap(),
+        "{short:?} {long:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_or_failing_prometheus_is_an_error_never_empty_data() {
+    let mut prom = PromServer::start_empty();
+    // a bad template: Prometheus answers 400
+    let bad = PromObserver::new(
+        &prom.url,
+        Duration::from_secs(5),
+        QuerySet::new(
+            Generation::OpenCensus,
+            &QueryOverrides {
+                latency_p95: Some("histogram_quantile(0.95, rate(x[{window}]".into()),
+                ..QueryOverrides::default()
+            },
+            "user-container",
+        ),
+        Duration::from_secs(60),
+        Duration::from_secs(300),
+    )
+    .unwrap();
+    match bad.observe(None).await {
+        Err(Error::Prometheus { query, .. }) => assert!(query.starts_with("p95")),
+        other => panic!("expected a Prometheus error, got {other:?}"),
+    }
+    // healthy but empty: empty maps, not an error
+    let raw = observer(&prom.url, Generation::OpenTelemetry)
+        .observe(None)
+        .await
+        .unwrap();
+    assert!(raw.p95_short_ms.is_empty() && raw.cpu_cores.is_empty());
+    // down
+    prom.stop();
+    let err = observer(&prom.url, Generation::OpenTelemetry)
+        .observe(None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Prometheus { .. }), "{err}");
+}
+
+#[derive(Default)]
+struct Recording(Mutex<Vec<(String, &'static str)>>);
+
+impl Actuator for Recording {
+    async fn act(&self, svc: &ManagedService, d: &Decision) -> Result<(), Error> {
+        self.0.lock().unwrap().push((svc.name.clone(), d.kind()));
+        Ok(())
+    }
+    async fn warn(
+        &self,
+        svc: &ManagedService,
+        reason: &'static str,
+        _: String,
+    ) -> Result<(), Error> {
+        self.0.lock().unwrap().push((svc.name.clone(), reason));
+        Ok(())
+    }
+}
+
+fn ksvc(ns: &str, name: &str, revision: &str, placement: &str) -> Arc<ManagedService> {
+    let v = json!({
+        "apiVersion": "serving.knative.dev/v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": ns, "generation": 1, "resourceVersion": "1",
+                     "annotations": {"gaia.dev/mode": "cpu_preferred"}},
+        "spec": {"template": {"metadata": {"annotations": {"gaia.dev/placement": placement}},
+                              "spec": {"containers": [{"image": "x"}]}}},
+        "status": {"observedGeneration": 1, "latestCreatedRevisionName": revision,
+                   "latestReadyRevisionName": revision}
+    });
+    Arc::new(ManagedService::from_value(v, "nvidia.com/gpu").expect("managed"))
+}
+
+#[tokio::test]
+async fn a_cycle_over_real_prometheus_promotes_the_busy_function_not_the_sleepy_one() {
+    let ds = dataset();
+    let prom = PromServer::start(&ds, &[Gen::OpenTelemetry]);
+    let mut pods = Vec::new();
+    for r in &ds.revisions {
+        for p in &r.pods {
+            pods.push(Arc::new(PodInfo {
+                namespace: r.namespace.clone(),
+                name: p.name.clone(),
+                node: Some("cpu-1".into()),
+                revision: Some(r.revision.clone()),
+                gpus: 0,
+                cpu_capacity: Some(1.0),
+            }));
+        }
+    }
+    let snap = Snapshot {
+        services: vec![
+            ksvc("team-a", "matmul", "matmul-00001", "cpu"),
+            ksvc("team-b", "sleepy", "sleepy-00001", "cpu"),
+            ksvc("team-b", "burst", "burst-00001", "cpu"),
+            ksvc("team-c", "quiet", "quiet-00001", "cpu"),
+        ],
+        pods,
+        nodes: vec![Arc::new(NodeInfo {
+            name: "gpu-1".into(),
+            gpus_allocatable: 1,
+            schedulable: true,
+        })],
+    };
+    let observer = observer(&prom.url, Generation::OpenTelemetry);
+    let actuator = Recording::default();
+    let mut cycle = Cycle::new(CycleSettings::from_config(&Config::default()));
+    let t0 = jiff::Timestamp::now();
+    let mut reports = Vec::new();
+    for i in 0..3 {
+        let now = gaia_autoscaler::time::add(t0, Duration::from_secs(10 * i));
+        reports.push(
+            cycle
+                .run(&snap, &observer, &actuator, now, Some(ds.end()))
+                .await,
+        );
+    }
+    for r in &reports {
+        assert_eq!(r.prometheus_queries, 6, "constant: {r:?}");
+        assert!(r.prometheus_error.is_none(), "{r:?}");
+        assert_eq!(r.holds.get("not_compute_bound"), Some(&1), "sleepy: {r:?}");
+    }
+    assert_eq!(
+        actuator.0.lock().unwrap().clone(),
+        vec![
+            // severe (p95 ~1.9 s vs SLO 500 ms) and CPU-bound: promoted on the second cycle
+            ("matmul".to_string(), "promote"),
+            // sustained three cycles, but matmul took the only GPU
+            ("burst".to_string(), "no_gpu"),
+        ]
+    );
+}
