@@ -11,4 +11,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Classifier input over `Limits::max_file_bytes` / `max_total_bytes`.
+    #[error("{what} is {size} bytes, over the classifier's limit of {limit} bytes")]
+    InputTooLarge {
+        what: String,
+        size: usize,
+        limit: usize,
+    },
+    /// Classifier input with more files than `Limits::max_files`.
+    #[error("{count} Python files, over the classifier's limit of {limit}")]
+    TooManyFiles { count: usize, limit: usize },
 }

@@ -3,6 +3,8 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod classifier;
+pub mod cli;
 pub mod error;
 
 pub use error::Error;

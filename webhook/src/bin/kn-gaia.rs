@@ -1,0 +1,8 @@
+//! `kn-gaia`: Gaia's `kn` plugin (`kn gaia classify ...`). See `gaia_webhook::cli`.
+
+use clap::Parser;
+
+fn main() {
+    let cli = gaia_webhook::cli::Cli::parse();
+    std::process::exit(gaia_webhook::cli::run(cli));
+}

@@ -1,0 +1,407 @@
+//! The Execution Mode Identifier: reads a function's Python source and decides how it should run
+//! (`cpu`, `cpu_preferred`, `gpu_preferred`, `gpu`), with a one-line rationale and the findings
+//! behind it.
+//!
+//! Pipeline, per file: [`lexer`] (one pass; strings and comments recognised), [`limits`] (nesting
+//! bound, before any parsing), then `rustpython_parser` and the walk over the tree ([`walk`], with
+//! [`imports`], [`devices`], [`intensity`], [`values`]); a file the parser cannot read is scanned
+//! at the token level ([`fallback`]). Multi-file functions follow the entry's imports of local
+//! modules ([`project`]). [`rules`] holds every table and threshold, and how findings combine into
+//! a mode.
+//!
+//! [`classify`] is synchronous and pure. It recurses over syntax trees whose depth
+//! [`Limits::max_nesting`] bounds: call it on a thread with at least
+//! [`Limits::required_stack_bytes`] of stack ([`REQUIRED_STACK_BYTES`] for the default limits).
+
+mod devices;
+mod fallback;
+mod findings;
+mod imports;
+mod intensity;
+mod lexer;
+mod limits;
+mod project;
+pub mod rules;
+mod source;
+mod symbols;
+mod values;
+mod walk;
+
+use std::borrow::Cow;
+use std::path::Path;
+
+use rustpython_parser::ast::{self, Stmt};
+use rustpython_parser::Mode;
+
+pub use findings::{Classification, Finding, FindingKind};
+pub use limits::{required_stack_bytes, Limits};
+
+use crate::Error;
+
+/// Stack the thread calling [`classify`] with `Limits::default()` must have (see
+/// [`Limits::required_stack_bytes`] for other limits).
+pub const REQUIRED_STACK_BYTES: usize = limits::required_stack_bytes(limits::DEFAULT_MAX_NESTING);
+
+/// One file of a function.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceFile {
+    /// Path relative to the function root, e.g. `func.py`, `pkg/model.py`.
+    pub path: String,
+    pub bytes: Vec<u8>,
+}
+
+impl SourceFile {
+    pub fn new(path: impl Into<String>, bytes: impl Into<Vec<u8>>) -> SourceFile {
+        SourceFile {
+            path: path.into(),
+            bytes: bytes.into(),
+        }
+    }
+}
+
+/// Identifiers that make a file worth parsing on its own (besides names containing "cuda",
+/// "gpu" or "device").
+fn is_relevant_name(name: &str) -> bool {
+    let root_hit = |table: &[&str]| {
+        table
+            .iter()
+            .any(|e| e.split('.').next().is_some_and(|root| root == name))
+    };
+    if root_hit(rules::GPU_CAPABLE_FRAMEWORKS)
+        || root_hit(rules::GPU_ONLY_LIBRARIES)
+        || root_hit(rules::CPU_LIBRARIES)
+        || matches!(name, "from_pretrained" | "pipeline")
+    {
+        return true;
+    }
+    contains_ci(name, "cuda") || contains_ci(name, "gpu") || contains_ci(name, "device")
+}
+
+fn contains_ci(hay: &str, needle: &str) -> bool {
+    hay.as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// Does a file contain anything the analysis could report? (Only identifiers and short strings
+/// are looked at, never comments or docstrings.) A single file without any is `cpu` without being
+/// parsed.
+fn is_relevant(src: &str, tokens: &[lexer::Token]) -> bool {
+    tokens.iter().any(|t| match t.kind {
+        lexer::Kind::Name => is_relevant_name(t.text(src)),
+        lexer::Kind::Str { .. } => {
+            t.end - t.start <= 200
+                && t.str_body(src).is_some_and(|s| {
+                    contains_ci(s, "cuda")
+                        || contains_ci(s, "gpu")
+                        || rules::params_from_name(s).is_some()
+                })
+        }
+        _ => false,
+    })
+}
+
+/// Python's universal newlines, and no byte order mark: what the parser and the offsets see.
+fn normalise_source(text: Cow<'_, str>) -> Cow<'_, str> {
+    let text = match text {
+        Cow::Borrowed(s) => Cow::Borrowed(s.strip_prefix('\u{feff}').unwrap_or(s)),
+        Cow::Owned(s) => match s.strip_prefix('\u{feff}') {
+            Some(rest) => Cow::Owned(rest.to_owned()),
+            None => Cow::Owned(s),
+        },
+    };
+    if !text.contains('\r') {
+        return text;
+    }
+    Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n"))
+}
+
+enum Plan {
+    /// Not reached from the entry module.
+    Unreached,
+    /// Nothing relevant: not parsed.
+    Skip,
+    Parsed(Vec<Stmt>),
+    Fallback {
+        why: String,
+        line: u32,
+    },
+}
+
+fn parse(src: &str, lexed: &lexer::Lexed, path: &str) -> Result<Vec<Stmt>, (String, u32)> {
+    let result = match lexer::to_parser_tokens(src, lexed) {
+        Some(tokens) => rustpython_parser::parse_tokens(tokens, Mode::Module, path),
+        None => rustpython_parser::parse(src, Mode::Module, path),
+    };
+    match result {
+        Ok(ast::Mod::Module(m)) => Ok(m.body),
+        Ok(_) => Err(("not a module".to_owned(), 0)),
+        Err(e) => Err((e.error.to_string(), e.offset.to_u32())),
+    }
+}
+
+fn check_limits(files: &[SourceFile], limits: &Limits) -> Result<(), Error> {
+    if files.len() > limits.max_files {
+        return Err(Error::TooManyFiles {
+            count: files.len(),
+            limit: limits.max_files,
+        });
+    }
+    let mut total = 0usize;
+    for f in files {
+        if f.bytes.len() > limits.max_file_bytes {
+            return Err(Error::InputTooLarge {
+                what: f.path.clone(),
+                size: f.bytes.len(),
+                limit: limits.max_file_bytes,
+            });
+        }
+        total = total.saturating_add(f.bytes.len());
+    }
+    if total > limits.max_total_bytes {
+        return Err(Error::InputTooLarge {
+            what: "the function's files together".to_owned(),
+            size: total,
+            limit: limits.max_total_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// Classifies a function given as its files. Pure and synchronous; never panics. Errors only for
+/// input over the [`Limits`]. See the module documentation for the stack it needs.
+pub fn classify(files: &[SourceFile], limits: &Limits) -> Result<Classification, Error> {
+    check_limits(files, limits)?;
+    let paths: Vec<String> = files
+        .iter()
+        .map(|f| project::normalise_path(&f.path))
+        .collect();
+    let texts: Vec<(Cow<'_, str>, bool)> = files
+        .iter()
+        .map(|f| match String::from_utf8_lossy(&f.bytes) {
+            Cow::Borrowed(s) => (normalise_source(Cow::Borrowed(s)), false),
+            Cow::Owned(s) => (normalise_source(Cow::Owned(s)), true),
+        })
+        .collect();
+    let lexed: Vec<lexer::Lexed> = texts.iter().map(|(t, _)| lexer::lex(t)).collect();
+    let token_imports: Vec<Vec<fallback::TokenImport>> = texts
+        .iter()
+        .zip(&lexed)
+        .map(|((t, _), l)| fallback::token_imports(t, &l.tokens))
+        .collect();
+    let path_refs: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let layout = project::Layout::new(&path_refs);
+    let reached = layout.reachable(&token_imports);
+    let single = files.len() == 1;
+
+    let mut plans: Vec<Plan> = Vec::with_capacity(files.len());
+    for (i, ((text, lossy), lx)) in texts.iter().zip(&lexed).enumerate() {
+        let path = paths.get(i).map_or("", String::as_str);
+        let plan = if !reached.get(i).copied().unwrap_or(true) {
+            Plan::Unreached
+        } else if *lossy {
+            Plan::Fallback {
+                why: "not valid UTF-8".to_owned(),
+                line: 1,
+            }
+        } else if single && !is_relevant(text, &lx.tokens) {
+            Plan::Skip
+        } else {
+            let (depth, line) = limits::nesting_bound(text, &lx.tokens);
+            if depth > limits.max_nesting {
+                Plan::Fallback {
+                    why: format!(
+                        "nesting bound {depth} over the limit of {}",
+                        limits.max_nesting
+                    ),
+                    line,
+                }
+            } else {
+                match parse(text, lx, path) {
+                    Ok(suite) => Plan::Parsed(suite),
+                    Err((why, offset)) => Plan::Fallback {
+                        why: match lx.problem {
+                            Some((l, p)) => format!(
+                                "parser: {} (tokenizer: {p} at line {l})",
+                                source::shorten(&why)
+                            ),
+                            None => format!("parser: {}", source::shorten(&why)),
+                        },
+                        line: source::LineIndex::new(text).line(offset),
+                    },
+                }
+            }
+        };
+        plans.push(plan);
+    }
+
+    let modules: Vec<Option<values::ModuleCtx<'_>>> = plans
+        .iter()
+        .enumerate()
+        .map(|(i, plan)| {
+            let Plan::Parsed(suite) = plan else {
+                return None;
+            };
+            let src: &str = texts.get(i).map_or("", |(t, _)| t);
+            let lines = source::LineIndex::new(src);
+            let module = layout.modules.get(i).map_or("", String::as_str);
+            let is_pkg = layout.is_package.get(i).copied().unwrap_or(false);
+            let syms = symbols::collect(suite, &lines, module, is_pkg, &layout);
+            Some(values::ModuleCtx {
+                file: paths.get(i).map_or("", String::as_str),
+                suite,
+                src,
+                lines,
+                syms,
+            })
+        })
+        .collect();
+    let eval = values::Eval { modules: &modules };
+
+    let mut findings: Vec<Finding> = Vec::new();
+    let mut fallback_files: Vec<String> = Vec::new();
+    for (i, plan) in plans.iter().enumerate() {
+        let path = paths.get(i).map_or("", String::as_str);
+        let src: &str = texts.get(i).map_or("", |(t, _)| t);
+        let tokens = lexed.get(i).map_or(&[][..], |l| l.tokens.as_slice());
+        match plan {
+            Plan::Parsed(_) => findings.extend(walk::analyze(&eval, i)),
+            Plan::Fallback { why, line } => {
+                fallback_files.push(path.to_owned());
+                findings.extend(fallback::scan(path, src, tokens, why, *line));
+            }
+            Plan::Unreached => {
+                if is_relevant(src, tokens) {
+                    let entry = layout
+                        .entry
+                        .and_then(|e| paths.get(e))
+                        .map_or("the entry", String::as_str);
+                    findings.push(Finding::new(
+                        FindingKind::IgnoredFile,
+                        path,
+                        1,
+                        format!("not imported by {entry}: not counted"),
+                    ));
+                }
+            }
+            Plan::Skip => {}
+        }
+    }
+    let counted: Vec<Finding> = findings
+        .iter()
+        .filter(|f| f.kind != FindingKind::IgnoredFile)
+        .cloned()
+        .collect();
+    let (mode, rationale) = rules::decide(&counted, &fallback_files);
+    Ok(Classification {
+        mode,
+        rationale,
+        findings,
+        fallback: !fallback_files.is_empty(),
+    })
+}
+
+/// Most directory entries visited by [`classify_path`] (a guard against huge trees).
+const MAX_WALK_ENTRIES: usize = 100_000;
+
+fn collect_py(
+    root: &Path,
+    dir: &Path,
+    out: &mut Vec<SourceFile>,
+    limits: &Limits,
+    visited: &mut usize,
+) -> Result<(), Error> {
+    let io = |e: std::io::Error| Error::Io {
+        path: dir.display().to_string(),
+        source: e,
+    };
+    let mut entries: Vec<std::fs::DirEntry> = std::fs::read_dir(dir)
+        .map_err(io)?
+        .collect::<Result<_, _>>()
+        .map_err(io)?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        *visited += 1;
+        if *visited > MAX_WALK_ENTRIES {
+            return Err(Error::TooManyFiles {
+                count: *visited,
+                limit: MAX_WALK_ENTRIES,
+            });
+        }
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let ty = entry.file_type().map_err(io)?;
+        if ty.is_dir() {
+            // Hidden directories, virtual environments and caches are not the function's code.
+            if name.starts_with('.')
+                || matches!(
+                    name.as_ref(),
+                    "__pycache__" | "venv" | "env" | "site-packages" | "node_modules"
+                )
+            {
+                continue;
+            }
+            collect_py(root, &path, out, limits, visited)?;
+        } else if ty.is_file() && name.ends_with(".py") {
+            if out.len() >= limits.max_files {
+                return Err(Error::TooManyFiles {
+                    count: out.len() + 1,
+                    limit: limits.max_files,
+                });
+            }
+            let rel = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .replace('\\', "/");
+            let meta = entry.metadata().map_err(io)?;
+            if meta.len() > limits.max_file_bytes as u64 {
+                return Err(Error::InputTooLarge {
+                    what: rel,
+                    size: usize::try_from(meta.len()).unwrap_or(usize::MAX),
+                    limit: limits.max_file_bytes,
+                });
+            }
+            let bytes = std::fs::read(&path).map_err(|e| Error::Io {
+                path: path.display().to_string(),
+                source: e,
+            })?;
+            out.push(SourceFile { path: rel, bytes });
+        }
+    }
+    Ok(())
+}
+
+/// Reads the function at `path` (a file, or a directory: every `*.py` under it, skipping hidden
+/// directories, `__pycache__` and virtual environments) and classifies it.
+pub fn classify_path(path: &Path, limits: &Limits) -> Result<Classification, Error> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::Io {
+        path: path.display().to_string(),
+        source: e,
+    })?;
+    let files = if meta.is_dir() {
+        let mut files = Vec::new();
+        let mut visited = 0;
+        collect_py(path, path, &mut files, limits, &mut visited)?;
+        files
+    } else {
+        if meta.len() > limits.max_file_bytes as u64 {
+            return Err(Error::InputTooLarge {
+                what: path.display().to_string(),
+                size: usize::try_from(meta.len()).unwrap_or(usize::MAX),
+                limit: limits.max_file_bytes,
+            });
+        }
+        let bytes = std::fs::read(path).map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+        let name = path.file_name().map_or_else(
+            || "func.py".to_owned(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        vec![SourceFile { path: name, bytes }]
+    };
+    classify(&files, limits)
+}

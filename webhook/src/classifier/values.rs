@@ -1,0 +1,429 @@
+//! A small abstract evaluator: what a value is, as far as the classifier cares (a device, a model
+//! name, an integer for a shape, a config dict), following assignments, `self.` attributes,
+//! function returns, environment defaults and imports of the project's own modules.
+
+use rustpython_parser::ast::{self, Constant, Expr};
+
+use super::devices::guard_test;
+use super::imports::{qualname, Target};
+use super::rules::{self, DeviceString};
+use super::source::LineIndex;
+use super::symbols::{Binding, ScopeId, Symbols, MODULE_SCOPE};
+
+/// Where a value is placed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dev {
+    /// A GPU, unconditionally.
+    Gpu,
+    /// A GPU when there is one, else the CPU (chosen by an availability check or a GPU switch).
+    Guarded,
+    /// `device_map="auto"` and friends: a GPU when there is one.
+    Auto,
+    /// The CPU (or another non-CUDA device).
+    Cpu,
+}
+
+/// What the classifier knows about a value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Val {
+    Unknown,
+    Str(String),
+    Int(i64),
+    /// The result of a GPU availability check.
+    Avail,
+    Dev(Dev),
+    Dict(Vec<(String, Val)>),
+    Seq(Vec<Val>),
+}
+
+impl Val {
+    /// The device this value names, if it names one.
+    pub fn device(&self) -> Option<Dev> {
+        match self {
+            Val::Str(s) => Some(match rules::device_string(s) {
+                DeviceString::Gpu => Dev::Gpu,
+                DeviceString::Auto => Dev::Auto,
+                DeviceString::Other => Dev::Cpu,
+            }),
+            Val::Int(n) => Some(if *n >= 0 { Dev::Gpu } else { Dev::Cpu }),
+            Val::Dev(d) => Some(*d),
+            _ => None,
+        }
+    }
+
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Val::Int(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// The device, where this value is a device string (not a bare integer: `device=0` is
+    /// handled by the caller, which knows it is a device argument).
+    fn names_device(&self) -> Option<Dev> {
+        match self {
+            Val::Int(_) => None,
+            v => v.device(),
+        }
+    }
+}
+
+/// One parsed module, as the analysis sees it.
+pub struct ModuleCtx<'a> {
+    pub file: &'a str,
+    pub suite: &'a [ast::Stmt],
+    pub src: &'a str,
+    pub lines: LineIndex,
+    pub syms: Symbols<'a>,
+}
+
+/// A place in the code: module, scope, enclosing class.
+#[derive(Clone, Copy, Debug)]
+pub struct At {
+    pub module: usize,
+    pub scope: ScopeId,
+    pub class: Option<usize>,
+}
+
+/// The evaluator over all parsed modules of a function.
+pub struct Eval<'p, 'a> {
+    pub modules: &'p [Option<ModuleCtx<'a>>],
+}
+
+const MAX_DEPTH: u32 = 16;
+const MAX_BINDINGS: usize = 8;
+
+fn join_devices(devs: &[Dev]) -> Option<Dev> {
+    let has = |d: Dev| devs.contains(&d);
+    if devs.is_empty() {
+        None
+    } else if has(Dev::Guarded) || (has(Dev::Gpu) && has(Dev::Cpu)) {
+        Some(Dev::Guarded)
+    } else if has(Dev::Gpu) {
+        Some(Dev::Gpu)
+    } else if has(Dev::Auto) {
+        Some(Dev::Auto)
+    } else {
+        Some(Dev::Cpu)
+    }
+}
+
+impl<'a> Eval<'_, 'a> {
+    fn module(&self, i: usize) -> Option<&ModuleCtx<'a>> {
+        self.modules.get(i).and_then(Option::as_ref)
+    }
+
+    pub fn eval(&self, at: At, e: &'a Expr) -> Val {
+        self.ev(at, e, 0)
+    }
+
+    fn bindings(&self, at: At, vals: &[Binding<'a>], depth: u32) -> Val {
+        let mut results: Vec<Val> = Vec::new();
+        for b in vals.iter().rev().take(MAX_BINDINGS) {
+            let v = self.ev(
+                At {
+                    scope: b.scope,
+                    ..at
+                },
+                b.value,
+                depth + 1,
+            );
+            let v = match (b.guarded, v.names_device()) {
+                (true, Some(Dev::Gpu)) => Val::Dev(Dev::Guarded),
+                _ => v,
+            };
+            results.push(v);
+        }
+        results.retain(|v| *v != Val::Unknown);
+        match results.as_slice() {
+            [] => Val::Unknown,
+            [one] => one.clone(),
+            [first, rest @ ..] if rest.iter().all(|v| v == first) => first.clone(),
+            many => {
+                let devs: Vec<Dev> = many.iter().filter_map(Val::names_device).collect();
+                if devs.len() == many.len() {
+                    join_devices(&devs).map_or(Val::Unknown, Val::Dev)
+                } else {
+                    Val::Unknown
+                }
+            }
+        }
+    }
+
+    fn name(&self, at: At, id: &str, depth: u32) -> Val {
+        let Some(m) = self.module(at.module) else {
+            return Val::Unknown;
+        };
+        let mut scope = Some(at.scope);
+        while let Some(s) = scope.and_then(|s| m.syms.scopes.get(s).map(|sc| (s, sc))) {
+            let (sid, sc) = s;
+            if let Some(vals) = sc.vars.get(id) {
+                return self.bindings(At { scope: sid, ..at }, vals, depth);
+            }
+            if sc.params.contains(id) {
+                return Val::Unknown;
+            }
+            scope = sc.parent;
+        }
+        match m.syms.imports.get(id).map(|i| &i.target) {
+            Some(Target::Local {
+                module,
+                attr: Some(attr),
+            }) => self.module_attr(*module, attr, depth),
+            _ => Val::Unknown,
+        }
+    }
+
+    fn module_attr(&self, module: usize, attr: &str, depth: u32) -> Val {
+        if depth > MAX_DEPTH {
+            return Val::Unknown;
+        }
+        let at = At {
+            module,
+            scope: MODULE_SCOPE,
+            class: None,
+        };
+        self.name(at, attr, depth + 1)
+    }
+
+    /// The value a call to a module-level function returns (its `return`s, joined).
+    fn returns(&self, at: At, func: &str, depth: u32) -> Val {
+        let Some(m) = self.module(at.module) else {
+            return Val::Unknown;
+        };
+        let Some(scope) = m.syms.functions.get(func).copied() else {
+            return Val::Unknown;
+        };
+        match m.syms.scopes.get(scope) {
+            Some(s) => self.bindings(At { scope, ..at }, &s.returns, depth),
+            None => Val::Unknown,
+        }
+    }
+
+    fn ev(&self, at: At, e: &'a Expr, depth: u32) -> Val {
+        if depth > MAX_DEPTH {
+            return Val::Unknown;
+        }
+        let Some(m) = self.module(at.module) else {
+            return Val::Unknown;
+        };
+        match e {
+            Expr::Constant(c) => match &c.value {
+                Constant::Str(s) => Val::Str(s.clone()),
+                Constant::Int(i) => i64::try_from(i).map_or(Val::Unknown, Val::Int),
+                Constant::Bool(b) => Val::Int(i64::from(*b)),
+                _ => Val::Unknown,
+            },
+            Expr::Name(n) => self.name(at, n.id.as_str(), depth),
+            Expr::Attribute(a) => match a.value.as_ref() {
+                Expr::Name(n) if n.id.as_str() == "self" => {
+                    let Some(info) = at.class.and_then(|c| m.syms.classes.get(c)) else {
+                        return Val::Unknown;
+                    };
+                    match info.attrs.get(a.attr.as_str()) {
+                        Some(vals) => self.bindings(at, vals, depth),
+                        None => Val::Unknown,
+                    }
+                }
+                Expr::Name(n) => match m.syms.imports.get(n.id.as_str()).map(|i| &i.target) {
+                    Some(Target::Local { module, attr: None }) => {
+                        self.module_attr(*module, a.attr.as_str(), depth)
+                    }
+                    _ => Val::Unknown,
+                },
+                _ => Val::Unknown,
+            },
+            Expr::IfExp(x) => {
+                let body = self.ev(at, &x.body, depth + 1);
+                let orelse = self.ev(at, &x.orelse, depth + 1);
+                let devs: Vec<Dev> = [&body, &orelse]
+                    .iter()
+                    .filter_map(|v| v.names_device())
+                    .collect();
+                let any_gpu = devs
+                    .iter()
+                    .any(|d| matches!(d, Dev::Gpu | Dev::Guarded | Dev::Auto));
+                if any_gpu {
+                    if guard_test(&x.test, &m.syms.imports).is_some()
+                        || self.is_avail(at, &x.test, depth)
+                    {
+                        Val::Dev(Dev::Guarded)
+                    } else {
+                        // A GPU on some path that no availability check protects.
+                        Val::Dev(Dev::Gpu)
+                    }
+                } else if body == orelse {
+                    body
+                } else {
+                    Val::Unknown
+                }
+            }
+            Expr::BoolOp(b) => {
+                // `os.environ.get("X") or "cuda"`: the last known alternative.
+                b.values
+                    .iter()
+                    .rev()
+                    .map(|v| self.ev(at, v, depth + 1))
+                    .find(|v| *v != Val::Unknown)
+                    .unwrap_or(Val::Unknown)
+            }
+            Expr::Call(c) => self.call(at, c, depth),
+            Expr::JoinedStr(j) => match j.values.first() {
+                Some(Expr::Constant(ast::ExprConstant {
+                    value: Constant::Str(s),
+                    ..
+                })) => Val::Str(s.clone()),
+                _ => Val::Unknown,
+            },
+            Expr::BinOp(b) => {
+                let l = self.ev(at, &b.left, depth + 1);
+                let r = self.ev(at, &b.right, depth + 1);
+                match (l, r, &b.op) {
+                    (Val::Str(l), Val::Str(r), ast::Operator::Add) => Val::Str(l + &r),
+                    (Val::Str(l), _, ast::Operator::Add) => Val::Str(l),
+                    (Val::Int(l), Val::Int(r), op) => match op {
+                        ast::Operator::Add => l.checked_add(r),
+                        ast::Operator::Sub => l.checked_sub(r),
+                        ast::Operator::Mult => l.checked_mul(r),
+                        ast::Operator::FloorDiv if r != 0 => l.checked_div(r),
+                        ast::Operator::Pow => u32::try_from(r).ok().and_then(|r| l.checked_pow(r)),
+                        _ => None,
+                    }
+                    .map_or(Val::Unknown, Val::Int),
+                    _ => Val::Unknown,
+                }
+            }
+            Expr::UnaryOp(u) => match (&u.op, self.ev(at, &u.operand, depth + 1)) {
+                (ast::UnaryOp::USub, Val::Int(n)) => Val::Int(-n),
+                _ => Val::Unknown,
+            },
+            Expr::Dict(d) => {
+                let mut out = Vec::new();
+                for (k, v) in d.keys.iter().zip(&d.values) {
+                    match k {
+                        Some(k) => {
+                            if let Val::Str(k) = self.ev(at, k, depth + 1) {
+                                out.push((k, self.ev(at, v, depth + 1)));
+                            }
+                        }
+                        None => {
+                            if let Val::Dict(more) = self.ev(at, v, depth + 1) {
+                                out.extend(more);
+                            }
+                        }
+                    }
+                }
+                Val::Dict(out)
+            }
+            Expr::Tuple(t) => Val::Seq(t.elts.iter().map(|x| self.ev(at, x, depth + 1)).collect()),
+            Expr::List(t) => Val::Seq(t.elts.iter().map(|x| self.ev(at, x, depth + 1)).collect()),
+            Expr::Subscript(s) => match (
+                self.ev(at, &s.value, depth + 1),
+                self.ev(at, &s.slice, depth + 1),
+            ) {
+                (Val::Dict(d), Val::Str(k)) => d
+                    .into_iter()
+                    .rev()
+                    .find(|(key, _)| *key == k)
+                    .map_or(Val::Unknown, |(_, v)| v),
+                (Val::Seq(items), Val::Int(i)) => usize::try_from(i)
+                    .ok()
+                    .and_then(|i| items.into_iter().nth(i))
+                    .unwrap_or(Val::Unknown),
+                _ => Val::Unknown,
+            },
+            Expr::NamedExpr(n) => self.ev(at, &n.value, depth + 1),
+            _ => Val::Unknown,
+        }
+    }
+
+    /// Is this test expression a value that came from an availability check?
+    pub fn is_avail(&self, at: At, test: &'a Expr, depth: u32) -> bool {
+        match test {
+            Expr::UnaryOp(u) => self.is_avail(at, &u.operand, depth + 1),
+            Expr::BoolOp(b) => b.values.iter().any(|v| self.is_avail(at, v, depth + 1)),
+            Expr::Name(_) | Expr::Attribute(_) => {
+                matches!(self.ev(at, test, depth + 1), Val::Avail | Val::Dev(_))
+            }
+            _ => false,
+        }
+    }
+
+    /// Keyword arguments of a call as a dict (with `**spread` of known dicts).
+    pub fn kwargs(&self, at: At, keywords: &'a [ast::Keyword]) -> Vec<(String, Val)> {
+        let mut out = Vec::new();
+        for k in keywords {
+            match &k.arg {
+                Some(name) => out.push((name.to_string(), self.eval(at, &k.value))),
+                None => {
+                    if let Val::Dict(d) = self.eval(at, &k.value) {
+                        out.extend(d);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn call(&self, at: At, c: &'a ast::ExprCall, depth: u32) -> Val {
+        let Some(m) = self.module(at.module) else {
+            return Val::Unknown;
+        };
+        let qual = qualname(&c.func, &m.syms.imports);
+        let first = c.args.first();
+        if let Some(q) = qual.as_deref() {
+            let last = q.rsplit('.').next().unwrap_or(q);
+            let root = q.split('.').next().unwrap_or(q);
+            if matches!(q, "os.environ.get" | "os.getenv" | "os.environ.setdefault") {
+                return c
+                    .args
+                    .get(1)
+                    .or_else(|| {
+                        c.keywords
+                            .iter()
+                            .find(|k| k.arg.as_deref() == Some("default"))
+                            .map(|k| &k.value)
+                    })
+                    .map_or(Val::Unknown, |d| self.ev(at, d, depth + 1));
+            }
+            if rules::lookup(rules::GPU_CAPABLE_FRAMEWORKS, root).is_some()
+                || rules::lookup(rules::GPU_ONLY_LIBRARIES, q).is_some()
+            {
+                if rules::AVAILABILITY_CHECKS.contains(&last) {
+                    return Val::Avail;
+                }
+                if last == "device" {
+                    return first.map_or(Val::Unknown, |a| {
+                        let v = self.ev(at, a, depth + 1);
+                        match v {
+                            Val::Int(_) => Val::Dev(Dev::Gpu),
+                            v => v,
+                        }
+                    });
+                }
+                if q == "torch.cuda.current_device" {
+                    return Val::Dev(Dev::Gpu);
+                }
+            }
+        }
+        match c.func.as_ref() {
+            Expr::Name(n) => match n.id.as_str() {
+                "str" | "int" => first.map_or(Val::Unknown, |a| self.ev(at, a, depth + 1)),
+                "dict" if qual.is_none() => Val::Dict(self.kwargs(at, &c.keywords)),
+                name if qual.is_none() => self.returns(at, name, depth + 1),
+                _ => Val::Unknown,
+            },
+            // `environ.get("X", default)` with `from os import environ`. (Not any `.get`: a
+            // request's `.get("size", 1000)` is a run-time value, not its default.)
+            Expr::Attribute(a)
+                if a.attr.as_str() == "get"
+                    && matches!(a.value.as_ref(), Expr::Name(n) if n.id.as_str() == "environ") =>
+            {
+                c.args
+                    .get(1)
+                    .map_or(Val::Unknown, |d| self.ev(at, d, depth + 1))
+            }
+            _ => Val::Unknown,
+        }
+    }
+}
