@@ -23,12 +23,13 @@ BUILD_DATE=1970-01-01T00:00:00Z
 # heartbeat every 20 s; on failure show the log's tail and exit.
 run_step() {
   local name=$1; shift
-  local log="$LOGDIR/$name.log" start=$SECONDS pid
+  local log="$LOGDIR/$name.log" start=$SECONDS pid next=$((SECONDS + 20))
   "$@" >"$log" 2>&1 &
   pid=$!
   while kill -0 "$pid" 2>/dev/null; do
     sleep 1
-    if (( (SECONDS - start) % 20 == 0 )) && kill -0 "$pid" 2>/dev/null; then
+    if ((SECONDS >= next)) && kill -0 "$pid" 2>/dev/null; then
+      next=$((SECONDS + 20))
       gaia_log "  ... $name: $((SECONDS - start))s, $(wc -l <"$log") log lines, last: $(tail -n1 "$log" | cut -c1-100)"
     fi
   done
@@ -171,8 +172,9 @@ build_kn() {
   gaia_log "building kn $KN_CLIENT_VERSION"
   local src="$SRCDIR/kn-$KN_CLIENT_VERSION" tmp="$out.tmp"
   rm -rf "$src" "$tmp"; mkdir -p "$src" "$tmp"
-  local gomod goline
+  local gomod goline clientdir
   gomod=$(gomod_field "knative.dev/client@$KN_CLIENT_VERSION" GoMod)
+  clientdir=$(gomod_field "knative.dev/client@$KN_CLIENT_VERSION" Dir)
   goline=$(grep -E '^go [0-9]' "$gomod")
   cat >"$src/go.mod" <<EOM
 module gaia.local/build/kn
@@ -184,10 +186,15 @@ require (
 	knative.dev/client/pkg $KN_CLIENT_PKG_VERSION
 )
 EOM
-  cat >"$src/go.sum" <<EOM
-knative.dev/client/pkg $KN_CLIENT_PKG_VERSION $KN_CLIENT_PKG_SUM
-knative.dev/client/pkg $KN_CLIENT_PKG_VERSION/go.mod $KN_CLIENT_PKG_GOMOD_SUM
-EOM
+  # go.sum: the client module's own go.sum (the module itself is verified against
+  # the checksum database) plus the pinned hashes of knative.dev/client/pkg. Some of
+  # its dependencies (knative.dev/eventing v0.48.0) have no entry in the checksum
+  # database reachable here, so they are verified through this go.sum instead.
+  {
+    cat "$clientdir/go.sum"
+    echo "knative.dev/client/pkg $KN_CLIENT_PKG_VERSION $KN_CLIENT_PKG_SUM"
+    echo "knative.dev/client/pkg $KN_CLIENT_PKG_VERSION/go.mod $KN_CLIENT_PKG_GOMOD_SUM"
+  } >"$src/go.sum"
   (cd "$src" && run_step kn-get go get "knative.dev/client/cmd/kn@$KN_CLIENT_VERSION")
   local p=knative.dev/client/pkg/commands/version
   (cd "$src" && run_step kn-build go build -v -trimpath \

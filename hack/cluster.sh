@@ -91,6 +91,7 @@ start() {
   # shellcheck disable=SC2016  # expanded by the inner bash
   setsid ip netns exec "$ns" bash -c 'echo $$ >"$1"; shift; exec env "$@"' _ \
     "$RUN/$name.pid" "${envs[@]}" "$bin" "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
+  disown
   local i
   for i in $(seq 50); do [[ -s $RUN/$name.pid ]] && break; sleep 0.1; done
   gaia_log "started $name (pid $(pid_of "$name"))"
@@ -391,6 +392,8 @@ cmd_up() {
     cmd_down
   fi
   local t0=$SECONDS
+  # On any failure, stop what was started (GAIA_KEEP_FAILED=1 keeps it for debugging).
+  trap 'up_failed' EXIT
   # A fresh cluster every time: new data, new keys.
   rm -rf "$STATE"
   mkdir -p "$LOGS" "$RUN" "$STATE/bin" "$STATE/knative"
@@ -448,15 +451,22 @@ cmd_up() {
   standin_rbac_yaml >"$STATE/knative/kingress-standin-rbac.yaml"
   nodes_yaml >"$STATE/nodes.yaml"
   k apply --server-side --field-manager=gaia-cluster -f "$STATE/nodes.yaml" >/dev/null
+  k apply --server-side --field-manager=gaia-cluster -f "$STATE/knative/crds.yaml" >/dev/null
+  k wait --for=condition=Established --timeout=60s crd --all >/dev/null
   k apply --server-side --field-manager=gaia-cluster -f "$STATE/knative/base.yaml" >/dev/null
   k apply --server-side --field-manager=gaia-cluster-overrides --force-conflicts \
     -f "$STATE/knative/overrides.yaml" >/dev/null
   k apply --server-side --field-manager=gaia-cluster -f "$STATE/knative/kingress-standin-rbac.yaml" >/dev/null
   webhook_endpoints_yaml | k apply --server-side --field-manager=gaia-cluster -f - >/dev/null 2>&1
-  k wait --for=condition=Established --timeout=60s crd --all >/dev/null
   gaia_log "Knative CRDs and config applied ($((SECONDS - t0))s)"
 
   # Knative runs with its own service account's token, so its RBAC is exercised.
+  # Its ClusterRole is aggregated by kube-controller-manager: wait for that.
+  local as_ctl=system:serviceaccount:$KNATIVE_NS:controller
+  wait_for "RBAC for Knative's controller service account" 60 \
+    k auth can-i --as="$as_ctl" -n "$KNATIVE_NS" get configmaps
+  wait_for "RBAC for Knative's controller service account" 60 \
+    k auth can-i --as="$as_ctl" create deployments.apps -n default
   local token
   token=$(k -n "$KNATIVE_NS" create token controller --duration=720h)
   kubeconfig "$STATE/knative.kubeconfig" knative-controller "$token"
@@ -488,7 +498,21 @@ cmd_up() {
     k create --dry-run=server -f "$STATE/knative/probe-ksvc.yaml"
   wait_for "Prometheus" 30 curl -sf "$PROM_URL/-/ready"
   for c in "${COMPONENTS[@]}"; do alive "$c" || gaia_die "$c exited; see $LOGS/$c.log"; done
+  trap - EXIT
   gaia_log "cluster up in $((SECONDS - t0))s. Use: eval \"\$(hack/cluster.sh env)\""
+}
+
+# shellcheck disable=SC2317  # invoked by the EXIT trap of cmd_up
+up_failed() {
+  local rc=$?
+  trap - EXIT
+  if [[ ${GAIA_KEEP_FAILED:-0} == 1 ]]; then
+    gaia_log "up failed (exit $rc); GAIA_KEEP_FAILED=1: leaving it running. Logs: $LOGS"
+  else
+    gaia_log "up failed (exit $rc): stopping what was started. Logs: $LOGS"
+    cmd_down || true
+  fi
+  exit "$rc"
 }
 
 nodes_ready() {
@@ -507,7 +531,7 @@ cmd_down() {
       stopped+=("$c:$pid")
     fi
   done
-  local deadline=$((SECONDS + 15)) s
+  local deadline=$((SECONDS + 8)) s
   for s in "${stopped[@]}"; do
     c=${s%%:*}; pid=${s##*:}
     while alive "$c" && ((SECONDS < deadline)); do sleep 0.2; done

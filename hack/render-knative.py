@@ -4,7 +4,8 @@
 Usage: render-knative.py CONFIG_CORE_DIR OUT_DIR
 
 Writes:
-  OUT_DIR/base.yaml      namespace, RBAC, CRDs, config maps, Services, caches
+  OUT_DIR/crds.yaml      the CustomResourceDefinitions (applied first)
+  OUT_DIR/base.yaml      namespace, RBAC, config maps, Services, caches
   OUT_DIR/webhooks.yaml  the admission webhook configurations (applied once the
                          Knative webhook process is running)
 
@@ -52,7 +53,7 @@ def main():
         dirs.sort()
         files += [os.path.join(root, n) for n in sorted(names) if n.endswith((".yaml", ".yml"))]
     files.sort(key=lambda p: os.path.relpath(p, src))
-    base, hooks, dropped = [], [], []
+    crds, base, hooks, dropped = [], [], [], []
     for path in files:
         for doc in documents(path):
             kind, name = top_level(doc, "kind"), metadata_name(doc)
@@ -63,13 +64,18 @@ def main():
                 doc, n = re.subn(r"^  selector:\s*\n(?:    .*\n)+", "", doc, flags=re.M)
                 if n != 1:
                     sys.exit("render-knative: could not drop the webhook Service selector")
-            (hooks if kind in WEBHOOK_KINDS else base).append(doc)
+            if kind in WEBHOOK_KINDS:
+                hooks.append(doc)
+            elif kind == "CustomResourceDefinition":
+                crds.append(doc)
+            else:
+                base.append(doc)
     os.makedirs(out, exist_ok=True)
-    for fname, docs in (("base.yaml", base), ("webhooks.yaml", hooks)):
+    for fname, docs in (("crds.yaml", crds), ("base.yaml", base), ("webhooks.yaml", hooks)):
         with open(os.path.join(out, fname), "w", encoding="utf-8") as f:
             f.write("---\n".join(docs))
-    print("rendered %d base objects, %d webhook configurations; dropped %s"
-          % (len(base), len(hooks), ", ".join(dropped)))
+    print("rendered %d CRDs, %d base objects, %d webhook configurations; dropped %s"
+          % (len(crds), len(base), len(hooks), ", ".join(dropped)))
 
 
 if __name__ == "__main__":
