@@ -21,4 +21,16 @@ pub enum Error {
     /// Classifier input with more files than `Limits::max_files`.
     #[error("{count} Python files, over the classifier's limit of {limit}")]
     TooManyFiles { count: usize, limit: usize },
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("the classifier is busy: {0}")]
+    Busy(&'static str),
+    #[error("classification did not finish within {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("classification failed: {0}")]
+    ClassifierFailed(String),
 }

@@ -3,8 +3,16 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod admission;
+pub mod app;
 pub mod classifier;
 pub mod cli;
+pub mod config;
 pub mod error;
+pub mod metrics;
+pub mod namespaces;
+pub mod pool;
+pub mod server;
+pub mod sources;
 
 pub use error::Error;

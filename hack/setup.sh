@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what Gaia's build and tests need on a fresh Debian machine, when missing:
+# the Rust components (rustfmt, clippy), Debian packages (Prometheus, wrk for benchmarks),
+# and Python packages for the test harness. Safe to run again: it only adds what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=hack/lib.sh
+. hack/lib.sh
+
+if command -v rustup >/dev/null 2>&1; then
+  for component in rustfmt clippy; do
+    rustup component list --installed 2>/dev/null | grep -q "^$component" \
+      || { gaia_log "installing Rust component $component"; rustup component add "$component"; }
+  done
+fi
+
+missing=()
+for pair in prometheus:prometheus promtool:prometheus wrk:wrk shellcheck:shellcheck; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
+  gaia_log "installing Debian packages: ${missing[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -q >/dev/null
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+python3 - <<'PY' || { gaia_log "installing Python test packages"; python3 -m pip install -q -r tests/requirements.txt; }
+import importlib.util, sys
+sys.exit(0 if all(importlib.util.find_spec(m) for m in ("pytest", "yaml", "matplotlib")) else 1)
+PY

@@ -1,0 +1,288 @@
+//! One AdmissionReview in, one AdmissionReview out.
+//!
+//! Every answer is a well-formed AdmissionReview; nothing here returns an HTTP error. How each
+//! kind of bad input is answered, and why:
+//!
+//! | input | answer | why |
+//! |---|---|---|
+//! | not JSON, not an AdmissionReview, no `request` | invalid (denied, no uid) | the apiserver never sends this; the sender gets the parse error |
+//! | not a `serving.knative.dev` Service, or DELETE/CONNECT | allowed, no patch | a misconfigured rule must not block the cluster |
+//! | CREATE/UPDATE without `object` | allowed, warning | nothing to look at |
+//! | Service not opted in, or in an excluded namespace | allowed, no patch | opt-in only |
+//! | unknown `gaia.dev/execution-mode` value | denied, message lists the valid values | the user asked for something Gaia cannot do; saying so beats guessing |
+//! | source unreadable, too large, too deep, not UTF-8, classification over the deadline | allowed with the default mode, rationale and a warning say why | deploying must not depend on the classifier |
+//! | a Service Gaia cannot place (no containers) | allowed, warning, no patch | Knative's own validation reports it |
+
+pub mod decide;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gaia_contract::RequestedMode;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use kube::core::DynamicObject;
+use serde_json::Value;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::namespaces::NamespaceLabels;
+use crate::pool::{ClassifierPool, Hit};
+use crate::sources::SourceChain;
+use decide::{Analysis, OptIn, Verdict};
+
+/// How a review ended, for metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Opted in; the answer carries a patch.
+    Patched,
+    /// Opted in; the Service already was as Gaia wants it.
+    Unchanged,
+    /// Not Gaia's business (not opted in, excluded namespace, other kind or operation).
+    Skipped,
+    /// Refused with a message to the user.
+    Denied,
+    /// The request itself was unreadable.
+    Invalid,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Patched => "patched",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Skipped => "skipped",
+            Outcome::Denied => "denied",
+            Outcome::Invalid => "invalid",
+        }
+    }
+}
+
+/// Everything a review needs.
+pub struct Admission {
+    pub config: Arc<Config>,
+    pub sources: SourceChain,
+    pub pool: ClassifierPool,
+    pub namespaces: NamespaceLabels,
+    pub metrics: Arc<Metrics>,
+}
+
+type Review = AdmissionReview<DynamicObject>;
+
+impl Admission {
+    /// Answers one HTTP body. Never fails.
+    pub async fn review(&self, body: &[u8]) -> (Review, Outcome) {
+        let started = Instant::now();
+        let (review, outcome) = self.review_inner(body).await;
+        self.metrics.observe_review(outcome, started.elapsed());
+        (review, outcome)
+    }
+
+    async fn review_inner(&self, body: &[u8]) -> (Review, Outcome) {
+        let parsed: Review = match serde_json::from_slice(body) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "malformed AdmissionReview");
+                return invalid(format!("malformed AdmissionReview: {e}"));
+            }
+        };
+        let request: AdmissionRequest<DynamicObject> = match parsed.try_into() {
+            Ok(r) => r,
+            Err(_) => return invalid("AdmissionReview has no request".to_string()),
+        };
+        let namespace = request
+            .namespace
+            .clone()
+            .or_else(|| {
+                request
+                    .object
+                    .as_ref()
+                    .and_then(|o| o.metadata.namespace.clone())
+            })
+            .unwrap_or_default();
+        let name = Some(request.name.clone())
+            .filter(|n| !n.is_empty())
+            .or_else(|| {
+                request
+                    .object
+                    .as_ref()
+                    .and_then(|o| o.metadata.name.clone())
+            })
+            .or_else(|| {
+                request
+                    .object
+                    .as_ref()
+                    .and_then(|o| o.metadata.generate_name.clone())
+            })
+            .unwrap_or_default();
+        let span = info_span!("review", %namespace, %name, uid = %request.uid, op = ?request.operation, dry_run = request.dry_run);
+        self.review_request(request, namespace)
+            .instrument(span)
+            .await
+    }
+
+    async fn review_request(
+        &self,
+        request: AdmissionRequest<DynamicObject>,
+        namespace: String,
+    ) -> (Review, Outcome) {
+        let response = AdmissionResponse::from(&request);
+        let is_service =
+            request.kind.group == "serving.knative.dev" && request.kind.kind == "Service";
+        let is_write = matches!(request.operation, Operation::Create | Operation::Update);
+        if !is_service || !is_write {
+            debug!(kind = %request.kind.kind, "not a Service CREATE/UPDATE: skipped");
+            return (response.into_review(), Outcome::Skipped);
+        }
+        let Some(object) = request.object.as_ref() else {
+            return (
+                warn_response(
+                    response,
+                    "gaia: the review has no object; nothing classified",
+                ),
+                Outcome::Skipped,
+            );
+        };
+        if self.config.excluded_namespaces.contains(&namespace) {
+            return (response.into_review(), Outcome::Skipped);
+        }
+        let service = match serde_json::to_value(object) {
+            Ok(v) => v,
+            Err(e) => {
+                return (
+                    warn_response(response, &format!("gaia: cannot read the Service: {e}")),
+                    Outcome::Skipped,
+                )
+            }
+        };
+        let requested = match decide::requested_mode(&service, self.namespaces.opted_in(&namespace))
+        {
+            OptIn::No => return (response.into_review(), Outcome::Skipped),
+            OptIn::Invalid(message) => {
+                info!(%message, "denied");
+                return (response.deny(message).into_review(), Outcome::Denied);
+            }
+            OptIn::Yes(m) => m,
+        };
+        let old = request
+            .old_object
+            .as_ref()
+            .and_then(|o| serde_json::to_value(o).ok());
+        let mut warnings = Vec::new();
+        let verdict = self
+            .analyse(&service, old.as_ref(), &namespace, requested, &mut warnings)
+            .await;
+        self.metrics
+            .observe_classification(verdict.mode, verdict.source);
+
+        let mutated = match decide::mutate(&service, &verdict, &self.config.placement) {
+            Ok(m) => m,
+            Err(e) => {
+                warnings.push(format!("gaia: cannot place this Service: {e}"));
+                return (
+                    with_warnings(response, warnings).into_review(),
+                    Outcome::Skipped,
+                );
+            }
+        };
+        let patch = json_patch::diff(&service, &mutated);
+        let response = with_warnings(response, warnings);
+        if patch.0.is_empty() {
+            return (response.into_review(), Outcome::Unchanged);
+        }
+        info!(mode = %verdict.mode, source = %verdict.source, rationale = %verdict.rationale, ops = patch.0.len(), "patched");
+        match response.clone().with_patch(patch) {
+            Ok(r) => (r.into_review(), Outcome::Patched),
+            Err(e) => (
+                warn_response(response, &format!("gaia: cannot serialise the patch: {e}")),
+                Outcome::Skipped,
+            ),
+        }
+    }
+
+    /// Finds the source and classifies it, within the review deadline.
+    async fn analyse(
+        &self,
+        service: &Value,
+        old: Option<&Value>,
+        namespace: &str,
+        requested: RequestedMode,
+        warnings: &mut Vec<String>,
+    ) -> Verdict {
+        let deadline = Instant::now() + self.config.review_deadline;
+        let default_mode = self.config.default_mode;
+        let fetched = tokio::time::timeout(
+            self.config.review_deadline,
+            self.sources.fetch(service, namespace),
+        )
+        .await;
+        let source = match fetched {
+            Ok(Ok(Some(s))) => s,
+            Ok(Ok(None)) => {
+                return decide::effective(requested, Analysis::NoSource, None, default_mode)
+            }
+            Ok(Err(e)) => {
+                let why = format!("source unreadable: {e}");
+                warnings.push(format!("gaia: {why}"));
+                return decide::effective(requested, Analysis::Failed(why), None, default_mode);
+            }
+            Err(_) => {
+                let why = format!(
+                    "reading the source took longer than {:?}",
+                    self.config.review_deadline
+                );
+                warnings.push(format!("gaia: {why}"));
+                return decide::effective(requested, Analysis::Failed(why), None, default_mode);
+            }
+        };
+        if let Some(prior) = decide::reusable_prior(service, old, &source.digest, requested) {
+            debug!(digest = %source.digest, "source unchanged: earlier verdict kept");
+            return prior;
+        }
+        let digest = source.digest.clone();
+        let remaining = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(1));
+        match self.pool.classify(&digest, source.files, remaining).await {
+            Ok((c, hit)) => {
+                self.metrics.observe_cache(hit == Hit::Cached);
+                if c.fallback {
+                    warnings.push(
+                        "gaia: the Python parser could not read all of the source; a line-level scan was used"
+                            .to_string(),
+                    );
+                }
+                decide::effective(
+                    requested,
+                    Analysis::Classified(&c),
+                    Some(digest),
+                    default_mode,
+                )
+            }
+            Err(e) => {
+                let why = e.to_string();
+                warn!(error = %why, origin = %source.origin, "classification failed");
+                warnings.push(format!("gaia: {why}; the default mode is used"));
+                decide::effective(requested, Analysis::Failed(why), Some(digest), default_mode)
+            }
+        }
+    }
+}
+
+fn invalid(message: String) -> (Review, Outcome) {
+    (
+        AdmissionResponse::invalid(message).into_review(),
+        Outcome::Invalid,
+    )
+}
+
+fn with_warnings(mut response: AdmissionResponse, warnings: Vec<String>) -> AdmissionResponse {
+    if !warnings.is_empty() {
+        response.warnings = Some(warnings);
+    }
+    response
+}
+
+fn warn_response(response: AdmissionResponse, warning: &str) -> Review {
+    with_warnings(response, vec![warning.to_string()]).into_review()
+}

@@ -1,0 +1,199 @@
+//! The HTTPS server: routes, TLS with certificate rotation, graceful shutdown.
+//!
+//! - `POST /mutate`: AdmissionReview in, AdmissionReview out (always HTTP 200 with a review);
+//! - `GET /healthz`: the process is serving;
+//! - `GET /readyz`: ready to answer correctly (namespace labels loaded);
+//! - `GET /metrics`: Prometheus text.
+//!
+//! The certificate and key are re-read when their files change, so a rotated Secret (mounted
+//! as files) takes effect without a restart. On shutdown, in-flight reviews are finished first.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use axum_server::tls_rustls::RustlsConfig;
+use axum_server::Handle;
+use kube::core::admission::AdmissionResponse;
+use tracing::{info, warn};
+
+use crate::admission::{Admission, Outcome};
+use crate::Error;
+
+/// Where and how to serve.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    pub listen: SocketAddr,
+    pub tls_cert: PathBuf,
+    pub tls_key: PathBuf,
+    /// How often the certificate files are checked for changes.
+    pub reload_every: Duration,
+    /// How long in-flight requests get to finish on shutdown.
+    pub drain: Duration,
+    /// Optional plain-HTTP listener for `/metrics`, `/healthz` and `/readyz` only.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// The routes, shared by the HTTPS server and tests.
+pub fn router(admission: Arc<Admission>) -> Router {
+    let limit = admission.config.max_body_bytes;
+    Router::new()
+        .route("/mutate", post(mutate))
+        .layer(DefaultBodyLimit::max(limit))
+        .merge(plain_router())
+        .with_state(admission)
+}
+
+fn plain_router() -> Router<Arc<Admission>> {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+async fn mutate(
+    State(admission): State<Arc<Admission>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            // Still a well-formed review, so the apiserver logs a reason, not a transport error.
+            let message = format!("cannot read the request body: {}", rejection.body_text());
+            warn!(%message, "rejected body");
+            admission
+                .metrics
+                .observe_review(Outcome::Invalid, Duration::ZERO);
+            let review = AdmissionResponse::invalid(message).into_review();
+            return Json(review).into_response();
+        }
+    };
+    let (review, _outcome) = admission.review(&body).await;
+    Json(review).into_response()
+}
+
+async fn readyz(State(admission): State<Arc<Admission>>) -> Response {
+    if admission.namespaces.is_ready() {
+        "ok".into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "namespace labels not loaded yet",
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(admission): State<Arc<Admission>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        admission.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Installs ring as rustls' crypto provider (once per process).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Serves until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    admission: Arc<Admission>,
+    options: ServerOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    install_crypto_provider();
+    let tls = RustlsConfig::from_pem_file(&options.tls_cert, &options.tls_key)
+        .await
+        .map_err(|e| {
+            Error::Tls(format!(
+                "cannot load {} / {}: {e}",
+                options.tls_cert.display(),
+                options.tls_key.display()
+            ))
+        })?;
+    let reloader = tokio::spawn(watch_certificates(
+        tls.clone(),
+        options.tls_cert.clone(),
+        options.tls_key.clone(),
+        options.reload_every,
+    ));
+
+    let handle = Handle::new();
+    let mut plain = None;
+    if let Some(addr) = options.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Io {
+                path: format!("metrics listener {addr}"),
+                source,
+            })?;
+        info!(%addr, "serving /metrics over plain HTTP");
+        let app = plain_router().with_state(Arc::clone(&admission));
+        plain = Some(tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        }));
+    }
+
+    let drain = options.drain;
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        info!(?drain, "shutting down: draining in-flight reviews");
+        stopper.graceful_shutdown(Some(drain));
+    });
+
+    info!(addr = %options.listen, "serving admission reviews over HTTPS");
+    let result = axum_server::bind_rustls(options.listen, tls)
+        .handle(handle)
+        .serve(router(admission).into_make_service())
+        .await;
+    reloader.abort();
+    if let Some(p) = plain {
+        p.abort();
+    }
+    result.map_err(|source| Error::Io {
+        path: format!("listener {}", options.listen),
+        source,
+    })
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Re-reads the certificate and key whenever either file changes. A broken pair (half-written
+/// during rotation, say) is logged and the old pair stays in use until a good one appears.
+async fn watch_certificates(tls: RustlsConfig, cert: PathBuf, key: PathBuf, every: Duration) {
+    let mut seen = (modified(&cert), modified(&key));
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let now = (modified(&cert), modified(&key));
+        if now == seen {
+            continue;
+        }
+        match tls.reload_from_pem_file(&cert, &key).await {
+            Ok(()) => {
+                info!(cert = %cert.display(), "TLS certificate reloaded");
+                seen = now;
+            }
+            Err(e) => {
+                warn!(error = %e, "TLS certificate changed but cannot be loaded; keeping the old one")
+            }
+        }
+    }
+}
