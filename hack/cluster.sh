@@ -443,7 +443,8 @@ cmd_up() {
     --leader-elect=false --bind-address=127.0.0.1 --secure-port=10259 --profiling=false --v=1
   start kwok "$NETNS" "$GAIA_KWOK_DIR/kwok" --kubeconfig="$STATE/kwok.kubeconfig" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
-    --cidr="$POD_CIDR" --node-ip=10.244.0.1 --server-address=127.0.0.1:10247
+    --cidr="$POD_CIDR" --node-ip=10.244.0.1 --server-address=127.0.0.1:10247 \
+    --node-lease-duration-seconds=40
 
   # Knative: CRDs, RBAC, config, Services (no Deployments), then our overrides.
   python3 "$GAIA_ROOT/hack/render-knative.py" "$GAIA_KNATIVE_DIR/config/core" "$STATE/knative" >/dev/null
