@@ -532,12 +532,12 @@ cmd_down() {
       stopped+=("$c:$pid")
     fi
   done
-  local deadline=$((SECONDS + 8)) s
+  local deadline=$((SECONDS + 4)) s
   for s in "${stopped[@]}"; do
     c=${s%%:*}; pid=${s##*:}
     while alive "$c" && ((SECONDS < deadline)); do sleep 0.2; done
     if alive "$c"; then
-      gaia_log "$c (pid $pid) did not stop on TERM: KILL"
+      gaia_log "$c (pid $pid) still running 4 s after TERM: KILL"
       kill -KILL "$pid" 2>/dev/null || true
     fi
   done

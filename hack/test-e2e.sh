@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end tests through the local cluster: build (cached) -> up -> pytest tests/e2e -> down.
 # The cluster is always stopped at the end (trap), unless GAIA_E2E_KEEP_CLUSTER=1.
-# Extra arguments go to pytest, e.g. hack/test-e2e.sh -k gpu -x
+# Arguments replace pytest's default arguments (tests/e2e), e.g.
+#   hack/test-e2e.sh tests/e2e/test_cluster.py -x
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,7 +31,8 @@ t_up=$((SECONDS - t1))
 eval "$(hack/cluster.sh env)"
 t2=$SECONDS
 rc=0
-GAIA_E2E_REQUIRE_CLUSTER=1 python3 -m pytest tests/e2e -v -p no:cacheprovider "$@" || rc=$?
+(($#)) || set -- tests/e2e
+GAIA_E2E_REQUIRE_CLUSTER=1 python3 -m pytest -v -p no:cacheprovider "$@" || rc=$?
 t_test=$((SECONDS - t2))
 echo "test-e2e: build ${t_build}s, up ${t_up}s, tests ${t_test}s (pytest exit $rc)" >&2
 if ((rc != 0)); then

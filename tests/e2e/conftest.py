@@ -212,8 +212,9 @@ def in_netns(cluster: Cluster) -> Callable[..., list[str]]:
 
 @pytest.fixture
 def namespace(request: pytest.FixtureRequest, kubectl: Kubectl) -> str:
-    """A fresh namespace for one test; deleted afterwards, waiting until it is gone
-    so that resources it held (GPUs on the fake nodes) are free for the next test."""
+    """A fresh namespace for one test; deleted afterwards, waiting until its pods are
+    gone so that what they held (GPUs on the fake nodes) is free for the next test.
+    (The namespace object itself disappears a few seconds later.)"""
     base = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-")
     name = f"e2e-{base}-{uuid.uuid4().hex[:5]}"
     kubectl("create", "namespace", name)
@@ -225,5 +226,5 @@ def namespace(request: pytest.FixtureRequest, kubectl: Kubectl) -> str:
     if os.environ.get("GAIA_E2E_KEEP_NAMESPACES") == "1":
         return
     kubectl("delete", "namespace", name, "--wait=false", check=False)
-    wait_until(lambda: kubectl("get", "namespace", name, check=False).returncode != 0,
-               timeout=DELETE_TIMEOUT, desc=f"namespace {name} to be deleted")
+    wait_until(lambda: not kubectl("get", "pods", "-n", name, "-o", "name", check=False).stdout.strip(),
+               timeout=DELETE_TIMEOUT, desc=f"pods of namespace {name} to be deleted")
