@@ -10,7 +10,7 @@ use rustpython_parser::ast::{self, Constant, Expr};
 use super::findings::FindingKind;
 use super::imports::{qualname, ImportTable};
 use super::rules::{self, DeviceString};
-use super::source::excerpt;
+use super::source::call_excerpt;
 use super::values::{Dev, Val};
 use super::walk::{CallSite, Hit};
 
@@ -116,7 +116,7 @@ fn device_hit(dev: Option<Dev>, detail: String) -> Option<Hit> {
 pub fn check_call(site: &CallSite<'_, '_>) -> Vec<Hit> {
     let mut hits = Vec::new();
     let call = site.call;
-    let text = || excerpt(site.src, call);
+    let text = || call_excerpt(site.src, call);
     if let Some(q) = site.qual.as_deref() {
         let last = q.rsplit('.').next().unwrap_or(q);
         if let Some(rest) = q.strip_prefix("torch.cuda.") {

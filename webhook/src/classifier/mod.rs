@@ -405,3 +405,47 @@ pub fn classify_path(path: &Path, limits: &Limits) -> Result<Classification, Err
     };
     classify(&files, limits)
 }
+
+/// Hooks for the crate's integration tests and benchmark; not a stable API.
+#[doc(hidden)]
+pub mod testing {
+    use rustpython_parser::Mode;
+
+    /// Where the fast tokenizer claims its tokens are exact, compares them with
+    /// `rustpython_parser`'s lexer. `None`: equal (or not claimed exact); `Some(why)`: they differ.
+    pub fn token_mismatch(src: &str) -> Option<String> {
+        let lexed = super::lexer::lex(src);
+        let ours = super::lexer::to_parser_tokens(src, &lexed)?;
+        let theirs: Vec<_> = rustpython_parser::lexer::lex(src, Mode::Module).collect();
+        if ours.len() != theirs.len() {
+            return Some(format!(
+                "{} tokens, rustpython {}",
+                ours.len(),
+                theirs.len()
+            ));
+        }
+        for (a, b) in ours.iter().zip(&theirs) {
+            match (a, b) {
+                (Ok(x), Ok(y)) if x == y => {}
+                _ => return Some(format!("{a:?} != {b:?}")),
+            }
+        }
+        None
+    }
+
+    /// Parses with the fast tokenizer when it can (as `classify` does); `true` when it parsed.
+    pub fn parse_fast(src: &str) -> bool {
+        let lexed = super::lexer::lex(src);
+        super::parse(src, &lexed, "<bench>").is_ok()
+    }
+
+    /// Parses with `rustpython_parser` alone (its own lexer); `true` when it parsed.
+    pub fn parse_plain(src: &str) -> bool {
+        rustpython_parser::parse(src, Mode::Module, "<bench>").is_ok()
+    }
+
+    /// The nesting bound of a source (see `limits`).
+    pub fn nesting_bound(src: &str) -> usize {
+        super::limits::nesting_bound(src, &super::lexer::lex(src).tokens).0
+    }
+}

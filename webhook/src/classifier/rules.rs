@@ -674,16 +674,19 @@ pub fn decide(findings: &[Finding], fallback_files: &[String]) -> (ExecutionMode
             format!("needs a GPU: {what}, with no CPU fallback"),
         )
     } else if findings.iter().any(is_gpu_capable) {
-        let heavy = first_of(findings.iter().filter(|f| is_heavy(f)));
+        // A named model says most: prefer `from_pretrained` / pipelines in the rationale.
+        let mut heavy_list: Vec<&Finding> = findings.iter().filter(|f| is_heavy(f)).collect();
+        heavy_list.sort_by_key(|f| !f.detail.contains("from_pretrained"));
+        let heavy = first_of(heavy_list.iter().copied());
         let guard = guard_phrase(findings);
         match heavy {
             Some(what) => {
-                let kind = findings
-                    .iter()
-                    .find(|f| is_heavy(f))
+                let kind = heavy_list
+                    .first()
                     .map_or("heavy tensor work", |f| match f.kind {
                         FindingKind::Training => "training",
                         FindingKind::LargeTensor => "large tensors",
+                        _ if f.detail.contains("GFLOPs") => "a big vision model",
                         _ => "large-model inference",
                     });
                 let fallback = guard

@@ -41,17 +41,38 @@ pub fn excerpt(src: &str, node: &impl Ranged) -> String {
 pub fn shorten(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(MAX_EXCERPT + 3));
     let mut last_space = false;
-    for c in text.chars() {
+    let mut n = 0;
+    for c in text.trim().chars() {
         let c = if c.is_whitespace() { ' ' } else { c };
         if c == ' ' && last_space {
             continue;
         }
         last_space = c == ' ';
-        if out.chars().count() >= MAX_EXCERPT {
+        if n >= MAX_EXCERPT {
             out.push('…');
             break;
         }
         out.push(c);
+        n += 1;
     }
     out
+}
+
+/// A call's excerpt; a long one is cut to its end (`….cuda()`, `….to(device)`), which is the
+/// part that says what it does.
+pub fn call_excerpt(src: &str, call: &rustpython_parser::ast::ExprCall) -> String {
+    let full = excerpt(src, call);
+    if full.chars().count() <= 60 {
+        return full;
+    }
+    if let rustpython_parser::ast::Expr::Attribute(a) = call.func.as_ref() {
+        let end = call.range.end().to_usize();
+        let attr_start = a.value.range().end().to_usize();
+        let tail = src.get(attr_start..end).unwrap_or("");
+        let tail = shorten(tail);
+        if tail.chars().count() <= 60 {
+            return format!("…{tail}");
+        }
+    }
+    full
 }

@@ -240,10 +240,18 @@ impl<'a> Eval<'_, 'a> {
                     .iter()
                     .filter_map(|v| v.names_device())
                     .collect();
-                let any_gpu = devs
-                    .iter()
-                    .any(|d| matches!(d, Dev::Gpu | Dev::Guarded | Dev::Auto));
-                if any_gpu {
+                let gpuish = |d: &Dev| matches!(d, Dev::Gpu | Dev::Guarded | Dev::Auto);
+                let any_gpu = devs.iter().any(gpuish);
+                // `0 if torch.cuda.is_available() else -1`: an integer is a device index only
+                // when a guard chooses between it and another value.
+                let int_choice = body != orelse
+                    && [&body, &orelse]
+                        .iter()
+                        .any(|v| matches!(v, Val::Int(n) if *n >= 0))
+                    && guard_test(&x.test, &m.syms.imports).is_some();
+                if int_choice {
+                    Val::Dev(Dev::Guarded)
+                } else if any_gpu {
                     if guard_test(&x.test, &m.syms.imports).is_some()
                         || self.is_avail(at, &x.test, depth)
                     {
