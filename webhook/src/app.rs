@@ -10,11 +10,12 @@ use clap::Parser;
 use tracing::{error, info};
 
 use crate::admission::Admission;
+use crate::certs::ManagedTls;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::namespaces::NamespaceLabels;
 use crate::pool::ClassifierPool;
-use crate::server::{serve, ServerOptions};
+use crate::server::{serve, ServerOptions, TlsSource};
 use crate::sources::SourceChain;
 use crate::Error;
 
@@ -27,11 +28,27 @@ pub struct Flags {
     #[arg(long, default_value = "0.0.0.0:8443")]
     pub listen: SocketAddr,
     /// PEM certificate (chain) of the HTTPS listener; re-read when the file changes.
-    #[arg(long)]
-    pub tls_cert: PathBuf,
+    #[arg(long, requires = "tls_key", conflicts_with = "tls_secret")]
+    pub tls_cert: Option<PathBuf>,
     /// PEM private key of the HTTPS listener; re-read when the file changes.
-    #[arg(long)]
-    pub tls_key: PathBuf,
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Manage the certificate itself in this Secret (NAMESPACE/NAME), with a CA of its own, and
+    /// keep the caBundle of --webhook-configuration in step. Replaces --tls-cert/--tls-key.
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pub tls_secret: Option<String>,
+    /// The webhook's Service name (the certificate's DNS names), with --tls-secret.
+    #[arg(long, default_value = "gaia-webhook")]
+    pub service: String,
+    /// The MutatingWebhookConfiguration whose caBundle is kept in step, with --tls-secret.
+    #[arg(long, default_value = "gaia-webhook")]
+    pub webhook_configuration: String,
+    /// Validity of a self-managed certificate, in days; renewed after two thirds of it.
+    #[arg(long, default_value_t = 365)]
+    pub cert_validity_days: u64,
+    /// How often the self-managed certificate and caBundle are checked, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub cert_check_seconds: u64,
     /// Configuration file (YAML); built-in defaults when absent.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -114,6 +131,7 @@ async fn run(flags: Flags) -> Result<(), Error> {
         config.cache_entries,
         config.source.limits(),
     )?;
+    let kube_client = client.clone();
     let admission = Arc::new(Admission {
         config: Arc::clone(&config),
         sources: SourceChain::new(client),
@@ -121,13 +139,46 @@ async fn run(flags: Flags) -> Result<(), Error> {
         namespaces,
         metrics: Arc::new(Metrics::new()),
     });
+    let tls = match (&flags.tls_cert, &flags.tls_key, &flags.tls_secret) {
+        (Some(cert), Some(key), None) => TlsSource::Files {
+            cert: cert.clone(),
+            key: key.clone(),
+        },
+        (None, None, Some(secret)) => {
+            let Some((namespace, name)) = secret.split_once('/') else {
+                return Err(Error::Config(format!(
+                    "--tls-secret {secret:?}: expected NAMESPACE/NAME"
+                )));
+            };
+            let Some(client) = kube_client else {
+                return Err(Error::Config(
+                    "--tls-secret needs the Kubernetes API (--kube true)".into(),
+                ));
+            };
+            TlsSource::Managed {
+                client,
+                tls: ManagedTls {
+                    namespace: namespace.to_string(),
+                    secret: name.to_string(),
+                    service: flags.service.clone(),
+                    webhook_configuration: flags.webhook_configuration.clone(),
+                    validity: Duration::from_secs(flags.cert_validity_days.max(1) * 86_400),
+                    check_every: Duration::from_secs(flags.cert_check_seconds.max(1)),
+                },
+            }
+        }
+        _ => {
+            return Err(Error::Config(
+                "give either --tls-cert and --tls-key, or --tls-secret NAMESPACE/NAME".into(),
+            ))
+        }
+    };
     info!(workers, kube = flags.kube, default_mode = %config.default_mode, "gaia-webhook starting");
     serve(
         admission,
         ServerOptions {
             listen: flags.listen,
-            tls_cert: flags.tls_cert,
-            tls_key: flags.tls_key,
+            tls,
             reload_every: Duration::from_secs(2),
             drain: Duration::from_secs(flags.drain_seconds),
             metrics_listen: flags.metrics_listen,

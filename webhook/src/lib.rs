@@ -5,6 +5,7 @@
 
 pub mod admission;
 pub mod app;
+pub mod certs;
 pub mod classifier;
 pub mod cli;
 pub mod config;

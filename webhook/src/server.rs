@@ -26,15 +26,27 @@ use kube::core::admission::AdmissionResponse;
 use tracing::{info, warn};
 
 use crate::admission::{Admission, Outcome};
+use crate::certs::{ensure_certificate, sync_ca_bundle, ManagedTls, ServingPair};
 use crate::Error;
 
+/// Where the serving certificate comes from.
+#[derive(Clone)]
+pub enum TlsSource {
+    /// PEM files (a mounted Secret, cert-manager, ...); re-read when they change.
+    Files { cert: PathBuf, key: PathBuf },
+    /// A Secret the webhook manages itself, with the caBundle kept in step.
+    Managed {
+        client: kube::Client,
+        tls: ManagedTls,
+    },
+}
+
 /// Where and how to serve.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerOptions {
     pub listen: SocketAddr,
-    pub tls_cert: PathBuf,
-    pub tls_key: PathBuf,
-    /// How often the certificate files are checked for changes.
+    pub tls: TlsSource,
+    /// How often certificate files are checked for changes.
     pub reload_every: Duration,
     /// How long in-flight requests get to finish on shutdown.
     pub drain: Duration,
@@ -115,22 +127,36 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     install_crypto_provider();
-    let tls = RustlsConfig::from_pem_file(&options.tls_cert, &options.tls_key)
-        .await
-        .map_err(|e| {
-            Error::Tls(format!(
-                "cannot load {} / {}: {e}",
-                options.tls_cert.display(),
-                options.tls_key.display()
-            ))
-        })?;
-    let reloader = tokio::spawn(watch_certificates(
-        tls.clone(),
-        options.tls_cert.clone(),
-        options.tls_key.clone(),
-        options.reload_every,
-    ));
-
+    let (tls, reloader) = match options.tls.clone() {
+        TlsSource::Files { cert, key } => {
+            let tls = RustlsConfig::from_pem_file(&cert, &key)
+                .await
+                .map_err(|e| {
+                    Error::Tls(format!(
+                        "cannot load {} / {}: {e}",
+                        cert.display(),
+                        key.display()
+                    ))
+                })?;
+            let task = tokio::spawn(watch_certificates(
+                tls.clone(),
+                cert,
+                key,
+                options.reload_every,
+            ));
+            (tls, task)
+        }
+        TlsSource::Managed {
+            client,
+            tls: managed,
+        } => {
+            let pair = ensure_certificate(&client, &managed).await?;
+            sync_ca_bundle(&client, &managed, &pair.ca_bundle_pem).await?;
+            let tls = rustls_config(&pair).await?;
+            let task = tokio::spawn(keep_certificate(tls.clone(), client, managed, pair));
+            (tls, task)
+        }
+    };
     let handle = Handle::new();
     let mut plain = None;
     if let Some(addr) = options.metrics_listen {
@@ -168,6 +194,60 @@ pub async fn serve(
         path: format!("listener {}", options.listen),
         source,
     })
+}
+
+async fn rustls_config(pair: &ServingPair) -> Result<RustlsConfig, Error> {
+    RustlsConfig::from_pem(
+        pair.cert_pem.clone().into_bytes(),
+        pair.key_pem.clone().into_bytes(),
+    )
+    .await
+    .map_err(|e| Error::Tls(format!("the managed certificate does not load: {e}")))
+}
+
+/// Re-checks the managed Secret and the caBundle every `check_every`: renews the certificate
+/// when it is due (or takes another replica's renewal), reloads it, and repairs the caBundle.
+async fn keep_certificate(
+    tls: RustlsConfig,
+    client: kube::Client,
+    managed: ManagedTls,
+    mut serving: ServingPair,
+) {
+    let mut ticker = tokio::time::interval(managed.check_every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await; // the first tick is immediate
+    loop {
+        ticker.tick().await;
+        let pair = match ensure_certificate(&client, &managed).await {
+            Ok(p) => p,
+            Err(e) => {
+                warn!(error = %e, "checking the webhook certificate failed; serving the current one");
+                continue;
+            }
+        };
+        // the caBundle first, so the apiserver trusts the new certificate before it is served
+        if let Err(e) = sync_ca_bundle(&client, &managed, &pair.ca_bundle_pem).await {
+            warn!(error = %e, "updating the caBundle failed; will retry");
+            continue;
+        }
+        if pair != serving {
+            match tls
+                .reload_from_pem(
+                    pair.cert_pem.clone().into_bytes(),
+                    pair.key_pem.clone().into_bytes(),
+                )
+                .await
+            {
+                Ok(()) => {
+                    info!("serving the renewed webhook certificate");
+                    serving = pair;
+                }
+                Err(e) => {
+                    warn!(error = %e, "the renewed certificate does not load; keeping the old one")
+                }
+            }
+        }
+    }
 }
 
 fn modified(path: &Path) -> Option<SystemTime> {
