@@ -407,8 +407,8 @@ mod tests {
                 Box::new(|c| c.policy.long_window = Duration::from_secs(10)),
             ),
             (
-                "prometheus.queries.latencyP95",
-                Box::new(|c| c.prometheus.queries.latency_p95 = Some("up".into())),
+                "prometheus.queries.latencyQuantile",
+                Box::new(|c| c.prometheus.queries.latency_quantile = Some("up".into())),
             ),
             (
                 "leaderElection.renewDeadline",

@@ -403,7 +403,7 @@ mod tests {
 
     fn slow_and_busy(names: &[&str]) -> RawObservations {
         let mut raw = RawObservations {
-            queries: 6,
+            queries: 7,
             ..Default::default()
         };
         for n in names {
@@ -456,7 +456,7 @@ mod tests {
             .await;
         assert_eq!(r2.decisions.get("promote"), Some(&1));
         assert_eq!(r2.decisions.get("no_gpu"), Some(&1));
-        assert_eq!(r2.prometheus_queries, 6);
+        assert_eq!(r2.prometheus_queries, 7);
         let acted = act.0.lock().unwrap().clone();
         assert_eq!(
             acted,

@@ -82,6 +82,10 @@ pub struct PromoteConfig {
     pub severe_cycles: u32,
     /// Requests needed in the short window before a p95 means anything.
     pub min_requests: f64,
+    /// Fewer requests suffice when the violation is severe *and* the median violates the SLO
+    /// too (every request is slow, not one cold start): a function taking 15 s a request never
+    /// reaches `minRequests` in a minute.
+    pub min_requests_severe: f64,
     /// Compute-bound when CPU use / CPU limit reaches this...
     pub cpu_utilization: f64,
     /// ...or when CPU cores per in-flight request (Little's law: rate × mean latency) do.
@@ -147,6 +151,7 @@ impl Default for PromoteConfig {
             severe_factor: 2.0,
             severe_cycles: 2,
             min_requests: 20.0,
+            min_requests_severe: 3.0,
             cpu_utilization: 0.6,
             cpu_per_request: 0.5,
         }
@@ -208,6 +213,7 @@ impl PolicyConfig {
             ));
         }
         non_negative("policy.promote.minRequests", p.min_requests)?;
+        non_negative("policy.promote.minRequestsSevere", p.min_requests_severe)?;
         fraction("policy.promote.cpuUtilization", p.cpu_utilization, 0.0, 1.0)?;
         non_negative("policy.promote.cpuPerRequest", p.cpu_per_request)?;
         fraction("policy.verify.minGain", self.verify.min_gain, 0.0, 1.0)?;
@@ -308,6 +314,7 @@ pub struct CpuUse {
 /// Metrics of the revision that serves a Service. `None` fields had no series.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RevisionStats {
+    pub p50_short_ms: Option<f64>,
     pub p95_short_ms: Option<f64>,
     pub p95_long_ms: Option<f64>,
     pub rps_short: Option<f64>,
@@ -522,12 +529,17 @@ fn on_cpu(
     let (Some(p95), Some(rps)) = (st.p95_short_ms, st.rps_short) else {
         return hold(Hold::NoLatencyData, 0);
     };
+    let violation = slo_ms * (1.0 + p.slo_tolerance);
     let requests = rps * cfg.short_window.as_secs_f64();
-    if requests < p.min_requests {
-        return hold(Hold::TooFewRequests, 0);
-    }
-    if p95 <= slo_ms * (1.0 + p.slo_tolerance) {
+    let severe = p95 >= slo_ms * p.severe_factor;
+    let all_slow = st.p50_short_ms.is_some_and(|m| m > violation);
+    let enough =
+        requests >= p.min_requests || (severe && all_slow && requests >= p.min_requests_severe);
+    if p95 <= violation {
         return hold(Hold::WithinSlo, 0);
+    }
+    if !enough {
+        return hold(Hold::TooFewRequests, 0);
     }
     let Some(cpu) = st.cpu else {
         return hold(Hold::NoCpuData, 0);
@@ -550,7 +562,6 @@ fn on_cpu(
     }
 
     let streak = s.violation_streak.saturating_add(1);
-    let severe = p95 >= slo_ms * p.severe_factor;
     let long_violated = st
         .p95_long_ms
         .is_some_and(|l| l > slo_ms * (1.0 + p.slo_tolerance));
@@ -564,7 +575,8 @@ fn on_cpu(
     }
 
     let why = format!(
-        "p95 {p95:.0}ms > SLO {slo_ms:.0}ms for {streak} cycles ({}; {} p95 {}), {rps:.2} req/s, \
+        "p95 {p95:.0}ms > SLO {slo_ms:.0}ms for {streak} cycles ({}; {} p95 {}), {rps:.2} req/s \
+         ({requests:.0} in {}), \
          CPU {:.2}/{:.2} cores ({:.0}%){}",
         if severe {
             format!("severe: ≥ {:.1}× SLO", p.severe_factor)
@@ -575,6 +587,7 @@ fn on_cpu(
         st.p95_long_ms
             .map(|l| format!("{l:.0}ms"))
             .unwrap_or_else(|| "n/a".into()),
+        format_duration(cfg.short_window),
         cpu.cores,
         cpu.capacity,
         utilization * 100.0,
@@ -625,6 +638,13 @@ fn on_gpu(s: &ServiceState, st: &RevisionStats, cfg: &PolicyConfig, now: Timesta
         (Some(p95), Some(rps)) if rps * short >= v.min_requests => Some((p95, rps)),
         _ => None,
     };
+    // A clear success may be judged on fewer requests (slow functions); a revert may not.
+    let few = match (st.p95_short_ms, st.rps_short) {
+        (Some(p95), Some(rps)) if rps * short >= cfg.promote.min_requests_severe => {
+            Some((p95, rps))
+        }
+        _ => None,
+    };
 
     // Rule 5: verify a promotion of ours that nothing has confirmed yet.
     let unverified = s.observed.last_move.as_ref().filter(|m| {
@@ -637,7 +657,8 @@ fn on_gpu(s: &ServiceState, st: &RevisionStats, cfg: &PolicyConfig, now: Timesta
         if age < v.settle.as_secs_f64() {
             return hold(Hold::Verifying, 0);
         }
-        if let Some((p95, rps)) = judged {
+        let clear_success = few.filter(|(p95, _)| 1.0 - p95 / cpu_memory.p95_ms >= v.min_gain);
+        if let Some((p95, rps)) = judged.or(clear_success) {
             let gain = 1.0 - p95 / cpu_memory.p95_ms;
             let mut observed = s.observed.clone();
             observed.remember(Placement::Gpu, remembered(p95, rps, now));
@@ -687,7 +708,11 @@ fn on_gpu(s: &ServiceState, st: &RevisionStats, cfg: &PolicyConfig, now: Timesta
 
     // Rule 6: demotion candidates.
     let idle = match st.rps_long {
-        Some(rate) => rate < cfg.demote.idle_rps,
+        // Both windows: a revision younger than the long window has a long-window rate
+        // diluted by the time it did not exist; its short-window rate shows it is busy.
+        Some(rate) => {
+            rate < cfg.demote.idle_rps && st.rps_short.is_none_or(|r| r < cfg.demote.idle_rps)
+        }
         // No series at all: idle only if the revision has no pod (scaled to zero) and has
         // been in place for a whole long window.
         None => {
@@ -883,6 +908,7 @@ mod tests {
     /// A busy, compute-bound revision with the given short/long p95 (ms) at 10 req/s.
     fn busy(p95_short: f64, p95_long: f64) -> RevisionStats {
         RevisionStats {
+            p50_short_ms: Some(p95_short * 0.7),
             p95_short_ms: Some(p95_short),
             p95_long_ms: Some(p95_long),
             rps_short: Some(10.0),
@@ -964,6 +990,7 @@ mod tests {
         let now = t(10_000);
         let idle_wait = RevisionStats {
             // slow (2 s sleeps) but the CPU does nothing while it waits
+            p50_short_ms: Some(2040.0),
             p95_short_ms: Some(2100.0),
             p95_long_ms: Some(2100.0),
             rps_short: Some(5.0),
@@ -1089,10 +1116,51 @@ mod tests {
                 streak(on(Placement::Cpu), 9),
                 Some(RevisionStats {
                     rps_short: Some(0.2),
+                    p50_short_ms: Some(100.0),
                     ..busy(5000.0, 5000.0)
                 }),
                 FREE,
                 Expect::Hold(Hold::TooFewRequests),
+            ),
+            (
+                "a severe violation still needs a few requests",
+                streak(on(Placement::Cpu), 9),
+                Some(RevisionStats {
+                    rps_short: Some(0.03),
+                    ..busy(5000.0, 5000.0)
+                }),
+                FREE,
+                Expect::Hold(Hold::TooFewRequests),
+            ),
+            (
+                "one cold-start outlier among few requests does not promote",
+                streak(on(Placement::Cpu), 9),
+                Some(RevisionStats {
+                    rps_short: Some(0.1),
+                    p50_short_ms: Some(120.0),
+                    ..busy(5000.0, 300.0)
+                }),
+                FREE,
+                Expect::Hold(Hold::TooFewRequests),
+            ),
+            (
+                "a slow function with few but all slow requests (TinyLlama) takes the severe path",
+                streak(on(Placement::Cpu), 1),
+                Some(RevisionStats {
+                    p50_short_ms: Some(14_000.0),
+                    p95_short_ms: Some(15_000.0),
+                    p95_long_ms: Some(15_000.0),
+                    rps_short: Some(4.0 / 60.0),
+                    rps_long: Some(4.0 / 60.0),
+                    mean_latency_ms: Some(14_400.0),
+                    cpu: Some(CpuUse {
+                        cores: 2.0,
+                        capacity: 4.0,
+                    }),
+                    pods: 1,
+                }),
+                FREE,
+                Expect::Move(MoveKind::Promote),
             ),
             (
                 "within the SLO (and its noise band) holds",
@@ -1263,7 +1331,7 @@ mod tests {
                 "verification waits for enough requests",
                 promoted_at(t(10_000 - 120), 1500.0, 10.0),
                 Some(RevisionStats {
-                    rps_short: Some(0.1),
+                    rps_short: Some(0.04),
                     rps_long: Some(1.0),
                     ..busy(300.0, 300.0)
                 }),
@@ -1299,6 +1367,42 @@ mod tests {
                 }),
                 FREE,
                 Expect::Move(MoveKind::Demote),
+            ),
+            (
+                "a young GPU revision busy in the short window is not idle",
+                verified(
+                    promoted_at(t(10_000 - 900), 1500.0, 10.0),
+                    t(10_000 - 700),
+                    300.0,
+                ),
+                Some(RevisionStats {
+                    rps_short: Some(0.17),
+                    rps_long: Some(0.019),
+                    ..busy(7000.0, 7000.0)
+                }),
+                FREE,
+                Expect::Hold(Hold::GpuInUse),
+            ),
+            (
+                "a slow function's clear GPU success is verified on few requests",
+                promoted_at(t(10_000 - 120), 15_000.0, 0.07),
+                Some(RevisionStats {
+                    rps_short: Some(0.15),
+                    ..busy(6000.0, 6000.0)
+                }),
+                FREE,
+                Expect::Remember,
+            ),
+            (
+                "a revert is never decided on few requests",
+                promoted_at(t(10_000 - 120), 15_000.0, 0.07),
+                Some(RevisionStats {
+                    rps_short: Some(0.15),
+                    rps_long: Some(0.15),
+                    ..busy(14_000.0, 14_000.0)
+                }),
+                FREE,
+                Expect::Hold(Hold::Verifying),
             ),
             (
                 "an idle GPU service waits for its dwell",

@@ -96,7 +96,7 @@ async fn batched_queries_return_per_revision_values_for_both_generations() {
             .observe(Some(ds.end()))
             .await
             .unwrap_or_else(|e| panic!("{generation:?}: {e}"));
-        assert_eq!(raw.queries, 6, "one query per metric per cycle");
+        assert_eq!(raw.queries, 7, "one query per metric per cycle");
         let with_traffic = ds.revisions.len() - 1;
         assert_eq!(
             raw.p95_short_ms.len(),
@@ -131,6 +131,14 @@ async fn batched_queries_return_per_revision_values_for_both_generations() {
                 );
             }
             let want = ds.expected(r, SHORT, gen);
+            match (raw.p50_short_ms.get(&key), want.p50_ms) {
+                (Some(g), Some(w)) => assert!(
+                    close(*g, w),
+                    "{generation:?} {key:?} p50: got {g}, want {w}"
+                ),
+                (None, None) => {}
+                (g, w) => panic!("{generation:?} {key:?} p50: got {g:?}, want {w:?}"),
+            }
             match (raw.mean_latency_ms.get(&key), want.mean_ms) {
                 (Some(g), Some(w)) => assert!(
                     close(*g, w),
@@ -184,7 +192,7 @@ async fn an_unreachable_or_failing_prometheus_is_an_error_never_empty_data() {
         QuerySet::new(
             Generation::OpenCensus,
             &QueryOverrides {
-                latency_p95: Some("histogram_quantile(0.95, rate(x[{window}]".into()),
+                latency_quantile: Some("histogram_quantile({quantile}, rate(x[{window}]".into()),
                 ..QueryOverrides::default()
             },
             "user-container",
@@ -289,7 +297,7 @@ async fn a_cycle_over_real_prometheus_promotes_the_busy_function_not_the_sleepy_
         );
     }
     for r in &reports {
-        assert_eq!(r.prometheus_queries, 6, "constant: {r:?}");
+        assert_eq!(r.prometheus_queries, 7, "constant: {r:?}");
         assert!(r.prometheus_error.is_none(), "{r:?}");
         assert_eq!(r.holds.get("not_compute_bound"), Some(&1), "sleepy: {r:?}");
     }

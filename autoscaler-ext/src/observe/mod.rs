@@ -55,6 +55,7 @@ impl PodKey {
 pub struct RawObservations {
     pub p95_short_ms: HashMap<RevisionKey, f64>,
     pub p95_long_ms: HashMap<RevisionKey, f64>,
+    pub p50_short_ms: HashMap<RevisionKey, f64>,
     pub rps_short: HashMap<RevisionKey, f64>,
     pub rps_long: HashMap<RevisionKey, f64>,
     pub mean_latency_ms: HashMap<RevisionKey, f64>,
@@ -95,6 +96,7 @@ pub fn revision_stats(
         }
     }
     RevisionStats {
+        p50_short_ms: raw.p50_short_ms.get(key).copied(),
         p95_short_ms: raw.p95_short_ms.get(key).copied(),
         p95_long_ms: raw.p95_long_ms.get(key).copied(),
         rps_short: raw.rps_short.get(key).copied(),

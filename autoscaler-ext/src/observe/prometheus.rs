@@ -1,5 +1,6 @@
-//! The Prometheus side: six instant queries per cycle, sent concurrently, whatever the number
-//! of Services — p95 over the short and the long window, request rate over both, the rate of
+//! The Prometheus side: seven instant queries per cycle, sent concurrently, whatever the number
+//! of Services — p95 over the short and the long window, the median over the short one, request
+//! rate over both, the rate of
 //! the latency sum (mean latency = sum rate / request rate, computed here) and CPU use over the
 //! short window. Each answer is a vector with one sample per revision (or
 //! per pod for CPU), keyed here by its labels.
@@ -53,11 +54,12 @@ impl PromObserver {
     }
 
     /// The exact PromQL of one cycle, by name (for logs, docs and tests).
-    pub fn rendered(&self) -> [(&'static str, String); 6] {
+    pub fn rendered(&self) -> [(&'static str, String); 7] {
         let q = &self.queries;
         [
-            ("p95_short", QuerySet::render(&q.latency_p95, self.short)),
-            ("p95_long", QuerySet::render(&q.latency_p95, self.long)),
+            ("p95_short", q.render_quantile(0.95, self.short)),
+            ("p95_long", q.render_quantile(0.95, self.long)),
+            ("p50_short", q.render_quantile(0.5, self.short)),
             ("rps_short", QuerySet::render(&q.request_rate, self.short)),
             ("rps_long", QuerySet::render(&q.request_rate, self.long)),
             (
@@ -81,7 +83,7 @@ impl PromObserver {
         if let Some(t) = at {
             q = q.at(t);
         }
-        let result = q.post().await.map_err(|e| Error::Prometheus {
+        let result = q.get().await.map_err(|e| Error::Prometheus {
             query: name,
             message: e.to_string(),
         })?;
@@ -109,10 +111,12 @@ impl PromObserver {
 impl Observe for PromObserver {
     async fn observe(&self, at: Option<i64>) -> Result<RawObservations, Error> {
         let q = &self.queries;
-        let [(n1, q1), (n2, q2), (n3, q3), (n4, q4), (n5, q5), (n6, q6)] = self.rendered();
-        let (p95_short, p95_long, rps_short, rps_long, sum_rate, cpu) = futures::try_join!(
+        let [(n1, q1), (n2, q2), (n7, q7), (n3, q3), (n4, q4), (n5, q5), (n6, q6)] =
+            self.rendered();
+        let (p95_short, p95_long, p50_short, rps_short, rps_long, sum_rate, cpu) = futures::try_join!(
             self.vector(n1, q1, at),
             self.vector(n2, q2, at),
+            self.vector(n7, q7, at),
             self.vector(n3, q3, at),
             self.vector(n4, q4, at),
             self.vector(n5, q5, at),
@@ -142,11 +146,12 @@ impl Observe for PromObserver {
         Ok(RawObservations {
             p95_short_ms: keyed(p95_short, rev, |v| unit.to_ms(v)),
             p95_long_ms: keyed(p95_long, rev, |v| unit.to_ms(v)),
+            p50_short_ms: keyed(p50_short, rev, |v| unit.to_ms(v)),
             rps_short,
             rps_long: keyed(rps_long, rev, |v| v),
             mean_latency_ms,
             cpu_cores: keyed(cpu, pod, |v| v),
-            queries: 6,
+            queries: 7,
         })
     }
 }

@@ -1,4 +1,5 @@
-//! PromQL templates. `{window}` is replaced by a range (`1m`, `5m`).
+//! PromQL templates. `{window}` is replaced by a range (`1m`, `5m`), `{quantile}` (latency
+//! quantile template only) by `0.95` or `0.5`.
 //!
 //! Defaults exist for both Knative metric generations (see docs/autoscaler.md):
 //!
@@ -51,7 +52,7 @@ impl LatencyUnit {
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct QueryOverrides {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub latency_p95: Option<String>,
+    pub latency_quantile: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_rate: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -77,7 +78,7 @@ pub struct QueryOverrides {
 /// The templates and label names actually used.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuerySet {
-    pub latency_p95: String,
+    pub latency_quantile: String,
     pub request_rate: String,
     pub latency_sum_rate: String,
     pub cpu_usage: String,
@@ -100,7 +101,7 @@ impl QuerySet {
                 let by = "namespace_name, revision_name";
                 let m = "revision_app_request_latencies";
                 (
-                    format!("histogram_quantile(0.95, sum by ({by}, le) (rate({m}_bucket[{{window}}])))"),
+                    format!("histogram_quantile({{quantile}}, sum by ({by}, le) (rate({m}_bucket[{{window}}])))"),
                     format!("sum by ({by}) (rate({m}_count[{{window}}]))"),
                     format!("sum by ({by}) (rate({m}_sum[{{window}}]))"),
                     "namespace_name",
@@ -113,7 +114,7 @@ impl QuerySet {
                 let m = "kn_serving_invocation_duration_seconds";
                 (
                     format!(
-                        "histogram_quantile(0.95, sum by ({by}, le) (rate({m}_bucket[{{window}}]) {OTEL_JOIN}))"
+                        "histogram_quantile({{quantile}}, sum by ({by}, le) (rate({m}_bucket[{{window}}]) {OTEL_JOIN}))"
                     ),
                     format!("sum by ({by}) (rate({m}_count[{{window}}]) {OTEL_JOIN})"),
                     format!("sum by ({by}) (rate({m}_sum[{{window}}]) {OTEL_JOIN})"),
@@ -130,7 +131,7 @@ impl QuerySet {
         let o = overrides;
         let pick = |over: &Option<String>, default: String| over.clone().unwrap_or(default);
         QuerySet {
-            latency_p95: pick(&o.latency_p95, p95),
+            latency_quantile: pick(&o.latency_quantile, p95),
             request_rate: pick(&o.request_rate, rate),
             latency_sum_rate: pick(&o.latency_sum_rate, sum_rate),
             cpu_usage: pick(&o.cpu_usage, cpu),
@@ -147,10 +148,21 @@ impl QuerySet {
         template.replace("{window}", &format_duration(window))
     }
 
+    /// Renders the latency quantile template.
+    pub fn render_quantile(&self, quantile: f64, window: std::time::Duration) -> String {
+        Self::render(&self.latency_quantile, window).replace("{quantile}", &quantile.to_string())
+    }
+
     /// Every template must have a `{window}`; label names must look like labels.
     pub fn validate(&self) -> Result<(), Error> {
+        if !self.latency_quantile.contains("{quantile}") {
+            return Err(Error::config(
+                "prometheus.queries.latencyQuantile",
+                "the template has no {quantile} placeholder",
+            ));
+        }
         for (field, t) in [
-            ("prometheus.queries.latencyP95", &self.latency_p95),
+            ("prometheus.queries.latencyQuantile", &self.latency_quantile),
             ("prometheus.queries.requestRate", &self.request_rate),
             ("prometheus.queries.latencySumRate", &self.latency_sum_rate),
             ("prometheus.queries.cpuUsage", &self.cpu_usage),
@@ -195,7 +207,7 @@ mod tests {
             "user-container",
         );
         assert!(oc
-            .latency_p95
+            .latency_quantile
             .contains("revision_app_request_latencies_bucket"));
         assert_eq!(oc.latency_unit, LatencyUnit::Milliseconds);
         assert_eq!(oc.revision_label, "revision_name");
@@ -205,9 +217,9 @@ mod tests {
             "user-container",
         );
         assert!(otel
-            .latency_p95
+            .latency_quantile
             .contains("kn_serving_invocation_duration_seconds_bucket"));
-        assert!(otel.latency_p95.contains("target_info"));
+        assert!(otel.latency_quantile.contains("target_info"));
         assert_eq!(otel.latency_unit, LatencyUnit::Seconds);
         assert!(otel.cpu_usage.contains("container=\"user-container\""));
         oc.validate().unwrap();

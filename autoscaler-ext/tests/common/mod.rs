@@ -247,6 +247,7 @@ impl Dataset {
             .collect();
         let requests = (c1 - c0) as f64 * pods;
         Expected {
+            p50_ms: histogram_quantile(0.5, &increases),
             p95_ms: histogram_quantile(0.95, &increases),
             rps: requests / window as f64,
             mean_ms: (requests > 0.0).then(|| (s1 - s0) * pods / requests),
@@ -256,6 +257,7 @@ impl Dataset {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expected {
+    pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
     pub rps: f64,
     pub mean_ms: Option<f64>,
