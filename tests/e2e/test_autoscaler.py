@@ -1,0 +1,249 @@
+"""gaia-autoscaler end to end on the local cluster (hack/cluster.sh).
+
+A ``cpu_preferred`` Knative Service whose CPU revision is slow and busy is promoted: a new
+Revision whose pod the real kube-scheduler puts on a GPU node; once its load drops it is demoted
+back to a CPU node; an Event explains each move.
+
+The pods are KWOK fakes, so their request and CPU metrics come from the test harness's stand-in
+(tests/harness/knative_metrics_standin.py), scraped by the cluster's Prometheus like
+queue-proxies and cAdvisor would be. The autoscaler and the stand-in run inside the cluster's
+network namespace and only talk to addresses local to it.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, Cluster, Kubectl, run, wait_until
+
+STANDIN = REPO / "tests" / "harness" / "knative_metrics_standin.py"
+STANDIN_PORT = 19517
+METRICS_PORT = 18097
+
+# Fast settings for a test: 2 s cycles over 20 s / 40 s windows (the cluster's Prometheus
+# scrapes every 2 s). The rules are the product's; only the clock is shorter.
+CONFIG = """
+prometheus:
+  url: {prom}
+  timeout: 2s
+  generation: opentelemetry
+interval: 2s
+defaultSlo: 500ms
+policy:
+  shortWindow: 20s
+  longWindow: 40s
+  promote: {{minRequests: 10}}
+  verify: {{settle: 12s, minRequests: 10}}
+  hysteresis: {{minDwell: 20s}}
+  rolloutTimeout: 3m
+leaderElection:
+  namespace: {namespace}
+  name: gaia-autoscaler-e2e
+  leaseDuration: 6s
+  renewDeadline: 4s
+  retryPeriod: 1s
+listen: 127.0.0.1:{metrics_port}
+noGpuEventEvery: 1m
+"""
+
+
+class Proc:
+    """A process in the cluster's netns, logging to a file, stopped with SIGTERM."""
+
+    def __init__(self, cluster: Cluster, name: str, argv: list[str], workdir: Path):
+        self.name, self.log = name, workdir / f"{name}.log"
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen(cluster.in_netns(*argv), stdout=log,
+                                         stderr=subprocess.STDOUT, env=cluster.process_env())
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-6000:]
+
+    def stop(self) -> int | None:
+        if self.alive():
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        return self.proc.returncode
+
+
+class Standin:
+    """The metrics stand-in, controlled over its loopback port inside the netns."""
+
+    def __init__(self, cluster: Cluster, workdir: Path):
+        self.cluster = cluster
+        self.proc = Proc(cluster, "metrics-standin",
+                         [sys.executable, str(STANDIN), "--listen", f"0.0.0.0:{STANDIN_PORT}"], workdir)
+        wait_until(lambda: self._curl("GET", "/healthz") == "ok\n", timeout=30,
+                   desc="metrics stand-in", interval=0.5)
+
+    def _curl(self, method: str, path: str, body: str | None = None) -> str:
+        assert self.proc.alive(), f"stand-in exited:\n{self.proc.output()}"
+        argv = ["curl", "-sf", "-X", method, f"http://127.0.0.1:{STANDIN_PORT}{path}"]
+        if body is not None:
+            argv += ["-H", "Content-Type: application/json", "--data-binary", body]
+        return run(self.cluster.in_netns(*argv), timeout=20).stdout
+
+    def set(self, revisions: dict) -> None:
+        self._curl("PUT", "/state", json.dumps({"revisions": revisions}))
+
+
+def ksvc_manifest(namespace: str, name: str) -> str:
+    return json.dumps({
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace,
+                     "annotations": {"gaia.dev/mode": "cpu_preferred",
+                                     "gaia.dev/latency-slo": "500ms"}},
+        "spec": {"template": {
+            "metadata": {"annotations": {
+                # the fake pods get no traffic: keep one so placement can be checked
+                "autoscaling.knative.dev/min-scale": "1",
+                "gaia.dev/placement": "cpu"}},
+            "spec": {"containers": [{
+                "image": f"dev.local/gaia/{name}:1",
+                "resources": {"limits": {"cpu": "1"}},
+            }]},
+        }},
+    })
+
+
+def revision_pod(kubectl: Kubectl, namespace: str, revision: str) -> dict | None:
+    pods = [p for p in kubectl.pods(namespace, f"serving.knative.dev/revision={revision}")
+            if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
+            and p["spec"].get("nodeName")]
+    return pods[0] if pods else None
+
+
+def ready_revision(kubectl: Kubectl, namespace: str, name: str, not_in: set[str]) -> str | None:
+    status = kubectl.json("get", "ksvc", name, "-n", namespace).get("status", {})
+    ready, created = status.get("latestReadyRevisionName"), status.get("latestCreatedRevisionName")
+    if ready and ready == created and ready not in not_in:
+        return ready
+    return None
+
+
+def annotations(kubectl: Kubectl, namespace: str, name: str) -> dict:
+    return kubectl.json("get", "ksvc", name, "-n", namespace)["metadata"].get("annotations", {}) or {}
+
+
+def event(kubectl: Kubectl, namespace: str, name: str, reason: str) -> dict | None:
+    items = kubectl.events_for(namespace, name, reason)
+    return items[0] if items else None
+
+
+@pytest.fixture
+def autoscaler_bin() -> Path:
+    run(["cargo", "build", "--quiet", "--bin", "gaia-autoscaler"], timeout=1800)
+    binary = REPO / "target" / "debug" / "gaia-autoscaler"
+    assert binary.exists(), binary
+    return binary
+
+
+def test_slow_busy_function_is_promoted_to_a_gpu_node_and_demoted_when_idle(
+        cluster: Cluster, kubectl: Kubectl, namespace: str, autoscaler_bin: Path):
+    name = "matmul"
+    workdir = Path(tempfile.mkdtemp(prefix="gaia-autoscaler-e2e-"))
+    pools = kubectl.nodes_by_pool()
+    cpu_nodes, gpu_nodes = pools.get("cpu", set()), pools.get("gpu", set())
+    assert cpu_nodes and gpu_nodes, pools
+
+    # One queue-proxy-like scrape target per revision (own `instance`, so target_info joins
+    # one to one), plus one cAdvisor-like target.
+    targets = cluster.prom_targets_dir / f"gaia-autoscaler-e2e-{namespace}.json"
+    groups = [{"targets": [f"127.0.0.1:{STANDIN_PORT}"],
+               "labels": {"job": "queue-proxy", "instance": f"{namespace}/{name}-{i:05d}",
+                          "__metrics_path__": f"/metrics/revision/{namespace}/{name}-{i:05d}"}}
+              for i in range(1, 5)]
+    groups.append({"targets": [f"127.0.0.1:{STANDIN_PORT}"],
+                   "labels": {"job": "kubelet-cadvisor", "instance": f"cadvisor-{namespace}",
+                              "__metrics_path__": "/metrics/cadvisor"}})
+    standin = autoscaler = None
+    try:
+        standin = Standin(cluster, workdir)
+        targets.write_text(json.dumps(groups))
+
+        kubectl.apply(ksvc_manifest(namespace, name))
+        r1 = wait_until(lambda: ready_revision(kubectl, namespace, name, set()),
+                        desc="first revision ready")
+        pod1 = wait_until(lambda: revision_pod(kubectl, namespace, r1), desc=f"pod of {r1}")
+        assert pod1["spec"]["nodeName"] in cpu_nodes, pod1["spec"]["nodeName"]
+        # slow (3 s a request, SLO 500 ms) and CPU-bound (0.95 of its 1-core limit)
+        standin.set({f"{namespace}/{r1}": {"rps": 5, "latency_ms": 3000, "cpu_cores": 0.95,
+                                            "pods": [pod1["metadata"]["name"]]}})
+
+        config = workdir / "autoscaler.yaml"
+        config.write_text(CONFIG.format(prom=cluster.prometheus_url, namespace=namespace,
+                                        metrics_port=METRICS_PORT))
+        autoscaler = Proc(cluster, "gaia-autoscaler",
+                          [str(autoscaler_bin), "--config", str(config)], workdir)
+        started = time.monotonic()
+
+        def placement(want: str):
+            assert autoscaler.alive(), f"autoscaler exited:\n{autoscaler.output()}"
+            return annotations(kubectl, namespace, name).get("gaia.dev/placement") == want
+
+        wait_until(lambda: placement("gpu"), timeout=120, desc="promotion to gpu", interval=1)
+        promoted_after = time.monotonic() - started
+        ev = wait_until(lambda: event(kubectl, namespace, name, "PromotedToGpu"), timeout=30,
+                        desc="PromotedToGpu Event")
+        assert "p95" in ev["message"] and "SLO 500ms" in ev["message"], ev["message"]
+
+        r2 = wait_until(lambda: ready_revision(kubectl, namespace, name, {r1}),
+                        desc="GPU revision ready")
+        pod2 = wait_until(lambda: revision_pod(kubectl, namespace, r2), desc=f"pod of {r2}")
+        assert pod2["spec"]["nodeName"] in gpu_nodes, pod2["spec"]["nodeName"]
+        limits = pod2["spec"]["containers"][0]["resources"]["limits"]
+        assert limits.get("nvidia.com/gpu") == "1", limits
+        # the user's CPU limit survived the move
+        assert limits.get("cpu") in ("1", "1000m"), limits
+
+        # traffic moves to the GPU revision, which is fast
+        standin.set({f"{namespace}/{r2}": {"rps": 5, "latency_ms": 120, "cpu_cores": 0.3,
+                                            "pods": [pod2["metadata"]["name"]]}})
+        wait_until(lambda: event(kubectl, namespace, name, "GpuVerified"), timeout=90,
+                   desc="GpuVerified Event")
+        observed = json.loads(annotations(kubectl, namespace, name)["gaia.dev/observed"])
+        assert observed["cpu"]["p95Ms"] > 2000 and observed["gpu"]["p95Ms"] < 500, observed
+
+        # load drops to nothing: demoted after the dwell, once both windows are idle
+        standin.set({})
+        wait_until(lambda: placement("cpu"), timeout=150, desc="demotion to cpu", interval=1)
+        ev = wait_until(lambda: event(kubectl, namespace, name, "DemotedToCpu"), timeout=30,
+                        desc="DemotedToCpu Event")
+        assert "idle" in ev["message"], ev["message"]
+        r3 = wait_until(lambda: ready_revision(kubectl, namespace, name, {r1, r2}),
+                        desc="CPU revision ready")
+        pod3 = wait_until(lambda: revision_pod(kubectl, namespace, r3), desc=f"pod of {r3}")
+        assert pod3["spec"]["nodeName"] in cpu_nodes, pod3["spec"]["nodeName"]
+        assert "nvidia.com/gpu" not in pod3["spec"]["containers"][0]["resources"].get("limits", {})
+
+        # its own metrics tell the same story
+        text = run(cluster.in_netns("curl", "-sf", f"http://127.0.0.1:{METRICS_PORT}/metrics"),
+                   timeout=20).stdout
+        assert 'gaia_autoscaler_decisions_total{kind="promote",reason=""} 1' in text, text
+        assert 'gaia_autoscaler_decisions_total{kind="demote",reason=""} 1' in text, text
+        assert "gaia_autoscaler_leader 1" in text
+        print(f"promoted {promoted_after:.0f} s after the autoscaler started")
+
+        # graceful shutdown releases the Lease
+        assert autoscaler.stop() == 0, autoscaler.output()
+        lease = kubectl.json("get", "lease", "gaia-autoscaler-e2e", "-n", namespace)
+        assert not lease["spec"].get("holderIdentity"), lease["spec"]
+    finally:
+        targets.unlink(missing_ok=True)
+        for p in (autoscaler, standin and standin.proc):
+            if p:
+                p.stop()
