@@ -247,3 +247,51 @@ def test_slow_busy_function_is_promoted_to_a_gpu_node_and_demoted_when_idle(
         for p in (autoscaler, standin and standin.proc):
             if p:
                 p.stop()
+
+
+def leader_gauge(cluster: Cluster, port: int) -> int | None:
+    out = run(cluster.in_netns("curl", "-s", f"http://127.0.0.1:{port}/metrics"), check=False,
+              timeout=20).stdout
+    for line in out.splitlines():
+        if line.startswith("gaia_autoscaler_leader "):
+            return int(float(line.split()[1]))
+    return None
+
+
+def test_two_replicas_one_leader_and_the_standby_takes_over(
+        cluster: Cluster, kubectl: Kubectl, namespace: str, autoscaler_bin: Path):
+    workdir = Path(tempfile.mkdtemp(prefix="gaia-autoscaler-le-"))
+    replicas = []
+    try:
+        for i, port in enumerate((METRICS_PORT + 1, METRICS_PORT + 2)):
+            config = workdir / f"replica-{i}.yaml"
+            config.write_text(CONFIG.format(prom=cluster.prometheus_url, namespace=namespace,
+                                            metrics_port=port))
+            replicas.append((Proc(cluster, f"replica-{i}", [str(autoscaler_bin), "--config",
+                                                            str(config)], workdir), port))
+            if i == 0:
+                wait_until(lambda: leader_gauge(cluster, port) == 1, timeout=60,
+                           desc="first replica leads", interval=0.5)
+        (first, p1), (second, p2) = replicas
+        wait_until(lambda: leader_gauge(cluster, p2) == 0, timeout=60,
+                   desc="second replica up as standby", interval=0.5)
+        # never both: sample for a while
+        for _ in range(10):
+            assert (leader_gauge(cluster, p1), leader_gauge(cluster, p2)) == (1, 0)
+            time.sleep(0.5)
+        holder = kubectl.json("get", "lease", "gaia-autoscaler-e2e", "-n", namespace)["spec"]["holderIdentity"]
+        # the leader dies without releasing the Lease: the standby takes over once the
+        # record is older than leaseDuration (6 s) on its clock
+        killed = time.monotonic()
+        first.proc.kill()
+        first.proc.wait(timeout=10)
+        wait_until(lambda: leader_gauge(cluster, p2) == 1, timeout=30,
+                   desc="standby takes over", interval=0.25)
+        took = time.monotonic() - killed
+        assert took <= 6 + 2 * 1 + 2 + 2, f"takeover took {took:.1f} s"  # lease + 2 retries + cycle tick + slack
+        lease = kubectl.json("get", "lease", "gaia-autoscaler-e2e", "-n", namespace)["spec"]
+        assert lease["holderIdentity"] != holder and lease.get("leaseTransitions", 0) >= 1, lease
+        print(f"standby took over {took:.1f} s after the leader was killed")
+    finally:
+        for p, _ in replicas:
+            p.stop()
