@@ -30,6 +30,9 @@ struct Args {
     /// Seed of the latency and cold-start draws.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Where the policy came from, recorded in the results (e.g. `git describe --dirty`).
+    #[arg(long, default_value = "unrecorded")]
+    source: String,
     /// Seeds for the spread of the auto runs (seed, seed+1, ...).
     #[arg(long, default_value_t = 20)]
     spread_seeds: u64,
@@ -67,6 +70,7 @@ fn run(args: &Args) -> Result<String, Error> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default(),
+        source: args.source.clone(),
         seed: args.seed,
         spread_seeds: args.spread_seeds,
         modes,

@@ -142,6 +142,7 @@ pub fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
 /// observer converts them).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Answers {
+    pub p50_short_ms: Option<f64>,
     pub p95_short_ms: Option<f64>,
     pub p95_long_ms: Option<f64>,
     pub rps_short: Option<f64>,
@@ -163,13 +164,13 @@ pub fn answers(
     };
     let count = series(&|s| s.count);
     let sum = series(&|s| s.sum_s);
-    let p95 = |window: f64| -> Option<f64> {
+    let quantile = |q: f64, window: f64| -> Option<f64> {
         let mut buckets = Vec::with_capacity(NB);
         for i in 0..NB {
             let ub = BUCKETS_S.get(i).copied().unwrap_or(f64::INFINITY);
             buckets.push((ub, rate(&series(&|s| s.le[i]), now, window)?));
         }
-        histogram_quantile(0.95, &buckets).map(|s| s * 1e3)
+        histogram_quantile(q, &buckets).map(|s| s * 1e3)
     };
     let rps_short = rate(&count, now, short);
     let mean_latency_ms = match (rate(&sum, now, short), rps_short) {
@@ -177,8 +178,9 @@ pub fn answers(
         _ => None,
     };
     Answers {
-        p95_short_ms: p95(short),
-        p95_long_ms: p95(long),
+        p50_short_ms: quantile(0.5, short),
+        p95_short_ms: quantile(0.95, short),
+        p95_long_ms: quantile(0.95, long),
         rps_short,
         rps_long: rate(&count, now, long),
         mean_latency_ms,
@@ -248,5 +250,6 @@ mod tests {
         assert!((a.cpu_cores.unwrap() - 2.0).abs() < 1e-9);
         // every observation in (0.1, 0.25]: the 95th percentile interpolates to 0.2425 s
         assert!((a.p95_short_ms.unwrap() - 242.5).abs() < 1e-6);
+        assert!((a.p50_short_ms.unwrap() - 175.0).abs() < 1e-6);
     }
 }

@@ -92,6 +92,8 @@ impl Default for Platform {
 pub struct Scenario {
     pub name: String,
     pub title: String,
+    /// Why the scenario is paced as it is.
+    pub note: String,
     /// The p95 objective (`gaia.dev/latency-slo`).
     pub slo_s: f64,
     /// Closed-loop clients, each sending its list back to back.
@@ -99,6 +101,8 @@ pub struct Scenario {
     pub clients: Vec<Vec<Request>>,
     /// The pod serves its requests at once (a function that only waits) rather than one by one.
     pub concurrent: bool,
+    /// A client's pause between an answer and its next request.
+    pub think_s: f64,
 }
 
 /// Everything that makes one run.
@@ -205,6 +209,8 @@ pub struct RunResult {
     pub moves: Vec<MoveRecord>,
     pub decisions: Vec<DecisionSpan>,
     pub revisions: Vec<RevisionRecord>,
+    /// Left empty (and out of the JSON) for sensitivity runs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub requests: Vec<RequestRecord>,
 }
 
@@ -300,7 +306,7 @@ impl Rev {
 }
 
 /// Unix time of the replay's t = 0 (any fixed instant; the policy only takes differences).
-const EPOCH_S: i64 = 1_800_000_000;
+pub const EPOCH_S: i64 = 1_800_000_000;
 
 fn ts(t: f64) -> Result<Timestamp, Error> {
     Timestamp::from_millisecond(EPOCH_S * 1000 + (t * 1000.0).round() as i64).map_err(|e| {
@@ -506,7 +512,7 @@ impl Sim<'_> {
                 self.reqs[req].received = t;
                 let client = self.reqs[req].client;
                 if self.next_of_client[client] < self.scenario.clients[client].len() {
-                    self.push(t, Ev::Send { client });
+                    self.push(t + self.scenario.think_s, Ev::Send { client });
                 } else {
                     self.clients_done += 1;
                     if self.clients_done == self.scenario.clients.len() {
@@ -608,6 +614,7 @@ impl Sim<'_> {
                 spec.policy.long_window.as_secs_f64(),
             );
             RevisionStats {
+                p50_short_ms: a.p50_short_ms,
                 p95_short_ms: a.p95_short_ms,
                 p95_long_ms: a.p95_long_ms,
                 rps_short: a.rps_short,
@@ -690,10 +697,10 @@ impl Sim<'_> {
             .iter()
             .map(|r| RequestRecord {
                 client: r.client,
-                sent_s: r.sent,
-                received_s: r.received,
-                latency_s: r.received - r.sent,
-                queue_proxy_s: r.in_pod,
+                sent_s: micro(r.sent),
+                received_s: micro(r.received),
+                latency_s: micro(r.received - r.sent),
+                queue_proxy_s: micro(r.in_pod),
                 placement: self.revs[r.rev].placement,
                 revision: r.rev,
                 cold: r.cold,
@@ -737,6 +744,12 @@ impl Sim<'_> {
             requests,
         })
     }
+}
+
+/// Rounds to the microsecond (the request log is written as JSON; the summary is computed
+/// from the rounded log, so both agree).
+fn micro(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
 }
 
 /// The run's figures from its request log and revisions.
@@ -865,9 +878,11 @@ mod tests {
         Scenario {
             name: "t".into(),
             title: "t".into(),
+            note: String::new(),
             slo_s: 0.5,
             clients: vec![vec![Request::Matmul { size: 1 }; requests]],
             concurrent: false,
+            think_s: 0.0,
         }
     }
 
