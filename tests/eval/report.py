@@ -627,7 +627,9 @@ def assumptions_table(results):
         ("SLO", f"p95 ≤ {a['slo_s']:g} s on every scenario (`gaia.dev/latency-slo`), the original's "
          "single 1000 ms rule"),
         ("Prometheus", f"scrape every {p['scrape_interval_s']:g} s (first {p['scrape_offset_s']:g} s "
-         "after deploy); the six queries of a cycle evaluated on the scraped samples only, with "
+         "after deploy); a cycle's queries (p50 and p95 over the short window, p95 over the long "
+         "one, request rate over both, mean latency, CPU use) evaluated on the scraped samples "
+         "only, with "
          "`rate()`'s extrapolation and `histogram_quantile()`'s bucket interpolation; queue-proxy "
          "buckets of Knative 1.19+ (" + ", ".join(f"{b:g}" for b in a["latency_buckets_s"]) +
          " s, +Inf), so no p95 reads above 10 s; a pod's histogram appears with its first request"),

@@ -138,7 +138,7 @@ pub fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
     Some(start + (end - start) * (rank - below) / (at - below))
 }
 
-/// The six answers of one cycle for one revision (latencies in milliseconds, as the
+/// The answers of one cycle for one revision (latencies in milliseconds, as the
 /// observer converts them).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Answers {
