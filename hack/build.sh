@@ -53,6 +53,7 @@ build_deps() {
   command -v prometheus >/dev/null || missing+=(prometheus)
   command -v ip >/dev/null || missing+=(iproute2)
   command -v openssl >/dev/null || missing+=(openssl)
+  command -v curl >/dev/null || missing+=(curl)
   if ((${#missing[@]})); then
     gaia_log "apt-get install ${missing[*]}"
     # Do not let the package's init script start a system-wide prometheus.

@@ -522,32 +522,42 @@ nodes_ready() {
   ((n >= $1))
 }
 
-cmd_down() {
-  local i c pid stopped=()
-  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
-    c=${COMPONENTS[i]}
+# stop_group NAME...: TERM the running ones, wait up to 5 s, then KILL what is left.
+stop_group() {
+  local c pid s group=()
+  for c in "$@"; do
     if alive "$c"; then
       pid=$(pid_of "$c")
       kill -TERM "$pid" 2>/dev/null || true
-      stopped+=("$c:$pid")
+      group+=("$c:$pid")
+      STOPPED+=("$c:$pid")
     fi
   done
-  local deadline=$((SECONDS + 4)) s
-  for s in "${stopped[@]}"; do
+  local deadline=$((SECONDS + 5))
+  for s in "${group[@]}"; do
     c=${s%%:*}; pid=${s##*:}
-    while alive "$c" && ((SECONDS < deadline)); do sleep 0.2; done
+    while alive "$c" && ((SECONDS < deadline)); do sleep 0.1; done
     if alive "$c"; then
-      gaia_log "$c (pid $pid) still running 4 s after TERM: KILL"
+      gaia_log "$c (pid $pid) still running 5 s after TERM: KILL"
       kill -KILL "$pid" 2>/dev/null || true
+      while alive "$c"; do sleep 0.1; done
     fi
   done
-  for s in "${stopped[@]}"; do
-    c=${s%%:*}; pid=${s##*:}
-    while [[ -d /proc/$pid ]] && alive "$c"; do sleep 0.1; done
+}
+
+cmd_down() {
+  STOPPED=()
+  # clients first, so that the apiserver has no watches to drain; etcd last
+  local i clients=()
+  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
+    case ${COMPONENTS[i]} in kube-apiserver|etcd) ;; *) clients+=("${COMPONENTS[i]}") ;; esac
   done
+  stop_group "${clients[@]}"
+  stop_group kube-apiserver
+  stop_group etcd
   rm -f "$RUN"/*.pid "$RUN"/*.exe 2>/dev/null || true
   net_down
-  gaia_log "cluster down (stopped: ${stopped[*]:-nothing}); logs kept in $LOGS"
+  gaia_log "cluster down (stopped: ${STOPPED[*]:-nothing}); logs kept in $LOGS"
 }
 
 cmd_status() {
