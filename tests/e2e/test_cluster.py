@@ -150,3 +150,32 @@ def test_pod_network_is_unreachable_from_cluster_netns(cluster, in_netns):
     # and the host side reaches the apiserver through the veth
     with socket.create_connection((cluster.ns_ip, 6443), timeout=5):
         pass
+
+
+def test_knative_webhook_is_reached_through_its_service(kubectl: Kubectl, namespace: str):
+    """The apiserver calls Knative's validating webhook via its Service reference
+    (selectorless Service + Endpoints, --enable-aggregator-routing)."""
+    bad = f"""
+apiVersion: serving.knative.dev/v1
+kind: Service
+metadata: {{name: bad, namespace: {namespace}}}
+spec:
+  template:
+    spec:
+      containerConcurrency: -1
+      containers: [{{image: dev.local/gaia/bad:1}}]
+"""
+    proc = kubectl("apply", "-f", "-", input=bad, check=False)
+    assert proc.returncode != 0
+    assert "validation.webhook.serving.knative.dev" in proc.stderr, proc.stderr
+    assert "containerConcurrency" in proc.stderr, proc.stderr
+
+
+def test_rbac_is_enforced(kubectl: Kubectl, namespace: str):
+    sa = f"system:serviceaccount:{namespace}:default"
+    assert kubectl("auth", "can-i", "list", "pods", "-n", namespace, f"--as={sa}",
+                   check=False).stdout.strip() == "no"
+    # Knative's controller runs with its own service account and the RBAC it ships
+    ctl = "system:serviceaccount:knative-serving:controller"
+    assert kubectl("auth", "can-i", "create", "deployments.apps", "-n", namespace, f"--as={ctl}",
+                   check=False).stdout.strip() == "yes"
