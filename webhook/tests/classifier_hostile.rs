@@ -55,6 +55,9 @@ fn a_hundred_thousand_balanced_brackets_and_chains() {
     }
 }
 
+/// Builds a source of nesting `n`.
+type Maker = Box<dyn Fn(usize) -> String>;
+
 /// The largest `n` whose source the nesting check still lets through to the parser.
 fn largest_accepted(make: &dyn Fn(usize) -> String) -> usize {
     let limit = Limits::default().max_nesting;
@@ -73,7 +76,7 @@ fn largest_accepted(make: &dyn Fn(usize) -> String) -> usize {
 
 #[test]
 fn the_deepest_accepted_trees_parse_on_the_documented_stack() {
-    let makers: Vec<(&str, Box<dyn Fn(usize) -> String>)> = vec![
+    let makers: Vec<(&str, Maker)> = vec![
         (
             "brackets",
             Box::new(|n| format!("x = {}1{}\n", "[".repeat(n), "]".repeat(n))),

@@ -27,10 +27,8 @@ fn python_files(dir: &Path, out: &mut Vec<PathBuf>) {
         let p = e.path();
         let name = e.file_name().to_string_lossy().into_owned();
         match e.file_type() {
-            Ok(t) if t.is_dir() => {
-                if name != "site-packages" && name != "dist-packages" {
-                    python_files(&p, out);
-                }
+            Ok(t) if t.is_dir() && name != "site-packages" && name != "dist-packages" => {
+                python_files(&p, out);
             }
             Ok(t) if t.is_file() && name.ends_with(".py") => out.push(p),
             _ => {}

@@ -129,16 +129,22 @@ enum Plan {
 }
 
 fn parse(src: &str, lexed: &lexer::Lexed, path: &str) -> Result<Vec<Stmt>, (String, u32)> {
-    let result = match lexer::to_parser_tokens(src, lexed) {
+    // The parser is third-party code: should it ever panic on some input, that file goes to the
+    // token-level scan instead of taking the caller's thread down.
+    let result = std::panic::catch_unwind(|| match lexer::to_parser_tokens(src, lexed) {
         Some(tokens) => rustpython_parser::parse_tokens(tokens, Mode::Module, path),
         None => rustpython_parser::parse(src, Mode::Module, path),
-    };
+    })
+    .map_err(|_| ("the parser failed on this input".to_owned(), 0u32))?;
     match result {
         Ok(ast::Mod::Module(m)) => Ok(m.body),
         Ok(_) => Err(("not a module".to_owned(), 0)),
         Err(e) => Err((e.error.to_string(), e.offset.to_u32())),
     }
 }
+
+/// Offsets are 32-bit (as in the parser): no file may be larger than this, whatever the limits.
+const HARD_MAX_FILE_BYTES: usize = (u32::MAX / 2) as usize;
 
 fn check_limits(files: &[SourceFile], limits: &Limits) -> Result<(), Error> {
     if files.len() > limits.max_files {
@@ -149,11 +155,12 @@ fn check_limits(files: &[SourceFile], limits: &Limits) -> Result<(), Error> {
     }
     let mut total = 0usize;
     for f in files {
-        if f.bytes.len() > limits.max_file_bytes {
+        let limit = limits.max_file_bytes.min(HARD_MAX_FILE_BYTES);
+        if f.bytes.len() > limit {
             return Err(Error::InputTooLarge {
                 what: f.path.clone(),
                 size: f.bytes.len(),
-                limit: limits.max_file_bytes,
+                limit,
             });
         }
         total = total.saturating_add(f.bytes.len());

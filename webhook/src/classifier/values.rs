@@ -302,7 +302,7 @@ impl<'a> Eval<'_, 'a> {
                 }
             }
             Expr::UnaryOp(u) => match (&u.op, self.ev(at, &u.operand, depth + 1)) {
-                (ast::UnaryOp::USub, Val::Int(n)) => Val::Int(-n),
+                (ast::UnaryOp::USub, Val::Int(n)) => n.checked_neg().map_or(Val::Unknown, Val::Int),
                 _ => Val::Unknown,
             },
             Expr::Dict(d) => {

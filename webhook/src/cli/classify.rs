@@ -106,9 +106,66 @@ pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> i32 {
             }
             Err(e) => {
                 failed = true;
-                let _ = writeln!(err, "kn-gaia: {shown}: {e}");
+                // I/O errors already name the path.
+                let line = if e.starts_with(&shown) {
+                    format!("kn-gaia: {e}")
+                } else {
+                    format!("kn-gaia: {shown}: {e}")
+                };
+                let _ = writeln!(err, "{line}");
             }
         }
     }
     i32::from(failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_cli(paths: &[&str], output: Output) -> (i32, String, String) {
+        let args = Args {
+            paths: paths.iter().map(PathBuf::from).collect(),
+            output,
+            max_bytes: Limits::default().max_total_bytes,
+        };
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = run(&args, &mut out, &mut err);
+        (
+            code,
+            String::from_utf8_lossy(&out).into_owned(),
+            String::from_utf8_lossy(&err).into_owned(),
+        )
+    }
+
+    fn example(name: &str) -> String {
+        format!(
+            "{}/../examples/functions/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        )
+    }
+
+    #[test]
+    fn json_lines_per_path_and_exit_codes() {
+        let (code, out, err) = run_cli(&[&example("matmul"), &example("idle_wait")], Output::Json);
+        assert_eq!(code, 0, "{err}");
+        let lines: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json line"))
+            .collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["mode"], "cpu_preferred");
+        assert_eq!(lines[1]["mode"], "cpu");
+        for l in &lines {
+            for key in ["path", "mode", "rationale", "findings", "fallback"] {
+                assert!(l.get(key).is_some(), "{key} missing in {l}");
+            }
+        }
+
+        let (code, out, err) = run_cli(&["/no/such/function", &example("idle_wait")], Output::Text);
+        assert_eq!(code, 1);
+        assert!(out.contains("idle_wait: cpu"), "{out}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("kn-gaia: /no/such/function"), "{err}");
+    }
 }
