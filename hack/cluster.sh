@@ -73,7 +73,9 @@ alive() {
   pid=$(pid_of "$1") || return 1
   [[ -n $pid && -d /proc/$pid ]] || return 1
   exe=$(cat "$RUN/$1.exe" 2>/dev/null) || return 1
-  [[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" == "$exe" ]]
+  local cur
+  cur=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
+  [[ ${cur% (deleted)} == "$exe" ]]
 }
 
 # start NAME NETNS [VAR=VALUE...] BINARY ARGS...: start a cluster process in a
