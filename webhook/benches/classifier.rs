@@ -69,7 +69,13 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 fn bench() {
     let limits = Limits::default();
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    if let Some(dir) = stdlib_dir() {
+    // GAIA_BENCH_EXAMPLES_ONLY=1 skips the standard library (for profiling the per-function path).
+    let stdlib = if std::env::var_os("GAIA_BENCH_EXAMPLES_ONLY").is_some() {
+        None
+    } else {
+        stdlib_dir()
+    };
+    if let Some(dir) = stdlib {
         let mut paths = Vec::new();
         python_files(&dir, &mut paths);
         let files: Vec<SourceFile> = paths

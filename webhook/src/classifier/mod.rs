@@ -62,25 +62,40 @@ impl SourceFile {
 /// Identifiers that make a file worth parsing on its own (besides names containing "cuda",
 /// "gpu" or "device").
 fn is_relevant_name(name: &str) -> bool {
-    let root_hit = |table: &[&str]| {
-        table
+    static ROOTS: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    let roots = ROOTS.get_or_init(|| {
+        rules::GPU_CAPABLE_FRAMEWORKS
             .iter()
-            .any(|e| e.split('.').next().is_some_and(|root| root == name))
-    };
-    if root_hit(rules::GPU_CAPABLE_FRAMEWORKS)
-        || root_hit(rules::GPU_ONLY_LIBRARIES)
-        || root_hit(rules::CPU_LIBRARIES)
-        || matches!(name, "from_pretrained" | "pipeline")
-    {
-        return true;
-    }
-    contains_ci(name, "cuda") || contains_ci(name, "gpu") || contains_ci(name, "device")
+            .chain(rules::GPU_ONLY_LIBRARIES)
+            .chain(rules::CPU_LIBRARIES)
+            .filter_map(|e| e.split('.').next())
+            .chain(["from_pretrained", "pipeline"])
+            .collect()
+    });
+    mentions_gpu(name, true) || roots.contains(name)
 }
 
-fn contains_ci(hay: &str, needle: &str) -> bool {
-    hay.as_bytes()
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+/// Does `s` contain "cuda" or "gpu" (or, with `device`, "device"), in any case? One pass.
+fn mentions_gpu(s: &str, device: bool) -> bool {
+    let b = s.as_bytes();
+    let at = |i: usize, word: &[u8]| {
+        b.get(i..i + word.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(word))
+    };
+    (0..b.len()).any(|i| match b.get(i).map(|c| c | 0x20) {
+        Some(b'c') => at(i, b"cuda"),
+        Some(b'g') => at(i, b"gpu"),
+        Some(b'd') => device && at(i, b"device"),
+        _ => false,
+    })
+}
+
+/// A digit followed by b/B/m/M: the only strings [`rules::params_from_name`] can read a size from.
+fn may_name_a_size(s: &str) -> bool {
+    s.as_bytes()
+        .windows(2)
+        .any(|w| matches!(w, [d, b'b' | b'B' | b'm' | b'M'] if d.is_ascii_digit()))
 }
 
 /// Does a file contain anything the analysis could report? (Only identifiers and short strings
@@ -92,9 +107,8 @@ fn is_relevant(src: &str, tokens: &[lexer::Token]) -> bool {
         lexer::Kind::Str { .. } => {
             t.end - t.start <= 200
                 && t.str_body(src).is_some_and(|s| {
-                    contains_ci(s, "cuda")
-                        || contains_ci(s, "gpu")
-                        || rules::params_from_name(s).is_some()
+                    mentions_gpu(s, false)
+                        || (may_name_a_size(s) && rules::params_from_name(s).is_some())
                 })
         }
         _ => false,
@@ -191,11 +205,16 @@ pub fn classify(files: &[SourceFile], limits: &Limits) -> Result<Classification,
         })
         .collect();
     let lexed: Vec<lexer::Lexed> = texts.iter().map(|(t, _)| lexer::lex(t)).collect();
-    let token_imports: Vec<Vec<fallback::TokenImport>> = texts
-        .iter()
-        .zip(&lexed)
-        .map(|((t, _), l)| fallback::token_imports(t, &l.tokens))
-        .collect();
+    // Only a project of several files needs the import graph.
+    let token_imports: Vec<Vec<fallback::TokenImport>> = if files.len() > 1 {
+        texts
+            .iter()
+            .zip(&lexed)
+            .map(|((t, _), l)| fallback::token_imports(t, &l.tokens))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let path_refs: Vec<&str> = paths.iter().map(String::as_str).collect();
     let layout = project::Layout::new(&path_refs);
     let reached = layout.reachable(&token_imports);
