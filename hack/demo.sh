@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The live demo, in one command: build what is missing, start the local cluster, install Gaia
+# from manifests/, deploy the example functions with plain `kn service create`, drive the paper's
+# load through the workload emulator, show Gaia's decisions as they happen, print a summary
+# table and write a PNG plot; then stop everything (cluster down) -- also on Ctrl-C.
+#
+#   hack/demo.sh                         ~4 min of load after the build and `up`
+#   hack/demo.sh --duration 360          longer
+#   hack/demo.sh --short                 short scenarios (tests)
+#   hack/demo.sh --use-running-cluster   use the cluster that is up; leave it up (tests)
+#   hack/demo.sh --out DIR               plot, summary.json, requests.jsonl, logs (default target/demo)
+#   hack/demo.sh --debug-build           use target/debug binaries (cargo build, not --release)
+#
+# See docs/demo.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=hack/lib.sh
+. hack/lib.sh
+
+use_running=false
+debug=false
+args=()
+for a in "$@"; do
+  case "$a" in
+    --use-running-cluster) use_running=true ;;
+    --debug-build) debug=true; args+=("$a") ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) args+=("$a") ;;
+  esac
+done
+
+started=$SECONDS
+cluster_started=false
+# shellcheck disable=SC2317  # invoked by the traps
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [ "$cluster_started" = true ]; then
+    gaia_log "demo: stopping the local cluster (hack/cluster.sh down)"
+    hack/cluster.sh down || rc=1
+  fi
+  gaia_log "demo: finished in $((SECONDS - started)) s (exit $rc)"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ "$use_running" = false ]; then
+  gaia_log "demo: step 1/4: setting up the machine (hack/setup.sh)"
+  hack/setup.sh
+  gaia_log "demo: step 2/4: building the local cluster's components (hack/build.sh; first time 20-40 min)"
+  hack/build.sh
+fi
+if [ "$debug" = true ]; then
+  gaia_log "demo: building gaia-webhook and gaia-autoscaler (cargo build)"
+  cargo build --locked --bin gaia-webhook --bin gaia-autoscaler
+else
+  gaia_log "demo: building gaia-webhook and gaia-autoscaler (cargo build --release)"
+  cargo build --release --locked --bin gaia-webhook --bin gaia-autoscaler
+fi
+if [ "$use_running" = false ]; then
+  gaia_log "demo: step 3/4: starting the local cluster (hack/cluster.sh up)"
+  cluster_started=true
+  hack/cluster.sh up
+else
+  if ! hack/cluster.sh status >/dev/null 2>&1; then
+    gaia_die "--use-running-cluster: the local cluster is not running (hack/cluster.sh up)"
+  fi
+  gaia_log "demo: using the running cluster"
+fi
+gaia_log "demo: step 4/4: the demo (Ctrl-C ends it early; everything is cleaned up)"
+# the driver handles SIGINT itself: it stops its processes and uninstalls before exiting
+python3 tests/harness/demo.py ${args[@]+"${args[@]}"}

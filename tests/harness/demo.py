@@ -1,0 +1,472 @@
+#!/usr/bin/env python3
+"""The live demo's driver (run by hack/demo.sh, on a cluster that is already up).
+
+Installs Gaia from manifests/ (tests/harness/gaia_install.py), deploys the four example
+functions with plain `kn service create ... --annotation gaia.dev/execution-mode=auto`, starts
+the workload emulator (tests/harness/emulator.py) and the load generator
+(tests/harness/loadgen.py), and prints the decisions as they happen: each function's mode and
+rationale, every placement move with the numbers behind it, and a status line every few
+seconds. Ends after --duration seconds, when the short scenarios are done (--short), or on
+Ctrl-C; prints a summary table, writes a PNG plot and summary.json, and removes what it
+created (namespace, Gaia install, its processes).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gaia_install import REPO, GaiaInstall, Proc, read_cluster_env  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+EMULATOR_PORT = 19600
+# Service name -> (example directory, its latency objective for the demo)
+FUNCTIONS = {
+    "matmul": ("matmul", "500ms"),
+    "image-classification": ("image_classification", "500ms"),
+    "text-generation": ("text_generation", "7s"),
+    "idle-wait": ("idle_wait", "500ms"),
+}
+GAIA_REASONS = {"PromotedToGpu", "DemotedToCpu", "RevertedToCpu", "RolledBack", "GpuVerified",
+                "NoGpuAvailable", "InvalidLatencySlo", "InvalidMode", "InvalidObserved"}
+MOVES = {"PromotedToGpu": "gpu", "DemotedToCpu": "cpu", "RevertedToCpu": "cpu", "RolledBack": None}
+
+# Demo-friendly autoscaler settings: the product's rules on a shorter clock (the defaults are a
+# 10 s cycle over 1 min / 5 min windows, 5 min dwell; see docs/autoscaler.md and docs/demo.md).
+AUTOSCALER_DEMO = {
+    "interval": "2s",
+    "policy": {
+        "shortWindow": "60s",
+        "longWindow": "90s",
+        "promote": {"minRequests": 10},
+        "verify": {"settle": "15s", "minRequests": 5},
+        "hysteresis": {"minDwell": "60s"},
+        "rolloutTimeout": "3m",
+    },
+}
+
+T0 = time.monotonic()
+STOP = threading.Event()
+
+
+def say(msg: str) -> None:
+    print(f"[{time.monotonic() - T0:6.1f}s] {msg}", flush=True)
+
+
+class Demo:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.env = read_cluster_env()
+        self.ns = args.namespace
+        self.out = Path(args.out).resolve()
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.procs: list[Proc] = []
+        self.install: GaiaInstall | None = None
+        self.services: dict[str, dict] = {}
+        self.placement: dict[str, str] = {}
+        self.events: list[dict] = []
+        self.seen_events: set[str] = set()
+        self.requests: list[dict] = []
+        self.req_log = self.out / "requests.jsonl"
+        self.req_pos = 0
+        self.req_log.unlink(missing_ok=True)
+        self.load_started = 0.0
+        self.load_wall = 0.0
+        self.targets = Path(self.env["GAIA_PROM_TARGETS_DIR"]) / f"gaia-demo-{self.ns}.json"
+
+    # --- helpers ------------------------------------------------------------------------
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None, timeout: float = 60):
+        p = subprocess.run([self.env["GAIA_KUBECTL"], "--kubeconfig", self.env["KUBECONFIG"], *args],
+                           capture_output=True, text=True, input=input, timeout=timeout)
+        if check and p.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args)}: {p.stderr.strip()}")
+        return p
+
+    def kjson(self, *args: str) -> dict:
+        return json.loads(self.kubectl(*args, "-o", "json").stdout)
+
+    def wait(self, what: str, fn, timeout: float, every: float = 5.0):
+        start = time.monotonic()
+        last = start
+        while not STOP.is_set():
+            v = fn()
+            if v:
+                return v
+            now = time.monotonic()
+            if now - start > timeout:
+                raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+            if now - last >= every:
+                say(f"  ... still waiting for {what} ({now - start:.0f} s)")
+                last = now
+            STOP.wait(1)
+        raise KeyboardInterrupt
+
+    # --- steps --------------------------------------------------------------------------
+    def install_gaia(self) -> None:
+        binaries = REPO / "target" / ("debug" if self.args.debug_build else "release")
+        self.install = GaiaInstall(self.env, self.out / "gaia", binaries,
+                                   autoscaler_overrides=AUTOSCALER_DEMO, say=lambda m: say(m))
+        self.install.start()
+        say("autoscaler settings for the demo: 2 s cycles, 60 s / 90 s windows, 60 s dwell, "
+            "15 s verification (defaults: 10 s, 1 min / 5 min, 5 min, 90 s)")
+
+    def fresh_namespace(self) -> None:
+        if self.kubectl("get", "namespace", self.ns, check=False).returncode == 0:
+            say(f"namespace {self.ns} exists from an earlier run: deleting it")
+            self.kubectl("delete", "namespace", self.ns, "--wait=false", check=False)
+            self.wait(f"namespace {self.ns} to go",
+                      lambda: self.kubectl("get", "namespace", self.ns, check=False).returncode != 0, 120)
+        self.kubectl("create", "namespace", self.ns)
+        self.wait("the namespace's default ServiceAccount",
+                  lambda: self.kubectl("get", "serviceaccount", "default", "-n", self.ns,
+                                       check=False).returncode == 0, 60)
+
+    def start_emulator(self) -> None:
+        host = self.env["GAIA_HOST_IP"]
+        argv = [sys.executable, str(HERE / "emulator.py"), "--listen", f"{host}:{EMULATOR_PORT}",
+                "--namespace", self.ns, "--targets-file", str(self.targets),
+                "--cpu-placement", "cpu16", "--kubectl", self.env["GAIA_KUBECTL"],
+                "--kubeconfig", self.env["KUBECONFIG"]]
+        env = {**os.environ, **self.env}
+        p = Proc(argv, self.out / "emulator.log", env)
+        self.procs.append(p)
+        import urllib.request
+
+        def healthy():
+            if not p.alive():
+                raise RuntimeError(f"emulator exited:\n{p.tail()}")
+            try:
+                with urllib.request.urlopen(f"http://{host}:{EMULATOR_PORT}/healthz", timeout=2) as r:  # noqa: S310
+                    return r.status == 200
+            except OSError:
+                return False
+        self.wait("the emulator", healthy, 30)
+        say(f"workload emulator up on {host}:{EMULATOR_PORT} (CPU nodes: the H100 host's 16-thread "
+            "CPU profile; GPU nodes: its H100 profile); Prometheus scrapes it through "
+            f"{self.targets.name}")
+
+    def deploy(self) -> None:
+        kn = self.env["GAIA_KN"]
+        for name, (directory, _) in FUNCTIONS.items():
+            src = REPO / "examples" / "functions" / directory
+            cm = self.kubectl("create", "configmap", f"{name}-src", "-n", self.ns,
+                              f"--from-file={src}", "--dry-run=client", "-o", "yaml").stdout
+            self.kubectl("apply", "-f", "-", input=cm)
+        say("ConfigMaps with the functions' sources created; kn service create x4:")
+        running = {}
+        for name, (_, slo) in FUNCTIONS.items():
+            argv = [kn, "--kubeconfig", self.env["KUBECONFIG"], "service", "create", name, "-n", self.ns,
+                    "--image", f"dev.local/gaia/{name}", "--mount", f"/app=cm:{name}-src",
+                    "--annotation", "gaia.dev/execution-mode=auto",
+                    "--annotation", f"gaia.dev/latency-slo={slo}", "--wait-timeout", "150"]
+            print("    $ kn service create " + " ".join(argv[5:]), flush=True)
+            running[name] = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                             text=True, start_new_session=True)
+        start = last = time.monotonic()
+        while any(p.poll() is None for p in running.values()):
+            if STOP.wait(1):
+                for p in running.values():
+                    p.terminate()
+                raise KeyboardInterrupt
+            if time.monotonic() - last >= 4:
+                last = time.monotonic()
+                waiting = [n for n, p in running.items() if p.poll() is None]
+                say(f"  ... kn waiting for {', '.join(waiting)} to be Ready ({last - start:.0f} s)")
+        for name, p in running.items():
+            out = p.stdout.read() if p.stdout else ""
+            if p.returncode != 0:
+                say(f"  kn service create {name} failed ({p.returncode}): {out.strip()[-400:]}")
+        self.refresh_services(initial=True)
+
+    def refresh_services(self, initial: bool = False) -> None:
+        items = self.kjson("get", "ksvc", "-n", self.ns)["items"]
+        for svc in items:
+            name = svc["metadata"]["name"]
+            a = svc["metadata"].get("annotations", {}) or {}
+            ta = svc["spec"]["template"].get("metadata", {}).get("annotations", {}) or {}
+            placement = a.get("gaia.dev/placement") or ta.get("gaia.dev/placement") or "?"
+            status = svc.get("status", {})
+            self.services[name] = {
+                "mode": a.get("gaia.dev/mode", "?"), "source": a.get("gaia.dev/mode-source", "?"),
+                "rationale": a.get("gaia.dev/rationale", ""), "slo": a.get("gaia.dev/latency-slo", ""),
+                "placement": placement, "observed": a.get("gaia.dev/observed"),
+                "ready_revision": status.get("latestReadyRevisionName"),
+                "created_revision": status.get("latestCreatedRevisionName"),
+            }
+            if initial:
+                s = self.services[name]
+                say(f"{name}: mode {s['mode']} ({s['source']}), starts on {placement.upper()}, "
+                    f"SLO {s['slo']}, revision {s['ready_revision']}")
+                print(f"           why: {s['rationale']}", flush=True)
+            elif self.placement.get(name) not in (None, placement):
+                say(f"{name}: gaia.dev/placement {self.placement[name]} -> {placement}; Knative rolls out "
+                    f"a new revision ({s_rev(self.services[name])})")
+            self.placement[name] = placement
+
+    def refresh_events(self) -> None:
+        items = self.kjson("get", "events", "-n", self.ns)["items"]
+        items.sort(key=lambda e: e.get("eventTime") or e.get("lastTimestamp") or e["metadata"]["creationTimestamp"])
+        for e in items:
+            reason = e.get("reason", "")
+            uid = e["metadata"]["uid"]
+            if reason not in GAIA_REASONS or uid in self.seen_events:
+                continue
+            self.seen_events.add(uid)
+            name = e.get("involvedObject", e.get("regarding", {})).get("name", "?")
+            msg = e.get("message") or e.get("note") or ""
+            t = time.monotonic() - self.load_started if self.load_started else 0.0
+            self.events.append({"t": round(t, 1), "fn": name, "reason": reason, "message": msg})
+            marker = {"PromotedToGpu": ">>> PROMOTED to GPU", "DemotedToCpu": "<<< DEMOTED to CPU",
+                      "RevertedToCpu": "<<< REVERTED to CPU", "GpuVerified": "=== GPU VERIFIED"}.get(reason, reason)
+            say(f"{name}: {marker}: {msg}")
+
+    def read_requests(self) -> None:
+        if not self.req_log.exists():
+            return
+        with open(self.req_log) as f:
+            f.seek(self.req_pos)
+            for line in f:
+                if not line.endswith("\n"):
+                    break
+                self.req_pos += len(line.encode())
+                try:
+                    self.requests.append(json.loads(line))
+                except ValueError:
+                    pass
+
+    def status_line(self) -> None:
+        now = time.time()
+        parts = []
+        for name in FUNCTIONS:
+            reqs = [r for r in self.requests if r["fn"] == name]
+            recent = [r["latency_s"] for r in reqs if now - r["t"] - r["latency_s"] <= 60]
+            p95 = pct(recent, 95)
+            last = reqs[-1] if reqs else None
+            extra = f" last {fmt_s(last['latency_s'])}" if last else ""
+            if last and last["request"].get("size") is not None:
+                extra += f" (n={last['request']['size']})"
+            parts.append(f"{name} {self.placement.get(name, '?')} {len(reqs)} req{extra}"
+                         + (f", 1m p95 {fmt_s(p95)}" if recent else ""))
+        say("load: " + " | ".join(parts))
+
+    def run_load(self) -> Proc:
+        argv = [sys.executable, str(HERE / "loadgen.py"), "--emulator",
+                f"http://{self.env['GAIA_HOST_IP']}:{EMULATOR_PORT}", "--namespace", self.ns,
+                "--log", str(self.req_log), "--duration", str(self.args.duration),
+                "--kubectl", self.env["GAIA_KUBECTL"], "--kubeconfig", self.env["KUBECONFIG"]]
+        for name, (directory, _) in FUNCTIONS.items():
+            argv += ["--scenario", f"{name}={directory}"]
+        if self.args.short:
+            argv.append("--short")
+        p = Proc(argv, self.out / "loadgen.log", {**os.environ, **self.env})
+        self.procs.append(p)
+        self.load_started, self.load_wall = time.monotonic(), time.time()
+        say("load generator started: matmul sizes 0..20000 step 200 back to back; ResNet-18 at "
+            "5 req/s; TinyLlama 256-token requests back to back; idle waits of 2 s "
+            f"({'short' if self.args.short else 'full'} counts; ends after {self.args.duration:.0f} s at most)")
+        return p
+
+    def monitor(self, loadgen: Proc) -> None:
+        end = self.load_started + self.args.duration
+        last_status = 0.0
+        done_at = None
+        while not STOP.is_set() and time.monotonic() < end:
+            self.read_requests()
+            try:
+                self.refresh_events()
+                self.refresh_services()
+            except Exception as exc:  # noqa: BLE001 - keep showing
+                say(f"(could not read the cluster: {exc})")
+            if time.monotonic() - last_status >= 5:
+                self.status_line()
+                last_status = time.monotonic()
+            if not loadgen.alive() and done_at is None:
+                done_at = time.monotonic()
+                say("load generator finished its scenarios"
+                    + ("" if self.args.short else "; watching until the end (idle functions on a GPU are demoted)"))
+            if done_at is not None and self.args.short and time.monotonic() - done_at > 4:
+                break
+            STOP.wait(2)
+        self.read_requests()
+        self.refresh_events()
+        self.refresh_services()
+
+    # --- the end ------------------------------------------------------------------------
+    def summary(self) -> dict:
+        rows = {}
+        for name in FUNCTIONS:
+            s = self.services.get(name, {})
+            reqs = [r for r in self.requests if r["fn"] == name]
+            by = {pl: [r["latency_s"] for r in reqs if r["placement"] == pl] for pl in ("cpu", "gpu")}
+            evs = [e for e in self.events if e["fn"] == name]
+            rows[name] = {
+                "mode": s.get("mode"), "mode_source": s.get("source"), "slo": s.get("slo"),
+                "final_placement": s.get("placement"), "requests": len(reqs),
+                "requests_cpu": len(by["cpu"]), "requests_gpu": len(by["gpu"]),
+                "p95_cpu_s": pct(by["cpu"], 95), "p95_gpu_s": pct(by["gpu"], 95),
+                "mean_s": (sum(r["latency_s"] for r in reqs) / len(reqs)) if reqs else None,
+                "promotions": sum(e["reason"] == "PromotedToGpu" for e in evs),
+                "demotions": sum(e["reason"] in ("DemotedToCpu", "RevertedToCpu") for e in evs),
+                "events": evs, "rationale": s.get("rationale"),
+            }
+        return {"namespace": self.ns, "short": self.args.short,
+                "load_seconds": round(time.monotonic() - self.load_started, 1) if self.load_started else 0,
+                "functions": rows}
+
+    def print_table(self, summ: dict) -> None:
+        hdr = ("function", "mode (source)", "SLO", "reqs cpu/gpu", "p95 cpu", "p95 gpu", "moves", "now on")
+        rows = []
+        for name, r in summ["functions"].items():
+            moves = f"+{r['promotions']} -{r['demotions']}"
+            rows.append((name, f"{r['mode']} ({r['mode_source']})", r["slo"] or "",
+                         f"{r['requests_cpu']}/{r['requests_gpu']}", fmt_s(r["p95_cpu_s"]),
+                         fmt_s(r["p95_gpu_s"]), moves, (r["final_placement"] or "?").upper()))
+        widths = [max(len(str(x)) for x in col) for col in zip(hdr, *rows)]
+        line = "  ".join(h.ljust(w) for h, w in zip(hdr, widths))
+        print("\n" + line + "\n" + "-" * len(line))
+        for row in rows:
+            print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)))
+        print(flush=True)
+
+    def plot(self, summ: dict) -> Path | None:
+        try:
+            import matplotlib
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            say("matplotlib missing: no plot (pip install -r tests/requirements.txt)")
+            return None
+        names = list(FUNCTIONS)
+        fig, axes = plt.subplots(len(names), 1, figsize=(10, 2.6 * len(names)), sharex=True)
+        colors = {"cpu": "tab:blue", "gpu": "tab:green"}
+        for ax, name in zip(axes, names):
+            reqs = [r for r in self.requests if r["fn"] == name]
+            for pl in ("cpu", "gpu"):
+                xs = [r["t"] - self.load_wall for r in reqs if r["placement"] == pl]
+                ys = [max(r["latency_s"], 1e-4) for r in reqs if r["placement"] == pl]
+                if xs:
+                    ax.scatter(xs, ys, s=8, color=colors[pl], label=f"on {pl.upper()} node")
+            slo = parse_duration(FUNCTIONS[name][1])
+            ax.axhline(slo, color="gray", ls="--", lw=1, label=f"SLO {FUNCTIONS[name][1]}")
+            for e in summ["functions"][name]["events"]:
+                c = {"PromotedToGpu": "red", "DemotedToCpu": "orange", "RevertedToCpu": "orange",
+                     "GpuVerified": "purple"}.get(e["reason"], "black")
+                ax.axvline(e["t"], color=c, lw=1.2)
+                ax.annotate(e["reason"], (e["t"], 1), xycoords=("data", "axes fraction"),
+                            rotation=90, va="top", ha="right", fontsize=7, color=c)
+            r = summ["functions"][name]
+            ax.set_yscale("log")
+            ax.set_ylabel("latency (s)")
+            ax.set_title(f"{name}: {r['mode']} ({r['mode_source']})", fontsize=9, loc="left")
+            ax.legend(fontsize=7, loc="upper left")
+        axes[-1].set_xlabel("seconds since the load started")
+        fig.suptitle("Gaia live demo: request latency by placement, placement moves marked", fontsize=10)
+        fig.tight_layout()
+        path = self.out / "demo.png"
+        fig.savefig(path, dpi=110)
+        return path
+
+    def cleanup(self) -> None:
+        for p in reversed(self.procs):
+            p.stop(grace=10)
+        self.targets.unlink(missing_ok=True)
+        if self.args.keep:
+            say(f"--keep: leaving namespace {self.ns} and the Gaia install")
+            if self.install:
+                for p in self.install.procs:
+                    p.stop()
+            return
+        say(f"deleting namespace {self.ns} and uninstalling Gaia")
+        self.kubectl("delete", "namespace", self.ns, "--wait=false", check=False)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if not self.kubectl("get", "pods", "-n", self.ns, "-o", "name", check=False).stdout.strip():
+                break
+            time.sleep(1)
+        if self.install:
+            self.install.stop()
+
+
+def s_rev(s: dict) -> str:
+    return f"latest created {s.get('created_revision')}, serving {s.get('ready_revision')}"
+
+
+def pct(xs: list[float], q: float) -> float | None:
+    if not xs:
+        return None
+    xs = sorted(xs)
+    k = max(0, min(len(xs) - 1, math.ceil(q / 100 * len(xs)) - 1))
+    return xs[k]
+
+
+def fmt_s(x: float | None) -> str:
+    if x is None:
+        return "-"
+    return f"{x * 1e3:.0f}ms" if x < 1 else f"{x:.2f}s"
+
+
+def parse_duration(s: str) -> float:
+    return float(s[:-2]) / 1e3 if s.endswith("ms") else float(s[:-1])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--short", action="store_true", help="short scenarios (for tests)")
+    ap.add_argument("--duration", type=float, default=None,
+                    help="seconds of load and watching (default 240, --short 150)")
+    ap.add_argument("--out", default=str(REPO / "target" / "demo"), help="plot, summary, logs")
+    ap.add_argument("--namespace", default="gaia-demo")
+    ap.add_argument("--debug-build", action="store_true", help="use target/debug binaries")
+    ap.add_argument("--keep", action="store_true", help="keep the namespace and the install")
+    args = ap.parse_args()
+    if args.duration is None:
+        args.duration = 150.0 if args.short else 240.0
+
+    def on_signal(signum, _frame):
+        if not STOP.is_set():
+            print(flush=True)
+            say(f"{signal.Signals(signum).name}: stopping (cleaning up, a few seconds)")
+        STOP.set()
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    demo = Demo(args)
+    rc = 0
+    try:
+        demo.install_gaia()
+        demo.fresh_namespace()
+        demo.start_emulator()
+        demo.deploy()
+        loadgen = demo.run_load()
+        demo.monitor(loadgen)
+    except KeyboardInterrupt:
+        rc = 130
+    except Exception as exc:  # noqa: BLE001 - report, clean up
+        say(f"demo failed: {exc}")
+        rc = 1
+    finally:
+        try:
+            summ = demo.summary()
+            (demo.out / "summary.json").write_text(json.dumps(summ, indent=1))
+            demo.print_table(summ)
+            png = demo.plot(summ) if demo.requests else None
+            if png:
+                say(f"plot: {png}")
+            say(f"summary: {demo.out / 'summary.json'}; requests: {demo.req_log}; logs: {demo.out}")
+        finally:
+            demo.cleanup()
+    if rc == 0 and STOP.is_set():
+        rc = 130
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,425 @@
+#!/usr/bin/env python3
+"""Workload EMULATOR: a stand-in for the Knative data plane, for the demo and tests only.
+
+The local cluster's pods are KWOK fakes: nothing runs in them and no request is served. This
+process plays the data plane of the Revisions of one namespace:
+
+* it watches the namespace's Revision pods (``kubectl get pods -l serving.knative.dev/revision``)
+  and the nodes; a pod that is Ready, bound and not terminating serves its revision's requests
+  as the node's pool (label ``gaia.dev/pool``: ``cpu`` or ``gpu``) would;
+* ``POST /invoke/<namespace>/<revision>`` with a JSON request body (e.g. ``{"size": 4000}``)
+  is served by one of the revision's Ready pods: the emulator holds the request for a latency
+  drawn from the calibrated profile (tests/eval/profiles/h100.json, measured on an H100 host) of
+  the revision's workload and its pod's placement -- ``gpu`` on a GPU node, ``cpu16`` (or
+  ``--cpu-placement cpu2``) on a CPU node -- and answers ``{"latency_s", "placement", "pod", ...}``.
+  A pod's first request waits for the profile's cold start (``ready_s``: import and model load)
+  counted from the moment the pod became Ready; ``503`` when the revision has no Ready pod;
+* per pod, ``/metrics/pod/<namespace>/<pod>`` serves what Knative 1.21's queue-proxy exports
+  with ``request-metrics-protocol: prometheus`` (hack/README.md): the histogram
+  ``kn_serving_invocation_duration_seconds_{bucket,sum,count}`` (seconds, Knative's buckets,
+  ``http_response_status_code``), the gauge ``kn_serving_queue_depth``, and ``target_info``
+  carrying the resource attributes (``k8s_namespace_name``, ``k8s_pod_name``,
+  ``kn_service_name``, ``kn_configuration_name``, ``kn_revision_name``);
+* ``/metrics/cadvisor`` serves ``container_cpu_usage_seconds_total`` per pod for the
+  ``user-container`` (the profile's busy cores while a request runs) and ``queue-proxy``;
+* it writes a Prometheus file_sd file (``--targets-file``) with one target per pod (own
+  ``instance``, so ``target_info`` joins one to one) and one cAdvisor target, and removes it on
+  exit (SIGTERM/SIGINT).
+
+Workload of a revision: its Service name with ``-`` read as ``_`` (``image-classification`` ->
+``image_classification``), unless ``--workload SERVICE=WORKLOAD`` says otherwise.
+It binds ``--listen`` and connects to nothing but the API server (through kubectl).
+
+Usage: emulator.py --listen 10.210.0.1:19600 --namespace gaia-demo \
+           --targets-file $GAIA_PROM_TARGETS_DIR/gaia-demo-emulator.json
+"""
+from __future__ import annotations
+
+import argparse
+import bisect
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_PROFILE = REPO / "tests" / "eval" / "profiles" / "h100.json"
+BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
+QUEUE_PROXY_OVERHEAD_S = 0.0005
+
+
+class Profiles:
+    """Latency and CPU use per (workload, placement) from a gaia-calibration/1 file."""
+
+    def __init__(self, path: Path, cpu_placement: str = "cpu16"):
+        data = json.loads(Path(path).read_text())
+        self.workloads = data["workloads"]
+        self.summary = data["summary"]
+        self.cpu_placement = cpu_placement
+
+    def key(self, placement: str) -> str:
+        return "gpu" if placement == "gpu" else self.cpu_placement
+
+    def _rec(self, workload: str, placement: str) -> dict:
+        return self.workloads[workload]["placements"][self.key(placement)]
+
+    def ready_s(self, workload: str, placement: str) -> float:
+        return float(self.summary[workload][self.key(placement)].get("ready_s", 0.0))
+
+    def sample(self, workload: str, placement: str, request: dict, rng: random.Random) -> tuple[float, float]:
+        """(latency in seconds, CPU cores busy while it runs) for one request."""
+        rec = self._rec(workload, placement)
+        busy = float(rec.get("cpu_utilisation", {}).get("cores_busy", 1.0))
+        if workload == "matmul":
+            return self._matmul(rec, int(request.get("size", 1000)), busy, rng)
+        if workload == "text_generation":
+            pts = rec["points"]
+            want = int(request.get("new_tokens", 256))
+            exact = [p for p in pts if p["new_tokens"] == want]
+            if exact:
+                p = exact[0]
+                return rng.choice(p["samples"]), float(p.get("cores_busy", busy))
+            c = rec["fit"]["coefficients"]
+            return c[0] + c[1] * want, busy
+        if workload == "image_classification" and not request.get("image", True):
+            rec = rec.get("no_image", rec)
+        return rng.choice(rec["samples"]), busy
+
+    @staticmethod
+    def _matmul(rec: dict, n: int, busy: float, rng: random.Random) -> tuple[float, float]:
+        pts = rec["points"]
+        sizes = [p["size"] for p in pts]
+        i = bisect.bisect_left(sizes, n)
+        if i < len(sizes) and sizes[i] == n:
+            p = pts[i]
+            return rng.choice(p["samples"]), float(p.get("cores_busy", busy))
+        # between measured sizes: the fitted t = c0 + c2 n^2 + c3 n^3, with the spread
+        # (sample / p50) of the nearest measured size
+        near = pts[min(max(i, 0), len(pts) - 1)] if i < len(pts) else pts[-1]
+        if i > 0 and i < len(pts) and abs(sizes[i - 1] - n) < abs(sizes[i] - n):
+            near = pts[i - 1]
+        fit = rec["fit"]
+        t = sum(c * n ** pw for pw, c in zip(fit["powers"], fit["coefficients"]))
+        noise = rng.choice(near["samples"]) / near["p50"] if near.get("p50") else 1.0
+        return t * noise, float(near.get("cores_busy", busy))
+
+
+class Pod:
+    def __init__(self, namespace: str, name: str, revision: str, service: str, configuration: str,
+                 node: str, placement: str, ready_at: float, workload: str):
+        self.namespace, self.name, self.revision = namespace, name, revision
+        self.service, self.configuration = service, configuration
+        self.node, self.placement, self.workload = node, placement, workload
+        self.ready_at = ready_at          # monotonic time the emulator saw it Ready
+        self.gone = False
+        self.count = 0
+        self.sum = 0.0
+        self.buckets = [0] * (len(BUCKETS_S) + 1)
+        self.in_flight = 0
+        self.busy_cores = 0.0             # sum over running requests
+        self.cpu_s = 0.0
+        self.sidecar_s = 0.0
+        self.last = time.monotonic()
+
+    def advance(self, now: float) -> None:
+        dt = max(0.0, now - self.last)
+        self.last = now
+        self.cpu_s += self.busy_cores * dt + 0.002 * dt   # an idle interpreter is not free
+        self.sidecar_s += (0.01 + 0.02 * min(self.in_flight, 1)) * dt
+
+    def observe(self, latency_s: float) -> None:
+        self.count += 1
+        self.sum += latency_s
+        for i, le in enumerate(BUCKETS_S):
+            if latency_s <= le:
+                self.buckets[i] += 1
+        self.buckets[-1] += 1
+
+
+class Emulator:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.profiles = Profiles(args.profile, args.cpu_placement)
+        self.workload_of = dict(w.split("=", 1) for w in args.workload)
+        self.lock = threading.Lock()
+        self.pods: dict[str, Pod] = {}          # name -> Pod (Ready ones, and gone ones kept)
+        self.rr: dict[str, int] = {}
+        self.rng = random.Random(args.seed)
+        self.node_pool: dict[str, str] = {}
+        self.nodes_read = 0.0
+        self.stopping = threading.Event()
+        self.kubectl = [args.kubectl] + (["--kubeconfig", args.kubeconfig] if args.kubeconfig else [])
+
+    # --- the cluster ------------------------------------------------------------------
+    def _get(self, *argv: str) -> dict | None:
+        try:
+            out = subprocess.run([*self.kubectl, "get", *argv, "-o", "json"], capture_output=True,
+                                 text=True, timeout=20)
+        except subprocess.TimeoutExpired:
+            return None
+        if out.returncode != 0:
+            print(f"emulator: kubectl get {' '.join(argv)}: {out.stderr.strip()}", file=sys.stderr)
+            return None
+        return json.loads(out.stdout)
+
+    def workload(self, service: str) -> str:
+        return self.workload_of.get(service, service.replace("-", "_"))
+
+    def refresh(self) -> None:
+        now = time.monotonic()
+        if now - self.nodes_read > 15 or not self.node_pool:
+            nodes = self._get("nodes")
+            if nodes:
+                self.node_pool = {n["metadata"]["name"]: n["metadata"].get("labels", {}).get("gaia.dev/pool", "cpu")
+                                  for n in nodes["items"]}
+                self.nodes_read = now
+        pods = self._get("pods", "-n", self.args.namespace, "-l", "serving.knative.dev/revision")
+        if pods is None:
+            return
+        ready: dict[str, dict] = {}
+        for p in pods["items"]:
+            meta, spec, status = p["metadata"], p["spec"], p.get("status", {})
+            conds = {c["type"]: c["status"] for c in status.get("conditions", []) or []}
+            if meta.get("deletionTimestamp") or not spec.get("nodeName") or conds.get("Ready") != "True":
+                continue
+            ready[meta["name"]] = p
+        changed = False
+        with self.lock:
+            for name, pod in self.pods.items():
+                if not pod.gone and name not in ready:
+                    pod.advance(now)
+                    pod.gone, changed = True, True
+                    print(f"emulator: pod {name} ({pod.revision}) gone", flush=True)
+            for name, p in ready.items():
+                if name in self.pods and not self.pods[name].gone:
+                    continue
+                labels = p["metadata"].get("labels", {})
+                service = labels.get("serving.knative.dev/service", "")
+                node = p["spec"]["nodeName"]
+                placement = "gpu" if self.node_pool.get(node) == "gpu" else "cpu"
+                workload = self.workload(service)
+                if workload not in self.profiles.workloads:
+                    print(f"emulator: no profile for workload {workload!r} (service {service}); "
+                          "serving it as idle_wait", file=sys.stderr, flush=True)
+                    workload = "idle_wait"
+                self.pods[name] = Pod(self.args.namespace, name, labels["serving.knative.dev/revision"],
+                                      service, labels.get("serving.knative.dev/configuration", service),
+                                      node, placement, now, workload)
+                changed = True
+                print(f"emulator: pod {name} of {labels['serving.knative.dev/revision']} Ready on "
+                      f"{node} ({placement}): serving {workload} from the "
+                      f"{self.profiles.key(placement)} profile after a "
+                      f"{self.profiles.ready_s(workload, placement):.1f} s cold start", flush=True)
+            # forget pods gone for a while (Prometheus has their last samples)
+            for name in [n for n, p in self.pods.items() if p.gone and now - p.last > 300]:
+                del self.pods[name]
+        if changed:
+            self.write_targets()
+
+    def write_targets(self) -> None:
+        if not self.args.targets_file:
+            return
+        listen = self.args.advertise or self.args.listen
+        with self.lock:
+            groups = [{"targets": [listen],
+                       "labels": {"job": "queue-proxy", "instance": f"{p.namespace}/{p.name}",
+                                  "__metrics_path__": f"/metrics/pod/{p.namespace}/{p.name}"}}
+                      for p in self.pods.values() if not p.gone]
+        groups.append({"targets": [listen],
+                       "labels": {"job": "kubelet-cadvisor", "instance": f"cadvisor-{self.args.namespace}",
+                                  "__metrics_path__": "/metrics/cadvisor"}})
+        path = Path(self.args.targets_file)
+        tmp = path.with_name("." + path.name + ".tmp")
+        tmp.write_text(json.dumps(groups, indent=1))
+        os.replace(tmp, path)
+
+    def watch(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.refresh()
+            except Exception as exc:  # noqa: BLE001 - keep serving
+                print(f"emulator: refresh failed: {exc}", file=sys.stderr, flush=True)
+            self.stopping.wait(self.args.poll)
+
+    # --- requests -----------------------------------------------------------------------
+    def pick(self, namespace: str, revision: str) -> Pod | None:
+        with self.lock:
+            pods = [p for p in self.pods.values()
+                    if p.namespace == namespace and p.revision == revision and not p.gone]
+            if not pods:
+                return None
+            pods.sort(key=lambda p: p.name)
+            i = self.rr.get(revision, 0)
+            self.rr[revision] = i + 1
+            return pods[i % len(pods)]
+
+    def invoke(self, namespace: str, revision: str, request: dict) -> tuple[int, dict]:
+        pod = self.pick(namespace, revision)
+        if pod is None:
+            return 503, {"error": f"revision {namespace}/{revision} has no Ready pod"}
+        arrived = time.monotonic()
+        with self.lock:
+            latency, busy = self.profiles.sample(pod.workload, pod.placement, request, self.rng)
+            cold_until = pod.ready_at + self.profiles.ready_s(pod.workload, pod.placement)
+        cold_wait = max(0.0, cold_until - arrived)
+        if cold_wait:
+            time.sleep(cold_wait)   # the container is still importing / loading its model
+        latency += QUEUE_PROXY_OVERHEAD_S
+        with self.lock:
+            pod.advance(time.monotonic())
+            pod.in_flight += 1
+            pod.busy_cores += busy
+        time.sleep(latency)
+        with self.lock:
+            pod.advance(time.monotonic())
+            pod.in_flight -= 1
+            pod.busy_cores = max(0.0, pod.busy_cores - busy)
+            pod.observe(latency)
+        return 200, {"latency_s": latency, "cold_wait_s": cold_wait, "placement": pod.placement,
+                     "profile": self.profiles.key(pod.placement), "pod": pod.name,
+                     "node": pod.node, "revision": pod.revision, "cpu_cores": busy}
+
+    # --- metrics ------------------------------------------------------------------------
+    def pod_metrics(self, namespace: str, name: str) -> str | None:
+        with self.lock:
+            p = self.pods.get(name)
+            if p is None or p.namespace != namespace:
+                return None
+            out = ["# HELP kn_serving_invocation_duration_seconds The duration of invocations",
+                   "# TYPE kn_serving_invocation_duration_seconds histogram"]
+            labels = 'http_response_status_code="200"'
+            cum = 0
+            for le, c in zip([*map(str, BUCKETS_S), "+Inf"], p.buckets):
+                cum = c  # buckets are already cumulative (observe() adds to every le >= latency)
+                out.append(f'kn_serving_invocation_duration_seconds_bucket{{{labels},le="{le}"}} {cum}')
+            out.append(f"kn_serving_invocation_duration_seconds_sum{{{labels}}} {p.sum}")
+            out.append(f"kn_serving_invocation_duration_seconds_count{{{labels}}} {p.count}")
+            out.append("# HELP kn_serving_queue_depth Number of current items in the queue proxy queue")
+            out.append("# TYPE kn_serving_queue_depth gauge")
+            out.append(f"kn_serving_queue_depth {p.in_flight}")
+            out.append("# TYPE target_info gauge")
+            out.append(
+                "target_info{"
+                f'k8s_container_name="queue-proxy",k8s_namespace_name="{p.namespace}",'
+                f'k8s_pod_name="{p.name}",kn_configuration_name="{p.configuration}",'
+                f'kn_revision_name="{p.revision}",kn_service_name="{p.service}",'
+                f'service_name="{p.service}"'
+                "} 1")
+            return "\n".join(out) + "\n"
+
+    def cadvisor_metrics(self) -> str:
+        now = time.monotonic()
+        with self.lock:
+            out = ["# TYPE container_cpu_usage_seconds_total counter"]
+            for p in self.pods.values():
+                if not p.gone:
+                    p.advance(now)
+                out.append('container_cpu_usage_seconds_total{container="user-container",'
+                           f'namespace="{p.namespace}",pod="{p.name}"}} {p.cpu_s:.6f}')
+                out.append('container_cpu_usage_seconds_total{container="queue-proxy",'
+                           f'namespace="{p.namespace}",pod="{p.name}"}} {p.sidecar_s:.6f}')
+            return "\n".join(out) + "\n"
+
+    def describe(self) -> dict:
+        with self.lock:
+            return {"pods": {n: {"revision": p.revision, "service": p.service, "node": p.node,
+                                 "placement": p.placement, "workload": p.workload, "gone": p.gone,
+                                 "count": p.count, "in_flight": p.in_flight}
+                             for n, p in self.pods.items()}}
+
+
+def handler_for(emu: Emulator) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, fmt: str, *args) -> None:  # quiet
+            pass
+
+        def _send(self, code: int, body: str, ctype: str = "text/plain; version=0.0.4") -> None:
+            data = body.encode()
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:  # noqa: N802
+            if self.path == "/healthz":
+                return self._send(200, "ok\n")
+            if self.path == "/state":
+                return self._send(200, json.dumps(emu.describe()), "application/json")
+            if self.path == "/metrics/cadvisor":
+                return self._send(200, emu.cadvisor_metrics())
+            prefix = "/metrics/pod/"
+            if self.path.startswith(prefix) and self.path.count("/") == 4:
+                ns, name = self.path[len(prefix):].split("/", 1)
+                body = emu.pod_metrics(ns, name)
+                if body is not None:
+                    return self._send(200, body)
+            self._send(404, "not found\n")
+
+        def do_POST(self) -> None:  # noqa: N802
+            length = int(self.headers.get("Content-Length", "0"))
+            raw = self.rfile.read(length) if length else b""
+            prefix = "/invoke/"
+            if not self.path.startswith(prefix) or self.path.count("/") != 3:
+                return self._send(404, "not found\n")
+            ns, rev = self.path[len(prefix):].split("/", 1)
+            try:
+                request = json.loads(raw or b"{}")
+            except ValueError:
+                return self._send(400, "bad JSON\n")
+            code, body = emu.invoke(ns, rev, request if isinstance(request, dict) else {})
+            self._send(code, json.dumps(body), "application/json")
+
+    return Handler
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--listen", required=True, help="HOST:PORT to bind")
+    ap.add_argument("--advertise", help="HOST:PORT Prometheus scrapes (default: --listen)")
+    ap.add_argument("--namespace", required=True, help="namespace whose Revisions are emulated")
+    ap.add_argument("--targets-file", help="Prometheus file_sd file to write (and remove on exit)")
+    ap.add_argument("--profile", type=Path, default=DEFAULT_PROFILE)
+    ap.add_argument("--cpu-placement", choices=["cpu16", "cpu2"], default="cpu16",
+                    help="profile a CPU node's pod gets (default cpu16: 16 threads)")
+    ap.add_argument("--workload", action="append", default=[], metavar="SERVICE=WORKLOAD")
+    ap.add_argument("--kubectl", default=os.environ.get("GAIA_KUBECTL", "kubectl"))
+    ap.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
+    ap.add_argument("--poll", type=float, default=1.0, help="seconds between pod listings")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+
+    emu = Emulator(args)
+    host, port = args.listen.rsplit(":", 1)
+    server = ThreadingHTTPServer((host, int(port)), handler_for(emu))
+    server.daemon_threads = True
+
+    def stop(*_):
+        emu.stopping.set()
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    emu.refresh()
+    emu.write_targets()
+    threading.Thread(target=emu.watch, daemon=True).start()
+    print(f"emulator: serving {args.namespace} on {args.listen} (CPU nodes: {args.cpu_placement} "
+          "profile, GPU nodes: gpu profile)", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        if args.targets_file:
+            Path(args.targets_file).unlink(missing_ok=True)
+        print("emulator: stopped", flush=True)
+
+
+if __name__ == "__main__":
+    main()
