@@ -179,9 +179,36 @@ pub fn scan(file: &str, src: &str, tokens: &[Token], why: &str, why_line: u32) -
         why_line,
         why.to_owned(),
     )];
-    let mut seen_libs: Vec<&str> = Vec::new();
-    // Imports, guarded when inside a `try` block.
     let guarded_at = block_guards(src, tokens);
+    let seen_libs = imports_into(&mut findings, file, src, tokens, &guarded_at);
+    calls_into(
+        &mut findings,
+        file,
+        src,
+        tokens,
+        &guarded_at,
+        !seen_libs.is_empty(),
+    );
+    findings
+}
+
+/// Findings for the imports of a file, from its tokens (exact for valid code).
+pub fn import_findings(file: &str, src: &str, tokens: &[Token]) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let guarded_at = block_guards(src, tokens);
+    imports_into(&mut findings, file, src, tokens, &guarded_at);
+    findings
+}
+
+/// Adds import findings (guarded inside a `try` block); returns the libraries seen.
+fn imports_into(
+    findings: &mut Vec<Finding>,
+    file: &str,
+    src: &str,
+    tokens: &[Token],
+    guarded_at: &[bool],
+) -> Vec<&'static str> {
+    let mut seen_libs: Vec<&'static str> = Vec::new();
     for imp in token_imports(src, tokens) {
         let candidates: Vec<String> = if imp.from && imp.level == 0 {
             std::iter::once(imp.module.clone())
@@ -214,7 +241,18 @@ pub fn scan(file: &str, src: &str, tokens: &[Token], why: &str, why_line: u32) -
             findings.push(Finding::new(kind, file, imp.line, detail).guarded(guarded));
         }
     }
-    // Calls, line by line.
+    seen_libs
+}
+
+/// Adds the findings of the literal call patterns, line by line.
+fn calls_into(
+    findings: &mut Vec<Finding>,
+    file: &str,
+    src: &str,
+    tokens: &[Token],
+    guarded_at: &[bool],
+    any_library: bool,
+) {
     for (a, b) in logical_lines(tokens) {
         let line_toks = tokens.get(a..b).unwrap_or(&[]);
         let ternary_guard = line_toks.iter().any(|t| t.is_name(src, "if"))
@@ -306,7 +344,7 @@ pub fn scan(file: &str, src: &str, tokens: &[Token], why: &str, why_line: u32) -
                         );
                     }
                 }
-                "backward" if after_dot && is_call(1) && !seen_libs.is_empty() => {
+                "backward" if after_dot && is_call(1) && any_library => {
                     push(FindingKind::Training, ".backward()".into(), false);
                 }
                 "assert" if line_toks.iter().any(|x| x.is_name(src, "is_available")) => {
@@ -320,7 +358,6 @@ pub fn scan(file: &str, src: &str, tokens: &[Token], why: &str, why_line: u32) -
             }
         }
     }
-    findings
 }
 
 /// For each token: is it inside a block opened by a device-guard `if`/`elif`/`while`, or by

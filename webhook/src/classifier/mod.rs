@@ -59,8 +59,9 @@ impl SourceFile {
     }
 }
 
-/// Identifiers that make a file worth parsing on its own (besides names containing "cuda",
-/// "gpu" or "device").
+/// Identifiers that make a file worth parsing on its own: GPU-capable and GPU-only library
+/// names, `from_pretrained`, `pipeline`, and names containing "cuda", "gpu" or "device". (CPU
+/// libraries alone do not: their imports are read from the tokens.)
 fn is_relevant_name(name: &str) -> bool {
     static ROOTS: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
         std::sync::OnceLock::new();
@@ -68,7 +69,6 @@ fn is_relevant_name(name: &str) -> bool {
         rules::GPU_CAPABLE_FRAMEWORKS
             .iter()
             .chain(rules::GPU_ONLY_LIBRARIES)
-            .chain(rules::CPU_LIBRARIES)
             .filter_map(|e| e.split('.').next())
             .chain(["from_pretrained", "pipeline"])
             .collect()
@@ -310,7 +310,9 @@ pub fn classify(files: &[SourceFile], limits: &Limits) -> Result<Classification,
                     ));
                 }
             }
-            Plan::Skip => {}
+            // Nothing GPU-related: its imports (CPU libraries, for the rationale) come from the
+            // tokens, which are exact for imports.
+            Plan::Skip => findings.extend(fallback::import_findings(path, src, tokens)),
         }
     }
     let counted: Vec<Finding> = findings
