@@ -168,9 +168,9 @@ async fn main() {
             .unwrap_or(0)
     );
     println!(
-        "| Services | series | backfill+start | cycle min | cycle median | cycle max | Prometheus queries/cycle | decisions (last cycle) |"
+        "| Services | series | backfill+start | cycle min | cycle median | cycle max | of which Prometheus (median) | decide+act (median) | Prometheus queries/cycle | decisions (last cycle) |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut baselines = Vec::new();
     for n in sizes {
         let ds = dataset(n);
@@ -191,6 +191,8 @@ async fn main() {
         let mut cycle = Cycle::new(CycleSettings::from_config(&config));
         let t0 = jiff::Timestamp::now();
         let mut durations = Vec::new();
+        let mut observing = Vec::new();
+        let mut deciding = Vec::new();
         let mut last = None;
         for i in 0..=timed {
             let now = gaia_autoscaler::time::add(t0, Duration::from_secs(10 * i as u64));
@@ -199,22 +201,30 @@ async fn main() {
                 .run(&snap, &observer, &actuator, now, Some(ds.end()))
                 .await;
             let took = started.elapsed();
-            assert!(report.prometheus_error.is_none(), "{report:?}");
+            if let Some(e) = &report.prometheus_error {
+                panic!("cycle {i} over {n} Services: Prometheus failed: {e}");
+            }
             assert_eq!(report.services, n);
             if i > 0 {
                 durations.push(took);
+                observing.push(report.observe_duration);
+                deciding.push(took.saturating_sub(report.observe_duration));
             }
             last = Some(report);
         }
         let report = last.expect("cycles ran");
         let (min, med, max) = stats(durations);
+        let (_, obs_med, _) = stats(observing);
+        let (_, dec_med, _) = stats(deciding);
         let series = n * (OTEL_SERIES_PER_REVISION);
         println!(
-            "| {n} | ~{series} | {:.1} s | {:.0} ms | {:.0} ms | {:.0} ms | {} | {:?} |",
+            "| {n} | ~{series} | {:.1} s | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.1} ms | {} | {:?} |",
             load.as_secs_f64(),
             min.as_secs_f64() * 1e3,
             med.as_secs_f64() * 1e3,
             max.as_secs_f64() * 1e3,
+            obs_med.as_secs_f64() * 1e3,
+            dec_med.as_secs_f64() * 1e3,
             report.prometheus_queries,
             report.decisions
         );

@@ -74,6 +74,8 @@ pub struct CycleReport {
     pub act_errors: u64,
     /// Free GPUs at the start of the cycle.
     pub gpu: GpuAvailability,
+    /// Time spent waiting for Prometheus.
+    pub observe_duration: Duration,
     pub duration: Duration,
 }
 
@@ -114,7 +116,9 @@ impl Cycle {
             services: snap.services.len(),
             ..CycleReport::default()
         };
-        let raw: Option<RawObservations> = match observer.observe(at).await {
+        let observed = observer.observe(at).await;
+        report.observe_duration = started.elapsed();
+        let raw: Option<RawObservations> = match observed {
             Ok(raw) => {
                 report.prometheus_queries = raw.queries;
                 Some(raw)

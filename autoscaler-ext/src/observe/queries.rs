@@ -113,11 +113,12 @@ impl QuerySet {
                 let by = "k8s_namespace_name, kn_revision_name";
                 let m = "kn_serving_invocation_duration_seconds";
                 (
+                    // Aggregate per scrape target first (status codes...), then join.
                     format!(
-                        "histogram_quantile({{quantile}}, sum by ({by}, le) (rate({m}_bucket[{{window}}]) {OTEL_JOIN}))"
+                        "histogram_quantile({{quantile}}, sum by ({by}, le) (sum by (job, instance, le) (rate({m}_bucket[{{window}}])) {OTEL_JOIN}))"
                     ),
-                    format!("sum by ({by}) (rate({m}_count[{{window}}]) {OTEL_JOIN})"),
-                    format!("sum by ({by}) (rate({m}_sum[{{window}}]) {OTEL_JOIN})"),
+                    format!("sum by ({by}) (sum by (job, instance) (rate({m}_count[{{window}}])) {OTEL_JOIN})"),
+                    format!("sum by ({by}) (sum by (job, instance) (rate({m}_sum[{{window}}])) {OTEL_JOIN})"),
                     "k8s_namespace_name",
                     "kn_revision_name",
                     LatencyUnit::Seconds,
