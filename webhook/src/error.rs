@@ -33,4 +33,16 @@ pub enum Error {
     Timeout(std::time::Duration),
     #[error("classification failed: {0}")]
     ClassifierFailed(String),
+    /// `kn gaia`: no usable kubeconfig.
+    #[error("kubeconfig: {0}")]
+    Kubeconfig(String),
+    /// `kn gaia`: the cluster has no `services.serving.knative.dev`.
+    #[error("Knative Serving is not installed in this cluster (no services.serving.knative.dev)")]
+    KnativeMissing,
+    /// `kn gaia`: no such Knative Service.
+    #[error("Knative Service {namespace}/{name} not found")]
+    ServiceNotFound { namespace: String, name: String },
+    /// `kn gaia status`: Prometheus could not be asked or answered nonsense.
+    #[error("Prometheus: {0}")]
+    Prometheus(String),
 }

@@ -1,4 +1,4 @@
-//! `kn-gaia`: Gaia's `kn` plugin (`kn gaia classify ...`). See `gaia_webhook::cli`.
+//! `kn-gaia`: Gaia's `kn` plugin (`kn gaia classify/status/explain ...`). See `gaia_webhook::cli`.
 
 use clap::Parser;
 

@@ -1,0 +1,458 @@
+//! `kn gaia status [NAME] [-n NS] [-A] [-o table|json] [--prometheus URL]`: per opted-in Service
+//! its mode and where it came from, its placement, SLO, current p95 and request rate (from
+//! Prometheus, when given), the p95 the autoscaler remembers per placement and its last move.
+//!
+//! Degrades instead of failing: no Knative → exit 1 with one line; no Gaia webhook → a note, the
+//! list still shown; a named Service not opted in → says which annotation to add; Prometheus
+//! unreachable → "-" and one warning line, exit 0.
+
+use std::io::Write;
+use std::time::Duration;
+
+use clap::ValueEnum;
+use gaia_contract::{keys, Observed, PlacementMove, RememberedLatency};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::cluster::{self, annotation, meta_annotation, template_annotation, text};
+use super::prom;
+use super::KubeArgs;
+use crate::Error;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned columns.
+    Table,
+    /// One JSON object per Service, one per line.
+    Json,
+}
+
+/// Knative's metric names: `opentelemetry` from Knative 1.19 on, `opencensus` before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Metrics {
+    Opentelemetry,
+    Opencensus,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// One Service; all opted-in Services of the namespace when omitted.
+    pub name: Option<String>,
+    /// Namespace (default: the kubeconfig context's).
+    #[arg(short = 'n', long)]
+    pub namespace: Option<String>,
+    /// All namespaces.
+    #[arg(short = 'A', long, conflicts_with = "name")]
+    pub all_namespaces: bool,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value = "table")]
+    pub output: Format,
+    /// Prometheus base URL for current p95 and request rate.
+    #[arg(long, env = "GAIA_PROMETHEUS_URL")]
+    pub prometheus: Option<String>,
+    /// Window of the current p95 and request rate, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub window_seconds: u64,
+    /// Knative's metric generation (which PromQL templates to use).
+    #[arg(long, value_enum, default_value = "opentelemetry")]
+    pub metrics: Metrics,
+}
+
+/// The SLO and whether it was set on the Service.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Slo {
+    /// The annotation's text; `None` means the autoscaler's default.
+    pub value: Option<String>,
+    /// `annotation` or `default`.
+    pub source: &'static str,
+}
+
+/// Desired (Service metadata, written by the autoscaler) and actual (the template's).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlacementView {
+    pub desired: Option<String>,
+    pub template: Option<String>,
+}
+
+/// Remembered p95 per placement.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Remembered {
+    pub cpu: Option<RememberedLatency>,
+    pub gpu: Option<RememberedLatency>,
+}
+
+/// One Service, as `-o json` prints it. Field names are stable.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceStatus {
+    pub namespace: String,
+    pub name: String,
+    pub opted_in: bool,
+    /// What the user asked for (`gaia.dev/execution-mode`).
+    pub requested_mode: Option<String>,
+    /// What the webhook decided (`gaia.dev/mode`) and from what (`gaia.dev/mode-source`).
+    pub mode: Option<String>,
+    pub mode_source: Option<String>,
+    pub placement: PlacementView,
+    pub latency_slo: Slo,
+    /// Revisions receiving traffic (what the current numbers are about).
+    pub revisions: Vec<String>,
+    pub current_p95_ms: Option<f64>,
+    pub current_rps: Option<f64>,
+    pub remembered_p95: Remembered,
+    pub last_move: Option<PlacementMove>,
+    /// Problems reading this Service's annotations.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// Revisions with traffic, else the latest ready one.
+fn serving_revisions(svc: &Value) -> Vec<String> {
+    let mut revs: Vec<String> = svc
+        .pointer("/status/traffic")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|t| t.get("percent").and_then(Value::as_i64).unwrap_or(0) > 0)
+        .filter_map(|t| t.get("revisionName").and_then(Value::as_str))
+        .map(str::to_string)
+        .collect();
+    revs.dedup();
+    if revs.is_empty() {
+        let latest = text(svc, "/status/latestReadyRevisionName");
+        if !latest.is_empty() {
+            revs.push(latest);
+        }
+    }
+    revs
+}
+
+impl ServiceStatus {
+    /// Reads a Knative Service (as JSON). Never fails: what cannot be read is a warning.
+    pub fn from_service(svc: &Value) -> ServiceStatus {
+        let own = |s: Option<&str>| s.map(str::to_string);
+        let mut warnings = Vec::new();
+        let observed = match Observed::from_annotation(meta_annotation(svc, keys::OBSERVED)) {
+            Ok(o) => o,
+            Err(e) => {
+                warnings.push(format!("unreadable {}: {e}", keys::OBSERVED));
+                Observed::default()
+            }
+        };
+        let slo = own(annotation(svc, keys::LATENCY_SLO));
+        if let Some(s) = &slo {
+            if gaia_contract::parse_latency(s).is_err() {
+                warnings.push(format!(
+                    "invalid {} {s:?}: the default applies",
+                    keys::LATENCY_SLO
+                ));
+            }
+        }
+        ServiceStatus {
+            namespace: text(svc, "/metadata/namespace"),
+            name: text(svc, "/metadata/name"),
+            opted_in: cluster::opted_in(svc),
+            requested_mode: own(annotation(svc, keys::EXECUTION_MODE)),
+            mode: own(meta_annotation(svc, keys::MODE)),
+            mode_source: own(meta_annotation(svc, keys::MODE_SOURCE)),
+            placement: PlacementView {
+                desired: own(meta_annotation(svc, keys::PLACEMENT)),
+                template: own(template_annotation(svc, keys::PLACEMENT)),
+            },
+            latency_slo: Slo {
+                source: if slo.is_some() {
+                    "annotation"
+                } else {
+                    "default"
+                },
+                value: slo,
+            },
+            revisions: serving_revisions(svc),
+            current_p95_ms: None,
+            current_rps: None,
+            remembered_p95: Remembered {
+                cpu: observed.cpu,
+                gpu: observed.gpu,
+            },
+            last_move: observed.last_move,
+            warnings,
+        }
+    }
+
+    /// Fills in the current numbers: rate summed over the serving revisions, p95 the worst.
+    pub fn apply(&mut self, current: &prom::Current) {
+        let get = |m: &prom::ByRevision| -> Vec<f64> {
+            self.revisions
+                .iter()
+                .filter_map(|r| m.get(&(self.namespace.clone(), r.clone())).copied())
+                .collect()
+        };
+        let p95 = get(&current.p95_ms);
+        let rps = get(&current.rps);
+        self.current_p95_ms = p95.into_iter().reduce(f64::max);
+        self.current_rps = (!rps.is_empty()).then(|| rps.iter().sum());
+    }
+}
+
+/// `850ms`, `1.23s`, `-`.
+pub fn fmt_ms(ms: Option<f64>) -> String {
+    match ms {
+        None => "-".into(),
+        Some(v) if v < 1000.0 => format!("{v:.0}ms"),
+        Some(v) => format!("{:.2}s", v / 1000.0),
+    }
+}
+
+fn fmt_rps(rps: Option<f64>) -> String {
+    match rps {
+        None => "-".into(),
+        Some(v) if v < 10.0 => format!("{v:.2}"),
+        Some(v) => format!("{v:.0}"),
+    }
+}
+
+fn placement_cell(p: &PlacementView) -> String {
+    match (&p.desired, &p.template) {
+        (None, None) => "-".into(),
+        (Some(d), Some(t)) if d == t => t.clone(),
+        (None, Some(t)) => t.clone(),
+        // The autoscaler wants a move the template does not show yet.
+        (Some(d), t) => format!("{}->{d}", t.as_deref().unwrap_or("?")),
+    }
+}
+
+/// "how long ago", from seconds.
+pub fn ago(at: jiff::Timestamp, now: jiff::Timestamp) -> String {
+    let s = (now.as_second() - at.as_second()).max(0);
+    match s {
+        0..=119 => format!("{s}s ago"),
+        120..=7199 => format!("{}m ago", s / 60),
+        7200..=172_799 => format!("{}h ago", s / 3600),
+        _ => format!("{}d ago", s / 86_400),
+    }
+}
+
+/// Cuts to `width` characters, with an ellipsis.
+pub fn clip(s: &str, width: usize) -> String {
+    if s.chars().count() <= width {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(width.saturating_sub(3)).collect();
+    out.push_str("...");
+    out
+}
+
+/// The table: aligned columns, then one line per Service with a last move or a warning.
+pub fn render_table(
+    out: &mut impl Write,
+    rows: &[ServiceStatus],
+    with_namespace: bool,
+    now: jiff::Timestamp,
+) -> std::io::Result<()> {
+    let mut header = vec![
+        "NAME",
+        "MODE",
+        "SOURCE",
+        "PLACEMENT",
+        "SLO",
+        "P95",
+        "RPS",
+        "P95@CPU",
+        "P95@GPU",
+    ];
+    if with_namespace {
+        header.insert(0, "NAMESPACE");
+    }
+    let mut table: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    for r in rows {
+        let mut cells = vec![
+            r.name.clone(),
+            r.mode.clone().unwrap_or_else(|| "-".into()),
+            r.mode_source.clone().unwrap_or_else(|| "-".into()),
+            placement_cell(&r.placement),
+            r.latency_slo
+                .value
+                .clone()
+                .unwrap_or_else(|| "default".into()),
+            fmt_ms(r.current_p95_ms),
+            fmt_rps(r.current_rps),
+            fmt_ms(r.remembered_p95.cpu.as_ref().map(|l| l.p95_ms)),
+            fmt_ms(r.remembered_p95.gpu.as_ref().map(|l| l.p95_ms)),
+        ];
+        if with_namespace {
+            cells.insert(0, r.namespace.clone());
+        }
+        table.push(cells);
+    }
+    let widths: Vec<usize> = (0..table[0].len())
+        .map(|c| {
+            table
+                .iter()
+                .map(|row| row[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for (i, row) in table.iter().enumerate() {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        writeln!(out, "{}", line.join("  ").trim_end())?;
+        let Some(r) = i.checked_sub(1).and_then(|i| rows.get(i)) else {
+            continue;
+        };
+        if let Some(m) = &r.last_move {
+            let line = format!(
+                "  last move {}->{} {}: {}",
+                m.from,
+                m.to,
+                ago(m.at, now),
+                m.reason
+            );
+            writeln!(out, "{}", clip(&line, 100))?;
+        }
+        for w in &r.warnings {
+            writeln!(out, "{}", clip(&format!("  warning: {w}"), 100))?;
+        }
+    }
+    Ok(())
+}
+
+/// `-o json`: one object per line.
+pub fn render_json(out: &mut impl Write, rows: &[ServiceStatus]) -> std::io::Result<()> {
+    for r in rows {
+        let line = serde_json::to_string(r).map_err(std::io::Error::other)?;
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
+/// What `run` found, before printing (separated so that tests can render without a cluster).
+pub struct Report {
+    pub rows: Vec<ServiceStatus>,
+    /// Lines for stderr ("warning: ..."): not installed, Prometheus down.
+    pub notes: Vec<String>,
+    /// Printed instead of an empty table.
+    pub empty_message: Option<String>,
+}
+
+/// Writes a report; returns the exit code.
+pub fn print(
+    report: &Report,
+    format: Format,
+    with_namespace: bool,
+    out: &mut impl Write,
+    err: &mut impl Write,
+) -> i32 {
+    for n in &report.notes {
+        let _ = writeln!(err, "{n}");
+    }
+    let written = match (format, &report.empty_message) {
+        (Format::Table, Some(msg)) if report.rows.iter().all(|r| !r.opted_in) => {
+            writeln!(out, "{msg}")
+        }
+        (Format::Table, _) => {
+            render_table(out, &report.rows, with_namespace, jiff::Timestamp::now())
+        }
+        (Format::Json, msg) => {
+            if let Some(m) = msg {
+                let _ = writeln!(err, "{m}");
+            }
+            render_json(out, &report.rows)
+        }
+    };
+    match written {
+        Ok(()) => 0,
+        Err(e) => {
+            let _ = writeln!(err, "kn gaia status: {e}");
+            1
+        }
+    }
+}
+
+/// Reads the cluster (and Prometheus) into a [`Report`].
+pub async fn gather(args: &Args, kube: &KubeArgs) -> Result<Report, Error> {
+    let c = cluster::connect(kube).await?;
+    let ns = args
+        .namespace
+        .clone()
+        .unwrap_or(c.default_namespace.clone());
+    let mut notes = Vec::new();
+    let mut empty_message = None;
+    let mut rows: Vec<ServiceStatus> = match &args.name {
+        Some(name) => {
+            let svc = cluster::get_service(&c.client, &ns, name).await?;
+            let mut row = ServiceStatus::from_service(&svc);
+            if !row.opted_in && cluster::namespace_injected(&c.client, &ns).await {
+                row.opted_in = true;
+            }
+            if !row.opted_in {
+                empty_message = Some(format!(
+                    "Service {ns}/{name} is not opted in to Gaia: add the annotation {}=auto, e.g.\n  {}",
+                    keys::EXECUTION_MODE,
+                    cluster::opt_in_hint(&ns, name)
+                ));
+            }
+            vec![row]
+        }
+        None => {
+            let scope = (!args.all_namespaces).then_some(ns.as_str());
+            let all = cluster::list_services(&c.client, scope).await?;
+            let rows: Vec<ServiceStatus> = all
+                .iter()
+                .filter(|s| cluster::opted_in(s))
+                .map(ServiceStatus::from_service)
+                .collect();
+            if rows.is_empty() {
+                let where_ =
+                    scope.map_or("any namespace".to_string(), |n| format!("namespace {n}"));
+                empty_message = Some(format!(
+                    "No Service in {where_} is opted in to Gaia ({} Knative Service(s) without {}); opt one in with\n  {}",
+                    all.len(),
+                    keys::EXECUTION_MODE,
+                    cluster::opt_in_hint(scope.unwrap_or("NAMESPACE"), "NAME")
+                ));
+            }
+            rows
+        }
+    };
+    if cluster::webhook_registered(&c.client).await == Some(false) {
+        notes.push(
+            "warning: Gaia is not installed: no MutatingWebhookConfiguration gaia-webhook (see manifests/ or README.md, Install); modes below are not being decided"
+                .to_string(),
+        );
+    }
+    if let Some(url) = &args.prometheus {
+        let generation = match args.metrics {
+            Metrics::Opentelemetry => gaia_autoscaler::observe::queries::Generation::OpenTelemetry,
+            Metrics::Opencensus => gaia_autoscaler::observe::queries::Generation::OpenCensus,
+        };
+        let window = Duration::from_secs(args.window_seconds.max(1));
+        match prom::current(url, generation, window).await {
+            Ok(current) => rows.iter_mut().for_each(|r| r.apply(&current)),
+            Err(e) => notes.push(format!(
+                "warning: current p95 and request rate unavailable: {e}"
+            )),
+        }
+    }
+    Ok(Report {
+        rows,
+        notes,
+        empty_message,
+    })
+}
+
+/// Runs the subcommand; returns the exit code.
+pub fn run(args: &Args, kube: &KubeArgs, out: &mut impl Write, err: &mut impl Write) -> i32 {
+    let report = match super::block_on(gather(args, kube)) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(err, "kn gaia status: {e}");
+            return 1;
+        }
+    };
+    print(&report, args.output, args.all_namespaces, out, err)
+}
