@@ -2,7 +2,7 @@
 # Benchmark: AdmissionReviews per second against gaia-webhook over HTTPS on loopback, with wrk
 # (keep-alive), posting the review `kn service create` produces for a ~60-line inline function.
 #
-#   hack/bench/webhook.sh [seconds] [connections]
+#   hack/bench/webhook.sh [seconds] [connections]     (GAIA_WEBHOOK_BIN=path skips the build)
 #
 # Two runs: "same source" (every review carries the same function: answered from the digest
 # cache after the first) and "distinct source" (every review carries a different function, so
@@ -15,7 +15,12 @@ duration=${1:-20}
 connections=${2:-16}
 command -v wrk >/dev/null || gaia_die "wrk is missing: run hack/setup.sh"
 
-cargo build --release --locked --bin gaia-webhook >&2
+# GAIA_WEBHOOK_BIN: benchmark this binary instead of building one
+bin=${GAIA_WEBHOOK_BIN:-}
+if [ -z "$bin" ]; then
+  cargo build --release --locked --bin gaia-webhook >&2
+  bin="${CARGO_TARGET_DIR:-target}/release/gaia-webhook"
+fi
 work=$(mktemp -d)
 webhook_pid=
 cleanup() { [ -n "$webhook_pid" ] && kill "$webhook_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
@@ -27,7 +32,7 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
 python3 hack/bench/review_body.py webhook/tests/fixtures/inline_function.py >"$work/review.json"
 
 port=18443
-target/release/gaia-webhook --listen "127.0.0.1:$port" --tls-cert "$work/tls.crt" \
+"$bin" --listen "127.0.0.1:$port" --tls-cert "$work/tls.crt" \
   --tls-key "$work/tls.key" --kube false >"$work/webhook.log" 2>&1 &
 webhook_pid=$!
 for _ in $(seq 100); do

@@ -22,9 +22,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use axum_server::tls_rustls::RustlsConfig;
 use axum_server::Handle;
-use kube::core::admission::AdmissionResponse;
 use tracing::{info, warn};
 
+use crate::admission::review::ReviewOut;
 use crate::admission::{Admission, Outcome};
 use crate::certs::{ensure_certificate, sync_ca_bundle, ManagedTls, ServingPair};
 use crate::Error;
@@ -84,8 +84,7 @@ async fn mutate(
             admission
                 .metrics
                 .observe_review(Outcome::Invalid, Duration::ZERO);
-            let review = AdmissionResponse::invalid(message).into_review();
-            return Json(review).into_response();
+            return Json(ReviewOut::invalid(message)).into_response();
         }
     };
     let (review, _outcome) = admission.review(&body).await;

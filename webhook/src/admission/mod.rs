@@ -14,13 +14,12 @@
 //! | a Service Gaia cannot place (no containers) | allowed, warning, no patch | Knative's own validation reports it |
 
 pub mod decide;
+pub mod review;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use gaia_contract::RequestedMode;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
-use kube::core::DynamicObject;
 use serde_json::Value;
 use tracing::{debug, info, info_span, warn, Instrument};
 
@@ -30,6 +29,7 @@ use crate::namespaces::NamespaceLabels;
 use crate::pool::{ClassifierPool, Hit};
 use crate::sources::SourceChain;
 use decide::{Analysis, OptIn, Verdict};
+use review::{RequestIn, ReviewIn, ReviewOut};
 
 /// How a review ended, for metrics and logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,107 +67,100 @@ pub struct Admission {
     pub metrics: Arc<Metrics>,
 }
 
-type Review = AdmissionReview<DynamicObject>;
-
 impl Admission {
     /// Answers one HTTP body. Never fails.
-    pub async fn review(&self, body: &[u8]) -> (Review, Outcome) {
+    pub async fn review(&self, body: &[u8]) -> (ReviewOut, Outcome) {
         let started = Instant::now();
         let (review, outcome) = self.review_inner(body).await;
         self.metrics.observe_review(outcome, started.elapsed());
         (review, outcome)
     }
 
-    async fn review_inner(&self, body: &[u8]) -> (Review, Outcome) {
-        let parsed: Review = match serde_json::from_slice(body) {
+    async fn review_inner(&self, body: &[u8]) -> (ReviewOut, Outcome) {
+        let parsed: ReviewIn = match serde_json::from_slice(body) {
             Ok(r) => r,
             Err(e) => {
                 warn!(error = %e, "malformed AdmissionReview");
                 return invalid(format!("malformed AdmissionReview: {e}"));
             }
         };
-        let request: AdmissionRequest<DynamicObject> = match parsed.try_into() {
-            Ok(r) => r,
-            Err(_) => return invalid("AdmissionReview has no request".to_string()),
+        if parsed.kind.as_deref() != Some("AdmissionReview") {
+            return invalid(format!(
+                "expected kind AdmissionReview, got {:?}",
+                parsed.kind.unwrap_or_default()
+            ));
+        }
+        let api_version = parsed
+            .api_version
+            .unwrap_or_else(|| review::API_VERSION_V1.to_string());
+        let Some(request) = parsed.request else {
+            return invalid("AdmissionReview has no request".to_string());
+        };
+        let meta = |key: &str| {
+            request
+                .object
+                .as_ref()
+                .or(request.old_object.as_ref())
+                .and_then(|o| o.pointer("/metadata")?.get(key)?.as_str())
+                .map(str::to_string)
         };
         let namespace = request
             .namespace
             .clone()
-            .or_else(|| {
-                request
-                    .object
-                    .as_ref()
-                    .and_then(|o| o.metadata.namespace.clone())
-            })
-            .unwrap_or_default();
-        let name = Some(request.name.clone())
             .filter(|n| !n.is_empty())
-            .or_else(|| {
-                request
-                    .object
-                    .as_ref()
-                    .and_then(|o| o.metadata.name.clone())
-            })
-            .or_else(|| {
-                request
-                    .object
-                    .as_ref()
-                    .and_then(|o| o.metadata.generate_name.clone())
-            })
+            .or_else(|| meta("namespace"))
             .unwrap_or_default();
-        let span = info_span!("review", %namespace, %name, uid = %request.uid, op = ?request.operation, dry_run = request.dry_run);
-        self.review_request(request, namespace)
+        let name = request
+            .name
+            .clone()
+            .filter(|n| !n.is_empty())
+            .or_else(|| meta("name"))
+            .or_else(|| meta("generateName"))
+            .unwrap_or_default();
+        let span = info_span!("review", %namespace, %name, uid = %request.uid, op = %request.operation, dry_run = request.dry_run.unwrap_or(false));
+        self.review_request(&api_version, request, namespace)
             .instrument(span)
             .await
     }
 
     async fn review_request(
         &self,
-        request: AdmissionRequest<DynamicObject>,
+        api_version: &str,
+        request: RequestIn,
         namespace: String,
-    ) -> (Review, Outcome) {
-        let response = AdmissionResponse::from(&request);
+    ) -> (ReviewOut, Outcome) {
+        let allow = ReviewOut::allow(api_version, &request.uid);
         let is_service =
             request.kind.group == "serving.knative.dev" && request.kind.kind == "Service";
-        let is_write = matches!(request.operation, Operation::Create | Operation::Update);
+        let is_write = matches!(request.operation.as_str(), "CREATE" | "UPDATE");
         if !is_service || !is_write {
-            debug!(kind = %request.kind.kind, "not a Service CREATE/UPDATE: skipped");
-            return (response.into_review(), Outcome::Skipped);
+            debug!(kind = %request.kind.kind, version = %request.kind.version, "not a Service CREATE/UPDATE: skipped");
+            return (allow, Outcome::Skipped);
         }
-        let Some(object) = request.object.as_ref() else {
+        let Some(service) = request.object else {
             return (
-                warn_response(
-                    response,
-                    "gaia: the review has no object; nothing classified",
-                ),
+                allow.with_warnings(vec![
+                    "gaia: the review has no object; nothing classified".into()
+                ]),
                 Outcome::Skipped,
             );
         };
         if self.config.excluded_namespaces.contains(&namespace) {
-            return (response.into_review(), Outcome::Skipped);
+            return (allow, Outcome::Skipped);
         }
-        let service = match serde_json::to_value(object) {
-            Ok(v) => v,
-            Err(e) => {
-                return (
-                    warn_response(response, &format!("gaia: cannot read the Service: {e}")),
-                    Outcome::Skipped,
-                )
-            }
-        };
         let requested = match decide::requested_mode(&service, self.namespaces.opted_in(&namespace))
         {
-            OptIn::No => return (response.into_review(), Outcome::Skipped),
+            OptIn::No => return (allow, Outcome::Skipped),
             OptIn::Invalid(message) => {
                 info!(%message, "denied");
-                return (response.deny(message).into_review(), Outcome::Denied);
+                return (
+                    ReviewOut::deny(api_version, &request.uid, message),
+                    Outcome::Denied,
+                );
             }
             OptIn::Yes(m) => m,
         };
-        let old = request
-            .old_object
-            .as_ref()
-            .and_then(|o| serde_json::to_value(o).ok());
+        let old = request.old_object;
         let mut warnings = Vec::new();
         let verdict = self
             .analyse(&service, old.as_ref(), &namespace, requested, &mut warnings)
@@ -179,24 +172,22 @@ impl Admission {
             Ok(m) => m,
             Err(e) => {
                 warnings.push(format!("gaia: cannot place this Service: {e}"));
-                return (
-                    with_warnings(response, warnings).into_review(),
-                    Outcome::Skipped,
-                );
+                return (allow.with_warnings(warnings), Outcome::Skipped);
             }
         };
         let patch = json_patch::diff(&service, &mutated);
-        let response = with_warnings(response, warnings);
+        let allow = allow.with_warnings(warnings);
         if patch.0.is_empty() {
-            return (response.into_review(), Outcome::Unchanged);
+            return (allow, Outcome::Unchanged);
         }
         info!(mode = %verdict.mode, source = %verdict.source, rationale = %verdict.rationale, ops = patch.0.len(), "patched");
-        match response.clone().with_patch(patch) {
-            Ok(r) => (r.into_review(), Outcome::Patched),
-            Err(e) => (
-                warn_response(response, &format!("gaia: cannot serialise the patch: {e}")),
-                Outcome::Skipped,
-            ),
+        match allow.clone().with_patch(&patch) {
+            Ok(r) => (r, Outcome::Patched),
+            Err(e) => {
+                let mut w = allow.response.warnings.clone();
+                w.push(format!("gaia: cannot serialise the patch: {e}"));
+                (allow.with_warnings(w), Outcome::Skipped)
+            }
         }
     }
 
@@ -269,20 +260,6 @@ impl Admission {
     }
 }
 
-fn invalid(message: String) -> (Review, Outcome) {
-    (
-        AdmissionResponse::invalid(message).into_review(),
-        Outcome::Invalid,
-    )
-}
-
-fn with_warnings(mut response: AdmissionResponse, warnings: Vec<String>) -> AdmissionResponse {
-    if !warnings.is_empty() {
-        response.warnings = Some(warnings);
-    }
-    response
-}
-
-fn warn_response(response: AdmissionResponse, warning: &str) -> Review {
-    with_warnings(response, vec![warning.to_string()]).into_review()
+fn invalid(message: String) -> (ReviewOut, Outcome) {
+    (ReviewOut::invalid(message), Outcome::Invalid)
 }
