@@ -50,6 +50,9 @@ pub struct Args {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Config {
+    /// Manage only the Services of this namespace; empty: every namespace. (Pods and nodes
+    /// are always watched cluster-wide: GPUs are shared.)
+    pub namespace: String,
     pub prometheus: PrometheusConfig,
     /// Time between two decision cycles.
     #[serde(with = "serde_duration")]
@@ -74,6 +77,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            namespace: String::new(),
             prometheus: PrometheusConfig::default(),
             interval: Duration::from_secs(10),
             default_slo: Duration::from_millis(500),

@@ -68,8 +68,17 @@ pub async fn run(args: Args) -> Result<(), Error> {
     let mut tasks = Vec::new();
     {
         let gpu = gpu.clone();
+        let api = if config.namespace.is_empty() {
+            Api::<DynamicObject>::all_with(client.clone(), &api_resource())
+        } else {
+            Api::<DynamicObject>::namespaced_with(
+                client.clone(),
+                &config.namespace,
+                &api_resource(),
+            )
+        };
         tasks.push(tokio::spawn(watch_into(
-            Api::<DynamicObject>::all_with(client.clone(), &api_resource()),
+            api,
             watcher::Config::default(),
             services.clone(),
             move |o: &DynamicObject| ManagedService::from_dynamic(o, &gpu),

@@ -29,6 +29,7 @@ METRICS_PORT = 18097
 # Fast settings for a test: 2 s cycles over 20 s / 40 s windows (the cluster's Prometheus
 # scrapes every 2 s). The rules are the product's; only the clock is shorter.
 CONFIG = """
+namespace: {namespace}
 prometheus:
   url: {prom}
   timeout: 2s
