@@ -28,7 +28,9 @@ pub use slo::parse_latency;
 /// Everything that can go wrong when reading or writing the contract.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ContractError {
-    #[error("unknown execution mode {0:?}: expected auto, cpu, cpu_preferred, gpu_preferred or gpu")]
+    #[error(
+        "unknown execution mode {0:?}: expected auto, cpu, cpu_preferred, gpu_preferred or gpu"
+    )]
     UnknownMode(String),
     #[error("unknown placement {0:?}: expected cpu or gpu")]
     UnknownPlacement(String),

@@ -117,6 +117,9 @@ mod tests {
         let read = Observed::from_annotation(Some(newer)).unwrap();
         assert_eq!(read.cpu.unwrap().p95_ms, 10.0);
         assert!(Observed::from_annotation(Some("not json")).is_err());
-        assert_eq!(Observed::from_annotation(None).unwrap(), Observed::default());
+        assert_eq!(
+            Observed::from_annotation(None).unwrap(),
+            Observed::default()
+        );
     }
 }

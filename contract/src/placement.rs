@@ -448,7 +448,10 @@ mod tests {
         let mut profiles = PlacementProfiles::default();
         profiles.gpu.tolerations[0].operator = Some("Maybe".into());
         let err = profiles.validate().unwrap_err().to_string();
-        assert!(err.contains("placement.gpu.tolerations[0].operator"), "{err}");
+        assert!(
+            err.contains("placement.gpu.tolerations[0].operator"),
+            "{err}"
+        );
         assert!(PlacementProfiles::default().validate().is_ok());
     }
 }

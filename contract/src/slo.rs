@@ -51,7 +51,9 @@ mod tests {
 
     #[test]
     fn rejects_missing_units_zero_and_garbage() {
-        for bad in ["500", "0ms", "ms", "", "1.2.3s", "5h", "-1s", "1e9s", "nan s"] {
+        for bad in [
+            "500", "0ms", "ms", "", "1.2.3s", "5h", "-1s", "1e9s", "nan s",
+        ] {
             assert!(parse_latency(bad).is_err(), "{bad:?} should be rejected");
         }
     }
