@@ -207,8 +207,8 @@ class Demo:
                     f"SLO {s['slo']}, revision {s['ready_revision']}")
                 print(f"           why: {s['rationale']}", flush=True)
             elif self.placement.get(name) not in (None, placement):
-                say(f"{name}: gaia.dev/placement {self.placement[name]} -> {placement}; Knative rolls out "
-                    f"a new revision ({s_rev(self.services[name])})")
+                say(f"{name}: gaia.dev/placement {self.placement[name]} -> {placement}: Knative rolls out "
+                    f"a new revision on a {placement.upper()} node")
             self.placement[name] = placement
 
     def refresh_events(self) -> None:
@@ -270,7 +270,7 @@ class Demo:
         self.procs.append(p)
         self.load_started, self.load_wall = time.monotonic(), time.time()
         say("load generator started: matmul sizes 0..20000 step 200 back to back; ResNet-18 at "
-            "5 req/s; TinyLlama 256-token requests back to back; idle waits of 2 s "
+            "5 req/s; TinyLlama 256-token requests, 2 clients; idle waits of 2 s "
             f"({'short' if self.args.short else 'full'} counts; ends after {self.args.duration:.0f} s at most)")
         return p
 
@@ -374,7 +374,19 @@ class Demo:
         fig.savefig(path, dpi=110)
         return path
 
+    def save_autoscaler_metrics(self) -> None:
+        """The autoscaler's own /metrics (decisions by kind and reason, holds included)."""
+        if not (self.install and self.install.autoscaler and self.install.autoscaler.alive()):
+            return
+        try:
+            p = subprocess.run(self.install.in_netns("curl", "-sf", f"http://{self.install.autoscaler_listen}/metrics"),
+                               capture_output=True, text=True, timeout=15, env={**os.environ, **self.env})
+            (self.out / "autoscaler-metrics.txt").write_text(p.stdout)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+
     def cleanup(self) -> None:
+        self.save_autoscaler_metrics()
         for p in reversed(self.procs):
             p.stop(grace=10)
         self.targets.unlink(missing_ok=True)
@@ -393,10 +405,6 @@ class Demo:
             time.sleep(1)
         if self.install:
             self.install.stop()
-
-
-def s_rev(s: dict) -> str:
-    return f"latest created {s.get('created_revision')}, serving {s.get('ready_revision')}"
 
 
 def pct(xs: list[float], q: float) -> float | None:

@@ -7,7 +7,7 @@ Each scenario is one Knative Service and runs in its own thread(s):
 |---|---|---|---|
 | matmul | sizes 0..20000 step 200 (101) | the same sweep | back to back, 1 client |
 | image_classification | 500 ResNet-18 requests | 150 | paced at 5 req/s |
-| text_generation | 20 TinyLlama requests (256 tokens) | 6 | back to back, 1 client |
+| text_generation | 20 TinyLlama requests (256 tokens) | 6 | back to back, 2 clients |
 | idle_wait | 200 waits of 2 s | 40 | back to back, 1 client |
 
 Every request goes to the revision that serves the Service *now*: a router thread reads the
@@ -39,7 +39,7 @@ SCENARIOS = {
     # name: (full count, short count, request(i), pace in req/s or None = back to back, clients)
     "matmul": (101, 101, lambda i: {"size": 200 * i}, None, 1),
     "image_classification": (500, 150, lambda i: {"image": True}, 5.0, 1),
-    "text_generation": (20, 6, lambda i: {"new_tokens": 256}, None, 1),
+    "text_generation": (20, 6, lambda i: {"new_tokens": 256}, None, 2),
     "idle_wait": (200, 40, lambda i: {"seconds": 2}, None, 1),
 }
 
