@@ -409,12 +409,14 @@ pub async fn gather(args: &Args, kube: &KubeArgs) -> Result<Report, Error> {
             if rows.is_empty() {
                 let where_ =
                     scope.map_or("any namespace".to_string(), |n| format!("namespace {n}"));
-                empty_message = Some(format!(
-                    "No Service in {where_} is opted in to Gaia ({} Knative Service(s) without {}); opt one in with\n  {}",
-                    all.len(),
-                    keys::EXECUTION_MODE,
-                    cluster::opt_in_hint(scope.unwrap_or("NAMESPACE"), "NAME")
-                ));
+                let hint = cluster::opt_in_hint(scope.unwrap_or("NAMESPACE"), "NAME");
+                empty_message = Some(match all.len() {
+                    0 => format!("No Knative Service in {where_}."),
+                    n => format!(
+                        "No Service in {where_} is opted in to Gaia ({n} Knative Service(s) without {}); opt one in with\n  {hint}",
+                        keys::EXECUTION_MODE
+                    ),
+                });
             }
             rows
         }
