@@ -31,6 +31,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 CLUSTER_SH = REPO / "hack" / "cluster.sh"
+# where cargo puts the binaries the tests run (honours CARGO_TARGET_DIR, as cargo does)
+CARGO_TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
 
 # Default time limits (seconds); generous for a loaded 2-core machine.
 READY_TIMEOUT = float(os.environ.get("GAIA_E2E_READY_TIMEOUT", "120"))

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, Cluster, Kubectl, run, wait_until
+from conftest import CARGO_TARGET, REPO, Cluster, Kubectl, run, wait_until
 
 STANDIN = REPO / "tests" / "harness" / "knative_metrics_standin.py"
 STANDIN_PORT = 19517
@@ -148,7 +148,7 @@ def event(kubectl: Kubectl, namespace: str, name: str, reason: str) -> dict | No
 @pytest.fixture
 def autoscaler_bin() -> Path:
     run(["cargo", "build", "--quiet", "--bin", "gaia-autoscaler"], timeout=1800)
-    binary = REPO / "target" / "debug" / "gaia-autoscaler"
+    binary = CARGO_TARGET / "debug" / "gaia-autoscaler"
     assert binary.exists(), binary
     return binary
 

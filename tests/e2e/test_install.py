@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, Cluster, Kn, Kubectl, run, wait_until
+from conftest import CARGO_TARGET, REPO, Cluster, Kn, Kubectl, run, wait_until
 
 NS = "gaia-system"
 WEBHOOK_SA = f"system:serviceaccount:{NS}:gaia-webhook"
@@ -98,7 +98,7 @@ def installed(cluster: Cluster, kubectl: Kubectl):
     docs = rendered(kubectl, "manifests")
     work = Path(tempfile.mkdtemp(prefix="gaia-install-"))
     env = cluster.process_env()
-    target = REPO / "target" / "debug"
+    target = CARGO_TARGET / "debug"
 
     webhook_cfg = config_file(docs, "gaia-webhook-config", work)
     webhook_kc = sa_kubeconfig(cluster, kubectl, "gaia-webhook", work)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, Cluster, Kubectl, run, wait_until
+from conftest import CARGO_TARGET, REPO, Cluster, Kubectl, run, wait_until
 from test_webhook import WebhookProcess
 
 FINDINGS = [
@@ -54,7 +54,7 @@ def plugin_path(cluster: Cluster) -> str:
     d.mkdir(exist_ok=True)
     link = d / "kn-gaia"
     if not link.exists():
-        link.symlink_to(REPO / "target" / "debug" / "kn-gaia")
+        link.symlink_to(CARGO_TARGET / "debug" / "kn-gaia")
     return str(d)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, Cluster, Kn, Kubectl, run, wait_until
+from conftest import CARGO_TARGET, REPO, Cluster, Kn, Kubectl, run, wait_until
 
 FUNCTIONS = REPO / "examples" / "functions"
 
@@ -32,7 +32,7 @@ class WebhookProcess:
 
     def start(self) -> "WebhookProcess":
         run(["cargo", "build", "--quiet", "--locked", "--bin", "gaia-webhook"], timeout=1200)
-        binary = REPO / "target" / "debug" / "gaia-webhook"
+        binary = CARGO_TARGET / "debug" / "gaia-webhook"
         run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
              "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
              "-keyout", str(self.dir / "tls.key"), "-out", str(self.dir / "tls.crt")])

@@ -111,7 +111,7 @@ class Demo:
 
     # --- steps --------------------------------------------------------------------------
     def install_gaia(self) -> None:
-        binaries = REPO / "target" / ("debug" if self.args.debug_build else "release")
+        binaries = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target") / ("debug" if self.args.debug_build else "release")
         self.install = GaiaInstall(self.env, self.out / "gaia", binaries,
                                    autoscaler_overrides=AUTOSCALER_DEMO, say=lambda m: say(m))
         self.install.start()
