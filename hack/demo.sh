@@ -63,7 +63,8 @@ if [ "$use_running" = false ]; then
   cluster_started=true
   hack/cluster.sh up
 else
-  if ! hack/cluster.sh status >/dev/null 2>&1; then
+  eval "$(hack/cluster.sh env)"
+  if ! "$GAIA_KUBECTL" --kubeconfig "$KUBECONFIG" get --raw /readyz >/dev/null 2>&1; then
     gaia_die "--use-running-cluster: the local cluster is not running (hack/cluster.sh up)"
   fi
   gaia_log "demo: using the running cluster"

@@ -16,11 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, Cluster, Kubectl
+from conftest import REPO, Cluster, Kubectl, run
 
 
 def test_demo_short_mode_promotes_a_function_and_not_the_idle_one(cluster: Cluster, kubectl: Kubectl):
     out = Path(tempfile.mkdtemp(prefix="gaia-demo-e2e-"))
+    # build first (as the other e2e tests do), so that the demo's own build is a no-op
+    run(["cargo", "build", "--quiet", "--locked", "--bin", "gaia-webhook", "--bin", "gaia-autoscaler"],
+        timeout=1800)
     started = time.monotonic()
     proc = subprocess.run([str(REPO / "hack" / "demo.sh"), "--short", "--use-running-cluster",
                            "--debug-build", "--out", str(out)],
@@ -46,7 +49,8 @@ def test_demo_short_mode_promotes_a_function_and_not_the_idle_one(cluster: Clust
         not kubectl("get", "pods", "-n", "gaia-demo", "-o", "name").stdout.strip()
     assert kubectl("get", "mutatingwebhookconfiguration", "gaia-webhook", check=False).returncode != 0
     assert not any(p.name.startswith("gaia-demo") for p in cluster.prom_targets_dir.iterdir())
-    assert took < 330, f"the short demo took {took:.0f} s"
+    # the demo itself (install, deploy, load, summary, clean-up), not cargo waiting for a lock
+    assert summary["driver_seconds"] < 240, f"the short demo took {summary['driver_seconds']} s"
 
 
 # --- the harness pieces on their own (no cluster needed) ---------------------------------

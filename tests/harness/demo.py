@@ -318,6 +318,7 @@ class Demo:
                 "events": evs, "rationale": s.get("rationale"),
             }
         return {"namespace": self.ns, "short": self.args.short,
+                "driver_seconds": round(time.monotonic() - T0, 1),
                 "load_seconds": round(time.monotonic() - self.load_started, 1) if self.load_started else 0,
                 "functions": rows}
 
