@@ -58,13 +58,19 @@ else
   gaia_log "demo: building gaia-webhook and gaia-autoscaler (cargo build --release)"
   cargo build --release --locked --bin gaia-webhook --bin gaia-autoscaler
 fi
-if [ "$use_running" = false ]; then
+cluster_ready() {
+  eval "$(hack/cluster.sh env)"
+  "$GAIA_KUBECTL" --kubeconfig "$KUBECONFIG" get --raw /readyz >/dev/null 2>&1
+}
+if [ "$use_running" = false ] && cluster_ready; then
+  gaia_log "demo: a local cluster is already running: using it, and leaving it up at the end"
+  use_running=true
+elif [ "$use_running" = false ]; then
   gaia_log "demo: step 3/4: starting the local cluster (hack/cluster.sh up)"
   cluster_started=true
   hack/cluster.sh up
 else
-  eval "$(hack/cluster.sh env)"
-  if ! "$GAIA_KUBECTL" --kubeconfig "$KUBECONFIG" get --raw /readyz >/dev/null 2>&1; then
+  if ! cluster_ready; then
     gaia_die "--use-running-cluster: the local cluster is not running (hack/cluster.sh up)"
   fi
   gaia_log "demo: using the running cluster"
