@@ -276,11 +276,20 @@ fn bad_input_gets_a_well_formed_answer_and_the_server_keeps_serving() {
         );
     }
 
-    // a body over the limit: still a well-formed review
+    // a body over the limit: a well-formed review refusing it, unless the server's early answer
+    // and close beat the client's upload (then the client sees the connection closed); never a
+    // 5xx, never a hang
     let huge = vec![b' '; 5 * 1024 * 1024];
-    let (status, answer) = w.post(huge);
-    assert_eq!(status, 200);
-    assert_eq!(answer["response"]["allowed"], false);
+    match w.try_post(huge) {
+        Ok((status, answer)) => {
+            assert_eq!(status, 200);
+            assert_eq!(answer["response"]["allowed"], false);
+        }
+        Err(e) => assert!(
+            e.is_request() || e.is_body(),
+            "unexpected error for an oversized body: {e}"
+        ),
+    }
 
     // the server still answers
     let ok = kn_service("after", Some("auto"), Some(SLEEPER));

@@ -128,6 +128,24 @@ impl Webhook {
         );
     }
 
+    /// Posts a body to /mutate; the transport error, if the server closed the connection first.
+    pub fn try_post(
+        &self,
+        body: impl Into<reqwest::blocking::Body>,
+    ) -> Result<(u16, Value), reqwest::Error> {
+        let r = self
+            .client()
+            .post(self.url("/mutate"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()?;
+        let status = r.status().as_u16();
+        let text = r.text()?;
+        let v: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("answer is not JSON ({e}): {text}"));
+        Ok((status, v))
+    }
+
     /// Posts a body to /mutate; returns the HTTP status and the parsed AdmissionReview.
     pub fn post(&self, body: impl Into<reqwest::blocking::Body>) -> (u16, Value) {
         let r = self
