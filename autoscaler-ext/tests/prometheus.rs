@@ -202,7 +202,12 @@ async fn an_unreachable_or_failing_prometheus_is_an_error_never_empty_data() {
     )
     .unwrap();
     match bad.observe(None).await {
-        Err(Error::Prometheus { query, .. }) => assert!(query.starts_with("p95")),
+        // p50 and p95 both use the broken quantile template and run concurrently: either may
+        // be the one reported
+        Err(Error::Prometheus { query, .. }) => assert!(
+            query.starts_with("p95") || query.starts_with("p50"),
+            "{query}"
+        ),
         other => panic!("expected a Prometheus error, got {other:?}"),
     }
     // healthy but empty: empty maps, not an error
