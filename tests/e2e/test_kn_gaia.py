@@ -166,9 +166,28 @@ def test_status_through_kn_and_standalone(cluster, kubectl, namespace, plugin_pa
     assert row["lastMove"]["reason"] == "p95 1235ms > SLO 300ms"
     assert row["currentP95Ms"] is None and row["currentRps"] is None
 
-    # -A lists it with its namespace.
+    # -A lists it with its namespace, within 100 columns although this namespace's name is long:
+    # in a NAMESPACE column with its middle elided, or, when the namespaces are too long for a
+    # column, as a `namespace NS:` line above the namespace's rows. JSON keeps the whole name.
     out = standalone(cluster, plugin_path, "status", "-A")
-    assert any(l.split()[:2] == [namespace, "matmul"] for l in out.stdout.splitlines()), out.stdout
+    lines = out.stdout.splitlines()
+    assert all(len(l) <= 100 for l in lines), out.stdout
+    assert len(namespace) > 40
+
+    def elided(cell: str) -> bool:
+        head, sep, tail = cell.partition("\u2026")
+        return cell == namespace or (sep and namespace.startswith(head) and namespace.endswith(tail))
+
+    in_column = any(len(l.split()) > 1 and l.split()[1] == "matmul" and elided(l.split()[0])
+                    for l in lines)
+    group = lines[lines.index(f"namespace {namespace}:") + 1:] \
+        if f"namespace {namespace}:" in lines else []
+    group = group[:next((i for i, l in enumerate(group) if l.startswith("namespace ")), len(group))]
+    assert in_column or any(l.split()[:1] == ["matmul"] for l in group), out.stdout
+    rows = [json.loads(l) for l in
+            standalone(cluster, plugin_path, "status", "-A", "-o", "json").stdout.splitlines()]
+    assert {"namespace": namespace, "name": "matmul"}.items() <= next(
+        r for r in rows if r["namespace"] == namespace).items()
 
 
 def test_status_degrades_clearly(cluster, kubectl, namespace, plugin_path):

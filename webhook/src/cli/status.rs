@@ -243,49 +243,37 @@ pub fn clip(s: &str, width: usize) -> String {
     out
 }
 
-/// The table: aligned columns, then one line per Service with a last move or a warning.
-pub fn render_table(
-    out: &mut impl Write,
-    rows: &[ServiceStatus],
-    with_namespace: bool,
-    now: jiff::Timestamp,
-) -> std::io::Result<()> {
-    let mut header = vec![
-        "NAME",
-        "MODE",
-        "SOURCE",
-        "PLACEMENT",
-        "SLO",
-        "P95",
-        "RPS",
-        "P95@CPU",
-        "P95@GPU",
-    ];
-    if with_namespace {
-        header.insert(0, "NAMESPACE");
+/// The table's width limit, in characters (column layout, the "last move" and warning lines).
+pub const MAX_WIDTH: usize = 100;
+
+/// Shortens to `width` characters by replacing the middle with "…": the beginning and the end of
+/// a name (`e2e-test-st…-1a2b3`, `image-c…ication`) are what tell names apart.
+pub fn elide_middle(s: &str, width: usize) -> String {
+    let n = s.chars().count();
+    if n <= width {
+        return s.to_string();
     }
-    let mut table: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
-    for r in rows {
-        let mut cells = vec![
-            r.name.clone(),
-            r.mode.clone().unwrap_or_else(|| "-".into()),
-            r.mode_source.clone().unwrap_or_else(|| "-".into()),
-            placement_cell(&r.placement),
-            r.latency_slo
-                .value
-                .clone()
-                .unwrap_or_else(|| "default".into()),
-            fmt_ms(r.current_p95_ms),
-            fmt_rps(r.current_rps),
-            fmt_ms(r.remembered_p95.cpu.as_ref().map(|l| l.p95_ms)),
-            fmt_ms(r.remembered_p95.gpu.as_ref().map(|l| l.p95_ms)),
-        ];
-        if with_namespace {
-            cells.insert(0, r.namespace.clone());
-        }
-        table.push(cells);
+    if width == 0 {
+        return String::new();
     }
-    let widths: Vec<usize> = (0..table[0].len())
+    let keep = width - 1;
+    let tail = keep / 2;
+    let head = keep - tail;
+    let mut out: String = s.chars().take(head).collect();
+    out.push('…');
+    out.extend(s.chars().skip(n - tail));
+    out
+}
+
+/// How far a column may shrink: `None`, never (numbers); else its shortest width and its turn:
+/// columns of turn 0 shrink first (the widest first), then turn 1, then turn 2.
+type Shrink = Option<(u8, usize)>;
+
+/// Column widths: each column as wide as its widest cell; then, while the line is wider than
+/// `max`, the widest column of the earliest turn that may still shrink loses one character
+/// (never below its minimum).
+fn fit_widths(table: &[Vec<String>], shrink: &[Shrink], max: usize) -> Vec<usize> {
+    let mut widths: Vec<usize> = (0..shrink.len())
         .map(|c| {
             table
                 .iter()
@@ -294,29 +282,152 @@ pub fn render_table(
                 .unwrap_or(0)
         })
         .collect();
-    for (i, row) in table.iter().enumerate() {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        writeln!(out, "{}", line.join("  ").trim_end())?;
-        let Some(r) = i.checked_sub(1).and_then(|i| rows.get(i)) else {
-            continue;
-        };
-        if let Some(m) = &r.last_move {
-            let line = format!(
-                "  last move {}->{} {}: {}",
-                m.from,
-                m.to,
-                ago(m.at, now),
-                m.reason
+    let total = |w: &[usize]| w.iter().sum::<usize>() + 2 * w.len().saturating_sub(1);
+    while total(&widths) > max {
+        let next = (0..widths.len())
+            .filter_map(|c| match shrink[c] {
+                Some((turn, min)) if widths[c] > min => Some((turn, c)),
+                _ => None,
+            })
+            .min_by_key(|&(turn, c)| (turn, std::cmp::Reverse(widths[c]), c));
+        match next {
+            Some((_, c)) => widths[c] -= 1,
+            None => break,
+        }
+    }
+    widths
+}
+
+/// One row's cells (without the namespace).
+fn cells(r: &ServiceStatus) -> Vec<String> {
+    vec![
+        r.name.clone(),
+        r.mode.clone().unwrap_or_else(|| "-".into()),
+        r.mode_source.clone().unwrap_or_else(|| "-".into()),
+        placement_cell(&r.placement),
+        r.latency_slo
+            .value
+            .clone()
+            .unwrap_or_else(|| "default".into()),
+        fmt_ms(r.current_p95_ms),
+        fmt_rps(r.current_rps),
+        fmt_ms(r.remembered_p95.cpu.as_ref().map(|l| l.p95_ms)),
+        fmt_ms(r.remembered_p95.gpu.as_ref().map(|l| l.p95_ms)),
+    ]
+}
+
+const HEADER: [&str; 9] = [
+    "NAME",
+    "MODE",
+    "SOURCE",
+    "PLACEMENT",
+    "SLO",
+    "P95",
+    "RPS",
+    "P95@CPU",
+    "P95@GPU",
+];
+/// How each column of [`HEADER`] may shrink: first text that the user or an annotation chose
+/// (mode, source, placement, SLO) down to its header's width, then the name down to 12
+/// characters; the numbers never.
+const SHRINK: [Shrink; 9] = [
+    Some((2, 12)),
+    Some((0, 13)),
+    Some((0, 10)),
+    Some((0, 9)),
+    Some((0, 7)),
+    None,
+    None,
+    None,
+    None,
+];
+/// With `-A`: a NAMESPACE column, shortened down to 16 characters, while that lets the rows fit
+/// with their names whole; else the rows grouped under one `namespace NS:` line each.
+const NAMESPACE_SHRINK: Shrink = Some((1, 16));
+
+fn write_row(out: &mut impl Write, row: &[String], widths: &[usize]) -> std::io::Result<()> {
+    let line: Vec<String> = row
+        .iter()
+        .zip(widths)
+        .map(|(cell, &w)| {
+            let cell = elide_middle(cell, w);
+            format!("{cell:<w$}")
+        })
+        .collect();
+    writeln!(out, "{}", line.join("  ").trim_end())
+}
+
+fn write_notes(
+    out: &mut impl Write,
+    r: &ServiceStatus,
+    now: jiff::Timestamp,
+) -> std::io::Result<()> {
+    if let Some(m) = &r.last_move {
+        let line = format!(
+            "  last move {}->{} {}: {}",
+            m.from,
+            m.to,
+            ago(m.at, now),
+            m.reason
+        );
+        writeln!(out, "{}", clip(&line, MAX_WIDTH))?;
+    }
+    for w in &r.warnings {
+        writeln!(out, "{}", clip(&format!("  warning: {w}"), MAX_WIDTH))?;
+    }
+    Ok(())
+}
+
+/// The table: aligned columns, each Service followed by its last move and warnings; never wider
+/// than [`MAX_WIDTH`] (for normal values). Long cells lose their middle ("…"); `-o json` has them
+/// whole. With `with_namespace` (`-A`), a NAMESPACE column first, or, when the namespaces are
+/// too long for one, one `namespace NS:` line before each namespace's rows.
+pub fn render_table(
+    out: &mut impl Write,
+    rows: &[ServiceStatus],
+    with_namespace: bool,
+    now: jiff::Timestamp,
+) -> std::io::Result<()> {
+    let body: Vec<Vec<String>> = rows.iter().map(cells).collect();
+    let header: Vec<String> = HEADER.iter().map(|s| s.to_string()).collect();
+    if with_namespace {
+        // A NAMESPACE column, if it fits with the names whole and the namespaces >= 16 chars.
+        let mut table = vec![std::iter::once("NAMESPACE".to_string())
+            .chain(header.iter().cloned())
+            .collect::<Vec<_>>()];
+        for (r, c) in rows.iter().zip(&body) {
+            table.push(
+                std::iter::once(r.namespace.clone())
+                    .chain(c.iter().cloned())
+                    .collect(),
             );
-            writeln!(out, "{}", clip(&line, 100))?;
         }
-        for w in &r.warnings {
-            writeln!(out, "{}", clip(&format!("  warning: {w}"), 100))?;
+        let mut shrink = vec![NAMESPACE_SHRINK, None]; // names stay whole in this layout
+        shrink.extend_from_slice(&SHRINK[1..]);
+        let widths = fit_widths(&table, &shrink, MAX_WIDTH);
+        let width = widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
+        if width <= MAX_WIDTH {
+            write_row(out, &table[0], &widths)?;
+            for (r, row) in rows.iter().zip(&table[1..]) {
+                write_row(out, row, &widths)?;
+                write_notes(out, r, now)?;
+            }
+            return Ok(());
         }
+    }
+    let mut table = vec![header];
+    table.extend(body.iter().cloned());
+    let widths = fit_widths(&table, &SHRINK, MAX_WIDTH);
+    write_row(out, &table[0], &widths)?;
+    let mut namespace: Option<&str> = None;
+    for (r, row) in rows.iter().zip(&table[1..]) {
+        if with_namespace && namespace != Some(r.namespace.as_str()) {
+            namespace = Some(&r.namespace);
+            let line = format!("namespace {}:", r.namespace);
+            writeln!(out, "{}", elide_middle(&line, MAX_WIDTH))?;
+        }
+        write_row(out, row, &widths)?;
+        write_notes(out, r, now)?;
     }
     Ok(())
 }

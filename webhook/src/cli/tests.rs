@@ -148,6 +148,199 @@ fn status_table_is_aligned_and_fits_100_columns() {
     assert!(with_ns.contains("\ndemo       matmul"), "{with_ns}");
 }
 
+/// A Service named `name` in `namespace`, opted in, with an SLO and a remembered CPU p95.
+fn named(namespace: &str, name: &str) -> ServiceStatus {
+    ServiceStatus::from_service(&json!({
+        "metadata": {"name": name, "namespace": namespace, "annotations": {
+            "gaia.dev/execution-mode": "auto", "gaia.dev/mode": "cpu_preferred",
+            "gaia.dev/mode-source": "classifier", "gaia.dev/latency-slo": "500ms",
+            "gaia.dev/observed": r#"{"cpu":{"p95Ms":1234.5,"at":"2026-11-22T20:00:00Z"}}"#
+        }},
+        "spec": {"template": {"metadata": {"annotations": {"gaia.dev/placement": "cpu"}}}},
+        "status": {"latestReadyRevisionName": format!("{name}-00001")}
+    }))
+}
+
+fn assert_fits(t: &str) {
+    assert!(
+        t.lines().all(|l| l.chars().count() <= status::MAX_WIDTH),
+        "a line is wider than {} columns:\n{t}",
+        status::MAX_WIDTH
+    );
+}
+
+#[test]
+fn status_all_namespaces_keeps_a_namespace_column_while_it_fits() {
+    // Short namespaces and names: a NAMESPACE column, nothing shortened.
+    let rows = [named("demo", "idle-wait"), named("demo", "matmul")];
+    let t = table(&rows, true);
+    assert_fits(&t);
+    let lines: Vec<&str> = t.lines().collect();
+    assert_eq!(
+        lines[0],
+        "NAMESPACE  NAME       MODE           SOURCE      PLACEMENT  SLO    P95  RPS  P95@CPU  P95@GPU",
+        "{t}"
+    );
+    assert!(
+        lines[1].starts_with("demo       idle-wait  cpu_preferred  "),
+        "{t}"
+    );
+    assert!(
+        lines[2].starts_with("demo       matmul     cpu_preferred  "),
+        "{t}"
+    );
+    assert!(!t.contains('…'), "{t}");
+
+    // A long namespace with short names: the namespace loses its middle (16 characters).
+    let ns = "e2e-test-status-through-kn-and-standalone-1a2b3";
+    let t = table(&[named(ns, "matmul"), named("demo", "idle-wait")], true);
+    assert_fits(&t);
+    let lines: Vec<&str> = t.lines().collect();
+    assert!(lines[0].starts_with("NAMESPACE         NAME  "), "{t}");
+    assert_eq!(
+        lines[1].split_whitespace().take(2).collect::<Vec<_>>(),
+        ["e2e-test…e-1a2b3", "matmul"]
+    );
+    assert_eq!(
+        lines[2].split_whitespace().take(2).collect::<Vec<_>>(),
+        ["demo", "idle-wait"]
+    );
+    // Every row's columns line up with the header (in characters: "…" is three bytes).
+    let col = |l: &str, w: &str| l.find(w).map(|b| l[..b].chars().count());
+    assert_eq!(
+        col(lines[0], " NAME ").map(|c| c + 1),
+        col(lines[1], "matmul")
+    );
+    assert_eq!(
+        col(lines[0], " NAME ").map(|c| c + 1),
+        col(lines[2], "idle-wait")
+    );
+    assert_eq!(col(lines[0], "MODE"), col(lines[1], "cpu_preferred"));
+    assert_eq!(col(lines[0], "MODE"), col(lines[2], "cpu_preferred"));
+}
+
+#[test]
+fn status_all_namespaces_with_long_names_groups_by_namespace_and_elides() {
+    // The demo's namespace and names need 104 columns with a NAMESPACE column: grouped.
+    let t = table(
+        &[
+            named("gaia-demo", "image-classification"),
+            named("gaia-demo", "matmul"),
+        ],
+        true,
+    );
+    assert_fits(&t);
+    let lines: Vec<&str> = t.lines().collect();
+    assert_eq!(
+        lines[..2],
+        [
+            "NAME                  MODE           SOURCE      PLACEMENT  SLO    P95  RPS  P95@CPU  P95@GPU",
+            "namespace gaia-demo:"
+        ],
+        "{t}"
+    );
+    assert!(
+        lines[2].starts_with("image-classification  cpu_preferred  "),
+        "{t}"
+    );
+    assert!(!t.contains('…'), "{t}");
+
+    let ns_a = "team-recommendations-production-europe-west-serving";
+    let long = "personalised-ranking-model-inference-with-a-very-long-name";
+    let rows = [
+        named(ns_a, "image-classification"),
+        named(ns_a, long),
+        named("zz-other", "matmul"),
+    ];
+    let t = table(&rows, true);
+    assert_fits(&t);
+    let lines: Vec<&str> = t.lines().collect();
+    // No NAMESPACE column: one `namespace NS:` line before each namespace's rows.
+    assert!(
+        lines[0].starts_with("NAME  ") && !lines[0].contains("NAMESPACE"),
+        "{t}"
+    );
+    assert_eq!(lines[1], format!("namespace {ns_a}:"));
+    assert!(lines[2].starts_with("image-classification "), "{t}");
+    // The long name keeps its beginning and end, and the columns stay aligned.
+    let name = lines[3].split_whitespace().next().expect("a name");
+    assert!(
+        name.contains('…') && name.starts_with("personalised-") && name.ends_with("-name"),
+        "{t}"
+    );
+    // (in characters: "…" is one character, three bytes)
+    let mode_at = lines[0].find("MODE").expect("MODE");
+    for l in [lines[2], lines[3]] {
+        let mode: String = l.chars().skip(mode_at).take(13).collect();
+        assert_eq!(mode, "cpu_preferred", "{t}");
+    }
+    assert_eq!(lines[4], "namespace zz-other:");
+    assert!(lines[5].starts_with("matmul  "), "{t}");
+    // Every other column is whole.
+    for l in [lines[2], lines[3], lines[5]] {
+        let cells: Vec<&str> = l.split_whitespace().collect();
+        assert_eq!(
+            cells[1..],
+            [
+                "cpu_preferred",
+                "classifier",
+                "cpu",
+                "500ms",
+                "-",
+                "-",
+                "1.23s",
+                "-"
+            ],
+            "{t}"
+        );
+    }
+    // Without -A the same long name is elided the same way, and JSON keeps everything whole.
+    let t = table(&rows[1..2], false);
+    assert_fits(&t);
+    let mut out = Vec::new();
+    status::render_json(&mut out, &rows).expect("render");
+    let json = String::from_utf8(out).expect("utf-8");
+    assert!(
+        json.contains(long) && json.contains(ns_a) && !json.contains('…'),
+        "{json}"
+    );
+}
+
+#[test]
+fn status_table_shortens_a_long_slo_annotation_before_the_names() {
+    let mut svc = named("demo", "image-classification");
+    svc.latency_slo.value =
+        Some("a-very-long-and-invalid-latency-objective-written-by-hand".into());
+    let t = table(&[svc], false);
+    assert_fits(&t);
+    let line = t.lines().nth(1).expect("a row");
+    assert!(
+        line.starts_with("image-classification  cpu_preferred"),
+        "{t}"
+    );
+    assert!(line.contains("a-very…") && line.contains('…'), "{t}");
+    assert_eq!(
+        line.matches('…').count(),
+        1,
+        "only the SLO is shortened: {t}"
+    );
+}
+
+#[test]
+fn elide_middle_keeps_both_ends() {
+    assert_eq!(
+        status::elide_middle("image-classification", 20),
+        "image-classification"
+    );
+    assert_eq!(
+        status::elide_middle("image-classification", 12),
+        "image-…ation"
+    );
+    assert_eq!(status::elide_middle("abcdef", 1), "…");
+    assert_eq!(status::elide_middle("abcdef", 0), "");
+    assert_eq!(status::elide_middle("abcdef", 4), "ab…f");
+}
+
 #[test]
 fn status_json_has_stable_field_names() {
     let mut out = Vec::new();
