@@ -35,6 +35,8 @@ cluster_started=false
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
+  # a background job ignores SIGINT: stop an interrupted cargo build ourselves
+  if [ -n "${build_pid:-}" ]; then kill "$build_pid" 2>/dev/null || true; fi
   if [ "$cluster_started" = true ]; then
     gaia_log "demo: stopping the local cluster (hack/cluster.sh down)"
     hack/cluster.sh down || rc=1
@@ -51,12 +53,31 @@ if [ "$use_running" = false ]; then
   gaia_log "demo: step 2/4: building the local cluster's components (hack/build.sh; first time 20-40 min)"
   hack/build.sh
 fi
+# cargo_build ARGS...: cargo build, with a line every 15 s while it runs (a release build of the
+# webhook takes minutes on 2 cores, and cargo shows no progress bar when stderr is no terminal).
+build_pid=
+cargo_build() {
+  local start=$SECONDS next=$((SECONDS + 15))
+  cargo build "$@" &
+  build_pid=$!
+  while kill -0 "$build_pid" 2>/dev/null; do
+    sleep 1
+    if ((SECONDS >= next)) && kill -0 "$build_pid" 2>/dev/null; then
+      next=$((SECONDS + 15))
+      gaia_log "  ... cargo build: $((SECONDS - start)) s"
+    fi
+  done
+  local rc=0
+  wait "$build_pid" || rc=$?
+  build_pid=
+  return "$rc"
+}
 if [ "$debug" = true ]; then
   gaia_log "demo: building gaia-webhook and gaia-autoscaler (cargo build)"
-  cargo build --locked --bin gaia-webhook --bin gaia-autoscaler
+  cargo_build --locked --bin gaia-webhook --bin gaia-autoscaler
 else
   gaia_log "demo: building gaia-webhook and gaia-autoscaler (cargo build --release)"
-  cargo build --release --locked --bin gaia-webhook --bin gaia-autoscaler
+  cargo_build --release --locked --bin gaia-webhook --bin gaia-autoscaler
 fi
 cluster_ready() {
   eval "$(hack/cluster.sh env)"

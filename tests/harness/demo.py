@@ -334,7 +334,7 @@ class Demo:
         line = "  ".join(h.ljust(w) for h, w in zip(hdr, widths))
         print("\n" + line + "\n" + "-" * len(line))
         for row in rows:
-            print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)))
+            print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
         print(flush=True)
 
     def plot(self, summ: dict) -> Path | None:
