@@ -35,8 +35,7 @@ cluster_started=false
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  # a background job ignores SIGINT: stop an interrupted cargo build ourselves
-  if [ -n "${build_pid:-}" ]; then kill "$build_pid" 2>/dev/null || true; fi
+  if [ -n "${heartbeat_pid:-}" ]; then kill "$heartbeat_pid" 2>/dev/null || true; fi
   if [ "$cluster_started" = true ]; then
     gaia_log "demo: stopping the local cluster (hack/cluster.sh down)"
     hack/cluster.sh down || rc=1
@@ -55,21 +54,21 @@ if [ "$use_running" = false ]; then
 fi
 # cargo_build ARGS...: cargo build, with a line every 15 s while it runs (a release build of the
 # webhook takes minutes on 2 cores, and cargo shows no progress bar when stderr is no terminal).
-build_pid=
+# cargo stays in the foreground, so that Ctrl-C reaches it; the heartbeat runs beside it.
+heartbeat_pid=
 cargo_build() {
-  local start=$SECONDS next=$((SECONDS + 15))
-  cargo build "$@" &
-  build_pid=$!
-  while kill -0 "$build_pid" 2>/dev/null; do
-    sleep 1
-    if ((SECONDS >= next)) && kill -0 "$build_pid" 2>/dev/null; then
-      next=$((SECONDS + 15))
-      gaia_log "  ... cargo build: $((SECONDS - start)) s"
-    fi
-  done
+  (
+    n=0
+    while sleep 1; do
+      n=$((n + 1))
+      if ((n % 15 == 0)); then gaia_log "  ... cargo build: ${n} s"; fi
+    done
+  ) &
+  heartbeat_pid=$!
   local rc=0
-  wait "$build_pid" || rc=$?
-  build_pid=
+  cargo build "$@" || rc=$?
+  kill "$heartbeat_pid" 2>/dev/null || true
+  heartbeat_pid=
   return "$rc"
 }
 if [ "$debug" = true ]; then
