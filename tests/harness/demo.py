@@ -179,7 +179,8 @@ class Demo:
             if time.monotonic() - last >= 4:
                 last = time.monotonic()
                 waiting = [n for n, p in running.items() if p.poll() is None]
-                say(f"  ... kn waiting for {', '.join(waiting)} to be Ready ({last - start:.0f} s)")
+                if waiting:
+                    say(f"  ... kn waiting for {', '.join(waiting)} to be Ready ({last - start:.0f} s)")
         for name, p in running.items():
             out = p.stdout.read() if p.stdout else ""
             if p.returncode != 0:
