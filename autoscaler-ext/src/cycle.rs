@@ -183,9 +183,9 @@ impl Cycle {
                 self.streaks.remove(&key);
             }
             match &decision {
-                Decision::Hold(_) => {
+                Decision::Hold(h) => {
                     debug!(namespace = %svc.namespace, name = %svc.name, decision = decision.kind(),
-                           streak, "hold");
+                           hold = h.as_str(), streak, "hold");
                     continue;
                 }
                 Decision::Move(m) if m.to == Placement::Gpu => {
@@ -316,6 +316,7 @@ impl Cycle {
             gpus_needed: self.settings.gpus_per_pod,
             gpu_pods: svc.min_scale.max(1),
             violation_streak: self.streaks.get(&key).copied().unwrap_or(0),
+            created: svc.created,
         };
         let stats = raw.map(|raw| match &svc.serving_revision {
             Some(rev) => {

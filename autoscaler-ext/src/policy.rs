@@ -29,7 +29,9 @@
 //!    promotions for `backoffBase × 2^(n-1)` (at most `backoffMax`). A good gain is remembered
 //!    and resets the count.
 //! 6. **Demote** (on GPU, after dwell, within the cap): when idle (long-window rate below
-//!    `demote.idleRps`, or scaled to zero with no series); or when the load is at or below the
+//!    `demote.idleRps`, or scaled to zero with no series) and in place for a whole long window
+//!    (since our last move, else since the Service's creation: a new Service still loading its
+//!    model holds as `dwell`); or when the load is at or below the
 //!    load at which the remembered CPU p95 met the SLO; or when, at a comparable load, the GPU
 //!    p95 shows no significant gain over the remembered CPU p95.
 //!
@@ -300,6 +302,9 @@ pub struct ServiceState {
     pub gpu_pods: u32,
     /// Consecutive cycles, up to the previous one, whose p95 violated the SLO while compute-bound.
     pub violation_streak: u32,
+    /// When the Service was created: a placement no move of ours set is as old as the Service.
+    /// Nothing is judged idle over the long window before it has been in place that long.
+    pub created: Option<Timestamp>,
 }
 
 /// CPU use of a revision's user containers.
@@ -706,23 +711,23 @@ fn on_gpu(s: &ServiceState, st: &RevisionStats, cfg: &PolicyConfig, now: Timesta
     }
     let verified = unverified.is_none();
 
-    // Rule 6: demotion candidates.
+    // Rule 6: demotion candidates. Idle means idle for a whole long window: a placement in
+    // place for less (a new Service still loading its model, a fresh move) is not judged so.
+    let in_place_since = s.observed.last_move.as_ref().map(|m| m.at).or(s.created);
+    let long_in_place =
+        in_place_since.is_none_or(|at| secs_between(at, now) >= cfg.long_window.as_secs_f64());
     let idle = match st.rps_long {
         // Both windows: a revision younger than the long window has a long-window rate
         // diluted by the time it did not exist; its short-window rate shows it is busy.
         Some(rate) => {
             rate < cfg.demote.idle_rps && st.rps_short.is_none_or(|r| r < cfg.demote.idle_rps)
         }
-        // No series at all: idle only if the revision has no pod (scaled to zero) and has
-        // been in place for a whole long window.
-        None => {
-            st.pods == 0
-                && s.observed
-                    .last_move
-                    .as_ref()
-                    .is_none_or(|m| secs_between(m.at, now) >= cfg.long_window.as_secs_f64())
-        }
+        // No series at all: idle only if the revision has no pod (scaled to zero).
+        None => st.pods == 0,
     };
+    if idle && !long_in_place {
+        return hold(Hold::Dwell, 0);
+    }
     let candidate: Option<(MoveKind, String)> = if idle {
         Some((
             MoveKind::Demote,
@@ -902,6 +907,7 @@ mod tests {
             gpus_needed: 1,
             gpu_pods: 1,
             violation_streak: 0,
+            created: None,
         }
     }
 
@@ -1363,6 +1369,44 @@ mod tests {
                     rps_short: Some(0.0),
                     rps_long: Some(0.01),
                     p95_short_ms: None,
+                    ..busy(300.0, 300.0)
+                }),
+                FREE,
+                Expect::Move(MoveKind::Demote),
+            ),
+            (
+                "a new gpu_preferred Service without requests yet waits (model loading)",
+                ServiceState {
+                    mode: ExecutionMode::GpuPreferred,
+                    created: Some(t(10_000 - 40)),
+                    ..on(Placement::Gpu)
+                },
+                Some(RevisionStats {
+                    rps_short: Some(0.0),
+                    rps_long: Some(0.0),
+                    p95_short_ms: None,
+                    p95_long_ms: None,
+                    p50_short_ms: None,
+                    mean_latency_ms: None,
+                    ..busy(300.0, 300.0)
+                }),
+                FREE,
+                Expect::Hold(Hold::Dwell),
+            ),
+            (
+                "a gpu_preferred Service idle since its creation a long window ago is demoted",
+                ServiceState {
+                    mode: ExecutionMode::GpuPreferred,
+                    created: Some(t(10_000 - 400)),
+                    ..on(Placement::Gpu)
+                },
+                Some(RevisionStats {
+                    rps_short: Some(0.0),
+                    rps_long: Some(0.0),
+                    p95_short_ms: None,
+                    p95_long_ms: None,
+                    p50_short_ms: None,
+                    mean_latency_ms: None,
                     ..busy(300.0, 300.0)
                 }),
                 FREE,

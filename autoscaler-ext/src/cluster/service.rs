@@ -46,6 +46,8 @@ pub struct ManagedService {
     pub observed: Result<Observed, String>,
     /// `autoscaling.knative.dev/min-scale` of the template (at least 1).
     pub min_scale: u32,
+    /// `metadata.creationTimestamp`.
+    pub created: Option<jiff::Timestamp>,
 }
 
 impl ManagedService {
@@ -98,6 +100,10 @@ impl ManagedService {
             slo,
             observed,
             min_scale,
+            created: meta
+                .get("creationTimestamp")
+                .and_then(Value::as_str)
+                .and_then(|t| t.parse().ok()),
             object,
         })
     }

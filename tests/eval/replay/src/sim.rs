@@ -646,6 +646,7 @@ impl Sim<'_> {
             gpus_needed: 1,
             gpu_pods: 1,
             violation_streak: self.streak,
+            created: Some(ts(0.0)?),
         };
         // As the controller does: a Prometheus answer exists, possibly without series.
         let stats = stats.unwrap_or_default();
