@@ -93,10 +93,11 @@ def test_emulator_exports_queue_proxy_series():
     emu = _harness()
     args = argparse.Namespace(profile=emu.DEFAULT_PROFILE, cpu_placement="cpu16", workload=[], seed=1,
                               kubectl="kubectl", kubeconfig=None, namespace="ns", targets_file=None,
-                              listen="127.0.0.1:0", advertise=None, poll=1.0)
+                              listen="127.0.0.1:0", advertise=None, poll=1.0,
+                              scrape_interval=None)
     e = emu.Emulator(args)
     pod = emu.Pod("ns", "fn-00001-deployment-x", "fn-00001", "fn", "fn", "cpu-node-1", "cpu", 0.0, "matmul")
-    e.pods[pod.name] = pod
+    e.pods[f"ns/{pod.name}"] = pod
     for lat in (0.003, 0.3, 3.0, 30.0):
         pod.observe(lat)
     text = e.pod_metrics("ns", pod.name)

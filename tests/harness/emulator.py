@@ -4,8 +4,8 @@
 The local cluster's pods are KWOK fakes: nothing runs in them and no request is served. This
 process plays the data plane of the Revisions of one namespace:
 
-* it watches the namespace's Revision pods (``kubectl get pods -l serving.knative.dev/revision``)
-  and the nodes; a pod that is Ready, bound and not terminating serves its revision's requests
+* it watches the Revision pods of its namespaces (``kubectl get pods -l
+  serving.knative.dev/revision``; ``--namespace`` may be repeated) and the nodes; a pod that is Ready, bound and not terminating serves its revision's requests
   as the node's pool (label ``gaia.dev/pool``: ``cpu`` or ``gpu``) would;
 * ``POST /invoke/<namespace>/<revision>`` with a JSON request body (e.g. ``{"size": 4000}``)
   is served by one of the revision's Ready pods: the emulator holds the request for a latency
@@ -13,7 +13,11 @@ process plays the data plane of the Revisions of one namespace:
   the revision's workload and its pod's placement -- ``gpu`` on a GPU node, ``cpu16`` (or
   ``--cpu-placement cpu2``) on a CPU node -- and answers ``{"latency_s", "placement", "pod", ...}``.
   A pod's first request waits for the profile's cold start (``ready_s``: import and model load)
-  counted from the moment the pod became Ready; ``503`` when the revision has no Ready pod;
+  counted from the moment the pod became Ready; ``503`` when the revision has no Ready pod.
+  With ``?cold=fail`` a request that would wait for a cold start is answered ``425`` at once
+  with ``{"warming_s": ...}``: the load generator then keeps sending to the revision that
+  served before, as Knative does while a new revision's readiness probe has not passed yet
+  (KWOK marks pods Ready at once, so the model load the probe would wait for happens here);
 * per pod, ``/metrics/pod/<namespace>/<pod>`` serves what Knative 1.21's queue-proxy exports
   with ``request-metrics-protocol: prometheus`` (hack/README.md): the histogram
   ``kn_serving_invocation_duration_seconds_{bucket,sum,count}`` (seconds, Knative's buckets,
@@ -148,7 +152,9 @@ class Emulator:
         self.profiles = Profiles(args.profile, args.cpu_placement)
         self.workload_of = dict(w.split("=", 1) for w in args.workload)
         self.lock = threading.Lock()
-        self.pods: dict[str, Pod] = {}          # name -> Pod (Ready ones, and gone ones kept)
+        self.pods: dict[str, Pod] = {}          # "ns/name" -> Pod (Ready ones, and gone ones kept)
+        ns = args.namespace
+        self.namespaces = [ns] if isinstance(ns, str) else list(dict.fromkeys(ns))
         self.rr: dict[str, int] = {}
         self.rng = random.Random(args.seed)
         self.node_pool: dict[str, str] = {}
@@ -179,16 +185,19 @@ class Emulator:
                 self.node_pool = {n["metadata"]["name"]: n["metadata"].get("labels", {}).get("gaia.dev/pool", "cpu")
                                   for n in nodes["items"]}
                 self.nodes_read = now
-        pods = self._get("pods", "-n", self.args.namespace, "-l", "serving.knative.dev/revision")
+        where = ["-n", self.namespaces[0]] if len(self.namespaces) == 1 else ["-A"]
+        pods = self._get("pods", *where, "-l", "serving.knative.dev/revision")
         if pods is None:
             return
         ready: dict[str, dict] = {}
         for p in pods["items"]:
             meta, spec, status = p["metadata"], p["spec"], p.get("status", {})
+            if meta.get("namespace") not in self.namespaces:
+                continue
             conds = {c["type"]: c["status"] for c in status.get("conditions", []) or []}
             if meta.get("deletionTimestamp") or not spec.get("nodeName") or conds.get("Ready") != "True":
                 continue
-            ready[meta["name"]] = p
+            ready[f"{meta['namespace']}/{meta['name']}"] = p
         changed = False
         with self.lock:
             for name, pod in self.pods.items():
@@ -196,9 +205,10 @@ class Emulator:
                     pod.advance(now)
                     pod.gone, changed = True, True
                     print(f"emulator: pod {name} ({pod.revision}) gone", flush=True)
-            for name, p in ready.items():
-                if name in self.pods and not self.pods[name].gone:
+            for key, p in ready.items():
+                if key in self.pods and not self.pods[key].gone:
                     continue
+                name = p["metadata"]["name"]
                 labels = p["metadata"].get("labels", {})
                 service = labels.get("serving.knative.dev/service", "")
                 node = p["spec"]["nodeName"]
@@ -208,11 +218,11 @@ class Emulator:
                     print(f"emulator: no profile for workload {workload!r} (service {service}); "
                           "serving it as idle_wait", file=sys.stderr, flush=True)
                     workload = "idle_wait"
-                self.pods[name] = Pod(self.args.namespace, name, labels["serving.knative.dev/revision"],
+                self.pods[key] = Pod(p["metadata"]["namespace"], name, labels["serving.knative.dev/revision"],
                                       service, labels.get("serving.knative.dev/configuration", service),
                                       node, placement, now, workload)
                 changed = True
-                print(f"emulator: pod {name} of {labels['serving.knative.dev/revision']} Ready on "
+                print(f"emulator: pod {key} of {labels['serving.knative.dev/revision']} Ready on "
                       f"{node} ({placement}): serving {workload} from the "
                       f"{self.profiles.key(placement)} profile after a "
                       f"{self.profiles.ready_s(workload, placement):.1f} s cold start", flush=True)
@@ -226,14 +236,16 @@ class Emulator:
         if not self.args.targets_file:
             return
         listen = self.args.advertise or self.args.listen
+        # Prometheus honours a target's own __scrape_interval__ (the cluster's default is 2 s)
+        every = {"__scrape_interval__": self.args.scrape_interval} if self.args.scrape_interval else {}
         with self.lock:
             groups = [{"targets": [listen],
                        "labels": {"job": "queue-proxy", "instance": f"{p.namespace}/{p.name}",
-                                  "__metrics_path__": f"/metrics/pod/{p.namespace}/{p.name}"}}
+                                  "__metrics_path__": f"/metrics/pod/{p.namespace}/{p.name}", **every}}
                       for p in self.pods.values() if not p.gone]
         groups.append({"targets": [listen],
-                       "labels": {"job": "kubelet-cadvisor", "instance": f"cadvisor-{self.args.namespace}",
-                                  "__metrics_path__": "/metrics/cadvisor"}})
+                       "labels": {"job": "kubelet-cadvisor", "instance": f"cadvisor-{'+'.join(self.namespaces)}",
+                                  "__metrics_path__": "/metrics/cadvisor", **every}})
         path = Path(self.args.targets_file)
         tmp = path.with_name("." + path.name + ".tmp")
         tmp.write_text(json.dumps(groups, indent=1))
@@ -255,18 +267,22 @@ class Emulator:
             if not pods:
                 return None
             pods.sort(key=lambda p: p.name)
-            i = self.rr.get(revision, 0)
-            self.rr[revision] = i + 1
+            key = f"{namespace}/{revision}"
+            i = self.rr.get(key, 0)
+            self.rr[key] = i + 1
             return pods[i % len(pods)]
 
-    def invoke(self, namespace: str, revision: str, request: dict) -> tuple[int, dict]:
+    def invoke(self, namespace: str, revision: str, request: dict,
+               wait_cold: bool = True) -> tuple[int, dict]:
         pod = self.pick(namespace, revision)
         if pod is None:
             return 503, {"error": f"revision {namespace}/{revision} has no Ready pod"}
         arrived = time.monotonic()
         with self.lock:
-            latency, busy = self.profiles.sample(pod.workload, pod.placement, request, self.rng)
             cold_until = pod.ready_at + self.profiles.ready_s(pod.workload, pod.placement)
+            if not wait_cold and cold_until > arrived:
+                return 425, {"warming_s": round(cold_until - arrived, 3), "pod": pod.name}
+            latency, busy = self.profiles.sample(pod.workload, pod.placement, request, self.rng)
         cold_wait = max(0.0, cold_until - arrived)
         if cold_wait:
             time.sleep(cold_wait)   # the container is still importing / loading its model
@@ -288,18 +304,21 @@ class Emulator:
     # --- metrics ------------------------------------------------------------------------
     def pod_metrics(self, namespace: str, name: str) -> str | None:
         with self.lock:
-            p = self.pods.get(name)
-            if p is None or p.namespace != namespace:
+            p = self.pods.get(f"{namespace}/{name}")
+            if p is None:
                 return None
-            out = ["# HELP kn_serving_invocation_duration_seconds The duration of invocations",
-                   "# TYPE kn_serving_invocation_duration_seconds histogram"]
-            labels = 'http_response_status_code="200"'
-            cum = 0
-            for le, c in zip([*map(str, BUCKETS_S), "+Inf"], p.buckets):
-                cum = c  # buckets are already cumulative (observe() adds to every le >= latency)
-                out.append(f'kn_serving_invocation_duration_seconds_bucket{{{labels},le="{le}"}} {cum}')
-            out.append(f"kn_serving_invocation_duration_seconds_sum{{{labels}}} {p.sum}")
-            out.append(f"kn_serving_invocation_duration_seconds_count{{{labels}}} {p.count}")
+            out = []
+            # OpenTelemetry exports a histogram's series from its first recording on: before
+            # the pod's first answer there is none (as with the real queue-proxy)
+            if p.count:
+                out += ["# HELP kn_serving_invocation_duration_seconds The duration of invocations",
+                        "# TYPE kn_serving_invocation_duration_seconds histogram"]
+                labels = 'http_response_status_code="200"'
+                for le, c in zip([*map(str, BUCKETS_S), "+Inf"], p.buckets):
+                    # buckets are already cumulative (observe() adds to every le >= latency)
+                    out.append(f'kn_serving_invocation_duration_seconds_bucket{{{labels},le="{le}"}} {c}')
+                out.append(f"kn_serving_invocation_duration_seconds_sum{{{labels}}} {p.sum}")
+                out.append(f"kn_serving_invocation_duration_seconds_count{{{labels}}} {p.count}")
             out.append("# HELP kn_serving_queue_depth Number of current items in the queue proxy queue")
             out.append("# TYPE kn_serving_queue_depth gauge")
             out.append(f"kn_serving_queue_depth {p.in_flight}")
@@ -328,7 +347,7 @@ class Emulator:
 
     def describe(self) -> dict:
         with self.lock:
-            return {"pods": {n: {"revision": p.revision, "service": p.service, "node": p.node,
+            return {"pods": {n: {"namespace": p.namespace, "revision": p.revision, "service": p.service, "node": p.node,
                                  "placement": p.placement, "workload": p.workload, "gone": p.gone,
                                  "count": p.count, "in_flight": p.in_flight}
                              for n, p in self.pods.items()}}
@@ -368,14 +387,18 @@ def handler_for(emu: Emulator) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length", "0"))
             raw = self.rfile.read(length) if length else b""
             prefix = "/invoke/"
-            if not self.path.startswith(prefix) or self.path.count("/") != 3:
+            if not self.path.startswith(prefix):
                 return self._send(404, "not found\n")
-            ns, rev = self.path[len(prefix):].split("/", 1)
+            path, _, query = self.path.partition("?")
+            if path.count("/") != 3:
+                return self._send(404, "not found\n")
+            ns, rev = path[len(prefix):].split("/", 1)
             try:
                 request = json.loads(raw or b"{}")
             except ValueError:
                 return self._send(400, "bad JSON\n")
-            code, body = emu.invoke(ns, rev, request if isinstance(request, dict) else {})
+            code, body = emu.invoke(ns, rev, request if isinstance(request, dict) else {},
+                                    wait_cold="cold=fail" not in query.split("&"))
             self._send(code, json.dumps(body), "application/json")
 
     return Handler
@@ -385,7 +408,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--listen", required=True, help="HOST:PORT to bind")
     ap.add_argument("--advertise", help="HOST:PORT Prometheus scrapes (default: --listen)")
-    ap.add_argument("--namespace", required=True, help="namespace whose Revisions are emulated")
+    ap.add_argument("--namespace", required=True, action="append",
+                    help="namespace whose Revisions are emulated (repeat for several)")
     ap.add_argument("--targets-file", help="Prometheus file_sd file to write (and remove on exit)")
     ap.add_argument("--profile", type=Path, default=DEFAULT_PROFILE)
     ap.add_argument("--cpu-placement", choices=["cpu16", "cpu2"], default="cpu16",
@@ -394,6 +418,8 @@ def main() -> None:
     ap.add_argument("--kubectl", default=os.environ.get("GAIA_KUBECTL", "kubectl"))
     ap.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"))
     ap.add_argument("--poll", type=float, default=1.0, help="seconds between pod listings")
+    ap.add_argument("--scrape-interval", default=None,
+                    help="Prometheus scrape interval for these targets, e.g. 15s (default: the job's)")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
 
@@ -411,7 +437,7 @@ def main() -> None:
     emu.refresh()
     emu.write_targets()
     threading.Thread(target=emu.watch, daemon=True).start()
-    print(f"emulator: serving {args.namespace} on {args.listen} (CPU nodes: {args.cpu_placement} "
+    print(f"emulator: serving {', '.join(emu.namespaces)} on {args.listen} (CPU nodes: {args.cpu_placement} "
           "profile, GPU nodes: gpu profile)", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
