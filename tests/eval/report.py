@@ -125,6 +125,8 @@ def describe_counts(counts):
 
 def gpu_start_s(scenario, assumptions):
     """Creation of a GPU revision to its taking traffic: pod start, mean ready time, route."""
+    if "gpu_start_s" in scenario:   # live runs: measured on the static GPU run
+        return scenario["gpu_start_s"]
     platform = assumptions["platform"]
     facts = scenario["profile"]["gpu"]
     return platform["pod_start_s"] + facts["ready_s"] + platform["route_switch_s"]
@@ -184,10 +186,10 @@ def evaluate_targets(results):
                          f"{ratio:.2f}×", met, why))
 
     # 2. matmul within 1.3x of static GPU's total time
-    s = by_name["matmul"]
+    s = by_name.get("matmul", {"runs": []})
     runs = headline(s)
-    gpu_total = runs["static_gpu"]["summary"]["total_s"]
     for role in auto_roles(s):
+        gpu_total = runs["static_gpu"]["summary"]["total_s"]
         run = runs[role]
         m = run["summary"]
         ratio = m["total_s"] / gpu_total
@@ -199,7 +201,7 @@ def evaluate_targets(results):
                      f"{ratio:.2f}×", met, why))
 
     # 3. idle wait: zero GPU-seconds
-    s = by_name["idle"]
+    s = by_name.get("idle", {"runs": []})
     for role in auto_roles(s):
         run = headline(s)[role]
         m = run["summary"]
@@ -209,11 +211,11 @@ def evaluate_targets(results):
                      f"{m['gpu_node_s']:.1f} GPU-s", met, why))
 
     # 4. ResNet-18 stays on CPU if the GPU gain does not pay
-    s = by_name["resnet18"]
+    s = by_name.get("resnet18", {"runs": []})
     runs = headline(s)
-    cpu, gpu = runs["static_cpu"]["summary"], runs["static_gpu"]["summary"]
-    pays = gpu["cost_usd"] < cpu["cost_usd"]
     for role in auto_roles(s):
+        cpu, gpu = runs["static_cpu"]["summary"], runs["static_gpu"]["summary"]
+        pays = gpu["cost_usd"] < cpu["cost_usd"]
         run = runs[role]
         m = run["summary"]
         stayed = m["gpu_node_s"] == 0.0 and m["moves"] == 0
@@ -228,10 +230,10 @@ def evaluate_targets(results):
                      "stayed on CPU" if stayed else f"{m['gpu_node_s']:.0f} GPU-s", met, why))
 
     # 5. TinyLlama promoted within one evaluation window plus revision start
-    s = by_name["tinyllama"]
+    s = by_name.get("tinyllama", {"runs": []})
     window = parse_duration(a["policy"]["shortWindow"])
-    bound = window + gpu_start_s(s, a)
     for role in auto_roles(s):
+        bound = window + gpu_start_s(s, a)
         run = headline(s)[role]
         rows.append(tinyllama_row(s, run, bound, window, a))
 
@@ -465,7 +467,7 @@ def zoom_range(runs):
     return max(0.0, min(times) - 35.0), max(times) + 35.0
 
 
-def plot_scenario(s, path):
+def plot_scenario(s, path, clock="virtual clock, calibrated H100 profile"):
     runs = [r for r in s["runs"] if r["group"] == "headline"]
     zoom = zoom_range(runs)
     fig = plt.figure(figsize=(12, 7))
@@ -494,7 +496,7 @@ def plot_scenario(s, path):
         detail.set_xlabel("time since deploy (s)")
         full.axvspan(*zoom, color="grey", alpha=0.08)
     plot_holding(holding, runs)
-    fig.suptitle(f"{s['title']}\nvirtual clock, calibrated H100 profile, SLO p95 ≤ "
+    fig.suptitle(f"{s['title']}\n{clock}, SLO p95 ≤ "
                  f"{s['slo_s']:g} s · dotted line: move decided · solid line: new revision "
                  f"takes traffic", fontsize=10)
     fig.savefig(path, dpi=110, bbox_inches="tight")
@@ -793,34 +795,149 @@ def m_total(run):
     return run["summary"]["total_s"]
 
 
-def write_doc(results, rows, doc_path, plot_dir):
+def live_relative_times(live):
+    """Timestamps in the live runs' move notes as seconds since the run's first request."""
+    stamp = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z")
+    for s in live["scenarios"]:
+        for run in s["runs"]:
+            t0 = run["t0_unix_s"]
+
+            def since(match, t0=t0):
+                t = datetime.datetime.fromisoformat(match.group(0).replace("Z", "+00:00"))
+                return f"t = {t.timestamp() - t0:.0f} s"
+            for mv in run["moves"]:
+                mv["note"] = stamp.sub(since, mv["note"])
+
+
+def live_vs_virtual(live, results):
+    lines = ["| scenario | run | total time live / virtual | cost live / virtual | "
+             "GPU-node s live / virtual | moves live / virtual |", "|---|---|---|---|---|---|"]
+    virtual = {s["name"]: headline(s) for s in results["scenarios"]}
+    for s in live["scenarios"]:
+        for role in ("static_cpu", "static_gpu", "auto", "auto_forced"):
+            run = headline(s).get(role)
+            twin = virtual.get(s["name"], {}).get(role)
+            if run is None or twin is None:
+                continue
+            m, v = run["summary"], twin["summary"]
+            lines.append(
+                f"| {s['name']} | {run_name(run)} | {m['total_s']:,.1f} s / {v['total_s']:,.1f} s | "
+                f"{dollars(m['cost_usd'])} / {dollars(v['cost_usd'])} | "
+                f"{m['gpu_node_s']:,.1f} / {v['gpu_node_s']:,.1f} | {m['moves']} / {v['moves']} |")
+    return "\n".join(lines)
+
+
+def live_section(live, rows, rel_plots, results):
+    met = sum(1 for r in rows if r[3])
+    started = datetime.datetime.fromtimestamp(live["started_unix_s"], datetime.timezone.utc)
+    parts = [
+        "## Live cluster runs",
+        "",
+        "**The figures in this section (its tables and the `live-*.png` plots) come from the "
+        "live cluster**; every other section comes from the virtual clock. Regenerate them "
+        "(about 15 minutes: the runs of all scenarios go at the same time, each in its own "
+        "namespace; the cluster is brought up and down if it was not running):",
+        "",
+        "```sh",
+        "tests/eval/run.sh --live",
+        "```",
+        "",
+        f"Run of {started:%Y-%m-%d %H:%M} UTC, code `{live['source']}`, on {live['host']} "
+        f"({'short' if live['short'] else 'full'} scenarios). What is real: kube-apiserver, "
+        "Knative Serving 1.21 (controller, webhook, autoscaler), Prometheus, `gaia-webhook` "
+        "classifying each Service at `kn service create`, and `gaia-autoscaler` with its "
+        "**default** settings (the replay's policy), both installed from `manifests/` under "
+        "their RBAC; the scheduler places pods on KWOK nodes by Gaia's nodeSelector and "
+        "tolerations. What is emulated (tests/harness, named as stand-ins): the data plane — "
+        "the workload emulator answers each revision's requests with latencies drawn from the "
+        "same H100 profile by the pool of its pod's node, and exports the queue-proxy and "
+        "cAdvisor series Prometheus scrapes every "
+        f"{live['assumptions']['platform']['scrape_interval_s']:.0f} s; and Knative's scale to "
+        "zero of a revision that lost its traffic (no request metrics reach Knative's "
+        f"autoscaler here, so the driver scales it to zero {live['assumptions']['platform']['drain_s']:.0f} s "
+        "after its last request, what KPA does with its defaults).",
+        "",
+        "How the live runs differ from the replay: a run's clock starts at its first request, "
+        "sent when the Service is Ready (the replay also counts a 2 s pod start); a new "
+        "revision takes traffic once its pod has loaded the model (the emulator answers "
+        "\"warming\" and the old revision keeps serving, as a readiness probe would make "
+        "Knative do); node-seconds are the pods' lifetimes in the API (creation to deletion, "
+        "within the run); the autoscaler's cycles run on wall-clock time next to 13 other "
+        "runs on a 2-core machine.",
+        "",
+    ]
+    for s in live["scenarios"]:
+        parts += [
+            f"### {s['title']}",
+            "",
+            scenario_table(s),
+            "",
+            what_happened(s),
+            "",
+            f"![live {s['name']}]({rel_plots}/live-{s['name']}.png)",
+            "",
+        ]
+    parts += [
+        "### Targets on the live runs",
+        "",
+        f"Targets met: {met} of {len(rows)} rows. The TinyLlama bound uses the GPU revision "
+        "start measured on the static GPU run (creation to warm).",
+        "",
+        targets_table(rows),
+        "",
+        "### Live against virtual",
+        "",
+        live_vs_virtual(live, results),
+        "",
+    ]
+    return parts
+
+
+def write_doc(results, rows, doc_path, plot_dir, live=None, live_rows=None):
     rel_plots = os.path.relpath(plot_dir, os.path.dirname(doc_path) or ".")
     a = results["assumptions"]
     met = sum(1 for r in rows if r[3])
+    if live:
+        where = (
+            "Two modes produce the figures on this page, and each section says which. "
+            "**Live cluster** (section “Live cluster runs” and the `live-*.png` plots): the "
+            "local cluster with the real webhook, autoscaler, Knative and Prometheus, and an "
+            "emulated data plane, on wall-clock time (`tests/eval/run.sh --live`). **Virtual "
+            "clock** (every other section): `gaia-replay` (tests/eval/replay) drives the "
+            "product's policy, `gaia_autoscaler::policy::decide` with its default "
+            "configuration, in simulated time. Both use the latency profiles measured on a "
+            f"real {results['machine']} host ({results['profile']}, docs/calibration.md).")
+    else:
+        where = (
+            "**Every figure on this page comes from the virtual-clock mode**: `gaia-replay` "
+            "(tests/eval/replay) drives the product's policy, `gaia_autoscaler::policy::decide` "
+            "with its default configuration, in simulated time, with the latency profiles "
+            f"measured on a real {results['machine']} host ({results['profile']}, "
+            "docs/calibration.md). No live-cluster results were given to the report.")
     parts = [
         "# Evaluation: Gaia auto vs static CPU vs static GPU",
         "",
-        "<!-- Generated by tests/eval/run.sh --virtual (tests/eval/report.py); do not edit. -->",
+        "<!-- Generated by tests/eval/run.sh (tests/eval/report.py); do not edit. -->",
         "",
         "The paper's four scenarios (issue 7), each run as static CPU, static GPU and Gaia auto.",
         "",
-        "**Every figure on this page comes from the virtual-clock mode**: `gaia-replay` "
-        "(tests/eval/replay) drives the product's policy, `gaia_autoscaler::policy::decide` with "
-        "its default configuration, in simulated time, with the latency profiles measured on a "
-        f"real {results['machine']} host ({results['profile']}, docs/calibration.md). Nothing "
-        "here ran on the local cluster; the live-cluster mode (real webhook, autoscaler, "
-        "Prometheus and emulated data plane) will add its own figures and say so.",
+        where,
         "",
-        "Regenerate everything on this page (a few seconds once built):",
+        "Regenerate the virtual-clock figures (a few seconds once built; the live section is "
+        "kept from docs/eval/live-results.json):",
         "",
         "```sh",
         "tests/eval/run.sh --virtual",
         "```",
         "",
-        f"Policy built from `{results['source']}`; seed {results['seed']}. Targets met: {met} of "
-        f"{len(rows)} rows; the misses are explained below, not tuned away.",
+        f"Policy built from `{results['source']}`; seed {results['seed']}. Virtual-clock "
+        f"targets met: {met} of {len(rows)} rows; the misses are explained below, not tuned away.",
         "",
-        "## Model",
+    ]
+    if live:
+        parts += live_section(live, live_rows, rel_plots, results)
+    parts += [
+        "## Model (virtual clock)",
         "",
         "What the live system would do, and the numbers the replay uses for it:",
         "",
@@ -829,7 +946,7 @@ def write_doc(results, rows, doc_path, plot_dir):
     ]
     for s in results["scenarios"]:
         parts += [
-            f"## {s['title']}",
+            f"## {s['title']} (virtual clock)",
             "",
             scenario_intro(s, results),
             "",
@@ -841,7 +958,7 @@ def write_doc(results, rows, doc_path, plot_dir):
             "",
         ]
     parts += [
-        "## Targets",
+        "## Targets (virtual clock)",
         "",
         targets_table(rows),
         "",
@@ -924,22 +1041,38 @@ def main():
     parser.add_argument("results", help="results JSON written by gaia-replay")
     parser.add_argument("--doc", default="docs/evaluation.md")
     parser.add_argument("--plots", default="docs/eval")
+    parser.add_argument("--live", help="results JSON written by tests/eval/live.py")
     args = parser.parse_args()
     with open(args.results, encoding="utf-8") as f:
         results = json.load(f)
     if results.get("schema") != "gaia-eval-virtual/1":
         sys.exit(f"{args.results}: not a gaia-eval-virtual/1 results file")
+    live = live_rows = None
+    if args.live:
+        with open(args.live, encoding="utf-8") as f:
+            live = json.load(f)
+        if live.get("schema") != "gaia-eval-live/1":
+            sys.exit(f"{args.live}: not a gaia-eval-live/1 results file")
+        live_relative_times(live)
     relative_times(results)
     os.makedirs(args.plots, exist_ok=True)
     for s in results["scenarios"]:
         plot_scenario(s, os.path.join(args.plots, f"{s['name']}.png"))
     rows = evaluate_targets(results)
-    write_doc(results, rows, args.doc, args.plots)
-    missed = [r for r in rows if not r[3]]
-    print(f"wrote {args.doc} and {len(results['scenarios'])} plots in {args.plots}; "
-          f"targets met {len(rows) - len(missed)}/{len(rows)}")
-    for target, run, measured, _, _ in missed:
-        print(f"  missed: {target} — {run}: {measured}")
+    if live:
+        for s in live["scenarios"]:
+            plot_scenario(s, os.path.join(args.plots, f"live-{s['name']}.png"),
+                          clock="live local cluster, emulated data plane on the H100 profile")
+        live_rows = evaluate_targets(live)
+    write_doc(results, rows, args.doc, args.plots, live, live_rows)
+    for name, table in (("virtual", rows), ("live", live_rows)):
+        if table is None:
+            continue
+        missed = [r for r in table if not r[3]]
+        print(f"{name}: targets met {len(table) - len(missed)}/{len(table)}")
+        for target, run, measured, _, _ in missed:
+            print(f"  missed: {target} — {run}: {measured}")
+    print(f"wrote {args.doc} and the plots in {args.plots}")
 
 
 if __name__ == "__main__":

@@ -1,63 +1,102 @@
 #!/usr/bin/env bash
-# Regenerates the evaluation page and its plots.
+# Regenerates the evaluation page (docs/evaluation.md) and its plots (docs/eval/*.png).
 #
-#   tests/eval/run.sh --virtual   replay in simulated time (seconds; what docs/evaluation.md shows)
+#   tests/eval/run.sh --virtual   replay in simulated time (seconds once built)
+#   tests/eval/run.sh --live      every scenario on the local cluster (~15 min; brings the
+#                                 cluster up and down if it is not running)
+#   tests/eval/run.sh --all       both: everything on the page
 #
-# Steps: the classifier's modes for the four paper functions (kn-gaia classify), the replay
-# (gaia-replay, tests/eval/replay) on the calibrated profile, then tests/eval/report.py, which
-# writes docs/evaluation.md and docs/eval/*.png. The replay's results stay in
-# docs/eval/virtual-results.json for anyone who wants the raw numbers.
+# --virtual: the classifier's modes for the four paper functions (kn-gaia classify), the replay
+# (gaia-replay, tests/eval/replay) on the calibrated profile -> docs/eval/virtual-results.json.
+# --live: tests/eval/live.py with the release binaries -> docs/eval/live-results.json.
+# Then tests/eval/report.py writes the page from both results files (the live section is kept
+# from docs/eval/live-results.json when only --virtual runs).
+# Options for --live: --scenarios matmul,idle  --short  (passed to tests/eval/live.py).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 
 usage() {
-  echo "usage: tests/eval/run.sh --virtual [--profile tests/eval/profiles/h100.json] [--seed N]" >&2
-  echo "       (the live-cluster mode is not part of this script yet)" >&2
+  echo "usage: tests/eval/run.sh --virtual|--live|--all [--profile FILE] [--seed N]" >&2
+  echo "                         [--scenarios LIST] [--short]   (live only)" >&2
   exit 2
 }
 
-mode=""
+virtual=false
+live=false
 profile=tests/eval/profiles/h100.json
 seed=1
+live_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --virtual) mode=virtual ;;
+    --virtual) virtual=true ;;
+    --live) live=true ;;
+    --all) virtual=true; live=true ;;
     --profile) profile=${2:?}; shift ;;
     --seed) seed=${2:?}; shift ;;
+    --scenarios) live_args+=(--scenarios "${2:?}"); shift ;;
+    --short) live_args+=(--short) ;;
     *) usage ;;
   esac
   shift
 done
-[ "$mode" = virtual ] || usage
+[ "$virtual" = true ] || [ "$live" = true ] || usage
 
-python3 -c 'import matplotlib' 2>/dev/null || {
-  echo "matplotlib is missing: pip install -r tests/requirements.txt" >&2
+python3 -c 'import matplotlib, yaml' 2>/dev/null || {
+  echo "matplotlib or PyYAML is missing: pip install -r tests/requirements.txt" >&2
   exit 1
 }
 
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-
-examples="examples/functions/matmul examples/functions/image_classification"
-examples="$examples examples/functions/text_generation examples/functions/idle_wait"
-modes=()
-# shellcheck disable=SC2086 # the example list is meant to split
-if cargo run -q -p gaia-webhook --bin kn-gaia -- classify $examples >"$work/classify.txt"; then
-  modes=(--modes "$work/classify.txt")
-  grep -v '^ ' "$work/classify.txt"
-else
-  echo "kn-gaia classify failed: the replay uses the modes it records as assumed" >&2
-fi
-
-# Which policy the figures come from: the commit, and whether the autoscaler's or the
-# contract's sources differ from it.
-source_rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git status --porcelain -- autoscaler-ext contract 2>/dev/null)" ]; then
-  source_rev="$source_rev + uncommitted autoscaler/contract changes"
-fi
-
+cluster_started=false
+cleanup() {
+  rm -rf "$work"
+  if [ "$cluster_started" = true ]; then
+    hack/cluster.sh down || true
+  fi
+}
+trap cleanup EXIT
 mkdir -p docs/eval
-cargo run -q -p gaia-eval --bin gaia-replay -- --source "$source_rev" \
-  --profile "$profile" "${modes[@]}" --seed "$seed" --out docs/eval/virtual-results.json
-python3 tests/eval/report.py docs/eval/virtual-results.json --doc docs/evaluation.md --plots docs/eval
+
+if [ "$live" = true ]; then
+  echo "== live: building the release binaries"
+  cargo build --release --locked --bin gaia-webhook --bin gaia-autoscaler
+  hack/build.sh
+  eval "$(hack/cluster.sh env)"
+  if ! "$GAIA_KUBECTL" --kubeconfig "$KUBECONFIG" get --raw /readyz >/dev/null 2>&1; then
+    echo "== live: starting the local cluster (hack/cluster.sh up)"
+    cluster_started=true
+    hack/cluster.sh up
+  fi
+  echo "== live: tests/eval/live.py ${live_args[*]-}"
+  python3 tests/eval/live.py ${live_args[@]+"${live_args[@]}"} --results docs/eval/live-results.json
+fi
+
+if [ "$virtual" = true ]; then
+  examples="examples/functions/matmul examples/functions/image_classification"
+  examples="$examples examples/functions/text_generation examples/functions/idle_wait"
+  modes=()
+  # shellcheck disable=SC2086 # the example list is meant to split
+  if cargo run -q -p gaia-webhook --bin kn-gaia -- classify $examples >"$work/classify.txt"; then
+    modes=(--modes "$work/classify.txt")
+    grep -v '^ ' "$work/classify.txt"
+  else
+    echo "kn-gaia classify failed: the replay uses the modes it records as assumed" >&2
+  fi
+
+  # Which policy the figures come from: the commit, and whether the autoscaler's or the
+  # contract's sources differ from it.
+  source_rev=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+  if [ -n "$(git status --porcelain -- autoscaler-ext contract 2>/dev/null)" ]; then
+    source_rev="$source_rev + uncommitted autoscaler/contract changes"
+  fi
+  cargo run -q -p gaia-eval --bin gaia-replay -- --source "$source_rev" \
+    --profile "$profile" "${modes[@]}" --seed "$seed" --out docs/eval/virtual-results.json
+fi
+
+live_results=()
+if [ -f docs/eval/live-results.json ]; then
+  live_results=(--live docs/eval/live-results.json)
+fi
+python3 tests/eval/report.py docs/eval/virtual-results.json "${live_results[@]}" \
+  --doc docs/evaluation.md --plots docs/eval
