@@ -928,6 +928,25 @@ mod tests {
         }
     }
 
+    /// A pod that has answered nothing yet: zero rates, no latency series.
+    fn no_requests_yet() -> RevisionStats {
+        RevisionStats {
+            rps_short: Some(0.0),
+            rps_long: Some(0.0),
+            cpu: None,
+            pods: 1,
+            ..RevisionStats::default()
+        }
+    }
+
+    fn gpu_preferred_created(at: Timestamp) -> ServiceState {
+        ServiceState {
+            mode: ExecutionMode::GpuPreferred,
+            created: Some(at),
+            ..on(Placement::Gpu)
+        }
+    }
+
     const FREE: GpuAvailability = GpuAvailability {
         largest_free_on_a_node: 1,
         free_total: 3,
@@ -1376,39 +1395,15 @@ mod tests {
             ),
             (
                 "a new gpu_preferred Service without requests yet waits (model loading)",
-                ServiceState {
-                    mode: ExecutionMode::GpuPreferred,
-                    created: Some(t(10_000 - 40)),
-                    ..on(Placement::Gpu)
-                },
-                Some(RevisionStats {
-                    rps_short: Some(0.0),
-                    rps_long: Some(0.0),
-                    p95_short_ms: None,
-                    p95_long_ms: None,
-                    p50_short_ms: None,
-                    mean_latency_ms: None,
-                    ..busy(300.0, 300.0)
-                }),
+                gpu_preferred_created(t(10_000 - 40)),
+                Some(no_requests_yet()),
                 FREE,
                 Expect::Hold(Hold::Dwell),
             ),
             (
                 "a gpu_preferred Service idle since its creation a long window ago is demoted",
-                ServiceState {
-                    mode: ExecutionMode::GpuPreferred,
-                    created: Some(t(10_000 - 400)),
-                    ..on(Placement::Gpu)
-                },
-                Some(RevisionStats {
-                    rps_short: Some(0.0),
-                    rps_long: Some(0.0),
-                    p95_short_ms: None,
-                    p95_long_ms: None,
-                    p50_short_ms: None,
-                    mean_latency_ms: None,
-                    ..busy(300.0, 300.0)
-                }),
+                gpu_preferred_created(t(10_000 - 400)),
+                Some(no_requests_yet()),
                 FREE,
                 Expect::Move(MoveKind::Demote),
             ),
