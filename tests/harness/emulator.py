@@ -52,9 +52,11 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from queue_proxy_series import (BUCKETS_S, CPU_USAGE_TYPE, cpu_usage, exposition, invocation_histogram,
+                                observe, target_info)
+
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_PROFILE = REPO / "tests" / "eval" / "profiles" / "h100.json"
-BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
 QUEUE_PROXY_OVERHEAD_S = 0.0005
 
 
@@ -140,10 +142,7 @@ class Pod:
     def observe(self, latency_s: float) -> None:
         self.count += 1
         self.sum += latency_s
-        for i, le in enumerate(BUCKETS_S):
-            if latency_s <= le:
-                self.buckets[i] += 1
-        self.buckets[-1] += 1
+        observe(self.buckets, latency_s)
 
 
 class Emulator:
@@ -311,39 +310,23 @@ class Emulator:
             # OpenTelemetry exports a histogram's series from its first recording on: before
             # the pod's first answer there is none (as with the real queue-proxy)
             if p.count:
-                out += ["# HELP kn_serving_invocation_duration_seconds The duration of invocations",
-                        "# TYPE kn_serving_invocation_duration_seconds histogram"]
-                labels = 'http_response_status_code="200"'
-                for le, c in zip([*map(str, BUCKETS_S), "+Inf"], p.buckets):
-                    # buckets are already cumulative (observe() adds to every le >= latency)
-                    out.append(f'kn_serving_invocation_duration_seconds_bucket{{{labels},le="{le}"}} {c}')
-                out.append(f"kn_serving_invocation_duration_seconds_sum{{{labels}}} {p.sum}")
-                out.append(f"kn_serving_invocation_duration_seconds_count{{{labels}}} {p.count}")
+                out += invocation_histogram(p.buckets, p.sum, p.count, with_help=True)
             out.append("# HELP kn_serving_queue_depth Number of current items in the queue proxy queue")
             out.append("# TYPE kn_serving_queue_depth gauge")
             out.append(f"kn_serving_queue_depth {p.in_flight}")
-            out.append("# TYPE target_info gauge")
-            out.append(
-                "target_info{"
-                f'k8s_container_name="queue-proxy",k8s_namespace_name="{p.namespace}",'
-                f'k8s_pod_name="{p.name}",kn_configuration_name="{p.configuration}",'
-                f'kn_revision_name="{p.revision}",kn_service_name="{p.service}",'
-                f'service_name="{p.service}"'
-                "} 1")
-            return "\n".join(out) + "\n"
+            out += target_info(p.namespace, p.service, p.configuration, p.revision, pod=p.name)
+            return exposition(out)
 
     def cadvisor_metrics(self) -> str:
         now = time.monotonic()
         with self.lock:
-            out = ["# TYPE container_cpu_usage_seconds_total counter"]
+            out = [CPU_USAGE_TYPE]
             for p in self.pods.values():
                 if not p.gone:
                     p.advance(now)
-                out.append('container_cpu_usage_seconds_total{container="user-container",'
-                           f'namespace="{p.namespace}",pod="{p.name}"}} {p.cpu_s:.6f}')
-                out.append('container_cpu_usage_seconds_total{container="queue-proxy",'
-                           f'namespace="{p.namespace}",pod="{p.name}"}} {p.sidecar_s:.6f}')
-            return "\n".join(out) + "\n"
+                out.append(cpu_usage("user-container", p.namespace, p.name, f"{p.cpu_s:.6f}"))
+                out.append(cpu_usage("queue-proxy", p.namespace, p.name, f"{p.sidecar_s:.6f}"))
+            return exposition(out)
 
     def describe(self) -> dict:
         with self.lock:

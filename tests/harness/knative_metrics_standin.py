@@ -32,7 +32,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
+from queue_proxy_series import (BUCKETS_S, CPU_USAGE_TYPE, cpu_usage, exposition, invocation_histogram,
+                                observe, target_info)
 
 
 class Revision:
@@ -54,10 +55,7 @@ class Revision:
         n = self.rps * dt
         self.count += n
         self.sum += n * self.latency_s
-        for i, le in enumerate(BUCKETS_S):
-            if self.latency_s <= le:
-                self.buckets[i] += n
-        self.buckets[-1] += n
+        observe(self.buckets, self.latency_s, n)
         per_pod = self.cpu_cores * dt
         for pod in self.pods:
             self.cpu[pod] = self.cpu.get(pod, 1000.0) + per_pod
@@ -104,33 +102,20 @@ class State:
             r = self.revisions.get(key)
             if r is None:
                 return None
-            out = ["# TYPE kn_serving_invocation_duration_seconds histogram"]
-            labels = 'http_response_status_code="200"'
-            for le, c in zip([*map(str, BUCKETS_S), "+Inf"], r.buckets):
-                out.append(f'kn_serving_invocation_duration_seconds_bucket{{{labels},le="{le}"}} {c}')
-            out.append(f"kn_serving_invocation_duration_seconds_sum{{{labels}}} {r.sum}")
-            out.append(f"kn_serving_invocation_duration_seconds_count{{{labels}}} {r.count}")
-            out.append("# TYPE target_info gauge")
-            out.append(
-                "target_info{"
-                f'k8s_container_name="queue-proxy",k8s_namespace_name="{r.namespace}",'
-                f'kn_configuration_name="{r.service}",kn_revision_name="{r.name}",'
-                f'kn_service_name="{r.service}",service_name="{r.service}"'
-                "} 1")
-            return "\n".join(out) + "\n"
+            out = invocation_histogram(r.buckets, r.sum, r.count)
+            out += target_info(r.namespace, r.service, r.service, r.name)
+            return exposition(out)
 
     def cadvisor_metrics(self) -> str:
         with self.lock:
             self._advance()
-            out = ["# TYPE container_cpu_usage_seconds_total counter"]
+            out = [CPU_USAGE_TYPE]
             for r in self.revisions.values():
                 for pod, v in r.cpu.items():
-                    out.append('container_cpu_usage_seconds_total{container="user-container",'
-                               f'namespace="{r.namespace}",pod="{pod}"}} {v}')
+                    out.append(cpu_usage("user-container", r.namespace, pod, v))
                 for pod, v in r.sidecar.items():
-                    out.append('container_cpu_usage_seconds_total{container="queue-proxy",'
-                               f'namespace="{r.namespace}",pod="{pod}"}} {v}')
-            return "\n".join(out) + "\n"
+                    out.append(cpu_usage("queue-proxy", r.namespace, pod, v))
+            return exposition(out)
 
 
 STATE = State()
