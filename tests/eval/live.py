@@ -47,7 +47,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "harness"))
-from gaia_install import REPO, GaiaInstall, Proc, read_cluster_env  # noqa: E402
+from driver import Driver  # noqa: E402
+from gaia_install import REPO, GaiaInstall, Proc  # noqa: E402
 
 EMULATOR_PORT = 19610
 SLO = "1s"
@@ -93,58 +94,25 @@ def ts(text: str | None) -> float | None:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-class Live:
+class Live(Driver):
     def __init__(self, args: argparse.Namespace):
+        super().__init__(Path(args.out), STOP, say)
         self.args = args
-        self.env = read_cluster_env()
-        self.out = Path(args.out).resolve()
-        self.out.mkdir(parents=True, exist_ok=True)
         self.scenarios = [s for s in args.scenarios.split(",") if s]
         for s in self.scenarios:
             if s not in SCENARIOS:
                 raise SystemExit(f"unknown scenario {s!r} (known: {', '.join(SCENARIOS)})")
         self.runs = [(s, role) for s in self.scenarios for role in SCENARIOS[s][2]]
         self.roles = sorted({role for _, role in self.runs}, key=list(ROLES).index)
-        self.procs: list[Proc] = []
         self.install: GaiaInstall | None = None
         self.extra_nodes: list[str] = []
         self.targets = Path(self.env["GAIA_PROM_TARGETS_DIR"]) / "gaia-eval-live.json"
-        self.req_log = self.out / "requests.jsonl"
-        self.req_log.unlink(missing_ok=True)
-        self.req_pos = 0
-        self.requests: list[dict] = []
         self.pods: dict[str, dict] = {}          # "ns/name" -> what we saw of it
         self.services: dict[str, dict] = {}      # "ns/name" -> last Service object
         self.events: dict[str, dict] = {}        # uid -> Event
         self.unrouted_since: dict[str, float] = {}
         self.scaled_down: dict[str, float] = {}  # "ns/revision" -> when the stand-in did it
         self.revisions: dict[str, dict] = {}
-
-    # --- helpers ------------------------------------------------------------------------
-    def kubectl(self, *args: str, check: bool = True, input: str | None = None, timeout: float = 60):
-        p = subprocess.run([self.env["GAIA_KUBECTL"], "--kubeconfig", self.env["KUBECONFIG"], *args],
-                           capture_output=True, text=True, input=input, timeout=timeout)
-        if check and p.returncode != 0:
-            raise RuntimeError(f"kubectl {' '.join(args)}: {p.stderr.strip()}")
-        return p
-
-    def kjson(self, *args: str) -> dict:
-        return json.loads(self.kubectl(*args, "-o", "json").stdout)
-
-    def wait(self, what: str, fn, timeout: float, every: float = 10.0):
-        start = last = time.monotonic()
-        while not STOP.is_set():
-            v = fn()
-            if v:
-                return v
-            now = time.monotonic()
-            if now - start > timeout:
-                raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
-            if now - last >= every:
-                say(f"  ... still waiting for {what} ({now - start:.0f} s)")
-                last = now
-            STOP.wait(1)
-        raise KeyboardInterrupt
 
     # --- setup --------------------------------------------------------------------------
     def add_gpu_nodes(self) -> None:
@@ -180,27 +148,15 @@ class Live:
 
     def install_gaia(self) -> None:
         os.environ["RUST_LOG"] = "info,gaia_autoscaler=debug"   # its per-Service holds
-        binaries = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target") / (
-            "debug" if self.args.debug_build else "release")
-        self.install = GaiaInstall(self.env, self.out / "gaia", binaries, say=lambda m: say(m))
+        self.install = GaiaInstall(self.env, self.out / "gaia", self.binaries(self.args.debug_build),
+                                   say=lambda m: say(m))
         self.install.start()
         say("gaia-autoscaler runs with its default settings (10 s cycle, 1 min / 5 min windows, "
             "5 min dwell, 90 s verification)")
 
     def namespaces(self) -> None:
         for role in self.roles:
-            ns = ROLES[role][0]
-            if self.kubectl("get", "namespace", ns, check=False).returncode == 0:
-                say(f"namespace {ns} exists from an earlier run: deleting it")
-                self.kubectl("delete", "namespace", ns, "--wait=false", check=False)
-                self.wait(f"namespace {ns} to go",
-                          lambda ns=ns: self.kubectl("get", "namespace", ns, check=False).returncode != 0, 180)
-            self.kubectl("create", "namespace", ns)
-        for role in self.roles:
-            ns = ROLES[role][0]
-            self.wait(f"{ns}'s default ServiceAccount",
-                      lambda ns=ns: self.kubectl("get", "serviceaccount", "default", "-n", ns,
-                                                 check=False).returncode == 0, 60)
+            self.fresh_namespace(ROLES[role][0])
         for scenario, role in self.runs:
             ns = ROLES[role][0]
             src = REPO / "examples" / "functions" / SCENARIOS[scenario][0]
@@ -209,29 +165,11 @@ class Live:
             self.kubectl("apply", "-f", "-", input=cm)
 
     def start_emulator(self) -> None:
-        host = self.env["GAIA_HOST_IP"]
-        argv = [sys.executable, str(REPO / "tests" / "harness" / "emulator.py"),
-                "--listen", f"{host}:{EMULATOR_PORT}", "--targets-file", str(self.targets),
-                "--cpu-placement", "cpu16", "--scrape-interval", SCRAPE_INTERVAL,
-                "--kubectl", self.env["GAIA_KUBECTL"], "--kubeconfig", self.env["KUBECONFIG"],
-                "--seed", str(self.args.seed)]
-        for role in self.roles:
-            argv += ["--namespace", ROLES[role][0]]
+        extra = ["--cpu-placement", "cpu16", "--scrape-interval", SCRAPE_INTERVAL,
+                 "--seed", str(self.args.seed)]
         for scenario in self.scenarios:
-            argv += ["--workload", f"{scenario}={SCENARIOS[scenario][1]}"]
-        p = Proc(argv, self.out / "emulator.log", {**os.environ, **self.env})
-        self.procs.append(p)
-        import urllib.request
-
-        def healthy():
-            if not p.alive():
-                raise RuntimeError(f"emulator exited:\n{p.tail()}")
-            try:
-                with urllib.request.urlopen(f"http://{host}:{EMULATOR_PORT}/healthz", timeout=2) as r:  # noqa: S310
-                    return r.status == 200
-            except OSError:
-                return False
-        self.wait("the emulator", healthy, 30)
+            extra += ["--workload", f"{scenario}={SCENARIOS[scenario][1]}"]
+        super().start_emulator(EMULATOR_PORT, [ROLES[r][0] for r in self.roles], self.targets, *extra)
         say(f"workload emulator up (H100 profile: CPU nodes 16 threads, GPU nodes the H100; "
             f"Prometheus scrapes it every {SCRAPE_INTERVAL})")
 
@@ -285,20 +223,6 @@ class Live:
                 f"{(ta.get('gaia.dev/placement') or a.get('gaia.dev/placement') or '?').upper()}")
 
     # --- watching -----------------------------------------------------------------------
-    def read_requests(self) -> None:
-        if not self.req_log.exists():
-            return
-        with open(self.req_log) as f:
-            f.seek(self.req_pos)
-            for line in f:
-                if not line.endswith("\n"):
-                    break
-                self.req_pos += len(line.encode())
-                try:
-                    self.requests.append(json.loads(line))
-                except ValueError:
-                    pass
-
     def watch_pods(self) -> None:
         now = time.time()
         items = self.kjson("get", "pods", "-A", "-l", "serving.knative.dev/revision")["items"]

@@ -24,7 +24,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gaia_install import REPO, GaiaInstall, Proc, read_cluster_env  # noqa: E402
+from driver import Driver  # noqa: E402
+from gaia_install import REPO, GaiaInstall, Proc  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 EMULATOR_PORT = 19600
@@ -61,96 +62,32 @@ def say(msg: str) -> None:
     print(f"[{time.monotonic() - T0:6.1f}s] {msg}", flush=True)
 
 
-class Demo:
+class Demo(Driver):
     def __init__(self, args: argparse.Namespace):
+        super().__init__(Path(args.out), STOP, say)
         self.args = args
-        self.env = read_cluster_env()
         self.ns = args.namespace
-        self.out = Path(args.out).resolve()
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.procs: list[Proc] = []
         self.install: GaiaInstall | None = None
         self.services: dict[str, dict] = {}
         self.placement: dict[str, str] = {}
         self.events: list[dict] = []
         self.seen_events: set[str] = set()
-        self.requests: list[dict] = []
-        self.req_log = self.out / "requests.jsonl"
-        self.req_pos = 0
-        self.req_log.unlink(missing_ok=True)
         self.load_started = 0.0
         self.load_wall = 0.0
         self.targets = Path(self.env["GAIA_PROM_TARGETS_DIR"]) / f"gaia-demo-{self.ns}.json"
 
-    # --- helpers ------------------------------------------------------------------------
-    def kubectl(self, *args: str, check: bool = True, input: str | None = None, timeout: float = 60):
-        p = subprocess.run([self.env["GAIA_KUBECTL"], "--kubeconfig", self.env["KUBECONFIG"], *args],
-                           capture_output=True, text=True, input=input, timeout=timeout)
-        if check and p.returncode != 0:
-            raise RuntimeError(f"kubectl {' '.join(args)}: {p.stderr.strip()}")
-        return p
-
-    def kjson(self, *args: str) -> dict:
-        return json.loads(self.kubectl(*args, "-o", "json").stdout)
-
-    def wait(self, what: str, fn, timeout: float, every: float = 5.0):
-        start = time.monotonic()
-        last = start
-        while not STOP.is_set():
-            v = fn()
-            if v:
-                return v
-            now = time.monotonic()
-            if now - start > timeout:
-                raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
-            if now - last >= every:
-                say(f"  ... still waiting for {what} ({now - start:.0f} s)")
-                last = now
-            STOP.wait(1)
-        raise KeyboardInterrupt
-
     # --- steps --------------------------------------------------------------------------
     def install_gaia(self) -> None:
-        binaries = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target") / ("debug" if self.args.debug_build else "release")
-        self.install = GaiaInstall(self.env, self.out / "gaia", binaries,
+        self.install = GaiaInstall(self.env, self.out / "gaia", self.binaries(self.args.debug_build),
                                    autoscaler_overrides=AUTOSCALER_DEMO, say=lambda m: say(m))
         self.install.start()
         say("autoscaler settings for the demo: 2 s cycles, 60 s / 90 s windows, 60 s dwell, "
             "15 s verification (defaults: 10 s, 1 min / 5 min, 5 min, 90 s)")
 
-    def fresh_namespace(self) -> None:
-        if self.kubectl("get", "namespace", self.ns, check=False).returncode == 0:
-            say(f"namespace {self.ns} exists from an earlier run: deleting it")
-            self.kubectl("delete", "namespace", self.ns, "--wait=false", check=False)
-            self.wait(f"namespace {self.ns} to go",
-                      lambda: self.kubectl("get", "namespace", self.ns, check=False).returncode != 0, 120)
-        self.kubectl("create", "namespace", self.ns)
-        self.wait("the namespace's default ServiceAccount",
-                  lambda: self.kubectl("get", "serviceaccount", "default", "-n", self.ns,
-                                       check=False).returncode == 0, 60)
-
     def start_emulator(self) -> None:
-        host = self.env["GAIA_HOST_IP"]
-        argv = [sys.executable, str(HERE / "emulator.py"), "--listen", f"{host}:{EMULATOR_PORT}",
-                "--namespace", self.ns, "--targets-file", str(self.targets),
-                "--cpu-placement", "cpu16", "--kubectl", self.env["GAIA_KUBECTL"],
-                "--kubeconfig", self.env["KUBECONFIG"]]
-        env = {**os.environ, **self.env}
-        p = Proc(argv, self.out / "emulator.log", env)
-        self.procs.append(p)
-        import urllib.request
-
-        def healthy():
-            if not p.alive():
-                raise RuntimeError(f"emulator exited:\n{p.tail()}")
-            try:
-                with urllib.request.urlopen(f"http://{host}:{EMULATOR_PORT}/healthz", timeout=2) as r:  # noqa: S310
-                    return r.status == 200
-            except OSError:
-                return False
-        self.wait("the emulator", healthy, 30)
-        say(f"workload emulator up on {host}:{EMULATOR_PORT} (CPU nodes: the H100 host's 16-thread "
-            "CPU profile; GPU nodes: its H100 profile); Prometheus scrapes it through "
+        super().start_emulator(EMULATOR_PORT, [self.ns], self.targets, "--cpu-placement", "cpu16")
+        say(f"workload emulator up on {self.env['GAIA_HOST_IP']}:{EMULATOR_PORT} (CPU nodes: the H100 "
+            "host's 16-thread CPU profile; GPU nodes: its H100 profile); Prometheus scrapes it through "
             f"{self.targets.name}")
 
     def deploy(self) -> None:
@@ -228,20 +165,6 @@ class Demo:
             marker = {"PromotedToGpu": ">>> PROMOTED to GPU", "DemotedToCpu": "<<< DEMOTED to CPU",
                       "RevertedToCpu": "<<< REVERTED to CPU", "GpuVerified": "=== GPU VERIFIED"}.get(reason, reason)
             say(f"{name}: {marker}: {msg}")
-
-    def read_requests(self) -> None:
-        if not self.req_log.exists():
-            return
-        with open(self.req_log) as f:
-            f.seek(self.req_pos)
-            for line in f:
-                if not line.endswith("\n"):
-                    break
-                self.req_pos += len(line.encode())
-                try:
-                    self.requests.append(json.loads(line))
-                except ValueError:
-                    pass
 
     def status_line(self) -> None:
         now = time.time()
@@ -452,7 +375,7 @@ def main() -> int:
     rc = 0
     try:
         demo.install_gaia()
-        demo.fresh_namespace()
+        demo.fresh_namespace(demo.ns)
         demo.start_emulator()
         demo.deploy()
         loadgen = demo.run_load()

@@ -1,0 +1,115 @@
+"""What the demo (demo.py) and the live evaluation (tests/eval/live.py) both do on the cluster.
+
+A ``Driver`` holds the cluster's environment (``hack/cluster.sh env``), an output folder and the
+processes it started; it runs kubectl, waits for conditions while saying what it waits for,
+makes a fresh namespace, starts the workload emulator (emulator.py) and reads the load
+generator's request log (loadgen.py) as it grows. Test harness only.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+from gaia_install import REPO, Proc, read_cluster_env
+
+HERE = Path(__file__).resolve().parent
+
+
+class Driver:
+    def __init__(self, out: Path, stop: threading.Event, say: Callable[[str], None]):
+        self.env = read_cluster_env()
+        self.out = Path(out).resolve()
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.stop, self.say = stop, say
+        self.procs: list[Proc] = []
+        self.requests: list[dict] = []
+        self.req_log = self.out / "requests.jsonl"
+        self.req_log.unlink(missing_ok=True)
+        self.req_pos = 0
+
+    # --- the cluster --------------------------------------------------------------------
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None, timeout: float = 60):
+        p = subprocess.run([self.env["GAIA_KUBECTL"], "--kubeconfig", self.env["KUBECONFIG"], *args],
+                           capture_output=True, text=True, input=input, timeout=timeout)
+        if check and p.returncode != 0:
+            raise RuntimeError(f"kubectl {' '.join(args)}: {p.stderr.strip()}")
+        return p
+
+    def kjson(self, *args: str) -> dict:
+        return json.loads(self.kubectl(*args, "-o", "json").stdout)
+
+    def wait(self, what: str, fn, timeout: float, every: float = 5.0):
+        """fn() until it is truthy; says every few seconds what it waits for."""
+        start = last = time.monotonic()
+        while not self.stop.is_set():
+            v = fn()
+            if v:
+                return v
+            now = time.monotonic()
+            if now - start > timeout:
+                raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
+            if now - last >= every:
+                self.say(f"  ... still waiting for {what} ({now - start:.0f} s)")
+                last = now
+            self.stop.wait(1)
+        raise KeyboardInterrupt
+
+    def fresh_namespace(self, ns: str) -> None:
+        """Deletes what an earlier run left, creates the namespace, waits for its ServiceAccount."""
+        if self.kubectl("get", "namespace", ns, check=False).returncode == 0:
+            self.say(f"namespace {ns} exists from an earlier run: deleting it")
+            self.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+            self.wait(f"namespace {ns} to go",
+                      lambda: self.kubectl("get", "namespace", ns, check=False).returncode != 0, 180)
+        self.kubectl("create", "namespace", ns)
+        self.wait(f"{ns}'s default ServiceAccount",
+                  lambda: self.kubectl("get", "serviceaccount", "default", "-n", ns,
+                                       check=False).returncode == 0, 60)
+
+    def binaries(self, debug: bool) -> Path:
+        return Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target") / ("debug" if debug else "release")
+
+    # --- the emulated data plane --------------------------------------------------------
+    def start_emulator(self, port: int, namespaces: list[str], targets: Path, *extra: str) -> Proc:
+        """emulator.py on the host side of the cluster's network, healthy, scraped via targets."""
+        host = self.env["GAIA_HOST_IP"]
+        argv = [sys.executable, str(HERE / "emulator.py"), "--listen", f"{host}:{port}",
+                "--targets-file", str(targets), "--kubectl", self.env["GAIA_KUBECTL"],
+                "--kubeconfig", self.env["KUBECONFIG"], *extra]
+        for ns in namespaces:
+            argv += ["--namespace", ns]
+        p = Proc(argv, self.out / "emulator.log", {**os.environ, **self.env})
+        self.procs.append(p)
+
+        def healthy():
+            if not p.alive():
+                raise RuntimeError(f"emulator exited:\n{p.tail()}")
+            try:
+                with urllib.request.urlopen(f"http://{host}:{port}/healthz", timeout=2) as r:  # noqa: S310
+                    return r.status == 200
+            except OSError:
+                return False
+        self.wait("the emulator", healthy, 30)
+        return p
+
+    def read_requests(self) -> None:
+        """Appends the request log's new complete lines to self.requests."""
+        if not self.req_log.exists():
+            return
+        with open(self.req_log) as f:
+            f.seek(self.req_pos)
+            for line in f:
+                if not line.endswith("\n"):
+                    break
+                self.req_pos += len(line.encode())
+                try:
+                    self.requests.append(json.loads(line))
+                except ValueError:
+                    pass
