@@ -69,6 +69,10 @@ pub struct PolicyConfig {
     /// A revision we asked for that is not ready after this long is rolled back.
     #[serde(with = "serde_duration")]
     pub rollout_timeout: Duration,
+    /// The latency histogram's largest finite bucket (Knative's queue-proxy: 10 s). A p95 at it
+    /// only says "at least this"; the policy then takes the mean latency when that is higher.
+    #[serde(with = "serde_duration")]
+    pub latency_ceiling: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,6 +145,7 @@ impl Default for PolicyConfig {
             demote: DemoteConfig::default(),
             hysteresis: HysteresisConfig::default(),
             rollout_timeout: Duration::from_secs(300),
+            latency_ceiling: Duration::from_secs(10),
         }
     }
 }
@@ -239,6 +244,7 @@ impl PolicyConfig {
             ));
         }
         crate::config::positive("policy.rolloutTimeout", self.rollout_timeout)?;
+        crate::config::positive("policy.latencyCeiling", self.latency_ceiling)?;
         Ok(())
     }
 }
@@ -475,9 +481,29 @@ pub fn decide(
     let Some(stats) = stats else {
         return hold(Hold::MetricsUnavailable, 0);
     };
+    let stats = &beyond_ceiling(stats, cfg);
     match s.placement {
         Placement::Cpu => on_cpu(s, stats, gpu, cfg, now),
         Placement::Gpu => on_gpu(s, stats, cfg, now),
+    }
+}
+
+/// `histogram_quantile` answers the largest finite bucket's bound for a quantile that falls in
+/// the `+Inf` bucket: a p95 at the ceiling is a floor, not a value. The mean latency (sum over
+/// count, not bounded by buckets) is then the better estimate when it is higher; without it the
+/// ceiling stays (a 15 s function on CPU must not read as 10 s against a 7 s SLO).
+fn beyond_ceiling(st: &RevisionStats, cfg: &PolicyConfig) -> RevisionStats {
+    let ceiling = ms(cfg.latency_ceiling);
+    let lift = |p95: Option<f64>| {
+        p95.map(|p| match st.mean_latency_ms {
+            Some(mean) if p >= ceiling => p.max(mean),
+            _ => p,
+        })
+    };
+    RevisionStats {
+        p95_short_ms: lift(st.p95_short_ms),
+        p95_long_ms: lift(st.p95_long_ms),
+        ..st.clone()
     }
 }
 
@@ -1392,6 +1418,50 @@ mod tests {
                 }),
                 FREE,
                 Expect::Move(MoveKind::Demote),
+            ),
+            (
+                "a p95 at the histogram's ceiling is read as the mean: severe for a 7 s SLO",
+                ServiceState {
+                    slo: Duration::from_secs(7),
+                    ..streak(on(Placement::Cpu), 1)
+                },
+                Some(RevisionStats {
+                    p50_short_ms: Some(10_000.0),
+                    p95_short_ms: Some(10_000.0),
+                    p95_long_ms: Some(10_000.0),
+                    mean_latency_ms: Some(14_900.0),
+                    rps_short: Some(4.0 / 60.0),
+                    rps_long: Some(4.0 / 60.0),
+                    cpu: Some(CpuUse {
+                        cores: 16.0,
+                        capacity: 1.0,
+                    }),
+                    pods: 1,
+                }),
+                FREE,
+                Expect::Move(MoveKind::Promote),
+            ),
+            (
+                "below the ceiling the p95 stands: 9 s against a 7 s SLO is not severe",
+                ServiceState {
+                    slo: Duration::from_secs(7),
+                    ..streak(on(Placement::Cpu), 1)
+                },
+                Some(RevisionStats {
+                    p50_short_ms: Some(9_000.0),
+                    p95_short_ms: Some(9_000.0),
+                    p95_long_ms: Some(9_000.0),
+                    mean_latency_ms: Some(14_900.0),
+                    rps_short: Some(4.0 / 60.0),
+                    rps_long: Some(4.0 / 60.0),
+                    cpu: Some(CpuUse {
+                        cores: 16.0,
+                        capacity: 1.0,
+                    }),
+                    pods: 1,
+                }),
+                FREE,
+                Expect::Hold(Hold::TooFewRequests),
             ),
             (
                 "a new gpu_preferred Service without requests yet waits (model loading)",
