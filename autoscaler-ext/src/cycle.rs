@@ -351,7 +351,6 @@ mod tests {
     use crate::observe::PodKey;
     use crate::Error;
     use serde_json::json;
-    use std::sync::Mutex;
 
     struct Table(Result<RawObservations, String>);
 
@@ -364,24 +363,7 @@ mod tests {
         }
     }
 
-    #[derive(Default)]
-    struct Recording(Mutex<Vec<(String, &'static str)>>);
-
-    impl Actuator for Recording {
-        async fn act(&self, svc: &ManagedService, d: &Decision) -> Result<(), Error> {
-            self.0.lock().unwrap().push((svc.name.clone(), d.kind()));
-            Ok(())
-        }
-        async fn warn(
-            &self,
-            svc: &ManagedService,
-            reason: &'static str,
-            _: String,
-        ) -> Result<(), Error> {
-            self.0.lock().unwrap().push((svc.name.clone(), reason));
-            Ok(())
-        }
-    }
+    include!("../tests/common/recording.rs");
 
     fn svc(name: &str, mode: &str) -> Arc<ManagedService> {
         let v = json!({

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{close, steady, Dataset, Gen, Phase, PromServer, RevisionSeries};
@@ -225,24 +225,7 @@ async fn an_unreachable_or_failing_prometheus_is_an_error_never_empty_data() {
     assert!(matches!(err, Error::Prometheus { .. }), "{err}");
 }
 
-#[derive(Default)]
-struct Recording(Mutex<Vec<(String, &'static str)>>);
-
-impl Actuator for Recording {
-    async fn act(&self, svc: &ManagedService, d: &Decision) -> Result<(), Error> {
-        self.0.lock().unwrap().push((svc.name.clone(), d.kind()));
-        Ok(())
-    }
-    async fn warn(
-        &self,
-        svc: &ManagedService,
-        reason: &'static str,
-        _: String,
-    ) -> Result<(), Error> {
-        self.0.lock().unwrap().push((svc.name.clone(), reason));
-        Ok(())
-    }
-}
+include!("common/recording.rs");
 
 fn ksvc(ns: &str, name: &str, revision: &str, placement: &str) -> Arc<ManagedService> {
     let v = json!({
