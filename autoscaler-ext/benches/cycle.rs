@@ -16,10 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{steady, Dataset, Gen, PromServer};
+use common::{cpu_pods, steady, Dataset, Gen, PromServer};
 use gaia_autoscaler::act::Actuator;
 use gaia_autoscaler::cluster::nodes::NodeInfo;
-use gaia_autoscaler::cluster::pods::PodInfo;
 use gaia_autoscaler::cluster::service::ManagedService;
 use gaia_autoscaler::config::Config;
 use gaia_autoscaler::cycle::{Cycle, CycleSettings, Snapshot};
@@ -84,16 +83,7 @@ fn snapshot(ds: &Dataset) -> Snapshot {
         services.push(Arc::new(
             ManagedService::from_value(v, "nvidia.com/gpu").expect("managed"),
         ));
-        for p in &r.pods {
-            pods.push(Arc::new(PodInfo {
-                namespace: r.namespace.clone(),
-                name: p.name.clone(),
-                node: Some("cpu-1".into()),
-                revision: Some(r.revision.clone()),
-                gpus: 0,
-                cpu_capacity: Some(1.0),
-            }));
-        }
+        pods.extend(cpu_pods(r));
     }
     let nodes = (0..10)
         .map(|i| {

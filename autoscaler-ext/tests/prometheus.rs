@@ -7,10 +7,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{close, steady, Dataset, Gen, Phase, PromServer, RevisionSeries};
+use common::{close, cpu_pods, steady, Dataset, Gen, Phase, PromServer, RevisionSeries};
 use gaia_autoscaler::act::Actuator;
 use gaia_autoscaler::cluster::nodes::NodeInfo;
-use gaia_autoscaler::cluster::pods::PodInfo;
 use gaia_autoscaler::cluster::service::ManagedService;
 use gaia_autoscaler::config::Config;
 use gaia_autoscaler::cycle::{Cycle, CycleSettings, Snapshot};
@@ -244,19 +243,7 @@ fn ksvc(ns: &str, name: &str, revision: &str, placement: &str) -> Arc<ManagedSer
 async fn a_cycle_over_real_prometheus_promotes_the_busy_function_not_the_sleepy_one() {
     let ds = dataset();
     let prom = PromServer::start(&ds, &[Gen::OpenTelemetry]);
-    let mut pods = Vec::new();
-    for r in &ds.revisions {
-        for p in &r.pods {
-            pods.push(Arc::new(PodInfo {
-                namespace: r.namespace.clone(),
-                name: p.name.clone(),
-                node: Some("cpu-1".into()),
-                revision: Some(r.revision.clone()),
-                gpus: 0,
-                cpu_capacity: Some(1.0),
-            }));
-        }
-    }
+    let pods = ds.revisions.iter().flat_map(cpu_pods).collect();
     let snap = Snapshot {
         services: vec![
             ksvc("team-a", "matmul", "matmul-00001", "cpu"),

@@ -16,7 +16,10 @@ use std::io::{BufWriter, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use gaia_autoscaler::cluster::pods::PodInfo;
 
 pub const PROMETHEUS: &str = "/usr/bin/prometheus";
 pub const PROMTOOL: &str = "/usr/bin/promtool";
@@ -412,6 +415,20 @@ impl Drop for PromServer {
 }
 
 /// A revision with `pods` pods, each serving `mix` every step from the start.
+/// The pods of `r` as the cluster lists them: on the CPU node `cpu-1`, one core each.
+pub fn cpu_pods(r: &RevisionSeries) -> impl Iterator<Item = Arc<PodInfo>> + '_ {
+    r.pods.iter().map(|p| {
+        Arc::new(PodInfo {
+            namespace: r.namespace.clone(),
+            name: p.name.clone(),
+            node: Some("cpu-1".into()),
+            revision: Some(r.revision.clone()),
+            gpus: 0,
+            cpu_capacity: Some(1.0),
+        })
+    })
+}
+
 pub fn steady(
     ns: &str,
     rev: &str,
