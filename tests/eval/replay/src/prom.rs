@@ -9,6 +9,8 @@
 //! (promql/quantile.go), including its answer for a rank in the `+Inf` bucket (the largest
 //! finite bound).
 
+use gaia_autoscaler::policy::{CpuUse, RevisionStats};
+
 /// queue-proxy latency buckets of Knative 1.19+ (`kn_serving_invocation_duration_seconds`),
 /// upper bounds in seconds; `+Inf` follows. Same list as the autoscaler's Prometheus tests.
 pub const BUCKETS_S: [f64; 14] = [
@@ -138,27 +140,18 @@ pub fn histogram_quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
     Some(start + (end - start) * (rank - below) / (at - below))
 }
 
-/// The answers of one cycle for one revision (latencies in milliseconds, as the
-/// observer converts them).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Answers {
-    pub p50_short_ms: Option<f64>,
-    pub p95_short_ms: Option<f64>,
-    pub p95_long_ms: Option<f64>,
-    pub rps_short: Option<f64>,
-    pub rps_long: Option<f64>,
-    pub mean_latency_ms: Option<f64>,
-    pub cpu_cores: Option<f64>,
-}
-
-/// Evaluates the autoscaler's queries for one pod's scraped samples at `now`.
-pub fn answers(
+/// Evaluates the autoscaler's queries for one pod's scraped samples at `now` and makes of the
+/// answers the revision's stats, as the autoscaler's `observe::revision_stats` does (latencies
+/// in milliseconds; `capacity` and `pods` come from the API, not from Prometheus).
+pub fn revision_stats(
     hist: &[HistSample],
     cpu: &[(f64, f64)],
     now: f64,
     short: f64,
     long: f64,
-) -> Answers {
+    capacity: f64,
+    pods: u32,
+) -> RevisionStats {
     let series = |f: &dyn Fn(&HistSample) -> f64| -> Vec<(f64, f64)> {
         hist.iter().map(|s| (s.t, f(s))).collect()
     };
@@ -177,14 +170,15 @@ pub fn answers(
         (Some(s), Some(r)) if r > 0.0 => Some(s / r * 1e3),
         _ => None,
     };
-    Answers {
+    RevisionStats {
         p50_short_ms: quantile(0.5, short),
         p95_short_ms: quantile(0.95, short),
         p95_long_ms: quantile(0.95, long),
         rps_short,
         rps_long: rate(&count, now, long),
         mean_latency_ms,
-        cpu_cores: rate(cpu, now, short),
+        cpu: rate(cpu, now, short).map(|cores| CpuUse { cores, capacity }),
+        pods,
     }
 }
 
@@ -244,10 +238,11 @@ mod tests {
             hist.push(HistSample::of(t, &h));
             cpu.push((t, 2.0 * t));
         }
-        let a = answers(&hist, &cpu, 120.0, 60.0, 300.0);
+        let a = revision_stats(&hist, &cpu, 120.0, 60.0, 300.0, 4.0, 1);
         assert!((a.rps_short.unwrap() - 1.0).abs() < 1e-9);
         assert!((a.mean_latency_ms.unwrap() - 200.0).abs() < 1e-6);
-        assert!((a.cpu_cores.unwrap() - 2.0).abs() < 1e-9);
+        let cpu = a.cpu.unwrap();
+        assert!((cpu.cores - 2.0).abs() < 1e-9 && cpu.capacity == 4.0 && a.pods == 1);
         // every observation in (0.1, 0.25]: the 95th percentile interpolates to 0.2425 s
         assert!((a.p95_short_ms.unwrap() - 242.5).abs() < 1e-6);
         assert!((a.p50_short_ms.unwrap() - 175.0).abs() < 1e-6);

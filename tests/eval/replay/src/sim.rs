@@ -27,7 +27,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::time::Duration;
 
 use gaia_autoscaler::policy::{
-    self, CpuUse, Decision, GpuAvailability, PolicyConfig, RevisionStats, Rollout, ServiceState,
+    self, Decision, GpuAvailability, PolicyConfig, Rollout, ServiceState,
 };
 use gaia_contract::{ExecutionMode, Observed, Placement};
 use jiff::Timestamp;
@@ -606,26 +606,15 @@ impl Sim<'_> {
         let serving = self.revs.iter().rposition(|r| r.ready <= t);
         let stats = serving.map(|i| {
             let r = &self.revs[i];
-            let a = prom::answers(
+            prom::revision_stats(
                 &r.hist_samples,
                 &r.cpu_samples,
                 t,
                 spec.policy.short_window.as_secs_f64(),
                 spec.policy.long_window.as_secs_f64(),
-            );
-            RevisionStats {
-                p50_short_ms: a.p50_short_ms,
-                p95_short_ms: a.p95_short_ms,
-                p95_long_ms: a.p95_long_ms,
-                rps_short: a.rps_short,
-                rps_long: a.rps_long,
-                mean_latency_ms: a.mean_latency_ms,
-                cpu: a.cpu_cores.map(|cores| CpuUse {
-                    cores,
-                    capacity: r.capacity,
-                }),
-                pods: u32::from(r.alive(t)),
-            }
+                r.capacity,
+                u32::from(r.alive(t)),
+            )
         });
         let gpu_pods = self
             .revs
