@@ -8,47 +8,15 @@
 //!
 //! Run: `cargo bench -p gaia-webhook --bench classifier`
 
+#[path = "../tests/support/stdlib.rs"]
+mod stdlib;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use gaia_webhook::classifier::{classify, testing, Limits, SourceFile, REQUIRED_STACK_BYTES};
-
-fn python_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut entries: Vec<_> = rd.flatten().collect();
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let p = e.path();
-        let name = e.file_name().to_string_lossy().into_owned();
-        match e.file_type() {
-            Ok(t)
-                if t.is_dir()
-                    && name != "site-packages"
-                    && name != "dist-packages"
-                    && name != "__pycache__" =>
-            {
-                python_files(&p, out);
-            }
-            Ok(t) if t.is_file() && name.ends_with(".py") => out.push(p),
-            _ => {}
-        }
-    }
-}
-
-fn stdlib_dir() -> Option<PathBuf> {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import sysconfig; print(sysconfig.get_paths()['stdlib'])",
-        ])
-        .output()
-        .ok()?;
-    let dir = String::from_utf8(out.stdout).ok()?.trim().to_owned();
-    (!dir.is_empty()).then(|| PathBuf::from(dir))
-}
+use stdlib::{python_files, stdlib_dir};
 
 /// Best of three passes over all sources: MB/s.
 fn throughput(total: usize, mut pass: impl FnMut()) -> f64 {

@@ -2,39 +2,11 @@
 //! without a panic or an error, and wherever the fast tokenizer claims exact tokens they equal
 //! `rustpython_parser`'s.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+#[path = "support/stdlib.rs"]
+mod stdlib;
 
 use gaia_webhook::classifier::{self, testing, Limits, SourceFile, REQUIRED_STACK_BYTES};
-
-fn stdlib_dir() -> Option<PathBuf> {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import sysconfig; print(sysconfig.get_paths()['stdlib'])",
-        ])
-        .output()
-        .ok()?;
-    let dir = String::from_utf8(out.stdout).ok()?.trim().to_owned();
-    (!dir.is_empty()).then(|| PathBuf::from(dir))
-}
-
-fn python_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in rd.flatten() {
-        let p = e.path();
-        let name = e.file_name().to_string_lossy().into_owned();
-        match e.file_type() {
-            Ok(t) if t.is_dir() && name != "site-packages" && name != "dist-packages" => {
-                python_files(&p, out);
-            }
-            Ok(t) if t.is_file() && name.ends_with(".py") => out.push(p),
-            _ => {}
-        }
-    }
-}
+use stdlib::{python_files, stdlib_dir};
 
 #[test]
 fn every_stdlib_file_classifies_and_tokens_match_rustpython() {
