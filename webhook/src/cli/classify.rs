@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use super::explain::{write_finding, ShownFinding};
 use super::Output;
 use crate::classifier::{self, Classification, Finding, Limits};
 
@@ -51,23 +52,7 @@ fn write_text(out: &mut impl Write, path: &str, c: &Classification) -> std::io::
     writeln!(out, "{path}: {}", c.mode)?;
     writeln!(out, "  {}", c.rationale)?;
     for f in &c.findings {
-        let mut flags = Vec::new();
-        if f.guarded {
-            flags.push("guarded");
-        }
-        if f.heavy {
-            flags.push("heavy");
-        }
-        let flags = if flags.is_empty() {
-            String::new()
-        } else {
-            format!(" [{}]", flags.join(", "))
-        };
-        writeln!(
-            out,
-            "  - {} {}:{}: {}{flags}",
-            f.kind, f.file, f.line, f.detail
-        )?;
+        write_finding(out, &ShownFinding::from(f))?;
     }
     Ok(())
 }

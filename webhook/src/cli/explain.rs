@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::cluster::{self, annotation, meta_annotation, ServiceEvent};
 use super::KubeArgs;
 use super::Output;
+use crate::classifier::Finding;
 use crate::Error;
 
 #[derive(Debug, clap::Args)]
@@ -52,6 +53,39 @@ pub struct Explanation {
     pub events: Vec<ServiceEvent>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+}
+
+impl From<&Finding> for ShownFinding {
+    fn from(f: &Finding) -> ShownFinding {
+        ShownFinding {
+            kind: f.kind.to_string(),
+            file: f.file.clone(),
+            line: u64::from(f.line),
+            detail: f.detail.clone(),
+            guarded: f.guarded,
+            heavy: f.heavy,
+        }
+    }
+}
+
+/// One finding's line of the text forms (`explain` and `classify`):
+/// `  - KIND FILE:LINE: DETAIL [guarded, heavy]`.
+pub fn write_finding(out: &mut impl Write, f: &ShownFinding) -> std::io::Result<()> {
+    let flags: Vec<&str> = [(f.guarded, "guarded"), (f.heavy, "heavy")]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, n)| *n)
+        .collect();
+    let flags = if flags.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", flags.join(", "))
+    };
+    writeln!(
+        out,
+        "  - {} {}:{}: {}{flags}",
+        f.kind, f.file, f.line, f.detail
+    )
 }
 
 /// Parses `gaia.dev/findings`; entries without kind/file/line are skipped.
@@ -129,21 +163,7 @@ pub fn render_text(out: &mut impl Write, e: &Explanation) -> std::io::Result<()>
     if !e.findings.is_empty() {
         writeln!(out, "Findings:")?;
         for f in &e.findings {
-            let flags: Vec<&str> = [(f.guarded, "guarded"), (f.heavy, "heavy")]
-                .iter()
-                .filter(|(on, _)| *on)
-                .map(|(_, n)| *n)
-                .collect();
-            let flags = if flags.is_empty() {
-                String::new()
-            } else {
-                format!(" [{}]", flags.join(", "))
-            };
-            writeln!(
-                out,
-                "  - {} {}:{}: {}{flags}",
-                f.kind, f.file, f.line, f.detail
-            )?;
+            write_finding(out, f)?;
         }
     }
     for w in &e.warnings {
