@@ -52,8 +52,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from queue_proxy_series import (BUCKETS_S, CPU_USAGE_TYPE, cpu_usage, exposition, invocation_histogram,
-                                observe, target_info)
+from queue_proxy_series import (BUCKETS_S, CPU_USAGE_TYPE, MetricsHandler, cpu_usage, exposition,
+                                invocation_histogram, observe, target_info)
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_PROFILE = REPO / "tests" / "eval" / "profiles" / "h100.json"
@@ -337,19 +337,8 @@ class Emulator:
 
 
 def handler_for(emu: Emulator) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(MetricsHandler):
         protocol_version = "HTTP/1.1"
-
-        def log_message(self, fmt: str, *args) -> None:  # quiet
-            pass
-
-        def _send(self, code: int, body: str, ctype: str = "text/plain; version=0.0.4") -> None:
-            data = body.encode()
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
 
         def do_GET(self) -> None:  # noqa: N802
             if self.path == "/healthz":

@@ -30,10 +30,10 @@ import argparse
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
-from queue_proxy_series import (BUCKETS_S, CPU_USAGE_TYPE, cpu_usage, exposition, invocation_histogram,
-                                observe, target_info)
+from queue_proxy_series import (BUCKETS_S, CPU_USAGE_TYPE, MetricsHandler, cpu_usage, exposition,
+                                invocation_histogram, observe, target_info)
 
 
 class Revision:
@@ -121,18 +121,7 @@ class State:
 STATE = State()
 
 
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, fmt: str, *args) -> None:  # quiet
-        pass
-
-    def _send(self, code: int, body: str, ctype: str = "text/plain; version=0.0.4") -> None:
-        data = body.encode()
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
+class Handler(MetricsHandler):
     def do_GET(self) -> None:  # noqa: N802
         if self.path == "/healthz":
             return self._send(200, "ok\n")

@@ -3,9 +3,12 @@
 Shared by emulator.py (the demo's and the evaluation's data plane) and
 knative_metrics_standin.py (the autoscaler's end-to-end tests): the request-duration histogram
 ``kn_serving_invocation_duration_seconds`` with Knative's buckets, ``target_info`` carrying the
-revision as OpenTelemetry resource attributes, and ``container_cpu_usage_seconds_total``.
+revision as OpenTelemetry resource attributes, and ``container_cpu_usage_seconds_total``;
+and the quiet base of their HTTP handlers.
 """
 from __future__ import annotations
+
+from http.server import BaseHTTPRequestHandler
 
 BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10]
 CPU_USAGE_TYPE = "# TYPE container_cpu_usage_seconds_total counter"
@@ -51,3 +54,18 @@ def cpu_usage(container: str, namespace: str, pod: str, seconds: object) -> str:
 
 def exposition(lines: list[str]) -> str:
     return "\n".join(lines) + "\n"
+
+
+class MetricsHandler(BaseHTTPRequestHandler):
+    """A request handler that logs nothing and answers with ``_send`` (Prometheus text by default)."""
+
+    def log_message(self, fmt: str, *args) -> None:  # quiet
+        pass
+
+    def _send(self, code: int, body: str, ctype: str = "text/plain; version=0.0.4") -> None:
+        data = body.encode()
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
