@@ -208,7 +208,8 @@ class Live(Driver):
             if time.monotonic() - last >= 10:
                 last = time.monotonic()
                 waiting = [f"{ROLES[r][0]}/{s}" for (s, r), p in running.items() if p.poll() is None]
-                say(f"  ... kn waiting for {len(waiting)} Services to be Ready")
+                if waiting:
+                    say(f"  ... kn waiting for {len(waiting)} Services to be Ready")
         for (scenario, role), p in running.items():
             out = p.stdout.read() if p.stdout else ""
             if p.returncode != 0:
