@@ -55,7 +55,7 @@ SLO = "1s"
 SLO_S = 1.0
 CPU_PRICE, GPU_PRICE = 0.000038, 0.000133
 DRAIN_S = 90.0           # Knative: stable window 60 s + scale-to-zero grace period 30 s
-SCRAPE_INTERVAL = "15s"  # a production-like scrape (the local cluster's default is 2 s)
+SCRAPE_INTERVAL = "15s"  # default: a production-like scrape (the local cluster's is 2 s)
 
 # run kind -> (namespace, gaia.dev/execution-mode)
 ROLES = {
@@ -165,13 +165,13 @@ class Live(Driver):
             self.kubectl("apply", "-f", "-", input=cm)
 
     def start_emulator(self) -> None:
-        extra = ["--cpu-placement", "cpu16", "--scrape-interval", SCRAPE_INTERVAL,
+        extra = ["--cpu-placement", "cpu16", "--scrape-interval", self.args.scrape_interval,
                  "--seed", str(self.args.seed)]
         for scenario in self.scenarios:
             extra += ["--workload", f"{scenario}={SCENARIOS[scenario][1]}"]
         super().start_emulator(EMULATOR_PORT, [ROLES[r][0] for r in self.roles], self.targets, *extra)
         say(f"workload emulator up (H100 profile: CPU nodes 16 threads, GPU nodes the H100; "
-            f"Prometheus scrapes it every {SCRAPE_INTERVAL})")
+            f"Prometheus scrapes it every {self.args.scrape_interval})")
 
     def start_load(self) -> Proc:
         argv = [sys.executable, str(REPO / "tests" / "harness" / "loadgen.py"),
@@ -369,7 +369,7 @@ class Live(Driver):
             assumptions = {}
         assumptions = json.loads(json.dumps(assumptions))
         assumptions.setdefault("platform", {}).update({
-            "scrape_interval_s": float(SCRAPE_INTERVAL.rstrip("s")), "drain_s": DRAIN_S,
+            "scrape_interval_s": float(self.args.scrape_interval.rstrip("s")), "drain_s": DRAIN_S,
             "cpu_price_per_s": CPU_PRICE, "gpu_price_per_s": GPU_PRICE})
         assumptions["interval_s"] = 10.0
         scenarios = []
@@ -604,6 +604,8 @@ def main() -> int:
     ap.add_argument("--out", default=str(REPO / "target" / "eval-live"), help="logs and raw data")
     ap.add_argument("--timeout", type=float, default=1500.0, help="seconds of load at most")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--scrape-interval", default=SCRAPE_INTERVAL,
+                    help="Prometheus scrape interval of the emulated pods, in seconds (e.g. 15s)")
     ap.add_argument("--debug-build", action="store_true", help="use target/debug binaries")
     ap.add_argument("--keep", action="store_true", help="leave namespaces, nodes and Gaia installed")
     args = ap.parse_args()
