@@ -954,6 +954,24 @@ mod tests {
         }
     }
 
+    /// A 16-thread CPU pod answering 4 slow requests a minute: every quantile at `quantile_ms`
+    /// (what `histogram_quantile` reads), the true mean at `mean_ms`.
+    fn slow_on_cpu(quantile_ms: f64, mean_ms: f64) -> RevisionStats {
+        RevisionStats {
+            p50_short_ms: Some(quantile_ms),
+            p95_short_ms: Some(quantile_ms),
+            p95_long_ms: Some(quantile_ms),
+            mean_latency_ms: Some(mean_ms),
+            rps_short: Some(4.0 / 60.0),
+            rps_long: Some(4.0 / 60.0),
+            cpu: Some(CpuUse {
+                cores: 16.0,
+                capacity: 1.0,
+            }),
+            pods: 1,
+        }
+    }
+
     /// A pod that has answered nothing yet: zero rates, no latency series.
     fn no_requests_yet() -> RevisionStats {
         RevisionStats {
@@ -1425,19 +1443,7 @@ mod tests {
                     slo: Duration::from_secs(7),
                     ..streak(on(Placement::Cpu), 1)
                 },
-                Some(RevisionStats {
-                    p50_short_ms: Some(10_000.0),
-                    p95_short_ms: Some(10_000.0),
-                    p95_long_ms: Some(10_000.0),
-                    mean_latency_ms: Some(14_900.0),
-                    rps_short: Some(4.0 / 60.0),
-                    rps_long: Some(4.0 / 60.0),
-                    cpu: Some(CpuUse {
-                        cores: 16.0,
-                        capacity: 1.0,
-                    }),
-                    pods: 1,
-                }),
+                Some(slow_on_cpu(10_000.0, 14_900.0)),
                 FREE,
                 Expect::Move(MoveKind::Promote),
             ),
@@ -1447,19 +1453,7 @@ mod tests {
                     slo: Duration::from_secs(7),
                     ..streak(on(Placement::Cpu), 1)
                 },
-                Some(RevisionStats {
-                    p50_short_ms: Some(9_000.0),
-                    p95_short_ms: Some(9_000.0),
-                    p95_long_ms: Some(9_000.0),
-                    mean_latency_ms: Some(14_900.0),
-                    rps_short: Some(4.0 / 60.0),
-                    rps_long: Some(4.0 / 60.0),
-                    cpu: Some(CpuUse {
-                        cores: 16.0,
-                        capacity: 1.0,
-                    }),
-                    pods: 1,
-                }),
+                Some(slow_on_cpu(9_000.0, 14_900.0)),
                 FREE,
                 Expect::Hold(Hold::TooFewRequests),
             ),

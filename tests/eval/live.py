@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import math
 import os
 import re
 import signal
@@ -47,7 +46,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "harness"))
-from driver import Driver  # noqa: E402
+import loadgen  # noqa: E402
+from driver import Driver, nearest_rank  # noqa: E402
 from gaia_install import REPO, GaiaInstall, Proc  # noqa: E402
 
 EMULATOR_PORT = 19610
@@ -518,8 +518,7 @@ class Live(Driver):
                 "revisions": revisions, "requests": requests}
 
     def expected(self, scenario: str) -> int:
-        full, short = {"matmul": (101, 101), "resnet18": (500, 150), "tinyllama": (30, 6),
-                       "idle": (200, 40)}[scenario]
+        full, short = loadgen.SCENARIOS[scenario][:2]
         return short if self.args.short else full
 
     def pod_end(self, p: dict) -> float:
@@ -541,27 +540,11 @@ class Live(Driver):
                     p.stop()
             return
         say("deleting the namespaces, the extra nodes, and uninstalling Gaia")
-        for role in self.roles:
-            self.kubectl("delete", "namespace", ROLES[role][0], "--wait=false", check=False)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            left = self.kubectl("get", "pods", "-A", "-l", "serving.knative.dev/revision", "-o",
-                                "jsonpath={range .items[*]}{.metadata.namespace}{'\\n'}{end}",
-                                check=False).stdout.split()
-            if not any(ns.startswith("gaia-eval-") for ns in left):
-                break
-            time.sleep(2)
+        self.delete_namespaces([ROLES[role][0] for role in self.roles], 120)
         for name in self.extra_nodes:
             self.kubectl("delete", "node", name, "--wait=false", check=False)
         if self.install:
             self.install.stop()
-
-
-def nearest_rank(xs: list[float], q: float) -> float | None:
-    if not xs:
-        return None
-    xs = sorted(xs)
-    return xs[max(0, min(len(xs) - 1, math.ceil(q / 100 * len(xs)) - 1))]
 
 
 def union(intervals: list[tuple[float, float]]) -> float:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import signal
 import subprocess
@@ -24,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from driver import Driver  # noqa: E402
+from driver import Driver, nearest_rank  # noqa: E402
 from gaia_install import REPO, GaiaInstall, Proc  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -172,7 +171,7 @@ class Demo(Driver):
         for name in FUNCTIONS:
             reqs = [r for r in self.requests if r["fn"] == name]
             recent = [r["latency_s"] for r in reqs if now - r["t"] - r["latency_s"] <= 60]
-            p95 = pct(recent, 95)
+            p95 = nearest_rank(recent, 95)
             last = reqs[-1] if reqs else None
             extra = f" last {fmt_s(last['latency_s'])}" if last else ""
             if last and last["request"].get("size") is not None:
@@ -235,7 +234,7 @@ class Demo(Driver):
                 "mode": s.get("mode"), "mode_source": s.get("source"), "slo": s.get("slo"),
                 "final_placement": s.get("placement"), "requests": len(reqs),
                 "requests_cpu": len(by["cpu"]), "requests_gpu": len(by["gpu"]),
-                "p95_cpu_s": pct(by["cpu"], 95), "p95_gpu_s": pct(by["gpu"], 95),
+                "p95_cpu_s": nearest_rank(by["cpu"], 95), "p95_gpu_s": nearest_rank(by["gpu"], 95),
                 "mean_s": (sum(r["latency_s"] for r in reqs) / len(reqs)) if reqs else None,
                 "promotions": sum(e["reason"] == "PromotedToGpu" for e in evs),
                 "demotions": sum(e["reason"] in ("DemotedToCpu", "RevertedToCpu") for e in evs),
@@ -322,22 +321,9 @@ class Demo(Driver):
                     p.stop()
             return
         say(f"deleting namespace {self.ns} and uninstalling Gaia")
-        self.kubectl("delete", "namespace", self.ns, "--wait=false", check=False)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if not self.kubectl("get", "pods", "-n", self.ns, "-o", "name", check=False).stdout.strip():
-                break
-            time.sleep(1)
+        self.delete_namespaces([self.ns], 90)
         if self.install:
             self.install.stop()
-
-
-def pct(xs: list[float], q: float) -> float | None:
-    if not xs:
-        return None
-    xs = sorted(xs)
-    k = max(0, min(len(xs) - 1, math.ceil(q / 100 * len(xs)) - 1))
-    return xs[k]
 
 
 def fmt_s(x: float | None) -> str:

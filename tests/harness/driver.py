@@ -8,6 +8,7 @@ generator's request log (loadgen.py) as it grows. Test harness only.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -73,6 +74,19 @@ class Driver:
                   lambda: self.kubectl("get", "serviceaccount", "default", "-n", ns,
                                        check=False).returncode == 0, 60)
 
+    def delete_namespaces(self, namespaces: list[str], timeout: float) -> None:
+        """Deletes the namespaces and waits (at most timeout) until no Revision pod is left in them."""
+        for ns in namespaces:
+            self.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            left = self.kubectl("get", "pods", "-A", "-l", "serving.knative.dev/revision", "-o",
+                                "jsonpath={range .items[*]}{.metadata.namespace}{'\\n'}{end}",
+                                check=False).stdout.split()
+            if not set(left) & set(namespaces):
+                return
+            time.sleep(2)
+
     def binaries(self, debug: bool) -> Path:
         return Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target") / ("debug" if debug else "release")
 
@@ -113,3 +127,11 @@ class Driver:
                     self.requests.append(json.loads(line))
                 except ValueError:
                     pass
+
+
+def nearest_rank(xs: list[float], q: float) -> float | None:
+    """The q-th percentile by nearest rank (None for no values)."""
+    if not xs:
+        return None
+    xs = sorted(xs)
+    return xs[max(0, min(len(xs) - 1, math.ceil(q / 100 * len(xs)) - 1))]

@@ -60,7 +60,6 @@ SCENARIOS = {
     "tinyllama": (30, 6, lambda i: {"new_tokens": 256}, None, 1, 0.0),
     "idle": (200, 40, lambda i: {"seconds": 2}, None, 2, 0.0),
 }
-WORKLOADS = {"resnet18": "image_classification", "tinyllama": "text_generation", "idle": "idle_wait"}
 
 
 class Router:
