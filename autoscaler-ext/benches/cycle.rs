@@ -23,9 +23,9 @@ use gaia_autoscaler::cluster::service::ManagedService;
 use gaia_autoscaler::config::Config;
 use gaia_autoscaler::cycle::{Cycle, CycleSettings, Snapshot};
 use gaia_autoscaler::observe::prometheus::{install_crypto_provider, PromObserver};
-use gaia_autoscaler::observe::queries::{Generation, QueryOverrides, QuerySet};
-use gaia_autoscaler::policy::Decision;
 use gaia_autoscaler::Error;
+use gaia_contract::queries::{Generation, QueryOverrides, QuerySet};
+use gaia_policy::Decision;
 use serde_json::json;
 
 #[derive(Default)]
@@ -185,7 +185,7 @@ async fn main() {
         let mut deciding = Vec::new();
         let mut last = None;
         for i in 0..=timed {
-            let now = gaia_autoscaler::time::add(t0, Duration::from_secs(10 * i as u64));
+            let now = gaia_policy::clock::add(t0, Duration::from_secs(10 * i as u64));
             let started = Instant::now();
             let report = cycle
                 .run(&snap, &observer, &actuator, now, Some(ds.end()))

@@ -16,7 +16,7 @@
 
 use std::future::Future;
 
-use gaia_contract::{apply_placement, keys, placement_of, Observed, Placement, PlacementProfiles};
+use gaia_contract::{apply_placement, keys, Observed, Placement, PlacementProfiles, ServiceView};
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{Patch, PatchOperation, TestOperation};
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -27,8 +27,8 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::cluster::service::{api_resource, ManagedService};
-use crate::policy::{Decision, MoveKind};
 use crate::Error;
+use gaia_policy::{Decision, MoveKind};
 
 /// The patch that moves `object` to `to` and records `observed`.
 pub fn move_patch(
@@ -39,7 +39,13 @@ pub fn move_patch(
 ) -> Result<Patch, gaia_contract::ContractError> {
     let mut modified = object.clone();
     apply_placement(&mut modified, to, profiles)?;
-    set_annotation(&mut modified, keys::PLACEMENT, to.as_str());
+    set_annotation(&mut modified, keys::DESIRED_PLACEMENT, to.as_str());
+    if let Some(a) = modified
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        a.remove(keys::LEGACY_PLACEMENT);
+    }
     set_annotation(&mut modified, keys::OBSERVED, &observed.to_annotation());
     Ok(guarded(object, &modified))
 }
@@ -232,7 +238,7 @@ impl KubeActuator {
 /// What a decision depends on in the object: the template's placement and our memory.
 fn decided_from(object: &Value) -> (Option<Placement>, Option<Value>) {
     (
-        placement_of(object),
+        ServiceView::new(object).placed_for(),
         object
             .pointer("/metadata/annotations")
             .and_then(|a| a.get(keys::OBSERVED))
@@ -362,7 +368,9 @@ mod tests {
         for p in &paths {
             assert!(
                 p.starts_with("/metadata/annotations/gaia.dev~1")
-                    || p.starts_with("/spec/template/metadata/annotations/gaia.dev~1placement")
+                    || p == "/spec/template/metadata/annotations/gaia.dev~1placed-for"
+                    // the legacy key, removed
+                    || p == "/spec/template/metadata/annotations/gaia.dev~1placement"
                     || p.starts_with("/spec/template/spec/nodeSelector")
                     || p.starts_with("/spec/template/spec/tolerations")
                     || p.starts_with(
@@ -374,7 +382,7 @@ mod tests {
         let mut after = before.clone();
         json_patch::patch(&mut after, &patch).unwrap();
         assert_eq!(
-            after["metadata"]["annotations"]["gaia.dev/placement"],
+            after["metadata"]["annotations"]["gaia.dev/desired-placement"],
             "gpu"
         );
         assert_eq!(after["metadata"]["annotations"]["team"], "ml");
@@ -386,7 +394,7 @@ mod tests {
             after["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"],
             "2"
         );
-        assert_eq!(placement_of(&after), Some(Placement::Gpu));
+        assert_eq!(ServiceView::new(&after).placed_for(), Some(Placement::Gpu));
         let read = Observed::from_annotation(
             after["metadata"]["annotations"]["gaia.dev/observed"].as_str(),
         )
@@ -406,7 +414,7 @@ mod tests {
 
     #[test]
     fn every_acting_decision_has_an_event() {
-        use crate::policy::{Hold, Move};
+        use gaia_policy::{Hold, Move};
         assert!(event_for(&Decision::Hold(Hold::WithinSlo)).is_none());
         let m = Decision::Move(Move {
             kind: MoveKind::Promote,

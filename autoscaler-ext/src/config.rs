@@ -11,10 +11,11 @@ use clap::Parser;
 use gaia_contract::placement::{PlacementProfiles, GPU_RESOURCE};
 use serde::{Deserialize, Serialize};
 
-use crate::observe::queries::{Generation, QueryOverrides, QuerySet};
-use crate::policy::PolicyConfig;
-use crate::time::{format_duration, parse_duration, serde_duration};
 use crate::Error;
+use gaia_contract::duration::{format_duration, parse_duration, serde_duration};
+use gaia_contract::logging::LogFormat;
+use gaia_contract::queries::{PrometheusConfig, QuerySet};
+use gaia_policy::{PolicyConfig, DEFAULT_CAPACITY_WITHOUT_LIMIT, DEFAULT_INTERVAL};
 
 /// Command line. Flags override the file.
 #[derive(Debug, Clone, Parser)]
@@ -38,9 +39,9 @@ pub struct Args {
     /// Decide and log, but change nothing in the cluster.
     #[arg(long)]
     pub dry_run: bool,
-    /// Log as JSON lines.
-    #[arg(long, env = "GAIA_LOG_JSON")]
-    pub log_json: bool,
+    /// Log format.
+    #[arg(long, env = "GAIA_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
     /// Validate the configuration, print it with all defaults filled in, and exit.
     #[arg(long)]
     pub check_config: bool,
@@ -79,8 +80,8 @@ impl Default for Config {
         Config {
             namespace: String::new(),
             prometheus: PrometheusConfig::default(),
-            interval: Duration::from_secs(10),
-            default_slo: Duration::from_millis(500),
+            interval: DEFAULT_INTERVAL,
+            default_slo: gaia_contract::DEFAULT_LATENCY_SLO,
             policy: PolicyConfig::default(),
             gpu: GpuConfig::default(),
             cpu: CpuConfig::default(),
@@ -88,33 +89,6 @@ impl Default for Config {
             leader_election: LeaderElectionConfig::default(),
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             no_gpu_event_every: Duration::from_secs(300),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-pub struct PrometheusConfig {
-    /// Base URL of the Prometheus HTTP API.
-    pub url: String,
-    /// Timeout of one query.
-    #[serde(with = "serde_duration")]
-    pub timeout: Duration,
-    /// Which Knative metric names to query by default: `opencensus` (Knative up to 1.18,
-    /// `revision_app_request_latencies_*`, milliseconds) or `opentelemetry` (from 1.19,
-    /// `kn_serving_invocation_duration_seconds_*`, seconds).
-    pub generation: Generation,
-    /// Replace any of the default PromQL templates or label names.
-    pub queries: QueryOverrides,
-}
-
-impl Default for PrometheusConfig {
-    fn default() -> Self {
-        PrometheusConfig {
-            url: "http://prometheus-operated.monitoring.svc:9090".into(),
-            timeout: Duration::from_secs(5),
-            generation: Generation::OpenTelemetry,
-            queries: QueryOverrides::default(),
         }
     }
 }
@@ -151,8 +125,8 @@ pub struct CpuConfig {
 impl Default for CpuConfig {
     fn default() -> Self {
         CpuConfig {
-            container: "user-container".into(),
-            capacity_without_limit: 1.0,
+            container: gaia_contract::queries::USER_CONTAINER.into(),
+            capacity_without_limit: DEFAULT_CAPACITY_WITHOUT_LIMIT,
         }
     }
 }
@@ -198,7 +172,7 @@ mod slo_serde {
     }
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&gaia_contract::slo::format_latency(*d))
+        s.serialize_str(&gaia_contract::duration::format_latency(*d))
     }
 }
 
@@ -220,7 +194,7 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        serde_yaml::from_str(text).map_err(|e| e.to_string())
+        serde_saphyr::from_str(text).map_err(|e| e.to_string())
     }
 
     /// Loads the file named by `args` (or the defaults), applies the flags and validates.
@@ -286,7 +260,7 @@ impl Config {
                 format!("{url:?} is not an http(s) URL"),
             ));
         }
-        positive("prometheus.timeout", self.prometheus.timeout)?;
+        gaia_policy::positive("prometheus.timeout", self.prometheus.timeout)?;
         if self.prometheus.timeout > Duration::from_secs(120) {
             return Err(Error::config(
                 "prometheus.timeout",
@@ -299,7 +273,12 @@ impl Config {
         if self.interval < Duration::from_secs(1) {
             return Err(Error::config("interval", "must be at least 1s"));
         }
-        self.queries().validate()?;
+        self.queries().validate().map_err(|e| match e {
+            gaia_contract::ContractError::InvalidQuery { field, message } => {
+                Error::Config { field, message }
+            }
+            other => Error::config("prometheus.queries", other.to_string()),
+        })?;
         self.policy.validate()?;
         if self.gpu.resource.trim().is_empty() {
             return Err(Error::config("gpu.resource", "must not be empty"));
@@ -327,7 +306,7 @@ impl Config {
             if le.name.trim().is_empty() {
                 return Err(Error::config("leaderElection.name", "must not be empty"));
             }
-            positive("leaderElection.retryPeriod", le.retry_period)?;
+            gaia_policy::positive("leaderElection.retryPeriod", le.retry_period)?;
             if !(le.retry_period < le.renew_deadline && le.renew_deadline < le.lease_duration) {
                 return Err(Error::config(
                     "leaderElection.renewDeadline",
@@ -335,14 +314,6 @@ impl Config {
                 ));
             }
         }
-        Ok(())
-    }
-}
-
-pub(crate) fn positive(field: &str, d: Duration) -> Result<(), Error> {
-    if d.is_zero() {
-        Err(Error::config(field, "must be longer than 0s"))
-    } else {
         Ok(())
     }
 }
@@ -355,7 +326,7 @@ mod tests {
     fn defaults_are_valid_and_round_trip() {
         let c = Config::default();
         c.validate().unwrap();
-        let yaml = serde_yaml::to_string(&c).unwrap();
+        let yaml = serde_saphyr::to_string(&c).unwrap();
         assert_eq!(Config::from_text(&yaml).unwrap(), c);
         assert_eq!(Config::from_text("").unwrap(), c);
         assert_eq!(c.gpus_per_pod(), 1);

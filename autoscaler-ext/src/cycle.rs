@@ -20,8 +20,10 @@ use crate::cluster::pods::PodInfo;
 use crate::cluster::service::ManagedService;
 use crate::config::Config;
 use crate::observe::{revision_stats, Observe, RawObservations, RevisionKey};
-use crate::policy::{self, Decision, GpuAvailability, Hold, PolicyConfig, Rollout, ServiceState};
-use crate::time::{add, secs_between};
+use gaia_policy::clock::{add, secs_between};
+use gaia_policy::{
+    self as policy, Decision, GpuAvailability, Hold, PolicyConfig, Rollout, ServiceState,
+};
 
 /// What the API said, at the start of the cycle.
 #[derive(Debug, Clone, Default)]
@@ -81,7 +83,7 @@ pub struct CycleReport {
 
 type ServiceKey = (String, String);
 
-/// State carried from cycle to cycle, in memory only (see [`crate::policy`] for why that is
+/// State carried from cycle to cycle, in memory only (see [`gaia_policy`] for why that is
 /// safe to lose).
 #[derive(Debug)]
 pub struct Cycle {

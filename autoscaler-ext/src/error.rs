@@ -63,6 +63,14 @@ pub enum Error {
     Server(#[source] std::io::Error),
 }
 
+impl From<gaia_policy::Error> for Error {
+    fn from(e: gaia_policy::Error) -> Error {
+        match e {
+            gaia_policy::Error::Config { field, message } => Error::Config { field, message },
+        }
+    }
+}
+
 impl Error {
     /// A short, stable label for metrics.
     pub fn label(&self) -> &'static str {

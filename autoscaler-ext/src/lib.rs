@@ -5,7 +5,7 @@
 //!
 //! 1. [`cluster`]: what the API says (Services, GPU nodes, pods), kept by watches;
 //! 2. [`observe`]: what Prometheus says, in a constant number of batched queries per cycle;
-//! 3. [`policy`]: the pure decision for each Service (every rule is in that one file);
+//! 3. [`gaia_policy::decide`]: the pure decision for each Service (its own crate, `policy/`);
 //! 4. [`act`]: the move (a JSON patch through [`gaia_contract::apply_placement`]), the memory
 //!    (`gaia.dev/observed`) and a Kubernetes Event with the numbers.
 //!
@@ -21,10 +21,8 @@ pub mod cycle;
 mod error;
 pub mod leader;
 pub mod observe;
-pub mod policy;
 pub mod run;
 pub mod server;
 pub mod telemetry;
-pub mod time;
 
 pub use error::Error;

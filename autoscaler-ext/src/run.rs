@@ -23,15 +23,14 @@ use crate::cycle::{Cycle, CycleSettings, Snapshot};
 use crate::leader::{identity, LeaderElector};
 use crate::observe::prometheus::PromObserver;
 use crate::server::{self, AppState, Health};
-use crate::telemetry::{init_logging, ErrorLabels, Metrics};
+use crate::telemetry::{ErrorLabels, Metrics};
 use crate::Error;
 
 /// Runs the autoscaler until SIGTERM or Ctrl-C.
 pub async fn run(args: Args) -> Result<(), Error> {
-    init_logging(args.log_json);
     let config = Config::load(&args)?;
     if args.check_config {
-        let text = serde_yaml::to_string(&config).map_err(|e| Error::ConfigParse {
+        let text = serde_saphyr::to_string(&config).map_err(|e| Error::ConfigParse {
             path: args.config.clone().unwrap_or_default(),
             message: e.to_string(),
         })?;

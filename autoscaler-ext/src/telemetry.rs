@@ -153,23 +153,6 @@ impl Metrics {
     }
 }
 
-/// Logs to stderr, human-readable or JSON lines; `RUST_LOG` filters (default `info`).
-pub fn init_logging(json: bool) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // Colours only on a terminal: log files and collectors get plain text.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    // A second init (tests) is not an error worth failing for.
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
-    };
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,10 +14,10 @@ use gaia_autoscaler::cluster::service::ManagedService;
 use gaia_autoscaler::config::Config;
 use gaia_autoscaler::cycle::{Cycle, CycleSettings, Snapshot};
 use gaia_autoscaler::observe::prometheus::PromObserver;
-use gaia_autoscaler::observe::queries::{Generation, QueryOverrides, QuerySet};
 use gaia_autoscaler::observe::{Observe, PodKey, RevisionKey};
-use gaia_autoscaler::policy::Decision;
 use gaia_autoscaler::Error;
+use gaia_contract::queries::{Generation, QueryOverrides, QuerySet};
+use gaia_policy::Decision;
 use serde_json::json;
 
 const STEP: i64 = 15;
@@ -264,7 +264,7 @@ async fn a_cycle_over_real_prometheus_promotes_the_busy_function_not_the_sleepy_
     let t0 = jiff::Timestamp::now();
     let mut reports = Vec::new();
     for i in 0..3 {
-        let now = gaia_autoscaler::time::add(t0, Duration::from_secs(10 * i));
+        let now = gaia_policy::clock::add(t0, Duration::from_secs(10 * i));
         reports.push(
             cycle
                 .run(&snap, &observer, &actuator, now, Some(ds.end()))

@@ -23,11 +23,19 @@ pub const FINDINGS: &str = "gaia.dev/findings";
 /// Written by the webhook: hash of the analysed source; unchanged source is not re-analysed.
 pub const SOURCE_DIGEST: &str = "gaia.dev/source-digest";
 
-/// The placement: on the Service metadata it is the autoscaler's desired placement; on
-/// `spec.template.metadata` it marks the placement the template was rewritten for.
-pub const PLACEMENT: &str = "gaia.dev/placement";
+/// Written by the autoscaler on the Service metadata: where it wants the Service (`cpu` or
+/// `gpu`). The webhook keeps it when it re-places a template.
+pub const DESIRED_PLACEMENT: &str = "gaia.dev/desired-placement";
+/// Written by [`crate::apply_placement`] on `spec.template.metadata`: the placement the template
+/// was rewritten for.
+pub const PLACED_FOR: &str = "gaia.dev/placed-for";
+/// Gaia up to 0.1 wrote both meanings under this one key (desired on the metadata, placed-for on
+/// the template). Still read, in both places, so an upgrade loses nothing; never written, and
+/// removed from a template when it is next placed.
+pub const LEGACY_PLACEMENT: &str = "gaia.dev/placement";
 /// Written by the autoscaler: what it saw and remembers (JSON, see [`crate::Observed`]).
 pub const OBSERVED: &str = "gaia.dev/observed";
 
-/// Field manager the autoscaler uses for server-side apply.
+/// Field manager the autoscaler names on its writes. It writes with a JSON patch guarded by a
+/// `test` of the resourceVersion (not server-side apply: see `autoscaler-ext/src/act.rs`).
 pub const AUTOSCALER_FIELD_MANAGER: &str = "gaia-autoscaler";

@@ -134,18 +134,10 @@ impl PlacementProfiles {
     }
 }
 
-/// The placement a Service's template was last rewritten for (`spec.template.metadata`).
-pub fn placement_of(service: &Value) -> Option<Placement> {
-    service
-        .pointer("/spec/template/metadata/annotations")
-        .and_then(|a| a.get(keys::PLACEMENT))
-        .and_then(Value::as_str)
-        .and_then(|s| s.parse().ok())
-}
-
 /// Rewrites a Knative Service (as JSON) so its revision template runs on `placement`.
 ///
-/// Sets `gaia.dev/placement` on `spec.template.metadata`, and on the template's pod spec removes
+/// Sets `gaia.dev/placed-for` on `spec.template.metadata` (dropping the legacy
+/// `gaia.dev/placement` there), and on the template's pod spec removes
 /// what any profile owns, then adds `placement`'s profile: nodeSelector entries, tolerations, and
 /// limits on the user container (the one that declares ports, else the first). Extended resources
 /// (names with a `/`) owned by a profile are also dropped from requests, because Kubernetes
@@ -162,8 +154,9 @@ pub fn apply_placement(
         "annotations",
         "spec.template.metadata.annotations",
     )?;
+    annotations.remove(keys::LEGACY_PLACEMENT);
     annotations.insert(
-        keys::PLACEMENT.to_string(),
+        keys::PLACED_FOR.to_string(),
         Value::String(placement.as_str().to_string()),
     );
 
@@ -355,7 +348,10 @@ mod tests {
         assert_eq!(user["limits"]["nvidia.com/gpu"], "1");
         assert_eq!(user["limits"]["memory"], "1Gi");
         assert!(pod["containers"][0].get("resources").is_none());
-        assert_eq!(placement_of(&s), Some(Placement::Gpu));
+        assert_eq!(
+            crate::ServiceView::new(&s).placed_for(),
+            Some(Placement::Gpu)
+        );
     }
 
     #[test]
@@ -379,7 +375,10 @@ mod tests {
         // a stale GPU request would still ask for a GPU: it goes too; cpu stays
         assert!(user["requests"].get("nvidia.com/gpu").is_none());
         assert_eq!(user["requests"]["cpu"], "1");
-        assert_eq!(placement_of(&s), Some(Placement::Cpu));
+        assert_eq!(
+            crate::ServiceView::new(&s).placed_for(),
+            Some(Placement::Cpu)
+        );
     }
 
     #[test]
@@ -401,7 +400,7 @@ mod tests {
         assert_eq!(
             s,
             json!({"spec": {"template": {
-                "metadata": {"annotations": {"gaia.dev/placement": "cpu"}},
+                "metadata": {"annotations": {"gaia.dev/placed-for": "cpu"}},
                 "spec": {"containers": [{"image": "x"}]}
             }}})
         );

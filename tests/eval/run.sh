@@ -77,7 +77,7 @@ if [ "$virtual" = true ]; then
   examples="$examples examples/functions/text_generation examples/functions/idle_wait"
   modes=()
   # shellcheck disable=SC2086 # the example list is meant to split
-  if cargo run -q -p gaia-webhook --bin kn-gaia -- classify $examples >"$work/classify.txt"; then
+  if cargo run -q -p kn-gaia -- classify $examples >"$work/classify.txt"; then
     modes=(--modes "$work/classify.txt")
     grep -v '^ ' "$work/classify.txt"
   else

@@ -1,17 +1,74 @@
-//! The webhook's configuration file (mounted from a ConfigMap in production).
+//! The webhook's command line ([`Args`]) and configuration file ([`Config`], mounted from a
+//! ConfigMap in production).
 //!
 //! Every field has a default, so the webhook runs without a file. An invalid file stops the
 //! webhook at start with a message that names the bad field.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use clap::Parser;
 
 use gaia_contract::{ExecutionMode, PlacementProfiles};
 use serde::Deserialize;
 
-use crate::classifier::Limits;
 use crate::Error;
+use gaia_classifier::Limits;
+use gaia_contract::duration::serde_duration;
+use gaia_contract::logging::LogFormat;
+
+/// Gaia's mutating admission webhook: classifies opted-in Knative Services and injects their
+/// execution mode and node placement.
+#[derive(Debug, Parser)]
+#[command(name = "gaia-webhook", version)]
+pub struct Args {
+    /// Address of the HTTPS listener.
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+    /// PEM certificate (chain) of the HTTPS listener; re-read when the file changes.
+    #[arg(long, requires = "tls_key", conflicts_with = "tls_secret")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of the HTTPS listener; re-read when the file changes.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Manage the certificate itself in this Secret (NAMESPACE/NAME), with a CA of its own, and
+    /// keep the caBundle of --webhook-configuration in step. Replaces --tls-cert/--tls-key.
+    #[arg(long, value_name = "NAMESPACE/NAME")]
+    pub tls_secret: Option<String>,
+    /// The webhook's Service name (the certificate's DNS names), with --tls-secret.
+    #[arg(long, default_value = "gaia-webhook")]
+    pub service: String,
+    /// The MutatingWebhookConfiguration whose caBundle is kept in step, with --tls-secret.
+    #[arg(long, default_value = "gaia-webhook")]
+    pub webhook_configuration: String,
+    /// Validity of a self-managed certificate, in days; renewed after two thirds of it.
+    #[arg(long, default_value_t = 365)]
+    pub cert_validity_days: u64,
+    /// How often the self-managed certificate and caBundle are checked, in seconds.
+    #[arg(long, default_value_t = 300)]
+    pub cert_check_seconds: u64,
+    /// Configuration file (YAML); built-in defaults when absent.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Plain-HTTP listener for /metrics, /healthz and /readyz (for probes and scrapers).
+    #[arg(long)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Use the Kubernetes API (in-cluster or KUBECONFIG) for ConfigMap sources and namespace
+    /// labels. Without it only the inline source annotation and Service annotations count.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub kube: bool,
+    /// Classifier threads (default: one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Seconds given to in-flight reviews on shutdown.
+    #[arg(long, default_value_t = 10)]
+    pub drain_seconds: u64,
+    /// Log format.
+    #[arg(long, env = "GAIA_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -23,53 +80,17 @@ pub struct Config {
     pub placement: PlacementProfiles,
     /// Namespaces never touched, whatever their Services say.
     pub excluded_namespaces: BTreeSet<String>,
-    /// Limits on the analysed source.
-    pub source: SourceConfig,
-    /// Time budget for one review, well under the apiserver's `timeoutSeconds`. When reading
-    /// and classifying the source takes longer, the Service is admitted with the default mode.
-    #[serde(rename = "reviewDeadlineMs", with = "millis")]
+    /// Limits on the analysed source: the classifier's own [`Limits`].
+    pub source: Limits,
+    /// Time budget for one review (e.g. `1500ms`), well under the apiserver's `timeoutSeconds`.
+    /// When reading and classifying the source takes longer, the Service is admitted with the
+    /// default mode.
+    #[serde(with = "serde_duration")]
     pub review_deadline: Duration,
     /// Largest AdmissionReview body accepted, in bytes.
     pub max_body_bytes: usize,
     /// Classifications kept in memory, keyed by source digest.
     pub cache_entries: usize,
-}
-
-/// Limits on the function source the webhook reads and analyses.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
-pub struct SourceConfig {
-    /// All files of one function together.
-    pub max_total_bytes: usize,
-    /// One file.
-    pub max_file_bytes: usize,
-    /// Bracket/indentation nesting depth checked before parsing.
-    pub max_nesting: usize,
-    /// Files of one function.
-    pub max_files: usize,
-}
-
-impl Default for SourceConfig {
-    fn default() -> Self {
-        let l = Limits::default();
-        SourceConfig {
-            max_total_bytes: l.max_total_bytes,
-            max_file_bytes: l.max_file_bytes,
-            max_nesting: l.max_nesting,
-            max_files: l.max_files,
-        }
-    }
-}
-
-impl SourceConfig {
-    pub fn limits(&self) -> Limits {
-        Limits {
-            max_total_bytes: self.max_total_bytes,
-            max_file_bytes: self.max_file_bytes,
-            max_nesting: self.max_nesting,
-            max_files: self.max_files,
-        }
-    }
 }
 
 impl Default for Config {
@@ -87,7 +108,7 @@ impl Default for Config {
             .into_iter()
             .map(String::from)
             .collect(),
-            source: SourceConfig::default(),
+            source: Limits::default(),
             review_deadline: Duration::from_millis(1500),
             max_body_bytes: 8 * 1024 * 1024,
             cache_entries: 1024,
@@ -112,7 +133,7 @@ impl Config {
         let config: Config = if text.trim().is_empty() {
             Config::default()
         } else {
-            serde_yaml::from_str(text).map_err(|e| Error::Config(e.to_string()))?
+            serde_saphyr::from_str(text).map_err(|e| Error::Config(e.to_string()))?
         };
         config.validate()?;
         Ok(config)
@@ -136,20 +157,10 @@ impl Config {
         }
         if self.review_deadline.is_zero() || self.review_deadline > Duration::from_secs(25) {
             return Err(Error::Config(
-                "reviewDeadlineMs must be between 1 and 25000 (the apiserver gives up after timeoutSeconds, at most 30 s)".into(),
+                "reviewDeadline must be between 1ms and 25s (the apiserver gives up after timeoutSeconds, at most 30 s)".into(),
             ));
         }
         Ok(())
-    }
-}
-
-mod millis {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        u64::deserialize(d).map(Duration::from_millis)
     }
 }
 
@@ -169,7 +180,7 @@ mod tests {
             r#"
 defaultMode: cpu
 excludedNamespaces: [ops]
-reviewDeadlineMs: 800
+reviewDeadline: 800ms
 placement:
   cpu:
     nodeSelector: {gaia.dev/pool: cpu}
@@ -192,7 +203,7 @@ placement:
             ("defaultMode: fast", "defaultMode"),
             ("placment: {}", "placment"),
             ("source: {maxNesting: 0}", "source.maxNesting"),
-            ("reviewDeadlineMs: 60000", "reviewDeadlineMs"),
+            ("reviewDeadline: 60s", "reviewDeadline"),
             (
                 "placement: {cpu: {}, gpu: {tolerations: [{operator: Sometimes}]}}",
                 "placement.gpu.tolerations[0].operator",

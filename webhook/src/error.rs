@@ -11,16 +11,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// Classifier input over `Limits::max_file_bytes` / `max_total_bytes`.
-    #[error("{what} is {size} bytes, over the classifier's limit of {limit} bytes")]
-    InputTooLarge {
-        what: String,
-        size: usize,
-        limit: usize,
-    },
-    /// Classifier input with more files than `Limits::max_files`.
-    #[error("{count} Python files, over the classifier's limit of {limit}")]
-    TooManyFiles { count: usize, limit: usize },
+    /// The classifier refused the input (over its limits).
+    #[error(transparent)]
+    Classifier(#[from] gaia_classifier::Error),
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("TLS: {0}")]
@@ -33,16 +26,4 @@ pub enum Error {
     Timeout(std::time::Duration),
     #[error("classification failed: {0}")]
     ClassifierFailed(String),
-    /// `kn gaia`: no usable kubeconfig.
-    #[error("kubeconfig: {0}")]
-    Kubeconfig(String),
-    /// `kn gaia`: the cluster has no `services.serving.knative.dev`.
-    #[error("Knative Serving is not installed in this cluster (no services.serving.knative.dev)")]
-    KnativeMissing,
-    /// `kn gaia`: no such Knative Service.
-    #[error("Knative Service {namespace}/{name} not found")]
-    ServiceNotFound { namespace: String, name: String },
-    /// `kn gaia status`: Prometheus could not be asked or answered nonsense.
-    #[error("Prometheus: {0}")]
-    Prometheus(String),
 }

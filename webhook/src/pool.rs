@@ -2,7 +2,7 @@
 //! a deadline and a cache keyed by source digest.
 //!
 //! Why threads of our own: parsing is CPU work (it must not block the server's reactor), and the
-//! parser recurses, so it needs a stack of [`crate::classifier::REQUIRED_STACK_BYTES`], far more
+//! parser recurses, so it needs a stack of [`gaia_classifier::REQUIRED_STACK_BYTES`], far more
 //! than tokio's blocking threads have. A classification that misses its deadline keeps running on
 //! its worker (input size and nesting are bounded, so it ends) and its result is cached for the
 //! next review of the same source.
@@ -15,8 +15,8 @@ use std::time::Duration;
 use lru::LruCache;
 use tokio::sync::oneshot;
 
-use crate::classifier::{self, Classification, Limits, SourceFile};
 use crate::Error;
+use gaia_classifier::{self as classifier, Classification, Limits, SourceFile};
 
 type Reply = oneshot::Sender<Result<Arc<Classification>, String>>;
 

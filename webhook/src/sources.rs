@@ -16,8 +16,8 @@ use kube::{Api, Client};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::classifier::SourceFile;
 use crate::Error;
+use gaia_classifier::SourceFile;
 
 /// Where the analysed source was found.
 #[derive(Debug, Clone, PartialEq, Eq)]

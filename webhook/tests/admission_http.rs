@@ -38,7 +38,7 @@ fn kn_create_with_auto_is_classified_and_placed_on_gpu() {
         .unwrap()
         .starts_with("sha256:"));
     assert_eq!(
-        out["spec"]["template"]["metadata"]["annotations"]["gaia.dev/placement"],
+        out["spec"]["template"]["metadata"]["annotations"]["gaia.dev/placed-for"],
         "gpu"
     );
     assert_eq!(pod(&out)["nodeSelector"]["nvidia.com/gpu.present"], "true");
@@ -71,7 +71,7 @@ fn pure_python_is_cpu_and_unguarded_cuda_is_gpu() {
         );
         assert_eq!(annotation(&out, "gaia.dev/mode"), mode, "{out}");
         assert_eq!(
-            out["spec"]["template"]["metadata"]["annotations"]["gaia.dev/placement"],
+            out["spec"]["template"]["metadata"]["annotations"]["gaia.dev/placed-for"],
             placement
         );
         let has_gpu_limit = pod(&out)["containers"][0]["resources"]["limits"]
@@ -92,7 +92,7 @@ fn kn_update_keeps_the_autoscalers_placement() {
     // the autoscaler moved it to GPU (mode cpu would pin it, so pretend cpu_preferred by the user)
     let mut moved = created.clone();
     moved["metadata"]["annotations"]["gaia.dev/execution-mode"] = json!("cpu_preferred");
-    moved["metadata"]["annotations"]["gaia.dev/placement"] = json!("gpu");
+    moved["metadata"]["annotations"]["gaia.dev/desired-placement"] = json!("gpu");
     moved = patched(
         &moved,
         &w.review(&admission_review("UPDATE", Some(&moved), Some(&created))),
@@ -112,7 +112,7 @@ fn kn_update_keeps_the_autoscalers_placement() {
     let resp = w.review(&admission_review("UPDATE", Some(&update), Some(&moved)));
     let out = patched(&update, &resp);
     assert_eq!(
-        out["spec"]["template"]["metadata"]["annotations"]["gaia.dev/placement"],
+        out["spec"]["template"]["metadata"]["annotations"]["gaia.dev/placed-for"],
         "gpu"
     );
     assert_eq!(pod(&out)["nodeSelector"]["nvidia.com/gpu.present"], "true");
@@ -124,7 +124,7 @@ fn pinned_and_user_given_modes_win() {
     let w = Webhook::start(None);
     // the user says cpu for code the classifier calls gpu: cpu, and the rationale says both
     let mut svc = kn_service("pin", Some("cpu"), Some(GPU_UNGUARDED));
-    svc["metadata"]["annotations"]["gaia.dev/placement"] = json!("gpu");
+    svc["metadata"]["annotations"]["gaia.dev/desired-placement"] = json!("gpu");
     let out = patched(
         &svc,
         &w.review(&admission_review("CREATE", Some(&svc), None)),
@@ -134,7 +134,7 @@ fn pinned_and_user_given_modes_win() {
     let rationale = annotation(&out, "gaia.dev/rationale").as_str().unwrap();
     assert!(rationale.contains("would choose gpu"), "{rationale}");
     assert_eq!(
-        out["spec"]["template"]["metadata"]["annotations"]["gaia.dev/placement"], "cpu",
+        out["spec"]["template"]["metadata"]["annotations"]["gaia.dev/placed-for"], "cpu",
         "a pinned mode ignores a placement annotation"
     );
     assert!(pod(&out).get("nodeSelector").is_none());

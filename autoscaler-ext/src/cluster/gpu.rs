@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::nodes::NodeInfo;
 use super::pods::PodInfo;
-use crate::policy::GpuAvailability;
+use gaia_policy::GpuAvailability;
 
 /// Free GPUs per node.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -4,11 +4,10 @@
 use std::time::Duration;
 
 use gaia_contract::placement::user_container_index;
-use gaia_contract::{keys, placement_of, ExecutionMode, Observed, Placement};
+use gaia_contract::{ExecutionMode, Observed, Placement, ServiceView};
+use gaia_policy::Rollout;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::Value;
-
-use crate::policy::Rollout;
 
 /// Knative serving.knative.dev/v1 Service.
 pub fn api_resource() -> ApiResource {
@@ -17,12 +16,6 @@ pub fn api_resource() -> ApiResource {
         "services",
     )
 }
-
-/// Annotations Knative reads for the minimum scale of a revision.
-const MIN_SCALE: [&str; 2] = [
-    "autoscaling.knative.dev/min-scale",
-    "autoscaling.knative.dev/minScale",
-];
 
 /// A Service that carries `gaia.dev/mode`.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,72 +51,28 @@ impl ManagedService {
     }
 
     pub fn from_value(object: Value, gpu_resource: &str) -> Option<ManagedService> {
-        let mode_text = annotation(&object, keys::MODE)?;
-        let mode = mode_text
-            .parse::<ExecutionMode>()
-            .map_err(|_| mode_text.clone());
-        let meta = &object["metadata"];
-        let text = |v: &Value| v.as_str().map(str::to_string);
-        let placement =
-            placement_of(&object).unwrap_or_else(|| infer_placement(&object, gpu_resource));
-        let slo = annotation(&object, keys::LATENCY_SLO)
-            .map(|t| gaia_contract::parse_latency(&t).map_err(|_| t));
-        let observed = Observed::from_annotation(
-            meta.pointer("/annotations")
-                .and_then(|a| a.get(keys::OBSERVED))
-                .and_then(Value::as_str),
-        )
-        .map_err(|e| e.to_string());
-        let min_scale = MIN_SCALE
-            .iter()
-            .find_map(|k| {
-                object
-                    .pointer("/spec/template/metadata/annotations")
-                    .and_then(|a| a.get(*k))
-                    .and_then(Value::as_str)
-                    .and_then(|v| v.trim().parse::<u32>().ok())
-            })
-            .unwrap_or(1)
-            .max(1);
+        let v = ServiceView::new(&object);
+        let mode = v.mode()?;
+        let placement = v
+            .placed_for()
+            .unwrap_or_else(|| infer_placement(&object, gpu_resource));
+        let own = |s: Option<&str>| s.map(str::to_string);
         Some(ManagedService {
-            namespace: meta["namespace"].as_str().unwrap_or_default().to_string(),
-            name: meta["name"].as_str().unwrap_or_default().to_string(),
-            uid: text(&meta["uid"]),
-            resource_version: text(&meta["resourceVersion"]),
+            namespace: v.namespace().to_string(),
+            name: v.name().to_string(),
+            uid: own(v.uid()),
+            resource_version: own(v.resource_version()),
             mode,
             placement,
             rollout: rollout(&object),
-            serving_revision: object
-                .pointer("/status/latestReadyRevisionName")
-                .and_then(Value::as_str)
-                .map(str::to_string),
-            slo,
-            observed,
-            min_scale,
-            created: meta
-                .get("creationTimestamp")
-                .and_then(Value::as_str)
-                .and_then(|t| t.parse().ok()),
+            serving_revision: own(v.serving_revision()),
+            slo: v.latency_slo(),
+            observed: v.observed().map_err(|e| e.to_string()),
+            min_scale: v.min_scale(),
+            created: v.created(),
             object,
         })
     }
-}
-
-/// An annotation on the Service metadata, else on the template metadata.
-fn annotation(object: &Value, key: &str) -> Option<String> {
-    [
-        "/metadata/annotations",
-        "/spec/template/metadata/annotations",
-    ]
-    .iter()
-    .find_map(|p| {
-        object
-            .pointer(p)
-            .and_then(|a| a.get(key))
-            .and_then(Value::as_str)
-    })
-    .map(|s| s.trim().to_string())
-    .filter(|s| !s.is_empty())
 }
 
 /// A template never placed by Gaia: GPU if its user container asks for a GPU.
@@ -191,7 +140,7 @@ mod tests {
     pub(crate) fn ksvc(mode: &str, placement: Option<&str>) -> Value {
         let mut tmpl_ann = serde_json::Map::new();
         if let Some(p) = placement {
-            tmpl_ann.insert(keys::PLACEMENT.into(), json!(p));
+            tmpl_ann.insert(gaia_contract::keys::PLACED_FOR.into(), json!(p));
         }
         json!({
             "apiVersion": "serving.knative.dev/v1", "kind": "Service",

@@ -1,20 +1,19 @@
 //! What Prometheus says about revisions, in a constant number of batched queries per cycle.
 //!
-//! [`queries`] holds the PromQL templates (defaults for both Knative metric generations, every
-//! one replaceable from the config); [`prometheus`] sends them, one query per metric per cycle
+//! [`gaia_contract::queries`] holds the PromQL templates (defaults for both Knative metric
+//! generations, every one replaceable from the config); [`prometheus`] sends them, one query per metric per cycle
 //! for all revisions at once, and keys the answers by revision; [`revision_stats`] joins the
 //! answers for one revision with its pods (CPU use is per pod in cAdvisor and is summed over the
 //! revision's pods, which the API names).
 
 pub mod prometheus;
-pub mod queries;
 
 use std::collections::HashMap;
 use std::future::Future;
 
 use crate::cluster::pods::PodInfo;
-use crate::policy::{CpuUse, RevisionStats};
 use crate::Error;
+use gaia_policy::{CpuUse, RevisionStats};
 
 /// A revision, as Prometheus labels and the API both name it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -14,9 +14,9 @@ use std::time::Duration;
 use prometheus_http_query::response::Data;
 use prometheus_http_query::Client;
 
-use super::queries::QuerySet;
 use super::{Observe, PodKey, RawObservations, RevisionKey};
 use crate::Error;
+use gaia_contract::queries::QuerySet;
 
 /// Sends the batched queries.
 #[derive(Clone)]

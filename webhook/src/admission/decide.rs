@@ -5,18 +5,14 @@
 //! - [`reusable_prior`]: an UPDATE whose source did not change keeps its earlier analysis;
 //! - [`mutate`]: the annotated, placed Service (the patch is the diff to the original).
 
+use gaia_classifier::Classification;
+use gaia_contract::findings::findings_annotation;
+use gaia_contract::verdict::{one_line, MAX_RATIONALE_CHARS};
 use gaia_contract::{
     apply_placement, keys, ContractError, ExecutionMode, ModeSource, Placement, PlacementProfiles,
-    RequestedMode,
+    RequestedMode, ServiceView, Verdict,
 };
 use serde_json::{Map, Value};
-
-use crate::classifier::{Classification, Finding};
-
-/// Longest rationale written into the annotation.
-pub const MAX_RATIONALE_CHARS: usize = 480;
-/// Largest findings annotation, in bytes of compact JSON.
-pub const MAX_FINDINGS_BYTES: usize = 4096;
 
 /// What an opted-in Service asked for, or why the request is refused.
 #[derive(Debug, PartialEq, Eq)]
@@ -30,21 +26,9 @@ pub enum OptIn {
 
 /// The Service's own annotation wins over its template's; a labelled namespace means `auto`.
 pub fn requested_mode(service: &Value, namespace_opted_in: bool) -> OptIn {
-    let annotation = [
-        "/metadata/annotations",
-        "/spec/template/metadata/annotations",
-    ]
-    .iter()
-    .find_map(|p| service.pointer(p)?.get(keys::EXECUTION_MODE));
-    match annotation {
-        Some(Value::String(text)) => match text.parse::<RequestedMode>() {
-            Ok(m) => OptIn::Yes(m),
-            Err(e) => OptIn::Invalid(format!("{}: {e}", keys::EXECUTION_MODE)),
-        },
-        Some(other) => OptIn::Invalid(format!(
-            "{}: expected a string, got {other}",
-            keys::EXECUTION_MODE
-        )),
+    match ServiceView::new(service).requested_mode() {
+        Some(Ok(m)) => OptIn::Yes(m),
+        Some(Err(why)) => OptIn::Invalid(why),
         None if namespace_opted_in => OptIn::Yes(RequestedMode::Auto),
         None => OptIn::No,
     }
@@ -58,17 +42,6 @@ pub enum Analysis<'a> {
     NoSource,
     /// Source was found but could not be classified (too large, timeout, ...).
     Failed(String),
-}
-
-/// What gets written to the Service's annotations.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Verdict {
-    pub mode: ExecutionMode,
-    pub source: ModeSource,
-    pub rationale: String,
-    /// Compact JSON of the findings, when there are any.
-    pub findings: Option<String>,
-    pub digest: Option<String>,
 }
 
 /// Combines what the user asked for with what the analysis found.
@@ -143,7 +116,7 @@ pub fn reusable_prior(
     let prior = [Some(service), old]
         .into_iter()
         .flatten()
-        .find_map(verdict_on)?;
+        .find_map(|s| ServiceView::new(s).verdict())?;
     if prior.digest.as_deref() != Some(digest) {
         return None;
     }
@@ -154,30 +127,14 @@ pub fn reusable_prior(
     same_request.then_some(prior)
 }
 
-/// The verdict recorded in a Service's annotations.
-pub fn verdict_on(service: &Value) -> Option<Verdict> {
-    let a = service.pointer("/metadata/annotations")?;
-    let get = |k: &str| a.get(k).and_then(Value::as_str);
-    Some(Verdict {
-        mode: get(keys::MODE)?.parse().ok()?,
-        source: get(keys::MODE_SOURCE)?.parse().ok()?,
-        rationale: get(keys::RATIONALE)?.to_string(),
-        findings: get(keys::FINDINGS).map(str::to_string),
-        digest: get(keys::SOURCE_DIGEST).map(str::to_string),
-    })
-}
-
 /// Where the Service runs: pinned modes decide; otherwise the autoscaler's choice on the
 /// Service metadata is kept; otherwise the mode's initial placement.
 pub fn placement_for(service: &Value, mode: ExecutionMode) -> Placement {
     if mode.is_pinned() {
         return mode.initial_placement();
     }
-    service
-        .pointer("/metadata/annotations")
-        .and_then(|a| a.get(keys::PLACEMENT))
-        .and_then(Value::as_str)
-        .and_then(|p| p.parse().ok())
+    ServiceView::new(service)
+        .desired_placement()
         .unwrap_or_else(|| mode.initial_placement())
 }
 
@@ -232,33 +189,6 @@ fn object_entry<'a>(
         })
 }
 
-/// Findings as compact JSON, as many as fit in [`MAX_FINDINGS_BYTES`].
-pub fn findings_annotation(findings: &[Finding]) -> Option<String> {
-    if findings.is_empty() {
-        return None;
-    }
-    let mut kept = findings.len();
-    loop {
-        let text = serde_json::to_string(&findings[..kept]).ok()?;
-        if text.len() <= MAX_FINDINGS_BYTES || kept <= 1 {
-            return (text.len() <= MAX_FINDINGS_BYTES).then_some(text);
-        }
-        kept = kept * MAX_FINDINGS_BYTES / text.len().max(1);
-        kept = kept.clamp(1, findings.len() - 1);
-    }
-}
-
-/// One line of at most `max` characters: annotations are read in terminals and tables.
-pub fn one_line(text: &str, max: usize) -> String {
-    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() <= max {
-        return flat;
-    }
-    let mut cut: String = flat.chars().take(max.saturating_sub(1)).collect();
-    cut.push('…');
-    cut
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,7 +223,7 @@ mod tests {
 
     #[test]
     fn pinned_modes_ignore_the_autoscalers_placement() {
-        let s = svc(json!({"gaia.dev/placement": "gpu"}));
+        let s = svc(json!({"gaia.dev/desired-placement": "gpu"}));
         assert_eq!(placement_for(&s, ExecutionMode::Cpu), Placement::Cpu);
         assert_eq!(
             placement_for(&s, ExecutionMode::CpuPreferred),
@@ -381,14 +311,5 @@ mod tests {
             "1"
         );
         assert_eq!(mutate(&once, &v, &p).unwrap(), once);
-    }
-
-    #[test]
-    fn rationale_is_one_bounded_line() {
-        assert_eq!(one_line("a\n  b\tc", 10), "a b c");
-        let long = "x ".repeat(1000);
-        let cut = one_line(&long, 50);
-        assert_eq!(cut.chars().count(), 50);
-        assert!(cut.ends_with('…'));
     }
 }

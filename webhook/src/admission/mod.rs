@@ -28,7 +28,8 @@ use crate::metrics::Metrics;
 use crate::namespaces::NamespaceLabels;
 use crate::pool::{ClassifierPool, Hit};
 use crate::sources::SourceChain;
-use decide::{Analysis, OptIn, Verdict};
+use decide::{Analysis, OptIn};
+use gaia_contract::Verdict;
 use review::{RequestIn, ReviewIn, ReviewOut};
 
 /// How a review ended, for metrics and logs.

@@ -3,8 +3,8 @@
 //! It replays the paper's four scenarios three ways (static CPU, static GPU, Gaia auto) in
 //! simulated time, with the latency profiles measured on a real GPU host
 //! (`tests/eval/profiles/*.json`) and the product's own policy
-//! ([`gaia_autoscaler::policy::decide`] with the defaults of
-//! [`gaia_autoscaler::config::Config`]). The model of the platform around the policy is in
+//! ([`gaia_policy::decide`] with the defaults of
+//! the autoscaler, [`gaia_policy::DEFAULT_INTERVAL`] included). The model of the platform around the policy is in
 //! [`sim`]; the Prometheus arithmetic in [`prom`]; the profile's use in [`profile`].
 //! docs/evaluation.md lists every assumption with its number.
 #![forbid(unsafe_code)]
@@ -18,9 +18,8 @@ pub mod sim;
 
 use std::collections::BTreeMap;
 
-use gaia_autoscaler::config::Config;
-use gaia_autoscaler::policy::PolicyConfig;
 use gaia_contract::ExecutionMode;
+use gaia_policy::{PolicyConfig, DEFAULT_CAPACITY_WITHOUT_LIMIT, DEFAULT_INTERVAL};
 use serde::Serialize;
 
 pub use error::Error;
@@ -338,15 +337,14 @@ fn guards_off(p: &mut PolicyConfig) {
 
 /// Runs every scenario: the headline runs, the sensitivity variants and the seed spread.
 pub fn evaluate(profile: &Profile, opts: &Options) -> Result<Results, Error> {
-    let config = Config::default();
     let base = RunSpec {
         label: String::new(),
         mode: ExecutionMode::Cpu,
         cpu_hw: Hw::Cpu16,
         cpu_limit: None,
-        capacity_without_limit: config.cpu.capacity_without_limit,
-        interval_s: config.interval.as_secs_f64(),
-        policy: config.policy.clone(),
+        capacity_without_limit: DEFAULT_CAPACITY_WITHOUT_LIMIT,
+        interval_s: DEFAULT_INTERVAL.as_secs_f64(),
+        policy: PolicyConfig::default(),
         platform: Platform::default(),
         seed: opts.seed,
     };

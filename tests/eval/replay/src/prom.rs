@@ -9,7 +9,7 @@
 //! (promql/quantile.go), including its answer for a rank in the `+Inf` bucket (the largest
 //! finite bound).
 
-use gaia_autoscaler::policy::{CpuUse, RevisionStats};
+use gaia_policy::{CpuUse, RevisionStats};
 
 /// queue-proxy latency buckets of Knative 1.19+ (`kn_serving_invocation_duration_seconds`),
 /// upper bounds in seconds; `+Inf` follows. Same list as the autoscaler's Prometheus tests.

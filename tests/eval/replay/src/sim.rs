@@ -1,6 +1,6 @@
 //! The virtual-clock replay of one run: one Knative Service, its revisions (one pod each),
 //! closed-loop clients, Prometheus scrapes, and the autoscaler's decision cycles calling
-//! [`gaia_autoscaler::policy::decide`], all in simulated time.
+//! [`gaia_policy::decide`], all in simulated time.
 //!
 //! What happens, in order of simulated time:
 //!
@@ -26,10 +26,8 @@ use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::Duration;
 
-use gaia_autoscaler::policy::{
-    self, Decision, GpuAvailability, PolicyConfig, Rollout, ServiceState,
-};
 use gaia_contract::{ExecutionMode, Observed, Placement};
+use gaia_policy::{self, Decision, GpuAvailability, PolicyConfig, Rollout, ServiceState};
 use jiff::Timestamp;
 use serde::Serialize;
 
@@ -639,7 +637,7 @@ impl Sim<'_> {
         };
         // As the controller does: a Prometheus answer exists, possibly without series.
         let stats = stats.unwrap_or_default();
-        let out = policy::decide(&state, Some(&stats), gpu, &spec.policy, ts(t)?);
+        let out = gaia_policy::decide(&state, Some(&stats), gpu, &spec.policy, ts(t)?);
         self.streak = out.violation_streak;
         let outcome = match &out.decision {
             Decision::Hold(h) => format!("hold:{}", h.as_str()),

@@ -1,0 +1,193 @@
+//! Device use and its guards: which calls place work on a GPU, and whether a CPU path exists.
+//!
+//! A use is *guarded* when it sits under a device guard (an `if`/ternary whose test checks GPU
+//! availability or a GPU switch, a `try` with a handler, code after `if not available: return`),
+//! or when the device it names was chosen that way (`device = "cuda" if
+//! torch.cuda.is_available() else "cpu"`, then `.to(device)`), or for `device_map="auto"`.
+
+use rustpython_parser::ast::{self, Constant, Expr};
+
+use super::imports::{qualname, ImportTable};
+use super::rules::{self, DeviceString};
+use super::source::call_excerpt;
+use super::values::{Dev, Val};
+use super::walk::{CallSite, Hit};
+use gaia_contract::FindingKind;
+
+const MAX_TEST_DEPTH: u32 = 64;
+
+/// Is this condition a device guard? Returns what makes it one: an availability check
+/// (`torch.cuda.is_available()`), a name that is a GPU switch (`use_gpu`, `args.cuda`,
+/// `device.type`), or a comparison with a device string (`device == "cuda"`).
+pub fn guard_test(test: &Expr, imports: &ImportTable) -> Option<String> {
+    guard_in(test, imports, 0)
+}
+
+fn is_guard_name(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    rules::GUARD_NAME_PARTS.iter().any(|p| lower.contains(p))
+}
+
+fn is_device_constant(e: &Expr) -> bool {
+    match e {
+        Expr::Constant(ast::ExprConstant {
+            value: Constant::Str(s),
+            ..
+        }) => {
+            let lower = s.to_ascii_lowercase();
+            rules::device_string(s) == DeviceString::Gpu || lower == "cpu" || lower == "mps"
+        }
+        _ => false,
+    }
+}
+
+/// Is this call an availability check (`torch.cuda.is_available()`,
+/// `tf.config.list_physical_devices("GPU")`)? Returns its dotted name.
+pub fn availability_check(call: &ast::ExprCall, imports: &ImportTable) -> Option<String> {
+    let q = qualname(&call.func, imports)?;
+    let root = q.split('.').next().unwrap_or(&q);
+    let last = q.rsplit('.').next().unwrap_or(&q);
+    let gpu_aware = rules::lookup(rules::GPU_CAPABLE_FRAMEWORKS, root).is_some()
+        || rules::lookup(rules::GPU_ONLY_LIBRARIES, &q).is_some();
+    (gpu_aware && rules::AVAILABILITY_CHECKS.contains(&last)).then(|| format!("{q}()"))
+}
+
+fn guard_in(e: &Expr, imports: &ImportTable, depth: u32) -> Option<String> {
+    if depth > MAX_TEST_DEPTH {
+        return None;
+    }
+    let d = depth + 1;
+    match e {
+        Expr::Call(c) => availability_check(c, imports)
+            .or_else(|| guard_in(&c.func, imports, d))
+            .or_else(|| c.args.iter().find_map(|a| guard_in(a, imports, d))),
+        Expr::Name(n) => is_guard_name(n.id.as_str()).then(|| n.id.to_string()),
+        Expr::Attribute(a) => {
+            if is_guard_name(a.attr.as_str()) {
+                Some(a.attr.to_string())
+            } else {
+                guard_in(&a.value, imports, d)
+            }
+        }
+        Expr::Compare(c) => {
+            if std::iter::once(c.left.as_ref())
+                .chain(&c.comparators)
+                .any(is_device_constant)
+            {
+                return Some("a device comparison".to_owned());
+            }
+            std::iter::once(c.left.as_ref())
+                .chain(&c.comparators)
+                .find_map(|x| guard_in(x, imports, d))
+        }
+        Expr::BoolOp(b) => b.values.iter().find_map(|x| guard_in(x, imports, d)),
+        Expr::UnaryOp(u) => guard_in(&u.operand, imports, d),
+        Expr::NamedExpr(n) => guard_in(&n.value, imports, d),
+        _ => None,
+    }
+}
+
+/// A device argument's meaning: `Some(dev)` when it names a device.
+fn device_of(v: &Val) -> Option<Dev> {
+    match v {
+        Val::Dict(entries) => {
+            // device_map={"": 0} or {"model": "cuda:0"}
+            let devs: Vec<Dev> = entries.iter().filter_map(|(_, v)| v.device()).collect();
+            if devs.contains(&Dev::Gpu) {
+                Some(Dev::Gpu)
+            } else {
+                devs.first().copied()
+            }
+        }
+        v => v.device(),
+    }
+}
+
+fn device_hit(dev: Option<Dev>, detail: String) -> Option<Hit> {
+    let guarded = match dev? {
+        Dev::Gpu => false,
+        Dev::Guarded | Dev::Auto => true,
+        Dev::Cpu => return None,
+    };
+    Some(Hit::new(FindingKind::DeviceUse, detail).guarded(guarded))
+}
+
+/// Device-related findings of one call.
+pub fn check_call(site: &CallSite<'_, '_>) -> Vec<Hit> {
+    let mut hits = Vec::new();
+    let call = site.call;
+    let text = || call_excerpt(site.src, call);
+    if let Some(q) = site.qual.as_deref() {
+        let last = q.rsplit('.').next().unwrap_or(q);
+        if let Some(rest) = q.strip_prefix("torch.cuda.") {
+            if rules::AVAILABILITY_CHECKS.contains(&last) {
+                hits.push(Hit::new(FindingKind::AvailabilityCheck, format!("{q}()")));
+            } else if !(rules::SAFE_CUDA_FUNCTIONS.contains(&last) || rest.starts_with("amp.")) {
+                hits.push(Hit::new(FindingKind::CudaCall, text()));
+            }
+            return hits;
+        }
+        if let Some(check) = availability_check(call, site.imports) {
+            hits.push(Hit::new(FindingKind::AvailabilityCheck, check));
+            return hits;
+        }
+        let device_ctor = matches!(
+            q,
+            "torch.device" | "tensorflow.device" | "torch.set_default_device" | "jax.devices"
+        );
+        if device_ctor {
+            if let Some(arg) = call.args.first() {
+                let v = site.eval.eval(site.at, arg);
+                let dev = match v {
+                    Val::Int(_) if q == "torch.device" => Some(Dev::Gpu),
+                    ref v => v.device(),
+                };
+                hits.extend(device_hit(dev, text()));
+            }
+            return hits;
+        }
+        if matches!(q, "accelerate.Accelerator") {
+            hits.push(Hit::new(FindingKind::DeviceUse, text()).guarded(true));
+        }
+    }
+    let mut skip_device_kw = false;
+    if let Expr::Attribute(a) = call.func.as_ref() {
+        let receiver_is_module = qualname(&a.value, site.imports).is_some();
+        match a.attr.as_str() {
+            "cuda" if !receiver_is_module && !site.self_defines("cuda", &a.value) => {
+                hits.push(Hit::new(FindingKind::DeviceUse, text()));
+            }
+            "to" if !receiver_is_module => {
+                let arg = call.args.first().or_else(|| {
+                    call.keywords
+                        .iter()
+                        .find(|k| k.arg.as_deref() == Some("device"))
+                        .map(|k| &k.value)
+                });
+                if let Some(arg) = arg {
+                    let dev = site.eval.eval(site.at, arg).device();
+                    hits.extend(device_hit(dev, text()));
+                }
+                skip_device_kw = true;
+            }
+            _ => {}
+        }
+    }
+    for k in &call.keywords {
+        let Some(name) = k.arg.as_deref() else {
+            continue;
+        };
+        match name {
+            "device" if !skip_device_kw => {
+                let v = site.eval.eval(site.at, &k.value);
+                hits.extend(device_hit(device_of(&v), text()));
+            }
+            "device_map" => {
+                let v = site.eval.eval(site.at, &k.value);
+                hits.extend(device_hit(device_of(&v), text()));
+            }
+            _ => {}
+        }
+    }
+    hits
+}

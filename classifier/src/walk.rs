@@ -1,0 +1,547 @@
+//! The walk over one parsed module: tracks guard context and scopes, hands every call to
+//! [`devices`] and [`intensity`], and turns what they report into findings.
+
+use std::collections::HashSet;
+
+use rustpython_parser::ast::{self, Constant, Expr, Ranged, Stmt};
+
+use super::devices::{self, guard_test};
+use super::imports::{library_kind, qualname, ImportTable, Target};
+use super::intensity;
+use super::rules;
+use super::symbols::{node_key, ClassInfo, ScopeId, MODULE_SCOPE};
+use super::values::{At, Eval, ModuleCtx};
+use gaia_contract::{Finding, FindingKind};
+
+/// Most findings reported per file (a generated file can hold thousands of `.to(device)`).
+pub const MAX_FINDINGS_PER_FILE: usize = 64;
+
+/// What a check found at a call, before it gets a place.
+#[derive(Clone, Debug)]
+pub struct Hit {
+    pub kind: FindingKind,
+    pub detail: String,
+    pub guarded: bool,
+    pub heavy: bool,
+}
+
+impl Hit {
+    pub fn new(kind: FindingKind, detail: impl Into<String>) -> Hit {
+        Hit {
+            kind,
+            detail: detail.into(),
+            guarded: false,
+            heavy: false,
+        }
+    }
+
+    pub fn guarded(mut self, g: bool) -> Hit {
+        self.guarded = g;
+        self
+    }
+
+    pub fn heavy(mut self, h: bool) -> Hit {
+        self.heavy = h;
+        self
+    }
+}
+
+/// A call being checked, with what the checks need to know about its surroundings.
+pub struct CallSite<'w, 'a> {
+    pub eval: &'w Eval<'w, 'a>,
+    pub at: At,
+    pub call: &'a ast::ExprCall,
+    /// The callee's dotted name through the imports (`torch.cuda.synchronize`).
+    pub qual: Option<String>,
+    pub src: &'a str,
+    pub imports: &'w ImportTable,
+    /// The module imports a GPU-capable framework or GPU library.
+    pub framework: bool,
+    class: Option<&'w ClassInfo<'a>>,
+    roots: &'w HashSet<String>,
+}
+
+impl CallSite<'_, '_> {
+    /// `self.cuda()` in a class that defines its own `cuda` method is no device call.
+    pub fn self_defines(&self, method: &str, receiver: &Expr) -> bool {
+        matches!(receiver, Expr::Name(n) if n.id.as_str() == "self")
+            && self.class.is_some_and(|c| c.methods.contains(method))
+    }
+
+    /// Does the module import one of these top-level modules?
+    pub fn has_root(&self, roots: &[&str]) -> bool {
+        roots.iter().any(|r| self.roots.contains(*r))
+    }
+}
+
+struct Walker<'w, 'a> {
+    eval: &'w Eval<'w, 'a>,
+    m: &'w ModuleCtx<'a>,
+    module: usize,
+    scope: ScopeId,
+    class: Option<usize>,
+    /// Number of enclosing device guards.
+    guard: u32,
+    framework: bool,
+    roots: HashSet<String>,
+    findings: Vec<Finding>,
+    seen: HashSet<(FindingKind, u32, String)>,
+    seen_ops: HashSet<String>,
+    gpu_libs: HashSet<&'static str>,
+}
+
+/// Findings of one parsed module (index `module` of the evaluator's modules).
+pub fn analyze(eval: &Eval<'_, '_>, module: usize) -> Vec<Finding> {
+    let Some(Some(m)) = eval.modules.get(module) else {
+        return Vec::new();
+    };
+    let mut w = Walker {
+        eval,
+        m,
+        module,
+        scope: MODULE_SCOPE,
+        class: None,
+        guard: 0,
+        framework: false,
+        roots: HashSet::new(),
+        findings: Vec::new(),
+        seen: HashSet::new(),
+        seen_ops: HashSet::new(),
+        gpu_libs: HashSet::new(),
+    };
+    w.imports();
+    w.block(m.suite);
+    w.findings
+}
+
+fn is_main_guard(test: &Expr) -> bool {
+    let Expr::Compare(c) = test else { return false };
+    let is_name = |e: &Expr| matches!(e, Expr::Name(n) if n.id.as_str() == "__name__");
+    let is_main = |e: &Expr| matches!(e, Expr::Constant(ast::ExprConstant { value: Constant::Str(s), .. }) if s == "__main__");
+    c.comparators.len() == 1
+        && c.comparators
+            .first()
+            .is_some_and(|r| (is_name(&c.left) && is_main(r)) || (is_main(&c.left) && is_name(r)))
+}
+
+/// Does this block end by leaving (return / continue / break)?
+fn leaves(body: &[Stmt]) -> bool {
+    matches!(
+        body.last(),
+        Some(Stmt::Return(_) | Stmt::Continue(_) | Stmt::Break(_))
+    )
+}
+
+/// Does this block end by failing (raise / sys.exit / exit / quit / os._exit)?
+fn fails(body: &[Stmt]) -> bool {
+    match body.last() {
+        Some(Stmt::Raise(_)) => true,
+        Some(Stmt::Expr(e)) => match e.value.as_ref() {
+            Expr::Call(c) => match c.func.as_ref() {
+                Expr::Name(n) => matches!(n.id.as_str(), "exit" | "quit"),
+                Expr::Attribute(a) => matches!(a.attr.as_str(), "exit" | "_exit"),
+                _ => false,
+            },
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+impl<'w, 'a> Walker<'w, 'a> {
+    fn at(&self) -> At {
+        At {
+            module: self.module,
+            scope: self.scope,
+            class: self.class,
+        }
+    }
+
+    fn line(&self, node: &impl Ranged) -> u32 {
+        self.m.lines.line(node.range().start().to_u32())
+    }
+
+    fn push(&mut self, line: u32, hit: Hit) {
+        let device_kind = matches!(
+            hit.kind,
+            FindingKind::DeviceUse | FindingKind::CudaCall | FindingKind::GpuLibrary
+        );
+        let guarded = hit.guarded || (device_kind && self.guard > 0);
+        if hit.kind == FindingKind::TensorOp && !self.seen_ops.insert(hit.detail.clone()) {
+            return;
+        }
+        if !self.seen.insert((hit.kind, line, hit.detail.clone())) {
+            return;
+        }
+        if self.findings.len() >= MAX_FINDINGS_PER_FILE {
+            return;
+        }
+        self.findings.push(
+            Finding::new(hit.kind, self.m.file, line, hit.detail)
+                .guarded(guarded)
+                .heavy(hit.heavy),
+        );
+    }
+
+    fn imports(&mut self) {
+        let mut seen: HashSet<&str> = HashSet::new();
+        for imp in &self.m.syms.imports.imports {
+            let Target::External(_) = imp.target else {
+                continue;
+            };
+            if let Some(root) = imp.module.split('.').next() {
+                self.roots.insert(root.to_owned());
+            }
+            let Some((kind, lib)) = library_kind(&imp.module) else {
+                continue;
+            };
+            if kind != FindingKind::CpuLibraryImport {
+                self.framework = true;
+            }
+            if kind == FindingKind::GpuLibrary {
+                self.gpu_libs.insert(lib);
+            }
+            let detail = match kind {
+                FindingKind::CpuLibraryImport => lib,
+                _ => imp.module.as_str(),
+            };
+            if !seen.insert(detail) {
+                continue;
+            }
+            let mut f = Finding::new(kind, self.m.file, imp.line, detail).guarded(imp.guarded);
+            if kind == FindingKind::GpuLibrary && !imp.guarded {
+                f.detail = format!("import {}", imp.module);
+            }
+            if self.findings.len() < MAX_FINDINGS_PER_FILE {
+                self.findings.push(f);
+            }
+        }
+    }
+
+    fn block(&mut self, stmts: &'a [Stmt]) {
+        let saved = self.guard;
+        for s in stmts {
+            self.stmt(s);
+            // `if not torch.cuda.is_available(): return ...`: what follows has a GPU.
+            if let Stmt::If(i) = s {
+                if leaves(&i.body) && i.orelse.is_empty() && self.is_guard(&i.test) {
+                    self.guard += 1;
+                }
+            }
+        }
+        self.guard = saved;
+    }
+
+    fn is_guard(&self, test: &'a Expr) -> bool {
+        guard_test(test, &self.m.syms.imports).is_some() || self.eval.is_avail(self.at(), test, 0)
+    }
+
+    fn function(&mut self, key: usize, body: &'a [Stmt]) {
+        let Some(&scope) = self.m.syms.function_scopes.get(&key) else {
+            return;
+        };
+        let saved = self.scope;
+        self.scope = scope;
+        self.block(body);
+        self.scope = saved;
+    }
+
+    fn stmt(&mut self, s: &'a Stmt) {
+        match s {
+            Stmt::FunctionDef(f) => {
+                self.exprs(&f.decorator_list);
+                self.defaults(&f.args);
+                self.function(node_key(f), &f.body);
+            }
+            Stmt::AsyncFunctionDef(f) => {
+                self.exprs(&f.decorator_list);
+                self.defaults(&f.args);
+                self.function(node_key(f), &f.body);
+            }
+            Stmt::ClassDef(c) => {
+                self.exprs(&c.decorator_list);
+                self.exprs(&c.bases);
+                let saved = self.class;
+                self.class = self.m.syms.class_ids.get(&node_key(c)).copied();
+                self.block(&c.body);
+                self.class = saved;
+            }
+            Stmt::Return(r) => {
+                if let Some(v) = &r.value {
+                    self.expr(v);
+                }
+            }
+            Stmt::Delete(d) => self.exprs(&d.targets),
+            Stmt::Assign(a) => {
+                self.exprs(&a.targets);
+                self.expr(&a.value);
+            }
+            Stmt::AugAssign(a) => self.expr(&a.value),
+            Stmt::AnnAssign(a) => {
+                if let Some(v) = &a.value {
+                    self.expr(v);
+                }
+            }
+            Stmt::For(f) => {
+                self.expr(&f.iter);
+                self.block(&f.body);
+                self.block(&f.orelse);
+            }
+            Stmt::AsyncFor(f) => {
+                self.expr(&f.iter);
+                self.block(&f.body);
+                self.block(&f.orelse);
+            }
+            Stmt::While(w) => {
+                self.expr(&w.test);
+                self.block(&w.body);
+                self.block(&w.orelse);
+            }
+            Stmt::If(i) => {
+                if is_main_guard(&i.test) {
+                    return;
+                }
+                self.expr(&i.test);
+                let guard = self.is_guard(&i.test);
+                if guard && fails(&i.body) {
+                    let line = self.line(s);
+                    let detail = format!(
+                        "if {}: fails without a GPU",
+                        super::source::excerpt(self.m.src, i.test.as_ref())
+                    );
+                    self.push(line, Hit::new(FindingKind::GpuRequired, detail));
+                }
+                if guard {
+                    self.guard += 1;
+                }
+                self.block(&i.body);
+                self.block(&i.orelse);
+                if guard {
+                    self.guard -= 1;
+                }
+            }
+            Stmt::With(w) => {
+                for item in &w.items {
+                    self.expr(&item.context_expr);
+                }
+                self.block(&w.body);
+            }
+            Stmt::AsyncWith(w) => {
+                for item in &w.items {
+                    self.expr(&item.context_expr);
+                }
+                self.block(&w.body);
+            }
+            Stmt::Match(m) => {
+                self.expr(&m.subject);
+                for case in &m.cases {
+                    if let Some(g) = &case.guard {
+                        self.expr(g);
+                    }
+                    self.block(&case.body);
+                }
+            }
+            Stmt::Raise(r) => {
+                if let Some(e) = &r.exc {
+                    self.expr(e);
+                }
+            }
+            Stmt::Try(t) => self.try_stmt(&t.body, &t.handlers, &t.orelse, &t.finalbody),
+            Stmt::TryStar(t) => self.try_stmt(&t.body, &t.handlers, &t.orelse, &t.finalbody),
+            Stmt::Assert(a) => {
+                if let Expr::Call(c) = a.test.as_ref() {
+                    if let Some(check) = devices::availability_check(c, &self.m.syms.imports) {
+                        let line = self.line(s);
+                        self.push(
+                            line,
+                            Hit::new(FindingKind::GpuRequired, format!("assert {check}")),
+                        );
+                    }
+                }
+                self.expr(&a.test);
+            }
+            Stmt::Expr(e) => self.expr(&e.value),
+            _ => {}
+        }
+    }
+
+    fn try_stmt(
+        &mut self,
+        body: &'a [Stmt],
+        handlers: &'a [ast::ExceptHandler],
+        orelse: &'a [Stmt],
+        finalbody: &'a [Stmt],
+    ) {
+        let guard = u32::from(!handlers.is_empty());
+        self.guard += guard;
+        self.block(body);
+        self.guard -= guard;
+        for h in handlers {
+            let ast::ExceptHandler::ExceptHandler(h) = h;
+            self.block(&h.body);
+        }
+        self.block(orelse);
+        self.block(finalbody);
+    }
+
+    fn defaults(&mut self, args: &'a ast::Arguments) {
+        for a in args
+            .posonlyargs
+            .iter()
+            .chain(&args.args)
+            .chain(&args.kwonlyargs)
+        {
+            if let Some(d) = &a.default {
+                self.expr(d);
+            }
+        }
+    }
+
+    fn exprs(&mut self, es: &'a [Expr]) {
+        for e in es {
+            self.expr(e);
+        }
+    }
+
+    fn comprehensions(&mut self, gens: &'a [ast::Comprehension]) {
+        for g in gens {
+            self.expr(&g.iter);
+            self.exprs(&g.ifs);
+        }
+    }
+
+    fn call(&mut self, c: &'a ast::ExprCall) {
+        let qual = qualname(&c.func, &self.m.syms.imports);
+        let class = self.class.and_then(|i| self.m.syms.classes.get(i));
+        let site = CallSite {
+            eval: self.eval,
+            at: self.at(),
+            call: c,
+            qual,
+            src: self.m.src,
+            imports: &self.m.syms.imports,
+            framework: self.framework,
+            class,
+            roots: &self.roots,
+        };
+        let mut hits = devices::check_call(&site);
+        hits.extend(intensity::check_call(&site));
+        let line = self.line(c);
+        for h in hits {
+            self.push(line, h);
+        }
+    }
+
+    /// `numba.cuda.jit`, `cupy.asarray`: use of a GPU-only library not imported as one.
+    fn attribute_chain(&mut self, e: &'a Expr) {
+        if let Some(q) = qualname(e, &self.m.syms.imports) {
+            if let Some(lib) = rules::lookup(rules::GPU_ONLY_LIBRARIES, &q) {
+                if self.gpu_libs.insert(lib) {
+                    let line = self.line(e);
+                    self.framework = true;
+                    self.push(line, Hit::new(FindingKind::GpuLibrary, q));
+                }
+            }
+        }
+        // Walk down to the base without re-resolving every prefix of the chain.
+        let mut base = e;
+        while let Expr::Attribute(a) = base {
+            base = &a.value;
+        }
+        if !matches!(base, Expr::Name(_)) {
+            self.expr(base);
+        }
+    }
+
+    fn expr(&mut self, e: &'a Expr) {
+        match e {
+            Expr::Call(c) => {
+                self.call(c);
+                self.expr(&c.func);
+                self.exprs(&c.args);
+                for k in &c.keywords {
+                    self.expr(&k.value);
+                }
+            }
+            Expr::Attribute(_) => self.attribute_chain(e),
+            Expr::BinOp(b) => {
+                if b.op == ast::Operator::MatMult && self.framework {
+                    let line = self.line(b);
+                    self.push(line, intensity::matmul_operator(self.m.src, b));
+                }
+                self.expr(&b.left);
+                self.expr(&b.right);
+            }
+            Expr::IfExp(x) => {
+                self.expr(&x.test);
+                let guard = u32::from(self.is_guard(&x.test));
+                self.guard += guard;
+                self.expr(&x.body);
+                self.expr(&x.orelse);
+                self.guard -= guard;
+            }
+            Expr::BoolOp(b) => self.exprs(&b.values),
+            Expr::NamedExpr(n) => self.expr(&n.value),
+            Expr::UnaryOp(u) => self.expr(&u.operand),
+            Expr::Lambda(l) => {
+                self.defaults(&l.args);
+                self.expr(&l.body);
+            }
+            Expr::Dict(d) => {
+                for k in d.keys.iter().flatten() {
+                    self.expr(k);
+                }
+                self.exprs(&d.values);
+            }
+            Expr::Set(s) => self.exprs(&s.elts),
+            Expr::ListComp(c) => {
+                self.expr(&c.elt);
+                self.comprehensions(&c.generators);
+            }
+            Expr::SetComp(c) => {
+                self.expr(&c.elt);
+                self.comprehensions(&c.generators);
+            }
+            Expr::GeneratorExp(c) => {
+                self.expr(&c.elt);
+                self.comprehensions(&c.generators);
+            }
+            Expr::DictComp(c) => {
+                self.expr(&c.key);
+                self.expr(&c.value);
+                self.comprehensions(&c.generators);
+            }
+            Expr::Await(a) => self.expr(&a.value),
+            Expr::Yield(y) => {
+                if let Some(v) = &y.value {
+                    self.expr(v);
+                }
+            }
+            Expr::YieldFrom(y) => self.expr(&y.value),
+            Expr::Compare(c) => {
+                self.expr(&c.left);
+                self.exprs(&c.comparators);
+            }
+            Expr::FormattedValue(f) => {
+                self.expr(&f.value);
+                if let Some(s) = &f.format_spec {
+                    self.expr(s);
+                }
+            }
+            Expr::JoinedStr(j) => self.exprs(&j.values),
+            Expr::Subscript(s) => {
+                self.expr(&s.value);
+                self.expr(&s.slice);
+            }
+            Expr::Starred(s) => self.expr(&s.value),
+            Expr::List(l) => self.exprs(&l.elts),
+            Expr::Tuple(t) => self.exprs(&t.elts),
+            Expr::Slice(s) => {
+                for part in [&s.lower, &s.upper, &s.step].into_iter().flatten() {
+                    self.expr(part);
+                }
+            }
+            Expr::Constant(_) | Expr::Name(_) => {}
+        }
+    }
+}

@@ -1,0 +1,939 @@
+//! The policy's table tests: one row per rule, then multi-cycle scenarios.
+
+use std::time::Duration;
+
+use gaia_contract::{ExecutionMode, Observed, Placement, PlacementMove, RememberedLatency};
+use gaia_policy::clock::secs_between;
+use gaia_policy::*;
+use jiff::Timestamp;
+
+const SLO: Duration = Duration::from_millis(500);
+
+fn t(secs: i64) -> Timestamp {
+    Timestamp::from_second(1_800_000_000 + secs).unwrap()
+}
+
+fn on(placement: Placement) -> ServiceState {
+    ServiceState {
+        mode: ExecutionMode::CpuPreferred,
+        placement,
+        rollout: Rollout::Settled,
+        slo: SLO,
+        observed: Observed::default(),
+        gpus_needed: 1,
+        gpu_pods: 1,
+        violation_streak: 0,
+        created: None,
+    }
+}
+
+/// A busy, compute-bound revision with the given short/long p95 (ms) at 10 req/s.
+fn busy(p95_short: f64, p95_long: f64) -> RevisionStats {
+    RevisionStats {
+        p50_short_ms: Some(p95_short * 0.7),
+        p95_short_ms: Some(p95_short),
+        p95_long_ms: Some(p95_long),
+        rps_short: Some(10.0),
+        rps_long: Some(10.0),
+        mean_latency_ms: Some(p95_short * 0.8),
+        cpu: Some(CpuUse {
+            cores: 1.9,
+            capacity: 2.0,
+        }),
+        pods: 2,
+    }
+}
+
+/// A 16-thread CPU pod answering 4 slow requests a minute: every quantile at `quantile_ms`
+/// (what `histogram_quantile` reads), the true mean at `mean_ms`.
+fn slow_on_cpu(quantile_ms: f64, mean_ms: f64) -> RevisionStats {
+    RevisionStats {
+        p50_short_ms: Some(quantile_ms),
+        p95_short_ms: Some(quantile_ms),
+        p95_long_ms: Some(quantile_ms),
+        mean_latency_ms: Some(mean_ms),
+        rps_short: Some(4.0 / 60.0),
+        rps_long: Some(4.0 / 60.0),
+        cpu: Some(CpuUse {
+            cores: 16.0,
+            capacity: 1.0,
+        }),
+        pods: 1,
+    }
+}
+
+/// A pod that has answered nothing yet: zero rates, no latency series.
+fn no_requests_yet() -> RevisionStats {
+    RevisionStats {
+        rps_short: Some(0.0),
+        rps_long: Some(0.0),
+        cpu: None,
+        pods: 1,
+        ..RevisionStats::default()
+    }
+}
+
+fn gpu_preferred_created(at: Timestamp) -> ServiceState {
+    ServiceState {
+        mode: ExecutionMode::GpuPreferred,
+        created: Some(at),
+        ..on(Placement::Gpu)
+    }
+}
+
+const FREE: GpuAvailability = GpuAvailability {
+    largest_free_on_a_node: 1,
+    free_total: 3,
+};
+const NONE_FREE: GpuAvailability = GpuAvailability {
+    largest_free_on_a_node: 0,
+    free_total: 0,
+};
+
+fn with_move(mut s: ServiceState, from: Placement, to: Placement, at: Timestamp) -> ServiceState {
+    s.observed.last_move = Some(PlacementMove {
+        from,
+        to,
+        at,
+        reason: "test".into(),
+    });
+    s.observed.recent_moves.push(at);
+    s
+}
+
+fn promoted_at(at: Timestamp, cpu_p95: f64, cpu_rps: f64) -> ServiceState {
+    let mut s = with_move(on(Placement::Gpu), Placement::Cpu, Placement::Gpu, at);
+    s.observed.cpu = Some(RememberedLatency {
+        p95_ms: cpu_p95,
+        rps: cpu_rps,
+        at,
+    });
+    s
+}
+
+fn verified(mut s: ServiceState, at: Timestamp, gpu_p95: f64) -> ServiceState {
+    s.observed.gpu = Some(RememberedLatency {
+        p95_ms: gpu_p95,
+        rps: 10.0,
+        at,
+    });
+    s
+}
+
+enum Expect {
+    Hold(Hold),
+    Move(MoveKind),
+    Remember,
+    NoGpu,
+}
+
+fn check(name: &str, out: &Outcome, expect: &Expect) {
+    let ok = match (expect, &out.decision) {
+        (Expect::Hold(h), Decision::Hold(got)) => h == got,
+        (Expect::Move(k), Decision::Move(m)) => *k == m.kind,
+        (Expect::Remember, Decision::Remember { .. }) => true,
+        (Expect::NoGpu, Decision::NoGpu { .. }) => true,
+        _ => false,
+    };
+    assert!(ok, "{name}: got {:?}", out.decision);
+}
+
+#[test]
+fn every_rule_in_one_table() {
+    let cfg = PolicyConfig::default();
+    let now = t(10_000);
+    let idle_wait = RevisionStats {
+        // slow (2 s sleeps) but the CPU does nothing while it waits
+        p50_short_ms: Some(2040.0),
+        p95_short_ms: Some(2100.0),
+        p95_long_ms: Some(2100.0),
+        rps_short: Some(5.0),
+        rps_long: Some(5.0),
+        mean_latency_ms: Some(2000.0),
+        cpu: Some(CpuUse {
+            cores: 0.02,
+            capacity: 1.0,
+        }),
+        pods: 10,
+    };
+    let single_threaded_no_limit = RevisionStats {
+        // one core busy per request, measured against an 8-core limit: 12% utilisation,
+        // but 1 core per request in flight
+        cpu: Some(CpuUse {
+            cores: 1.0,
+            capacity: 8.0,
+        }),
+        rps_short: Some(1.0),
+        mean_latency_ms: Some(1000.0),
+        ..busy(1200.0, 1100.0)
+    };
+    let streak = |mut s: ServiceState, n| {
+        s.violation_streak = n;
+        s
+    };
+    let rows: Vec<(
+        &str,
+        ServiceState,
+        Option<RevisionStats>,
+        GpuAvailability,
+        Expect,
+    )> = vec![
+        (
+            "pinned cpu is never moved",
+            ServiceState {
+                mode: ExecutionMode::Cpu,
+                ..streak(on(Placement::Cpu), 9)
+            },
+            Some(busy(5000.0, 5000.0)),
+            FREE,
+            Expect::Hold(Hold::Pinned),
+        ),
+        (
+            "pinned gpu is never moved",
+            ServiceState {
+                mode: ExecutionMode::Gpu,
+                ..on(Placement::Gpu)
+            },
+            Some(RevisionStats::default()),
+            FREE,
+            Expect::Hold(Hold::Pinned),
+        ),
+        (
+            "rollout in progress holds",
+            ServiceState {
+                rollout: Rollout::InProgress,
+                ..streak(on(Placement::Cpu), 9)
+            },
+            Some(busy(5000.0, 5000.0)),
+            FREE,
+            Expect::Hold(Hold::RolloutInProgress),
+        ),
+        (
+            "pinned traffic holds",
+            ServiceState {
+                rollout: Rollout::TrafficPinned,
+                ..streak(on(Placement::Cpu), 9)
+            },
+            Some(busy(5000.0, 5000.0)),
+            FREE,
+            Expect::Hold(Hold::TrafficPinned),
+        ),
+        (
+            "a stuck GPU rollout of ours is rolled back",
+            ServiceState {
+                rollout: Rollout::InProgress,
+                ..with_move(
+                    on(Placement::Gpu),
+                    Placement::Cpu,
+                    Placement::Gpu,
+                    t(10_000 - 301),
+                )
+            },
+            None,
+            FREE,
+            Expect::Move(MoveKind::Rollback),
+        ),
+        (
+            "a young GPU rollout is waited for",
+            ServiceState {
+                rollout: Rollout::InProgress,
+                ..with_move(
+                    on(Placement::Gpu),
+                    Placement::Cpu,
+                    Placement::Gpu,
+                    t(10_000 - 200),
+                )
+            },
+            None,
+            FREE,
+            Expect::Hold(Hold::RolloutInProgress),
+        ),
+        (
+            "prometheus unreachable holds",
+            streak(on(Placement::Cpu), 9),
+            None,
+            FREE,
+            Expect::Hold(Hold::MetricsUnavailable),
+        ),
+        (
+            "no latency series holds",
+            streak(on(Placement::Cpu), 9),
+            Some(RevisionStats {
+                p95_short_ms: None,
+                ..busy(5000.0, 5000.0)
+            }),
+            FREE,
+            Expect::Hold(Hold::NoLatencyData),
+        ),
+        (
+            "too few requests hold",
+            streak(on(Placement::Cpu), 9),
+            Some(RevisionStats {
+                rps_short: Some(0.2),
+                p50_short_ms: Some(100.0),
+                ..busy(5000.0, 5000.0)
+            }),
+            FREE,
+            Expect::Hold(Hold::TooFewRequests),
+        ),
+        (
+            "a severe violation still needs a few requests",
+            streak(on(Placement::Cpu), 9),
+            Some(RevisionStats {
+                rps_short: Some(0.03),
+                ..busy(5000.0, 5000.0)
+            }),
+            FREE,
+            Expect::Hold(Hold::TooFewRequests),
+        ),
+        (
+            "one cold-start outlier among few requests does not promote",
+            streak(on(Placement::Cpu), 9),
+            Some(RevisionStats {
+                rps_short: Some(0.1),
+                p50_short_ms: Some(120.0),
+                ..busy(5000.0, 300.0)
+            }),
+            FREE,
+            Expect::Hold(Hold::TooFewRequests),
+        ),
+        (
+            "a slow function with few but all slow requests (TinyLlama) takes the severe path",
+            streak(on(Placement::Cpu), 1),
+            Some(RevisionStats {
+                p50_short_ms: Some(14_000.0),
+                p95_short_ms: Some(15_000.0),
+                p95_long_ms: Some(15_000.0),
+                rps_short: Some(4.0 / 60.0),
+                rps_long: Some(4.0 / 60.0),
+                mean_latency_ms: Some(14_400.0),
+                cpu: Some(CpuUse {
+                    cores: 2.0,
+                    capacity: 4.0,
+                }),
+                pods: 1,
+            }),
+            FREE,
+            Expect::Move(MoveKind::Promote),
+        ),
+        (
+            "within the SLO (and its noise band) holds",
+            streak(on(Placement::Cpu), 9),
+            Some(busy(540.0, 700.0)),
+            FREE,
+            Expect::Hold(Hold::WithinSlo),
+        ),
+        (
+            "no CPU figure holds",
+            streak(on(Placement::Cpu), 9),
+            Some(RevisionStats {
+                cpu: None,
+                ..busy(5000.0, 5000.0)
+            }),
+            FREE,
+            Expect::Hold(Hold::NoCpuData),
+        ),
+        (
+            "idle-wait function is never promoted",
+            streak(on(Placement::Cpu), 50),
+            Some(idle_wait.clone()),
+            FREE,
+            Expect::Hold(Hold::NotComputeBound),
+        ),
+        (
+            "single-threaded compute under a large limit is compute-bound",
+            streak(on(Placement::Cpu), 2),
+            Some(single_threaded_no_limit),
+            FREE,
+            Expect::Move(MoveKind::Promote),
+        ),
+        (
+            "first violating cycle only counts",
+            on(Placement::Cpu),
+            Some(busy(800.0, 800.0)),
+            FREE,
+            Expect::Hold(Hold::Sustaining),
+        ),
+        (
+            "sustained violation without long-window confirmation holds",
+            streak(on(Placement::Cpu), 5),
+            Some(busy(800.0, 450.0)),
+            FREE,
+            Expect::Hold(Hold::Sustaining),
+        ),
+        (
+            "sustained violation promotes on the third cycle",
+            streak(on(Placement::Cpu), 2),
+            Some(busy(800.0, 700.0)),
+            FREE,
+            Expect::Move(MoveKind::Promote),
+        ),
+        (
+            "severe violation promotes on the second cycle, long window or not",
+            streak(on(Placement::Cpu), 1),
+            Some(busy(1500.0, 300.0)),
+            FREE,
+            Expect::Move(MoveKind::Promote),
+        ),
+        (
+            "no free GPU says so",
+            streak(on(Placement::Cpu), 2),
+            Some(busy(800.0, 700.0)),
+            NONE_FREE,
+            Expect::NoGpu,
+        ),
+        (
+            "min-scale 3 needs 3 free GPUs",
+            ServiceState {
+                gpu_pods: 3,
+                ..streak(on(Placement::Cpu), 2)
+            },
+            Some(busy(800.0, 700.0)),
+            GpuAvailability {
+                largest_free_on_a_node: 1,
+                free_total: 2,
+            },
+            Expect::NoGpu,
+        ),
+        (
+            "free GPUs spread too thin for a 2-GPU pod say so",
+            ServiceState {
+                gpus_needed: 2,
+                ..streak(on(Placement::Cpu), 2)
+            },
+            Some(busy(800.0, 700.0)),
+            GpuAvailability {
+                largest_free_on_a_node: 1,
+                free_total: 4,
+            },
+            Expect::NoGpu,
+        ),
+        (
+            "dwell after a recent demotion",
+            streak(
+                with_move(
+                    on(Placement::Cpu),
+                    Placement::Gpu,
+                    Placement::Cpu,
+                    t(10_000 - 120),
+                ),
+                5,
+            ),
+            Some(busy(1500.0, 1500.0)),
+            FREE,
+            Expect::Hold(Hold::Dwell),
+        ),
+        (
+            "back-off after a useless promotion",
+            {
+                let mut s = streak(on(Placement::Cpu), 5);
+                s.observed.promotion_blocked_until = Some(t(10_100));
+                s
+            },
+            Some(busy(1500.0, 1500.0)),
+            FREE,
+            Expect::Hold(Hold::BackOff),
+        ),
+        (
+            "move cap keeps room for a revert",
+            {
+                let mut s = streak(
+                    with_move(
+                        on(Placement::Cpu),
+                        Placement::Gpu,
+                        Placement::Cpu,
+                        t(10_000 - 400),
+                    ),
+                    5,
+                );
+                s.observed.recent_moves = vec![t(10_000 - 3000), t(10_000 - 2000), t(10_000 - 400)];
+                s
+            },
+            Some(busy(1500.0, 1500.0)),
+            FREE,
+            Expect::Hold(Hold::MoveCap),
+        ),
+        (
+            "moves older than an hour do not count",
+            {
+                let mut s = streak(
+                    with_move(
+                        on(Placement::Cpu),
+                        Placement::Gpu,
+                        Placement::Cpu,
+                        t(10_000 - 400),
+                    ),
+                    5,
+                );
+                s.observed.recent_moves = vec![t(10_000 - 4000), t(10_000 - 3700), t(10_000 - 400)];
+                s
+            },
+            Some(busy(1500.0, 1500.0)),
+            FREE,
+            Expect::Move(MoveKind::Promote),
+        ),
+        (
+            "verification waits for the revision to settle",
+            promoted_at(t(10_000 - 60), 1500.0, 10.0),
+            Some(busy(300.0, 300.0)),
+            FREE,
+            Expect::Hold(Hold::Verifying),
+        ),
+        (
+            "verification waits for enough requests",
+            promoted_at(t(10_000 - 120), 1500.0, 10.0),
+            Some(RevisionStats {
+                rps_short: Some(0.04),
+                rps_long: Some(1.0),
+                ..busy(300.0, 300.0)
+            }),
+            FREE,
+            Expect::Hold(Hold::Verifying),
+        ),
+        (
+            "a useful promotion is remembered",
+            promoted_at(t(10_000 - 120), 1500.0, 10.0),
+            Some(busy(300.0, 300.0)),
+            FREE,
+            Expect::Remember,
+        ),
+        (
+            "a useless promotion is reverted at once",
+            promoted_at(t(10_000 - 120), 1500.0, 10.0),
+            Some(busy(1400.0, 1400.0)),
+            FREE,
+            Expect::Move(MoveKind::Revert),
+        ),
+        (
+            "an idle GPU service is demoted after dwell",
+            verified(
+                promoted_at(t(10_000 - 900), 1500.0, 10.0),
+                t(10_000 - 700),
+                300.0,
+            ),
+            Some(RevisionStats {
+                rps_short: Some(0.0),
+                rps_long: Some(0.01),
+                p95_short_ms: None,
+                ..busy(300.0, 300.0)
+            }),
+            FREE,
+            Expect::Move(MoveKind::Demote),
+        ),
+        (
+            "a p95 at the histogram's ceiling is read as the mean: severe for a 7 s SLO",
+            ServiceState {
+                slo: Duration::from_secs(7),
+                ..streak(on(Placement::Cpu), 1)
+            },
+            Some(slow_on_cpu(10_000.0, 14_900.0)),
+            FREE,
+            Expect::Move(MoveKind::Promote),
+        ),
+        (
+            "below the ceiling the p95 stands: 9 s against a 7 s SLO is not severe",
+            ServiceState {
+                slo: Duration::from_secs(7),
+                ..streak(on(Placement::Cpu), 1)
+            },
+            Some(slow_on_cpu(9_000.0, 14_900.0)),
+            FREE,
+            Expect::Hold(Hold::TooFewRequests),
+        ),
+        (
+            "a new gpu_preferred Service without requests yet waits (model loading)",
+            gpu_preferred_created(t(10_000 - 40)),
+            Some(no_requests_yet()),
+            FREE,
+            Expect::Hold(Hold::Dwell),
+        ),
+        (
+            "a gpu_preferred Service idle since its creation a long window ago is demoted",
+            gpu_preferred_created(t(10_000 - 400)),
+            Some(no_requests_yet()),
+            FREE,
+            Expect::Move(MoveKind::Demote),
+        ),
+        (
+            "a young GPU revision busy in the short window is not idle",
+            verified(
+                promoted_at(t(10_000 - 900), 1500.0, 10.0),
+                t(10_000 - 700),
+                300.0,
+            ),
+            Some(RevisionStats {
+                rps_short: Some(0.17),
+                rps_long: Some(0.019),
+                ..busy(7000.0, 7000.0)
+            }),
+            FREE,
+            Expect::Hold(Hold::GpuInUse),
+        ),
+        (
+            "a slow function's clear GPU success is verified on few requests",
+            promoted_at(t(10_000 - 120), 15_000.0, 0.07),
+            Some(RevisionStats {
+                rps_short: Some(0.15),
+                ..busy(6000.0, 6000.0)
+            }),
+            FREE,
+            Expect::Remember,
+        ),
+        (
+            "a revert is never decided on few requests",
+            promoted_at(t(10_000 - 120), 15_000.0, 0.07),
+            Some(RevisionStats {
+                rps_short: Some(0.15),
+                rps_long: Some(0.15),
+                ..busy(14_000.0, 14_000.0)
+            }),
+            FREE,
+            Expect::Hold(Hold::Verifying),
+        ),
+        (
+            "an idle GPU service waits for its dwell",
+            verified(
+                promoted_at(t(10_000 - 200), 1500.0, 10.0),
+                t(10_000 - 100),
+                300.0,
+            ),
+            Some(RevisionStats {
+                rps_short: Some(0.0),
+                rps_long: Some(0.01),
+                ..busy(300.0, 300.0)
+            }),
+            FREE,
+            Expect::Hold(Hold::Dwell),
+        ),
+        (
+            "a GPU service scaled to zero with no series is idle",
+            verified(
+                promoted_at(t(10_000 - 900), 1500.0, 10.0),
+                t(10_000 - 700),
+                300.0,
+            ),
+            Some(RevisionStats::default()),
+            FREE,
+            Expect::Move(MoveKind::Demote),
+        ),
+        (
+            "no series while pods run is not idle: hold",
+            verified(
+                promoted_at(t(10_000 - 900), 1500.0, 10.0),
+                t(10_000 - 700),
+                300.0,
+            ),
+            Some(RevisionStats {
+                pods: 1,
+                ..RevisionStats::default()
+            }),
+            FREE,
+            Expect::Hold(Hold::GpuInUse),
+        ),
+        (
+            "gpu_preferred under light load the CPU handled within SLO is demoted",
+            {
+                let mut s = ServiceState {
+                    mode: ExecutionMode::GpuPreferred,
+                    ..on(Placement::Gpu)
+                };
+                s.observed.cpu = Some(RememberedLatency {
+                    p95_ms: 300.0,
+                    rps: 2.0,
+                    at: t(0),
+                });
+                s
+            },
+            Some(RevisionStats {
+                rps_long: Some(1.5),
+                ..busy(100.0, 100.0)
+            }),
+            FREE,
+            Expect::Move(MoveKind::Demote),
+        ),
+        (
+            "gpu_preferred under more load than the CPU handled stays",
+            {
+                let mut s = ServiceState {
+                    mode: ExecutionMode::GpuPreferred,
+                    ..on(Placement::Gpu)
+                };
+                s.observed.cpu = Some(RememberedLatency {
+                    p95_ms: 300.0,
+                    rps: 2.0,
+                    at: t(0),
+                });
+                s
+            },
+            Some(busy(100.0, 100.0)),
+            FREE,
+            Expect::Hold(Hold::GpuInUse),
+        ),
+        (
+            "gpu_preferred that never ran on CPU stays while busy",
+            ServiceState {
+                mode: ExecutionMode::GpuPreferred,
+                ..on(Placement::Gpu)
+            },
+            Some(busy(100.0, 100.0)),
+            FREE,
+            Expect::Hold(Hold::GpuInUse),
+        ),
+        (
+            "a GPU that stopped giving a gain at comparable load is left",
+            verified(
+                promoted_at(t(10_000 - 3000), 1500.0, 10.0),
+                t(10_000 - 2900),
+                300.0,
+            ),
+            Some(busy(1450.0, 1450.0)),
+            FREE,
+            Expect::Move(MoveKind::Revert),
+        ),
+        (
+            "no-gain is not judged at an incomparable load",
+            verified(
+                promoted_at(t(10_000 - 3000), 1500.0, 2.0),
+                t(10_000 - 2900),
+                300.0,
+            ),
+            Some(busy(1450.0, 1450.0)),
+            FREE,
+            Expect::Hold(Hold::GpuInUse),
+        ),
+        (
+            "back-off does not keep a Service on a GPU",
+            {
+                let mut s = verified(
+                    promoted_at(t(10_000 - 900), 1500.0, 10.0),
+                    t(10_000 - 700),
+                    300.0,
+                );
+                s.observed.promotion_blocked_until = Some(t(20_000));
+                s
+            },
+            Some(RevisionStats {
+                rps_long: Some(0.0),
+                ..RevisionStats::default()
+            }),
+            FREE,
+            Expect::Move(MoveKind::Demote),
+        ),
+    ];
+    for (name, state, stats, gpu, expect) in rows {
+        let out = decide(&state, stats.as_ref(), gpu, &cfg, now);
+        check(name, &out, &expect);
+    }
+}
+
+#[test]
+fn a_promotion_remembers_cpu_latency_and_explains_itself() {
+    let cfg = PolicyConfig::default();
+    let mut s = on(Placement::Cpu);
+    s.violation_streak = 2;
+    let out = decide(&s, Some(&busy(800.0, 700.0)), FREE, &cfg, t(0));
+    let Decision::Move(m) = out.decision else {
+        panic!("{:?}", out.decision)
+    };
+    assert_eq!((m.from, m.to), (Placement::Cpu, Placement::Gpu));
+    assert_eq!(m.observed.cpu.as_ref().unwrap().p95_ms, 800.0);
+    assert_eq!(m.observed.cpu.as_ref().unwrap().rps, 10.0);
+    assert_eq!(m.observed.recent_moves, vec![t(0)]);
+    for number in [
+        "800ms",
+        "500ms",
+        "3 cycles",
+        "10.00 req/s",
+        "1.90/2.00 cores",
+        "95%",
+    ] {
+        assert!(m.note.contains(number), "{number} missing from {}", m.note);
+    }
+    assert_eq!(out.violation_streak, 0);
+}
+
+#[test]
+fn backoff_doubles_with_each_useless_promotion_and_resets_on_success() {
+    let cfg = PolicyConfig::default();
+    let mut s = promoted_at(t(0), 1500.0, 10.0);
+    let mut blocked = vec![];
+    for round in 0..4 {
+        let now = t(round * 100_000 + 120);
+        s.observed.last_move.as_mut().unwrap().at = t(round * 100_000);
+        let out = decide(&s, Some(&busy(1450.0, 1450.0)), FREE, &cfg, now);
+        let Decision::Move(m) = out.decision else {
+            panic!("{:?}", out.decision)
+        };
+        assert_eq!(m.kind, MoveKind::Revert);
+        let until = m.observed.promotion_blocked_until.unwrap();
+        blocked.push(secs_between(now, until));
+        s.observed = m.observed;
+        s.observed.last_move = Some(PlacementMove {
+            from: Placement::Cpu,
+            to: Placement::Gpu,
+            at: t(0),
+            reason: String::new(),
+        });
+    }
+    assert_eq!(blocked, vec![600.0, 1200.0, 2400.0, 4800.0]);
+    // a useful promotion resets the count
+    s.observed.last_move.as_mut().unwrap().at = t(500_000);
+    let out = decide(&s, Some(&busy(300.0, 300.0)), FREE, &cfg, t(500_120));
+    let Decision::Remember { observed, .. } = out.decision else {
+        panic!("{:?}", out.decision)
+    };
+    assert_eq!(observed.useless_promotions, 0);
+}
+
+#[test]
+fn backoff_is_capped() {
+    let cfg = PolicyConfig::default();
+    let mut observed = Observed {
+        useless_promotions: 40,
+        ..Observed::default()
+    };
+    let until = start_backoff(&mut observed, &cfg, t(0));
+    assert_eq!(secs_between(t(0), until), 6.0 * 3600.0);
+}
+
+/// Runs `decide` cycle after cycle, feeding back the streak and the memory and applying
+/// moves (instantly settled), and returns the decisions.
+fn simulate(
+    mut s: ServiceState,
+    cfg: &PolicyConfig,
+    interval: i64,
+    stats_at: impl Fn(i64, Placement) -> Option<RevisionStats>,
+    cycles: i64,
+) -> Vec<(i64, Decision)> {
+    let mut out = vec![];
+    for c in 0..cycles {
+        let now = c * interval;
+        let stats = stats_at(now, s.placement);
+        let o = decide(&s, stats.as_ref(), FREE, cfg, t(now));
+        s.violation_streak = o.violation_streak;
+        match &o.decision {
+            Decision::Move(m) => {
+                s.placement = m.to;
+                s.observed = m.observed.clone();
+            }
+            Decision::Remember { observed, .. } => s.observed = observed.clone(),
+            _ => {}
+        }
+        out.push((now, o.decision));
+    }
+    out
+}
+
+fn moves(decisions: &[(i64, Decision)]) -> Vec<(i64, MoveKind)> {
+    decisions
+        .iter()
+        .filter_map(|(t, d)| match d {
+            Decision::Move(m) => Some((*t, m.kind)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn noisy_latency_around_the_slo_never_flaps() {
+    let cfg = PolicyConfig::default();
+    // p95 wanders ±25% around the SLO, with single-cycle spikes to 1.3×; long window at SLO.
+    let noise = |now: i64| {
+        let phase = (now / 10) as f64;
+        let wobble = (phase * 1.7).sin() * 0.12 + (phase * 0.31).cos() * 0.08;
+        let spike = if (now / 10) % 7 == 3 { 0.3 } else { 0.0 };
+        500.0 * (1.0 + wobble + spike)
+    };
+    let decisions = simulate(
+        on(Placement::Cpu),
+        &cfg,
+        10,
+        |now, _| Some(busy(noise(now), 505.0)),
+        2000,
+    );
+    assert_eq!(moves(&decisions), vec![]);
+}
+
+#[test]
+fn severe_sustained_violation_promotes_within_two_cycles() {
+    let cfg = PolicyConfig::default();
+    let decisions = simulate(
+        on(Placement::Cpu),
+        &cfg,
+        10,
+        |now, placement| match placement {
+            Placement::Cpu if now >= 30 => Some(busy(4000.0, 900.0)),
+            Placement::Cpu => Some(busy(300.0, 300.0)),
+            Placement::Gpu => Some(busy(250.0, 250.0)),
+        },
+        30,
+    );
+    assert_eq!(moves(&decisions), vec![(40, MoveKind::Promote)]);
+    // verified after the settle time, then stays
+    assert!(decisions
+        .iter()
+        .any(|(t, d)| *t == 130 && matches!(d, Decision::Remember { .. })));
+}
+
+#[test]
+fn useless_promotion_is_reverted_and_not_retried_during_backoff() {
+    let cfg = PolicyConfig::default();
+    // Compute-bound on CPU but the GPU is no faster (e.g. the code never uses it).
+    let decisions = simulate(
+        on(Placement::Cpu),
+        &cfg,
+        10,
+        |_, _| Some(busy(1500.0, 1500.0)),
+        360, // one hour
+    );
+    let m = moves(&decisions);
+    // promote at 10 s, revert at settle (90 s later), promote again only after dwell and
+    // the 10 min back-off, revert, then the 20 min back-off; never more than the cap.
+    assert_eq!(m[0], (10, MoveKind::Promote));
+    assert_eq!(m[1], (100, MoveKind::Revert));
+    assert_eq!(m[2], (700, MoveKind::Promote));
+    assert_eq!(m[3], (790, MoveKind::Revert));
+    assert!(m.len() <= 4, "{m:?}");
+    assert!(decisions
+        .iter()
+        .any(|(_, d)| matches!(d, Decision::Hold(Hold::BackOff))));
+}
+
+#[test]
+fn load_drop_demotes_after_dwell_and_load_return_promotes_again() {
+    let cfg = PolicyConfig::default();
+    let decisions = simulate(
+        on(Placement::Cpu),
+        &cfg,
+        10,
+        |now, placement| {
+            let busy_phase = !(600..1500).contains(&now);
+            match (placement, busy_phase) {
+                (Placement::Cpu, true) => Some(busy(3000.0, 3000.0)),
+                (Placement::Gpu, true) => Some(busy(200.0, 200.0)),
+                (_, false) => Some(RevisionStats {
+                    rps_short: Some(0.0),
+                    rps_long: Some(0.0),
+                    p95_short_ms: None,
+                    p95_long_ms: None,
+                    ..busy(200.0, 200.0)
+                }),
+            }
+        },
+        240,
+    );
+    let m = moves(&decisions);
+    assert_eq!(
+        m,
+        vec![
+            (10, MoveKind::Promote),
+            (600, MoveKind::Demote),
+            (1510, MoveKind::Promote)
+        ]
+    );
+}
+
+#[test]
+fn defaults_validate() {
+    PolicyConfig::default().validate().unwrap();
+}
