@@ -97,4 +97,4 @@ else
 fi
 gaia_log "demo: step 4/4: the demo (Ctrl-C ends it early; everything is cleaned up)"
 # the driver handles SIGINT itself: it stops its processes and uninstalls before exiting
-python3 tests/harness/demo.py ${args[@]+"${args[@]}"}
+python3 -m tests.harness.demo ${args[@]+"${args[@]}"}

@@ -12,7 +12,6 @@ network namespace and only talk to addresses local to it.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,9 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CARGO_TARGET, REPO, Cluster, Kubectl, run, wait_until
+from tests.harness.cluster_env import Cluster
+from tests.harness.kubectl import Kubectl
+from tests.harness.paths import CARGO_TARGET
+from tests.harness.proc import Proc, run
+from tests.harness.wait import wait_until
 
-STANDIN = REPO / "tests" / "harness" / "knative_metrics_standin.py"
+STANDIN = "tests.harness.knative_metrics_standin"
 STANDIN_PORT = 19517
 METRICS_PORT = 18097
 
@@ -54,30 +57,9 @@ noGpuEventEvery: 1m
 """
 
 
-class Proc:
-    """A process in the cluster's netns, logging to a file, stopped with SIGTERM."""
-
-    def __init__(self, cluster: Cluster, name: str, argv: list[str], workdir: Path):
-        self.name, self.log = name, workdir / f"{name}.log"
-        with open(self.log, "w") as log:
-            self.proc = subprocess.Popen(cluster.in_netns(*argv), stdout=log,
-                                         stderr=subprocess.STDOUT, env=cluster.process_env())
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-6000:]
-
-    def stop(self) -> int | None:
-        if self.alive():
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        return self.proc.returncode
+def netns_proc(cluster: Cluster, name: str, argv: list[str], workdir: Path) -> Proc:
+    """A process in the cluster's netns, logging to workdir/NAME.log."""
+    return Proc(cluster.in_netns(*argv), workdir / f"{name}.log", cluster.process_env())
 
 
 class Standin:
@@ -85,13 +67,13 @@ class Standin:
 
     def __init__(self, cluster: Cluster, workdir: Path):
         self.cluster = cluster
-        self.proc = Proc(cluster, "metrics-standin",
-                         [sys.executable, str(STANDIN), "--listen", f"0.0.0.0:{STANDIN_PORT}"], workdir)
+        self.proc = netns_proc(cluster, "metrics-standin",
+                               [sys.executable, "-m", STANDIN, "--listen", f"0.0.0.0:{STANDIN_PORT}"], workdir)
         wait_until(lambda: self._curl("GET", "/healthz") == "ok\n", timeout=30,
                    desc="metrics stand-in", interval=0.5)
 
     def _curl(self, method: str, path: str, body: str | None = None) -> str:
-        assert self.proc.alive(), f"stand-in exited:\n{self.proc.output()}"
+        assert self.proc.alive(), f"stand-in exited:\n{self.proc.tail(6000)}"
         argv = ["curl", "-sf", "-X", method, f"http://127.0.0.1:{STANDIN_PORT}{path}"]
         if body is not None:
             argv += ["-H", "Content-Type: application/json", "--data-binary", body]
@@ -188,12 +170,12 @@ def test_slow_busy_function_is_promoted_to_a_gpu_node_and_demoted_when_idle(
         config = workdir / "autoscaler.yaml"
         config.write_text(CONFIG.format(prom=cluster.prometheus_url, namespace=namespace,
                                         metrics_port=METRICS_PORT))
-        autoscaler = Proc(cluster, "gaia-autoscaler",
-                          [str(autoscaler_bin), "--config", str(config)], workdir)
+        autoscaler = netns_proc(cluster, "gaia-autoscaler",
+                                [str(autoscaler_bin), "--config", str(config)], workdir)
         started = time.monotonic()
 
         def placement(want: str):
-            assert autoscaler.alive(), f"autoscaler exited:\n{autoscaler.output()}"
+            assert autoscaler.alive(), f"autoscaler exited:\n{autoscaler.tail(6000)}"
             return annotations(kubectl, namespace, name).get("gaia.dev/placement") == want
 
         wait_until(lambda: placement("gpu"), timeout=120, desc="promotion to gpu", interval=1)
@@ -240,14 +222,14 @@ def test_slow_busy_function_is_promoted_to_a_gpu_node_and_demoted_when_idle(
         print(f"promoted {promoted_after:.0f} s after the autoscaler started")
 
         # graceful shutdown releases the Lease
-        assert autoscaler.stop() == 0, autoscaler.output()
+        assert autoscaler.stop(grace=30) == 0, autoscaler.tail(6000)
         lease = kubectl.json("get", "lease", "gaia-autoscaler-e2e", "-n", namespace)
         assert not lease["spec"].get("holderIdentity"), lease["spec"]
     finally:
         targets.unlink(missing_ok=True)
         for p in (autoscaler, standin and standin.proc):
             if p:
-                p.stop()
+                p.stop(grace=30)
 
 
 def leader_gauge(cluster: Cluster, port: int) -> int | None:
@@ -268,8 +250,8 @@ def test_two_replicas_one_leader_and_the_standby_takes_over(
             config = workdir / f"replica-{i}.yaml"
             config.write_text(CONFIG.format(prom=cluster.prometheus_url, namespace=namespace,
                                             metrics_port=port))
-            replicas.append((Proc(cluster, f"replica-{i}", [str(autoscaler_bin), "--config",
-                                                            str(config)], workdir), port))
+            replicas.append((netns_proc(cluster, f"replica-{i}", [str(autoscaler_bin), "--config",
+                                                                  str(config)], workdir), port))
             if i == 0:
                 wait_until(lambda: leader_gauge(cluster, port) == 1, timeout=60,
                            desc="first replica leads", interval=0.5)
@@ -295,4 +277,4 @@ def test_two_replicas_one_leader_and_the_standby_takes_over(
         print(f"standby took over {took:.1f} s after the leader was killed")
     finally:
         for p, _ in replicas:
-            p.stop()
+            p.stop(grace=30)

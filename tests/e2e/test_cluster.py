@@ -10,7 +10,10 @@ import time
 import urllib.parse
 import urllib.request
 
-from conftest import READY_TIMEOUT, Kn, Kubectl, run, wait_until
+from tests.harness.kn import Kn
+from tests.harness.kubectl import Kubectl
+from tests.harness.proc import run
+from tests.harness.wait import READY_TIMEOUT, wait_until
 
 GPU_SELECTOR = "nvidia.com/gpu.present=true"
 GPU_TOLERATION = "Key=nvidia.com/gpu,Operator=Exists,Effect=NoSchedule"

@@ -16,7 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, Cluster, Kubectl, run
+from tests.harness import emulator as emu
+from tests.harness.cluster_env import Cluster
+from tests.harness.kubectl import Kubectl
+from tests.harness.paths import REPO
+from tests.harness.proc import run
 
 
 def test_demo_short_mode_promotes_a_function_and_not_the_idle_one(cluster: Cluster, kubectl: Kubectl):
@@ -55,16 +59,8 @@ def test_demo_short_mode_promotes_a_function_and_not_the_idle_one(cluster: Clust
 
 # --- the harness pieces on their own (no cluster needed) ---------------------------------
 
-def _harness():
-    import sys
-    sys.path.insert(0, str(REPO / "tests" / "harness"))
-    import emulator  # noqa: PLC0415
-    return emulator
-
-
 def test_emulator_profiles_follow_the_calibration():
     import random
-    emu = _harness()
     prof = emu.Profiles(emu.DEFAULT_PROFILE, "cpu16")
     rng = random.Random(0)
 
@@ -90,7 +86,6 @@ def test_emulator_profiles_follow_the_calibration():
 
 def test_emulator_exports_queue_proxy_series():
     import argparse
-    emu = _harness()
     args = argparse.Namespace(profile=emu.DEFAULT_PROFILE, cpu_placement="cpu16", workload=[], seed=1,
                               kubectl="kubectl", kubeconfig=None, namespace="ns", targets_file=None,
                               listen="127.0.0.1:0", advertise=None, poll=1.0,

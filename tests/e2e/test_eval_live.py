@@ -15,13 +15,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from conftest import REPO, Cluster, Kubectl, run
-
-
-def _live():
-    sys.path.insert(0, str(REPO / "tests" / "eval"))
-    import live  # noqa: PLC0415
-    return live
+from tests.eval import live
+from tests.harness.cluster_env import Cluster
+from tests.harness.kubectl import Kubectl
+from tests.harness.paths import REPO
+from tests.harness.proc import run
 
 
 def test_live_eval_short(cluster: Cluster, kubectl: Kubectl):
@@ -29,13 +27,14 @@ def test_live_eval_short(cluster: Cluster, kubectl: Kubectl):
     run(["cargo", "build", "--quiet", "--locked", "--bin", "gaia-webhook", "--bin", "gaia-autoscaler"],
         timeout=1800)
     results_path = out / "live-results.json"
-    proc = subprocess.run([sys.executable, str(REPO / "tests" / "eval" / "live.py"), "--scenarios",
+    proc = subprocess.run([sys.executable, "-m", "tests.eval.live", "--scenarios",
                            "idle,resnet18", "--short", "--debug-build", "--results", str(results_path),
                            "--out", str(out / "raw"), "--timeout", "400",
                            # short runs (~40 s): scrapes every 2 s (the cluster's own) give the
                            # autoscaler data for several cycles of each run (15 s: one, or none)
                            "--scrape-interval", "2s"],
-                          env=cluster.process_env(), capture_output=True, text=True, timeout=900)
+                          env=cluster.process_env(), capture_output=True, text=True, timeout=900,
+                          cwd=REPO)
     output = proc.stdout + proc.stderr
     print(output[-3000:])
     assert proc.returncode == 0, output[-6000:]
@@ -79,7 +78,7 @@ def test_live_eval_short(cluster: Cluster, kubectl: Kubectl):
 
     # the report's live section
     doc = out / "evaluation.md"
-    run([sys.executable, str(REPO / "tests" / "eval" / "report.py"),
+    run([sys.executable, "-m", "tests.eval.report",
          str(REPO / "docs" / "eval" / "virtual-results.json"), "--live", str(results_path),
          "--doc", str(doc), "--plots", str(out / "plots")], timeout=300)
     text = doc.read_text()
@@ -97,7 +96,6 @@ def test_live_eval_short(cluster: Cluster, kubectl: Kubectl):
 
 
 def test_live_summaries():
-    live = _live()
     assert live.union([(0, 2), (1, 3), (5, 6)]) == 4
     assert live.union([]) == 0
     assert live.nearest_rank([3.0, 1.0, 2.0], 95) == 3.0

@@ -10,9 +10,7 @@ shipped MutatingWebhookConfiguration's Service reference, not a URL.
 from __future__ import annotations
 
 import base64
-import json
 import ssl
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -20,62 +18,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import CARGO_TARGET, REPO, Cluster, Kn, Kubectl, run, wait_until
+from tests.harness.cluster_env import Cluster
+from tests.harness.install import NS, GaiaInstall
+from tests.harness.kubectl import Kubectl
+from tests.harness.paths import binaries
+from tests.harness.proc import run
+from tests.harness.wait import wait_until
 
-NS = "gaia-system"
 WEBHOOK_SA = f"system:serviceaccount:{NS}:gaia-webhook"
 AUTOSCALER_SA = f"system:serviceaccount:{NS}:gaia-autoscaler"
 WEBHOOK_PORT = 9443  # Knative's own webhook has 8443 in the namespace
-
-
-def rendered(kubectl: Kubectl, path: str) -> list[dict]:
-    return [d for d in yaml.safe_load_all(kubectl("kustomize", str(REPO / path)).stdout) if d]
-
-
-def sa_kubeconfig(cluster: Cluster, kubectl: Kubectl, sa: str, directory: Path) -> Path:
-    """A kubeconfig that authenticates as the ServiceAccount, with a token the API issues."""
-    token = kubectl("create", "token", sa, "-n", NS, "--duration", "2h").stdout.strip()
-    admin = yaml.safe_load(Path(cluster.kubeconfig).read_text())
-    c = admin["clusters"][0]["cluster"]
-    config = {
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": "local", "cluster": c}],
-        "users": [{"name": sa, "user": {"token": token}}],
-        "contexts": [{"name": sa, "context": {"cluster": "local", "user": sa}}],
-        "current-context": sa,
-    }
-    path = directory / f"{sa}.kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
-def config_file(docs: list[dict], name: str, directory: Path, **overrides) -> Path:
-    cm = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == name)
-    data = yaml.safe_load(cm["data"]["config.yaml"])
-    data.update(overrides)
-    path = directory / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
-class Process:
-    def __init__(self, argv: list[str], log: Path, env: dict):
-        self.log = log
-        with open(log, "w") as out:
-            self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
-
-    def alive(self) -> bool:
-        assert self.proc.poll() is None, f"process exited:\n{self.log.read_text()}"
-        return True
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 def served_certificate(cluster: Cluster, port: int) -> str:
@@ -86,66 +38,20 @@ def served_certificate(cluster: Cluster, port: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def installed(cluster: Cluster, kubectl: Kubectl):
-    """`kubectl apply -k manifests/` and the two components running under their own accounts."""
+def installed(cluster: Cluster):
+    """`kubectl apply -k manifests/` and the two components running under their own accounts
+    (tests/harness/install.py), with two webhook replicas started together: they must settle
+    on one certificate."""
     run(["cargo", "build", "--quiet", "--locked", "--bin", "gaia-webhook", "--bin", "gaia-autoscaler"],
         timeout=1800)
-    kubectl("apply", "-k", str(REPO / "manifests" / "knative-features"))
-    kubectl("apply", "-k", str(REPO / "manifests"))
-    # nothing can run the images here: the processes below stand in for the pods
-    kubectl("scale", "deployment", "gaia-webhook", "gaia-autoscaler", "-n", NS, "--replicas=0")
-    kubectl("delete", "secret", "gaia-webhook-tls", "-n", NS, "--ignore-not-found")
-    docs = rendered(kubectl, "manifests")
-    work = Path(tempfile.mkdtemp(prefix="gaia-install-"))
-    env = cluster.process_env()
-    target = CARGO_TARGET / "debug"
-
-    webhook_cfg = config_file(docs, "gaia-webhook-config", work)
-    webhook_kc = sa_kubeconfig(cluster, kubectl, "gaia-webhook", work)
-    webhook_args = ["--config", str(webhook_cfg), "--tls-secret", f"{NS}/gaia-webhook-tls",
-                    "--service", "gaia-webhook", "--webhook-configuration", "gaia-webhook"]
-    procs: list[Process] = []
+    install = GaiaInstall(cluster, Path(tempfile.mkdtemp(prefix="gaia-install-")), binaries(debug=True),
+                          webhook_port=WEBHOOK_PORT, webhook_replicas=2)
     try:
-        # two replicas started together: they must settle on one certificate
-        replicas = [
-            Process(cluster.in_netns("env", f"KUBECONFIG={webhook_kc}", str(target / "gaia-webhook"),
-                                     "--listen", f"0.0.0.0:{port}", *webhook_args),
-                    work / f"webhook-{port}.log", env)
-            for port in (WEBHOOK_PORT, WEBHOOK_PORT + 1)
-        ]
-        procs.extend(replicas)
-
-        autoscaler_cfg = config_file(docs, "gaia-autoscaler-config", work)
-        autoscaler_kc = sa_kubeconfig(cluster, kubectl, "gaia-autoscaler", work)
-        autoscaler = Process(
-            cluster.in_netns("env", f"KUBECONFIG={autoscaler_kc}", "POD_NAMESPACE=gaia-system",
-                             "POD_NAME=gaia-autoscaler-e2e", str(target / "gaia-autoscaler"),
-                             "--config", str(autoscaler_cfg), "--prometheus-url", cluster.prometheus_url,
-                             "--listen", "127.0.0.1:18080"),
-            work / "autoscaler.log", env)
-        procs.append(autoscaler)
-
-        # the webhook Service's endpoint: the process, at the namespace's non-loopback address
-        slice_ = {
-            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-            "metadata": {"name": "gaia-webhook-e2e-process", "namespace": NS,
-                         "labels": {"kubernetes.io/service-name": "gaia-webhook",
-                                    "endpointslice.kubernetes.io/managed-by": "gaia-e2e"}},
-            "addressType": "IPv4",
-            "endpoints": [{"addresses": [cluster.ns_ip], "conditions": {"ready": True}}],
-            "ports": [{"name": "https", "port": WEBHOOK_PORT, "protocol": "TCP"}],
-        }
-        kubectl.apply(json.dumps(slice_))
-        for r in replicas:
-            wait_until(lambda r=r: r.alive() and run(cluster.in_netns(
-                "curl", "-skf", f"https://127.0.0.1:{WEBHOOK_PORT + replicas.index(r)}/readyz"),
-                check=False, timeout=10).returncode == 0, timeout=90, desc="webhook replica ready")
-        yield {"replicas": replicas, "autoscaler": autoscaler, "docs": docs, "work": work}
+        install.start()
+        yield {"replicas": install.webhooks, "autoscaler": install.autoscaler, "docs": install.docs,
+               "work": install.workdir}
     finally:
-        for p in procs:
-            p.stop()
-    kubectl("delete", "endpointslice", "gaia-webhook-e2e-process", "-n", NS, "--ignore-not-found")
-    kubectl("delete", "-k", str(REPO / "manifests"), "--ignore-not-found", "--wait=false", check=False)
+        install.stop(wait_namespace=False)
 
 
 def can_i(kubectl: Kubectl, who: str, verb: str, resource: str, namespace: str | None = None) -> bool:
@@ -231,7 +137,7 @@ def test_kn_service_create_goes_through_the_installed_webhook(installed, kubectl
 
 
 def test_autoscaler_runs_under_its_account_and_leads(installed, kubectl):
-    installed["autoscaler"].alive()
+    assert installed["autoscaler"].alive(), installed["autoscaler"].tail()
     lease = wait_until(lambda: kubectl.json("get", "lease", "gaia-autoscaler", "-n", NS),
                        timeout=60, desc="the autoscaler's Lease")
     assert lease["spec"]["holderIdentity"], lease

@@ -4,7 +4,7 @@ mechanism (kn runs `kn-gaia` from PATH) and standalone.
 Two ways a Service gets Gaia's annotations here:
 * written with kubectl, as the webhook and the autoscaler would have (every field, known values;
   opted in as by a namespace label, so no webhook on the shared cluster rewrites them);
-* through the real gaia-webhook (test_webhook.py's WebhookProcess), registered for this test's
+* through the real gaia-webhook (tests/harness/webhook_process.py), registered for this test's
   namespace only, so that other engineers' namespaces on the shared cluster are not touched.
 
 The decision history is an events.k8s.io/v1 Event shaped like the autoscaler's
@@ -22,8 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CARGO_TARGET, REPO, Cluster, Kubectl, run, wait_until
-from test_webhook import WebhookProcess
+from tests.harness.cluster_env import Cluster
+from tests.harness.kubectl import Kubectl
+from tests.harness.paths import CARGO_TARGET
+from tests.harness.proc import run
+from tests.harness.wait import wait_until
+from tests.harness.webhook_process import WebhookProcess
 
 FINDINGS = [
     {"kind": "device_use", "file": "func.py", "line": 7, "detail": ".to(device)", "guarded": True},

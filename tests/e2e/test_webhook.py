@@ -3,85 +3,25 @@ called for `kn service create/update`, its patch accepted by Knative's own webho
 revisions' pods placed by the real kube-scheduler on GPU or CPU nodes.
 
 The webhook runs as a process inside the cluster's network namespace (so the apiserver reaches
-it on 127.0.0.1) with the cluster's admin kubeconfig; the shipped manifests and their RBAC are
-tested separately.
+it on 127.0.0.1) with the cluster's admin kubeconfig (tests/harness/webhook_process.py); the
+shipped manifests and their RBAC are tested separately.
 """
 from __future__ import annotations
 
-import base64
 import json
-import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
 
-from conftest import CARGO_TARGET, REPO, Cluster, Kn, Kubectl, run, wait_until
+from tests.harness.cluster_env import Cluster
+from tests.harness.kn import Kn
+from tests.harness.kubectl import Kubectl
+from tests.harness.paths import REPO
+from tests.harness.wait import wait_until
+from tests.harness.webhook_process import WebhookProcess
 
 FUNCTIONS = REPO / "examples" / "functions"
-
-
-class WebhookProcess:
-    """A gaia-webhook process in the cluster's netns, registered with the apiserver."""
-
-    def __init__(self, cluster: Cluster, kubectl: Kubectl, name: str, port: int):
-        self.cluster, self.kubectl, self.name, self.port = cluster, kubectl, name, port
-        self.dir = Path(tempfile.mkdtemp(prefix=f"{name}-"))
-        self.log = self.dir / "webhook.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> "WebhookProcess":
-        run(["cargo", "build", "--quiet", "--locked", "--bin", "gaia-webhook"], timeout=1200)
-        binary = CARGO_TARGET / "debug" / "gaia-webhook"
-        run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-             "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-             "-keyout", str(self.dir / "tls.key"), "-out", str(self.dir / "tls.crt")])
-        with open(self.log, "w") as log:
-            self.proc = subprocess.Popen(
-                self.cluster.in_netns(str(binary), "--listen", f"127.0.0.1:{self.port}",
-                                      "--tls-cert", str(self.dir / "tls.crt"),
-                                      "--tls-key", str(self.dir / "tls.key")),
-                stdout=log, stderr=subprocess.STDOUT, env=self.cluster.process_env())
-        wait_until(self._ready, timeout=60, desc=f"{self.name} /readyz", interval=0.5)
-        self.register()
-        return self
-
-    def _ready(self) -> bool:
-        assert self.proc and self.proc.poll() is None, f"{self.name} exited:\n{self.log.read_text()}"
-        probe = run(self.cluster.in_netns("curl", "-skf", f"https://127.0.0.1:{self.port}/readyz"),
-                    check=False, timeout=10)
-        return probe.returncode == 0
-
-    def register(self) -> None:
-        ca = base64.b64encode((self.dir / "tls.crt").read_bytes()).decode()
-        config = {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "MutatingWebhookConfiguration",
-            "metadata": {"name": self.name},
-            "webhooks": [{
-                "name": f"{self.name}.gaia.dev",
-                "clientConfig": {"url": f"https://127.0.0.1:{self.port}/mutate", "caBundle": ca},
-                "rules": [{"apiGroups": ["serving.knative.dev"], "apiVersions": ["v1"],
-                           "resources": ["services"], "operations": ["CREATE", "UPDATE"]}],
-                "failurePolicy": "Ignore",
-                "sideEffects": "None",
-                "timeoutSeconds": 5,
-                "reinvocationPolicy": "IfNeeded",
-                "admissionReviewVersions": ["v1"],
-                "namespaceSelector": {"matchExpressions": [{
-                    "key": "kubernetes.io/metadata.name", "operator": "NotIn",
-                    "values": ["kube-system", "knative-serving", "gaia-system"]}]},
-            }],
-        }
-        self.kubectl.apply(json.dumps(config))
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
-
-    def unregister(self) -> None:
-        self.kubectl("delete", "mutatingwebhookconfiguration", self.name, "--ignore-not-found")
 
 
 @pytest.fixture(scope="module")

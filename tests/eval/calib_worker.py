@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Measure one example function on one placement, in a process of its own.
 
-Started by calibrate.py, once per (workload, placement), so that every measurement begins with a
+Started by calibrate.py (``python3 -m tests.eval.calib_worker``), once per (workload, placement), so that every measurement begins with a
 real cold start: a fresh interpreter imports torch, loads the function's module by file path
 (which builds its model and moves it to its device) and serves a first request. The placement is
 set up by the parent through the environment (CUDA_VISIBLE_DEVICES="" hides the GPU, so the

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Calibrate the evaluation's workload emulator on real hardware.
 
 Runs the paper's four workloads through the project's own example functions
@@ -13,12 +12,14 @@ The whole run keeps to --budget-s: stages share it by weight, time a stage leave
 to the next, and the output file is rewritten after every stage, so a run cut short still leaves
 everything measured up to then.
 
-  calibrate.py run --placements gpu,cpu16 --budget-s 540 --out h100-a.json
-  calibrate.py run --placements cpu2 --budget-s 540 --out h100-b.json
-  calibrate.py run --cold-only --budget-s 360 --out h100-cold.json   # a repeat of each cold start
-  calibrate.py merge h100-a.json h100-b.json h100-cold.json --out tests/eval/profiles/h100.json
-  calibrate.py summary tests/eval/profiles/h100.json     # Markdown tables
-  calibrate.py run --dry-run                              # print the plan, measure nothing
+From the repository's root (``calibrate`` below is ``python3 -m tests.eval.calibrate``):
+
+  calibrate run --placements gpu,cpu16 --budget-s 540 --out h100-a.json
+  calibrate run --placements cpu2 --budget-s 540 --out h100-b.json
+  calibrate run --cold-only --budget-s 360 --out h100-cold.json   # a repeat of each cold start
+  calibrate merge h100-a.json h100-b.json h100-cold.json --out tests/eval/profiles/h100.json
+  calibrate summary tests/eval/profiles/h100.json     # Markdown tables
+  calibrate run --dry-run                              # print the plan, measure nothing
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from calib_stats import fit_nonnegative, predict, round_sig, summarise
+from tests.eval.calib_stats import fit_nonnegative, predict, round_sig, summarise
+from tests.harness.paths import REPO
 
 HERE = Path(__file__).resolve().parent
 SCHEMA = "gaia-calibration/1"
@@ -181,12 +183,12 @@ def run_stage(workload: str, placement: str, options: dict, deadline: float, har
     out = workdir / f"{workload}-{placement}.json"
     err = workdir / f"{workload}-{placement}.stderr"
     spawned_at = time.time()
-    argv = [sys.executable, str(HERE / "calib_worker.py"), "--workload", workload,
+    argv = [sys.executable, "-m", "tests.eval.calib_worker", "--workload", workload,
             "--placement", placement, "--threads", str(PLACEMENTS[placement]),
             "--deadline", f"{deadline:.3f}", "--spawned-at", f"{spawned_at:.3f}",
             "--options", json.dumps(options), "--out", str(out)]
     with err.open("w") as stderr:
-        process = subprocess.Popen(argv, env=worker_env(placement), stderr=stderr)
+        process = subprocess.Popen(argv, env=worker_env(placement), stderr=stderr, cwd=REPO)
         try:
             returncode = process.wait(timeout=max(1.0, hard_stop - time.time()))
         except subprocess.TimeoutExpired:

@@ -1,9 +1,8 @@
-#!/usr/bin/env python3
 """The evaluation on the live local cluster: every scenario three ways (and auto forced).
 
 Runs on a cluster that is up (hack/cluster.sh up; tests/eval/run.sh --live brings one up):
 
-1. installs Gaia from manifests/ (tests/harness/gaia_install.py) with the autoscaler's DEFAULT
+1. installs Gaia from manifests/ (tests/harness/install.py) with the autoscaler's DEFAULT
    settings (10 s cycle, 1 min / 5 min windows, 5 min dwell: the same policy the virtual-clock
    replay drives), the autoscaler logging its per-Service holds (RUST_LOG debug for its crate);
 2. adds KWOK GPU nodes so that every run finds a free GPU (each run stands alone, as in the
@@ -25,7 +24,7 @@ Runs on a cluster that is up (hack/cluster.sh up; tests/eval/run.sh --live bring
    cost, moves (Gaia's Events) and the autoscaler's cycles to RESULTS (schema
    gaia-eval-live/1), which tests/eval/report.py turns into docs/evaluation.md's live section.
 
-    python3 tests/eval/live.py [--scenarios matmul,idle] [--short] [--results FILE] [--out DIR]
+    python3 -m tests.eval.live [--scenarios matmul,idle] [--short] [--results FILE] [--out DIR]
 
 Removes what it created (namespaces, nodes, the Gaia install, its processes) at the end, also on
 Ctrl-C.
@@ -44,11 +43,12 @@ import threading
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "harness"))
-import loadgen  # noqa: E402
-from driver import Driver, nearest_rank  # noqa: E402
-from gaia_install import REPO, GaiaInstall, Proc  # noqa: E402
+from tests.harness import loadgen
+from tests.harness.driver import Driver, nearest_rank
+from tests.harness.duration import parse_duration
+from tests.harness.install import GaiaInstall
+from tests.harness.paths import REPO, binaries
+from tests.harness.proc import Proc
 
 EMULATOR_PORT = 19610
 SLO = "1s"
@@ -106,7 +106,7 @@ class Live(Driver):
         self.roles = sorted({role for _, role in self.runs}, key=list(ROLES).index)
         self.install: GaiaInstall | None = None
         self.extra_nodes: list[str] = []
-        self.targets = Path(self.env["GAIA_PROM_TARGETS_DIR"]) / "gaia-eval-live.json"
+        self.targets = self.cluster.prom_targets_dir / "gaia-eval-live.json"
         self.pods: dict[str, dict] = {}          # "ns/name" -> what we saw of it
         self.services: dict[str, dict] = {}      # "ns/name" -> last Service object
         self.events: dict[str, dict] = {}        # uid -> Event
@@ -118,8 +118,8 @@ class Live(Driver):
     def add_gpu_nodes(self) -> None:
         """One GPU per run that may use one, beyond the cluster's own two GPU nodes."""
         need = sum(1 for _, role in self.runs if role != "static_cpu")
-        have = len([n for n in self.kjson("get", "nodes", "-l", "gaia.dev/pool=gpu")["items"]])
-        template = self.kjson("get", "node", "gpu-node-1")
+        have = len([n for n in self.kubectl.json("get", "nodes", "-l", "gaia.dev/pool=gpu")["items"]])
+        template = self.kubectl.json("get", "node", "gpu-node-1")
         for i in range(1, max(0, need - have) + 1):
             name = f"eval-gpu-node-{i}"
             node = {"apiVersion": "v1", "kind": "Node",
@@ -140,7 +140,7 @@ class Live(Driver):
                 "every run finds a free GPU, as each replay run does")
 
     def extra_nodes_ready(self) -> bool:
-        nodes = self.kjson("get", "nodes")["items"]
+        nodes = self.kubectl.json("get", "nodes")["items"]
         ready = {n["metadata"]["name"] for n in nodes
                  if any(c["type"] == "Ready" and c["status"] == "True"
                         for c in n.get("status", {}).get("conditions", []))}
@@ -148,7 +148,7 @@ class Live(Driver):
 
     def install_gaia(self) -> None:
         os.environ["RUST_LOG"] = "info,gaia_autoscaler=debug"   # its per-Service holds
-        self.install = GaiaInstall(self.env, self.out / "gaia", self.binaries(self.args.debug_build),
+        self.install = GaiaInstall(self.cluster, self.out / "gaia", binaries(self.args.debug_build),
                                    say=lambda m: say(m))
         self.install.start()
         say("gaia-autoscaler runs with its default settings (10 s cycle, 1 min / 5 min windows, "
@@ -174,15 +174,15 @@ class Live(Driver):
             f"Prometheus scrapes it every {self.args.scrape_interval})")
 
     def start_load(self) -> Proc:
-        argv = [sys.executable, str(REPO / "tests" / "harness" / "loadgen.py"),
-                "--emulator", f"http://{self.env['GAIA_HOST_IP']}:{EMULATOR_PORT}",
+        argv = [sys.executable, "-m", "tests.harness.loadgen",
+                "--emulator", f"http://{self.cluster.host_ip}:{EMULATOR_PORT}",
                 "--log", str(self.req_log), "--duration", str(self.args.timeout),
                 "--kubectl", self.env["GAIA_KUBECTL"], "--kubeconfig", self.env["KUBECONFIG"]]
         for scenario, role in self.runs:
             argv += ["--scenario", f"{ROLES[role][0]}/{scenario}={scenario}"]
         if self.args.short:
             argv.append("--short")
-        p = Proc(argv, self.out / "loadgen.log", {**os.environ, **self.env})
+        p = Proc(argv, self.out / "loadgen.log", self.cluster.process_env())
         self.procs.append(p)
         return p
 
@@ -216,7 +216,7 @@ class Live(Driver):
                 raise RuntimeError(f"kn service create {scenario} -n {ROLES[role][0]} failed: "
                                    f"{out.strip()[-400:]}")
         for scenario, role in self.runs:
-            svc = self.kjson("get", "ksvc", scenario, "-n", ROLES[role][0])
+            svc = self.kubectl.json("get", "ksvc", scenario, "-n", ROLES[role][0])
             a = svc["metadata"].get("annotations", {})
             ta = svc["spec"]["template"].get("metadata", {}).get("annotations", {}) or {}
             say(f"{ROLE_LABELS[role]:>31} {scenario:<9}: mode {a.get('gaia.dev/mode')} "
@@ -226,9 +226,9 @@ class Live(Driver):
     # --- watching -----------------------------------------------------------------------
     def watch_pods(self) -> None:
         now = time.time()
-        items = self.kjson("get", "pods", "-A", "-l", "serving.knative.dev/revision")["items"]
+        items = self.kubectl.json("get", "pods", "-A", "-l", "serving.knative.dev/revision")["items"]
         nodes = {n["metadata"]["name"]: n["metadata"].get("labels", {}).get("gaia.dev/pool", "cpu")
-                 for n in self.kjson("get", "nodes")["items"]}
+                 for n in self.kubectl.json("get", "nodes")["items"]}
         seen = set()
         for p in items:
             meta = p["metadata"]
@@ -255,13 +255,13 @@ class Live(Driver):
     def watch_services(self) -> None:
         for role in self.roles:
             ns = ROLES[role][0]
-            for svc in self.kjson("get", "ksvc", "-n", ns)["items"]:
+            for svc in self.kubectl.json("get", "ksvc", "-n", ns)["items"]:
                 self.services[f"{ns}/{svc['metadata']['name']}"] = svc
 
     def watch_events(self) -> None:
         for role in self.roles:
             ns = ROLES[role][0]
-            for e in self.kjson("get", "events", "-n", ns)["items"]:
+            for e in self.kubectl.json("get", "events", "-n", ns)["items"]:
                 if e.get("reason") in GAIA_REASONS and e["metadata"]["uid"] not in self.events:
                     self.events[e["metadata"]["uid"]] = e
                     name = e.get("involvedObject", {}).get("name", "?")
@@ -337,7 +337,7 @@ class Live(Driver):
         self.watch_events()
         for role in self.roles:
             ns = ROLES[role][0]
-            for rev in self.kjson("get", "revisions", "-n", ns)["items"]:
+            for rev in self.kubectl.json("get", "revisions", "-n", ns)["items"]:
                 self.revisions[f"{ns}/{rev['metadata']['name']}"] = rev
 
     # --- results ------------------------------------------------------------------------
@@ -369,7 +369,7 @@ class Live(Driver):
             assumptions = {}
         assumptions = json.loads(json.dumps(assumptions))
         assumptions.setdefault("platform", {}).update({
-            "scrape_interval_s": float(self.args.scrape_interval.rstrip("s")), "drain_s": DRAIN_S,
+            "scrape_interval_s": parse_duration(self.args.scrape_interval), "drain_s": DRAIN_S,
             "cpu_price_per_s": CPU_PRICE, "gpu_price_per_s": GPU_PRICE})
         assumptions["interval_s"] = 10.0
         scenarios = []
@@ -579,6 +579,12 @@ def spans(cycles: list[dict], t0: float, revisions: list[dict], moves: list[dict
     return out
 
 
+def scrape_interval(text: str) -> str:
+    """--scrape-interval as given (Prometheus reads it), once it reads as a duration."""
+    parse_duration(text)
+    return text
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma-separated (default: all)")
@@ -587,8 +593,8 @@ def main() -> int:
     ap.add_argument("--out", default=str(REPO / "target" / "eval-live"), help="logs and raw data")
     ap.add_argument("--timeout", type=float, default=1500.0, help="seconds of load at most")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--scrape-interval", default=SCRAPE_INTERVAL,
-                    help="Prometheus scrape interval of the emulated pods, in seconds (e.g. 15s)")
+    ap.add_argument("--scrape-interval", default=SCRAPE_INTERVAL, type=scrape_interval,
+                    help="Prometheus scrape interval of the emulated pods, a duration (e.g. 15s)")
     ap.add_argument("--debug-build", action="store_true", help="use target/debug binaries")
     ap.add_argument("--keep", action="store_true", help="leave namespaces, nodes and Gaia installed")
     args = ap.parse_args()

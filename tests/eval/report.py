@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Turns the evaluation's results into docs/evaluation.md and one PNG per scenario.
 
-    python3 tests/eval/report.py RESULTS.json --doc docs/evaluation.md --plots docs/eval
+    python3 -m tests.eval.report RESULTS.json --doc docs/evaluation.md --plots docs/eval
 
 RESULTS.json is what `gaia-replay` (tests/eval/replay) writes. Every number on the page comes
 from it; the verdicts on the issue's targets are computed here, with the reasons taken from the
@@ -25,6 +24,8 @@ try:
     from matplotlib.ticker import FuncFormatter
 except ImportError:  # pragma: no cover - explained to the user
     sys.exit("report.py needs matplotlib: pip install -r tests/requirements.txt")
+
+from tests.harness.duration import parse_duration
 
 
 # The original prototype's published results (docs: ../shared/reference/gaia-original.md).
@@ -246,14 +247,6 @@ def evaluate_targets(results):
             rows.append(("≤ 2 moves", f"{s['name']}: {run_name(run)}", str(moves), moves <= 2,
                          kinds))
     return rows
-
-
-def parse_duration(text):
-    units = {"ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-    for unit in ("ms", "s", "m", "h"):
-        if text.endswith(unit) and text[: -len(unit)].replace(".", "").isdigit():
-            return float(text[: -len(unit)]) * units[unit]
-    raise ValueError(f"cannot read duration {text!r}")
 
 
 def cost_miss_reason(s, run, runs, cheaper_role, a):
@@ -895,7 +888,6 @@ def live_section(live, rows, rel_plots, results):
 
 def write_doc(results, rows, doc_path, plot_dir, live=None, live_rows=None):
     rel_plots = os.path.relpath(plot_dir, os.path.dirname(doc_path) or ".")
-    a = results["assumptions"]
     met = sum(1 for r in rows if r[3])
     if live:
         where = (

@@ -8,9 +8,9 @@
 #
 # --virtual: the classifier's modes for the four paper functions (kn-gaia classify), the replay
 # (gaia-replay, tests/eval/replay) on the calibrated profile -> docs/eval/virtual-results.json.
-# --live: tests/eval/live.py with the release binaries -> docs/eval/live-results.json.
-# Then tests/eval/report.py writes the page from both results files (the live section is kept
-# from docs/eval/live-results.json when only --virtual runs).
+# --live: `python3 -m tests.eval.live` with the release binaries -> docs/eval/live-results.json.
+# Then `python3 -m tests.eval.report` writes the page from both results files (the live section
+# is kept from docs/eval/live-results.json when only --virtual runs).
 # Options for --live: --scenarios matmul,idle  --short  (passed to tests/eval/live.py).
 set -euo pipefail
 
@@ -68,8 +68,8 @@ if [ "$live" = true ]; then
     cluster_started=true
     hack/cluster.sh up
   fi
-  echo "== live: tests/eval/live.py ${live_args[*]-}"
-  python3 tests/eval/live.py ${live_args[@]+"${live_args[@]}"} --results docs/eval/live-results.json
+  echo "== live: python3 -m tests.eval.live ${live_args[*]-}"
+  python3 -m tests.eval.live ${live_args[@]+"${live_args[@]}"} --results docs/eval/live-results.json
 fi
 
 if [ "$virtual" = true ]; then
@@ -98,5 +98,5 @@ live_results=()
 if [ -f docs/eval/live-results.json ]; then
   live_results=(--live docs/eval/live-results.json)
 fi
-python3 tests/eval/report.py docs/eval/virtual-results.json "${live_results[@]}" \
+python3 -m tests.eval.report docs/eval/virtual-results.json "${live_results[@]}" \
   --doc docs/evaluation.md --plots docs/eval

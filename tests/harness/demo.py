@@ -1,7 +1,8 @@
-#!/usr/bin/env python3
 """The live demo's driver (run by hack/demo.sh, on a cluster that is already up).
 
-Installs Gaia from manifests/ (tests/harness/gaia_install.py), deploys the four example
+    python3 -m tests.harness.demo [--short] [--duration S] [--out DIR] [--debug-build] [--keep]
+
+Installs Gaia from manifests/ (tests/harness/install.py), deploys the four example
 functions with plain `kn service create ... --annotation gaia.dev/execution-mode=auto`, starts
 the workload emulator (tests/harness/emulator.py) and the load generator
 (tests/harness/loadgen.py), and prints the decisions as they happen: each function's mode and
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -22,11 +22,12 @@ import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from driver import Driver, nearest_rank  # noqa: E402
-from gaia_install import REPO, GaiaInstall, Proc  # noqa: E402
+from tests.harness.driver import Driver, nearest_rank
+from tests.harness.duration import parse_duration
+from tests.harness.install import GaiaInstall
+from tests.harness.paths import REPO, binaries
+from tests.harness.proc import Proc
 
-HERE = Path(__file__).resolve().parent
 EMULATOR_PORT = 19600
 # Service name -> (example directory, its latency objective for the demo)
 FUNCTIONS = {
@@ -73,11 +74,11 @@ class Demo(Driver):
         self.seen_events: set[str] = set()
         self.load_started = 0.0
         self.load_wall = 0.0
-        self.targets = Path(self.env["GAIA_PROM_TARGETS_DIR"]) / f"gaia-demo-{self.ns}.json"
+        self.targets = self.cluster.prom_targets_dir / f"gaia-demo-{self.ns}.json"
 
     # --- steps --------------------------------------------------------------------------
     def install_gaia(self) -> None:
-        self.install = GaiaInstall(self.env, self.out / "gaia", self.binaries(self.args.debug_build),
+        self.install = GaiaInstall(self.cluster, self.out / "gaia", binaries(self.args.debug_build),
                                    autoscaler_overrides=AUTOSCALER_DEMO, say=lambda m: say(m))
         self.install.start()
         say("autoscaler settings for the demo: 2 s cycles, 60 s / 90 s windows, 60 s dwell, "
@@ -85,7 +86,7 @@ class Demo(Driver):
 
     def start_emulator(self) -> None:
         super().start_emulator(EMULATOR_PORT, [self.ns], self.targets, "--cpu-placement", "cpu16")
-        say(f"workload emulator up on {self.env['GAIA_HOST_IP']}:{EMULATOR_PORT} (CPU nodes: the H100 "
+        say(f"workload emulator up on {self.cluster.host_ip}:{EMULATOR_PORT} (CPU nodes: the H100 "
             "host's 16-thread CPU profile; GPU nodes: its H100 profile); Prometheus scrapes it through "
             f"{self.targets.name}")
 
@@ -124,7 +125,7 @@ class Demo(Driver):
         self.refresh_services(initial=True)
 
     def refresh_services(self, initial: bool = False) -> None:
-        items = self.kjson("get", "ksvc", "-n", self.ns)["items"]
+        items = self.kubectl.json("get", "ksvc", "-n", self.ns)["items"]
         for svc in items:
             name = svc["metadata"]["name"]
             a = svc["metadata"].get("annotations", {}) or {}
@@ -149,7 +150,7 @@ class Demo(Driver):
             self.placement[name] = placement
 
     def refresh_events(self) -> None:
-        items = self.kjson("get", "events", "-n", self.ns)["items"]
+        items = self.kubectl.json("get", "events", "-n", self.ns)["items"]
         items.sort(key=lambda e: e.get("eventTime") or e.get("lastTimestamp") or e["metadata"]["creationTimestamp"])
         for e in items:
             reason = e.get("reason", "")
@@ -181,15 +182,15 @@ class Demo(Driver):
         say("load: " + " | ".join(parts))
 
     def run_load(self) -> Proc:
-        argv = [sys.executable, str(HERE / "loadgen.py"), "--emulator",
-                f"http://{self.env['GAIA_HOST_IP']}:{EMULATOR_PORT}", "--namespace", self.ns,
+        argv = [sys.executable, "-m", "tests.harness.loadgen", "--emulator",
+                f"http://{self.cluster.host_ip}:{EMULATOR_PORT}", "--namespace", self.ns,
                 "--log", str(self.req_log), "--duration", str(self.args.duration),
                 "--kubectl", self.env["GAIA_KUBECTL"], "--kubeconfig", self.env["KUBECONFIG"]]
         for name, (directory, _) in FUNCTIONS.items():
             argv += ["--scenario", f"{name}={directory}"]
         if self.args.short:
             argv.append("--short")
-        p = Proc(argv, self.out / "loadgen.log", {**os.environ, **self.env})
+        p = Proc(argv, self.out / "loadgen.log", self.cluster.process_env())
         self.procs.append(p)
         self.load_started, self.load_wall = time.monotonic(), time.time()
         say("load generator started: matmul sizes 0..20000 step 200 back to back; ResNet-18 at "
@@ -303,8 +304,8 @@ class Demo(Driver):
         if not (self.install and self.install.autoscaler and self.install.autoscaler.alive()):
             return
         try:
-            p = subprocess.run(self.install.in_netns("curl", "-sf", f"http://{self.install.autoscaler_listen}/metrics"),
-                               capture_output=True, text=True, timeout=15, env={**os.environ, **self.env})
+            p = subprocess.run(self.cluster.in_netns("curl", "-sf", f"http://{self.install.autoscaler_listen}/metrics"),
+                               capture_output=True, text=True, timeout=15, env=self.cluster.process_env())
             (self.out / "autoscaler-metrics.txt").write_text(p.stdout)
         except (OSError, subprocess.TimeoutExpired):
             pass
@@ -330,10 +331,6 @@ def fmt_s(x: float | None) -> str:
     if x is None:
         return "-"
     return f"{x * 1e3:.0f}ms" if x < 1 else f"{x:.2f}s"
-
-
-def parse_duration(s: str) -> float:
-    return float(s[:-2]) / 1e3 if s.endswith("ms") else float(s[:-1])
 
 
 def main() -> int:

@@ -1,16 +1,14 @@
 """What the demo (demo.py) and the live evaluation (tests/eval/live.py) both do on the cluster.
 
-A ``Driver`` holds the cluster's environment (``hack/cluster.sh env``), an output folder and the
-processes it started; it runs kubectl, waits for conditions while saying what it waits for,
-makes a fresh namespace, starts the workload emulator (emulator.py) and reads the load
+A ``Driver`` holds the cluster (``Cluster``, from ``hack/cluster.sh env``), a ``Kubectl`` for it,
+an output folder and the processes it started; it waits for conditions while saying what it waits
+for, makes a fresh namespace, starts the workload emulator (emulator.py) and reads the load
 generator's request log (loadgen.py) as it grows. Test harness only.
 """
 from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -18,14 +16,16 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from gaia_install import REPO, Proc, read_cluster_env
-
-HERE = Path(__file__).resolve().parent
+from tests.harness.cluster_env import Cluster
+from tests.harness.kubectl import Kubectl
+from tests.harness.proc import Proc
 
 
 class Driver:
     def __init__(self, out: Path, stop: threading.Event, say: Callable[[str], None]):
-        self.env = read_cluster_env()
+        self.cluster = Cluster.read()
+        self.env = self.cluster.env
+        self.kubectl = Kubectl(self.cluster)
         self.out = Path(out).resolve()
         self.out.mkdir(parents=True, exist_ok=True)
         self.stop, self.say = stop, say
@@ -36,16 +36,6 @@ class Driver:
         self.req_pos = 0
 
     # --- the cluster --------------------------------------------------------------------
-    def kubectl(self, *args: str, check: bool = True, input: str | None = None, timeout: float = 60):
-        p = subprocess.run([self.env["GAIA_KUBECTL"], "--kubeconfig", self.env["KUBECONFIG"], *args],
-                           capture_output=True, text=True, input=input, timeout=timeout)
-        if check and p.returncode != 0:
-            raise RuntimeError(f"kubectl {' '.join(args)}: {p.stderr.strip()}")
-        return p
-
-    def kjson(self, *args: str) -> dict:
-        return json.loads(self.kubectl(*args, "-o", "json").stdout)
-
     def wait(self, what: str, fn, timeout: float, every: float = 5.0):
         """fn() until it is truthy; says every few seconds what it waits for."""
         start = last = time.monotonic()
@@ -87,19 +77,16 @@ class Driver:
                 return
             time.sleep(2)
 
-    def binaries(self, debug: bool) -> Path:
-        return Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target") / ("debug" if debug else "release")
-
     # --- the emulated data plane --------------------------------------------------------
     def start_emulator(self, port: int, namespaces: list[str], targets: Path, *extra: str) -> Proc:
         """emulator.py on the host side of the cluster's network, healthy, scraped via targets."""
-        host = self.env["GAIA_HOST_IP"]
-        argv = [sys.executable, str(HERE / "emulator.py"), "--listen", f"{host}:{port}",
+        host = self.cluster.host_ip
+        argv = [sys.executable, "-m", "tests.harness.emulator", "--listen", f"{host}:{port}",
                 "--targets-file", str(targets), "--kubectl", self.env["GAIA_KUBECTL"],
                 "--kubeconfig", self.env["KUBECONFIG"], *extra]
         for ns in namespaces:
             argv += ["--namespace", ns]
-        p = Proc(argv, self.out / "emulator.log", {**os.environ, **self.env})
+        p = Proc(argv, self.out / "emulator.log", self.cluster.process_env())
         self.procs.append(p)
 
         def healthy():

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Workload EMULATOR: a stand-in for the Knative data plane, for the demo and tests only.
 
 The local cluster's pods are KWOK fakes: nothing runs in them and no request is served. This
@@ -34,7 +33,7 @@ Workload of a revision: its Service name with ``-`` read as ``_`` (``image-class
 ``image_classification``), unless ``--workload SERVICE=WORKLOAD`` says otherwise.
 It binds ``--listen`` and connects to nothing but the API server (through kubectl).
 
-Usage: emulator.py --listen 10.210.0.1:19600 --namespace gaia-demo \
+Usage: python3 -m tests.harness.emulator --listen 10.210.0.1:19600 --namespace gaia-demo \
            --targets-file $GAIA_PROM_TARGETS_DIR/gaia-demo-emulator.json
 """
 from __future__ import annotations
@@ -52,10 +51,10 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from queue_proxy_series import (BUCKETS_S, CPU_USAGE_TYPE, MetricsHandler, cpu_usage, exposition,
-                                invocation_histogram, observe, target_info)
+from tests.harness.paths import REPO
+from tests.harness.queue_proxy_series import (BUCKETS_S, CPU_USAGE_TYPE, MetricsHandler, cpu_usage,
+                                              exposition, invocation_histogram, observe, target_info)
 
-REPO = Path(__file__).resolve().parents[2]
 DEFAULT_PROFILE = REPO / "tests" / "eval" / "profiles" / "h100.json"
 QUEUE_PROXY_OVERHEAD_S = 0.0005
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """STAND-IN for the Knative data plane's metrics, for end-to-end tests only.
 
 The local cluster's pods are KWOK fakes: no queue-proxy runs, no request is served, no cAdvisor
@@ -22,7 +21,7 @@ Revisions absent from a new state keep their counters but stop growing. ``GET /s
 the state; ``GET /healthz`` answers ok. It binds the address given on the command line and
 never connects anywhere.
 
-Usage: knative_metrics_standin.py --listen 10.210.0.2:19500
+Usage: python3 -m tests.harness.knative_metrics_standin --listen 10.210.0.2:19500
 """
 from __future__ import annotations
 
@@ -32,8 +31,8 @@ import threading
 import time
 from http.server import ThreadingHTTPServer
 
-from queue_proxy_series import (BUCKETS_S, CPU_USAGE_TYPE, MetricsHandler, cpu_usage, exposition,
-                                invocation_histogram, observe, target_info)
+from tests.harness.queue_proxy_series import (BUCKETS_S, CPU_USAGE_TYPE, MetricsHandler, cpu_usage,
+                                              exposition, invocation_histogram, observe, target_info)
 
 
 class Revision:

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Load generator (test harness): replays the paper's scenarios against the workload emulator.
 
 Each scenario is one Knative Service and runs in its own thread(s):
@@ -30,9 +29,9 @@ One JSON line per request goes to ``--log``: ``t`` (sent, Unix seconds), ``ns``,
 ``revision``, ``placement``, ``latency_s`` (what the client saw: cold-start wait included),
 ``service_s`` (the function's own time, what queue-proxy measures), ``status``.
 
-Usage: loadgen.py --emulator http://10.210.0.1:19600 --namespace gaia-demo \
+Usage: python3 -m tests.harness.loadgen --emulator http://10.210.0.1:19600 --namespace gaia-demo \
            --scenario matmul --scenario idle-wait=idle_wait --log requests.jsonl [--short]
-       loadgen.py --emulator ... --scenario ns-a/matmul --scenario ns-b/idle=idle ...
+       python3 -m tests.harness.loadgen --emulator ... --scenario ns-a/matmul --scenario ns-b/idle=idle ...
 """
 from __future__ import annotations
 
