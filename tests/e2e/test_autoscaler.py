@@ -94,7 +94,7 @@ def ksvc_manifest(namespace: str, name: str) -> str:
             "metadata": {"annotations": {
                 # the fake pods get no traffic: keep one so placement can be checked
                 "autoscaling.knative.dev/min-scale": "1",
-                "gaia.dev/placement": "cpu"}},
+                "gaia.dev/placed-for": "cpu"}},
             "spec": {"containers": [{
                 "image": f"dev.local/gaia/{name}:1",
                 "resources": {"limits": {"cpu": "1"}},
@@ -176,7 +176,7 @@ def test_slow_busy_function_is_promoted_to_a_gpu_node_and_demoted_when_idle(
 
         def placement(want: str):
             assert autoscaler.alive(), f"autoscaler exited:\n{autoscaler.tail(6000)}"
-            return annotations(kubectl, namespace, name).get("gaia.dev/placement") == want
+            return annotations(kubectl, namespace, name).get("gaia.dev/desired-placement") == want
 
         wait_until(lambda: placement("gpu"), timeout=120, desc="promotion to gpu", interval=1)
         promoted_after = time.monotonic() - started

@@ -131,7 +131,7 @@ def test_kn_service_create_goes_through_the_installed_webhook(installed, kubectl
     svc = kubectl.json("get", "ksvc", "installed", "-n", namespace)
     a = svc["metadata"]["annotations"]
     assert (a["gaia.dev/mode"], a["gaia.dev/mode-source"]) == ("cpu", "classifier"), a
-    assert svc["spec"]["template"]["metadata"]["annotations"]["gaia.dev/placement"] == "cpu"
+    assert svc["spec"]["template"]["metadata"]["annotations"]["gaia.dev/placed-for"] == "cpu"
     # the classification came from the process behind the Service reference
     assert "patched" in installed["replicas"][0].log.read_text() + installed["replicas"][1].log.read_text()
 

@@ -98,14 +98,14 @@ def create_simulated(kubectl: Kubectl, namespace: str) -> None:
         "gaia.dev/rationale": "GPU use with a CPU fallback: gpu",
         "gaia.dev/findings": json.dumps(FINDINGS, separators=(",", ":")),
         "gaia.dev/source-digest": "sha256:0123",
-        "gaia.dev/placement": "gpu",
+        "gaia.dev/desired-placement": "gpu",
         "gaia.dev/latency-slo": "300ms",
         "gaia.dev/observed": json.dumps(OBSERVED, separators=(",", ":")),
     }
     services = [
         {"apiVersion": "serving.knative.dev/v1", "kind": "Service",
          "metadata": {"name": "matmul", "annotations": annotations},
-         "spec": {"template": {"metadata": {"annotations": {"gaia.dev/placement": "gpu"}},
+         "spec": {"template": {"metadata": {"annotations": {"gaia.dev/placed-for": "gpu"}},
                                "spec": {"containers": [{"image": "dev.local/gaia/matmul:1"}]}}}},
         {"apiVersion": "serving.knative.dev/v1", "kind": "Service",
          "metadata": {"name": "plain"},

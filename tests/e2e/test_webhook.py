@@ -74,7 +74,7 @@ def test_gpu_heavy_function_from_a_configmap_is_placed_on_a_gpu_node(gaia_webhoo
     findings = json.loads(a["gaia.dev/findings"])
     assert any(f["file"] == "model.py" for f in findings), findings
     template = svc["spec"]["template"]
-    assert template["metadata"]["annotations"]["gaia.dev/placement"] == "gpu"
+    assert template["metadata"]["annotations"]["gaia.dev/placed-for"] == "gpu"
     # Knative's own webhook accepted the injected fields, and the revision became Ready
     assert template["spec"]["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     assert kubectl.condition(svc, "Ready")["status"] == "True"

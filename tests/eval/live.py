@@ -221,7 +221,7 @@ class Live(Driver):
             ta = svc["spec"]["template"].get("metadata", {}).get("annotations", {}) or {}
             say(f"{ROLE_LABELS[role]:>31} {scenario:<9}: mode {a.get('gaia.dev/mode')} "
                 f"({a.get('gaia.dev/mode-source')}), starts on "
-                f"{(ta.get('gaia.dev/placement') or a.get('gaia.dev/placement') or '?').upper()}")
+                f"{(ta.get('gaia.dev/placed-for') or a.get('gaia.dev/desired-placement') or '?').upper()}")
 
     # --- watching -----------------------------------------------------------------------
     def watch_pods(self) -> None:

@@ -130,7 +130,7 @@ class Demo(Driver):
             name = svc["metadata"]["name"]
             a = svc["metadata"].get("annotations", {}) or {}
             ta = svc["spec"]["template"].get("metadata", {}).get("annotations", {}) or {}
-            placement = a.get("gaia.dev/placement") or ta.get("gaia.dev/placement") or "?"
+            placement = a.get("gaia.dev/desired-placement") or ta.get("gaia.dev/placed-for") or "?"
             status = svc.get("status", {})
             self.services[name] = {
                 "mode": a.get("gaia.dev/mode", "?"), "source": a.get("gaia.dev/mode-source", "?"),
@@ -145,7 +145,7 @@ class Demo(Driver):
                     f"SLO {s['slo']}, revision {s['ready_revision']}")
                 print(f"           why: {s['rationale']}", flush=True)
             elif self.placement.get(name) not in (None, placement):
-                say(f"{name}: gaia.dev/placement {self.placement[name]} -> {placement}: Knative rolls out "
+                say(f"{name}: gaia.dev/desired-placement {self.placement[name]} -> {placement}: Knative rolls out "
                     f"a new revision on a {placement.upper()} node")
             self.placement[name] = placement
 
