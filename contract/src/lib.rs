@@ -35,7 +35,7 @@ pub mod verdict;
 pub use duration::{format_duration, parse_duration, parse_latency, DEFAULT_LATENCY_SLO};
 pub use findings::{Finding, FindingKind};
 pub use mode::{ExecutionMode, ModeSource, Placement, RequestedMode};
-pub use observed::{Observed, PlacementMove, RememberedLatency};
+pub use observed::{MoveKind, Observed, PlacementMove, RememberedLatency};
 pub use placement::{apply_placement, PlacementProfile, PlacementProfiles};
 pub use service::ServiceView;
 pub use verdict::Verdict;

@@ -55,6 +55,45 @@ pub struct PlacementMove {
     pub to: Placement,
     pub at: jiff::Timestamp,
     pub reason: String,
+    /// Which rule made it. Absent in what autoscalers before it wrote: a move from CPU to GPU
+    /// is then read as a promotion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<MoveKind>,
+}
+
+/// The rules that move a Service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MoveKind {
+    /// CPU → GPU: sustained, compute-bound SLO violation.
+    Promote,
+    /// GPU → CPU: idle, or light enough for the CPU, or no gain.
+    Demote,
+    /// GPU → CPU right after a promotion that did not pay off (starts the back-off).
+    Revert,
+    /// Back to the previous placement: the revision we asked for never became ready.
+    Rollback,
+}
+
+impl MoveKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MoveKind::Promote => "promote",
+            MoveKind::Demote => "demote",
+            MoveKind::Revert => "revert",
+            MoveKind::Rollback => "rollback",
+        }
+    }
+}
+
+impl PlacementMove {
+    /// A promotion of ours, to be verified: recorded as one, or (older records) CPU to GPU.
+    pub fn is_promotion(&self) -> bool {
+        match self.kind {
+            Some(k) => k == MoveKind::Promote,
+            None => self.from == Placement::Cpu && self.to == Placement::Gpu,
+        }
+    }
 }
 
 impl Observed {
@@ -109,6 +148,7 @@ mod tests {
             to: Placement::Gpu,
             at,
             reason: "p95 1234ms > SLO 500ms".into(),
+            kind: Some(MoveKind::Promote),
         });
         let text = o.to_annotation();
         assert_eq!(Observed::from_annotation(Some(&text)).unwrap(), o);

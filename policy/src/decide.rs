@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use gaia_contract::duration::format_duration;
+pub use gaia_contract::MoveKind;
 use gaia_contract::{ExecutionMode, Observed, Placement, PlacementMove, RememberedLatency};
 use jiff::Timestamp;
 
@@ -115,29 +116,6 @@ impl Hold {
             Hold::MoveCap => "move_cap",
             Hold::Verifying => "verifying",
             Hold::GpuInUse => "gpu_in_use",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MoveKind {
-    /// CPU → GPU: sustained, compute-bound SLO violation.
-    Promote,
-    /// GPU → CPU: idle, or light enough for the CPU, or no gain.
-    Demote,
-    /// GPU → CPU right after a promotion that did not pay off (starts the back-off).
-    Revert,
-    /// Back to the previous placement: the revision we asked for never became ready.
-    Rollback,
-}
-
-impl MoveKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MoveKind::Promote => "promote",
-            MoveKind::Demote => "demote",
-            MoveKind::Revert => "revert",
-            MoveKind::Rollback => "rollback",
         }
     }
 }
@@ -256,6 +234,11 @@ fn rollout_in_progress(s: &ServiceState, cfg: &PolicyConfig, now: Timestamp) -> 
     if last.to != s.placement || age <= cfg.rollout_timeout.as_secs_f64() {
         return hold(Hold::RolloutInProgress, 0);
     }
+    // The cap holds for rollbacks too: until an hour's moves age out, the revision that serves
+    // now (Knative keeps the last ready one) goes on serving.
+    if moves_in_last_hour(&s.observed, now) >= cfg.hysteresis.max_moves_per_hour {
+        return hold(Hold::MoveCap, 0);
+    }
     let mut observed = s.observed.clone();
     let note = format!(
         "the {} revision asked for {} ago is still not ready (timeout {}): back to {}",
@@ -267,7 +250,13 @@ fn rollout_in_progress(s: &ServiceState, cfg: &PolicyConfig, now: Timestamp) -> 
     if s.placement == Placement::Gpu {
         start_backoff(&mut observed, cfg, now);
     }
-    record_move(&mut observed, s.placement, last.from, &note, now);
+    record_move(
+        &mut observed,
+        MoveKind::Rollback,
+        (s.placement, last.from),
+        &note,
+        now,
+    );
     Outcome {
         decision: Decision::Move(Move {
             kind: MoveKind::Rollback,
@@ -334,7 +323,7 @@ fn on_cpu(
     if !sustained {
         return hold(Hold::Sustaining, streak);
     }
-    if let Some(h) = hysteresis(s, cfg, now, 2) {
+    if let Some(h) = hysteresis(s, cfg, now, 2, true) {
         return hold(h, streak);
     }
 
@@ -380,7 +369,13 @@ fn on_cpu(
     let mut observed = s.observed.clone();
     observed.remember(Placement::Cpu, remembered(p95, rps, now));
     let note = format!("{why}; GPU free → gpu");
-    record_move(&mut observed, Placement::Cpu, Placement::Gpu, &note, now);
+    record_move(
+        &mut observed,
+        MoveKind::Promote,
+        (Placement::Cpu, Placement::Gpu),
+        &note,
+        now,
+    );
     Outcome {
         decision: Decision::Move(Move {
             kind: MoveKind::Promote,
@@ -411,11 +406,11 @@ fn on_gpu(s: &ServiceState, st: &RevisionStats, cfg: &PolicyConfig, now: Timesta
     };
 
     // Rule 5: verify a promotion of ours that nothing has confirmed yet.
-    let unverified = s.observed.last_move.as_ref().filter(|m| {
-        m.from == Placement::Cpu
-            && m.to == Placement::Gpu
-            && s.observed.gpu.as_ref().is_none_or(|g| g.at <= m.at)
-    });
+    let unverified = s
+        .observed
+        .last_move
+        .as_ref()
+        .filter(|m| m.is_promotion() && s.observed.gpu.as_ref().is_none_or(|g| g.at <= m.at));
     if let (Some(m), Some(cpu_memory)) = (unverified, s.observed.cpu.as_ref()) {
         let age = secs_between(m.at, now);
         if age < v.settle.as_secs_f64() {
@@ -427,6 +422,11 @@ fn on_gpu(s: &ServiceState, st: &RevisionStats, cfg: &PolicyConfig, now: Timesta
             let mut observed = s.observed.clone();
             observed.remember(Placement::Gpu, remembered(p95, rps, now));
             if gain < v.min_gain {
+                // A promotion keeps room for its revert; should the cap be full anyway (a
+                // rollback since), the revert waits like any move.
+                if moves_in_last_hour(&s.observed, now) >= cfg.hysteresis.max_moves_per_hour {
+                    return hold(Hold::MoveCap, 0);
+                }
                 let note = format!(
                     "GPU did not help: p95 {p95:.0}ms on GPU vs {:.0}ms remembered on CPU \
                      (gain {:.0}% < {:.0}%) at {rps:.2} req/s → cpu; ",
@@ -439,7 +439,13 @@ fn on_gpu(s: &ServiceState, st: &RevisionStats, cfg: &PolicyConfig, now: Timesta
                     "{note}useless promotion #{}, next try not before {until}",
                     observed.useless_promotions
                 );
-                record_move(&mut observed, Placement::Gpu, Placement::Cpu, &note, now);
+                record_move(
+                    &mut observed,
+                    MoveKind::Revert,
+                    (Placement::Gpu, Placement::Cpu),
+                    &note,
+                    now,
+                );
                 return Outcome {
                     decision: Decision::Move(Move {
                         kind: MoveKind::Revert,
@@ -547,11 +553,9 @@ fn on_gpu(s: &ServiceState, st: &RevisionStats, cfg: &PolicyConfig, now: Timesta
             0,
         );
     };
-    if let Some(h) = hysteresis(s, cfg, now, 1) {
-        // Back-off only restrains promotions.
-        if h != Hold::BackOff {
-            return hold(h, 0);
-        }
+    // Back-off only restrains promotions; dwell and the cap restrain every move.
+    if let Some(h) = hysteresis(s, cfg, now, 1, false) {
+        return hold(h, 0);
     }
     let mut observed = s.observed.clone();
     if let (Some(p95), Some(rps)) = (st.p95_short_ms, st.rps_short) {
@@ -563,7 +567,13 @@ fn on_gpu(s: &ServiceState, st: &RevisionStats, cfg: &PolicyConfig, now: Timesta
     } else {
         note
     };
-    record_move(&mut observed, Placement::Gpu, Placement::Cpu, &note, now);
+    record_move(
+        &mut observed,
+        kind,
+        (Placement::Gpu, Placement::Cpu),
+        &note,
+        now,
+    );
     Outcome {
         decision: Decision::Move(Move {
             kind,
@@ -576,28 +586,38 @@ fn on_gpu(s: &ServiceState, st: &RevisionStats, cfg: &PolicyConfig, now: Timesta
     }
 }
 
-/// Dwell, back-off and the moves-per-hour cap. `room` is how many moves must still fit in the
-/// hour: 2 for a promotion (it may need a revert), 1 for a demotion.
-fn hysteresis(s: &ServiceState, cfg: &PolicyConfig, now: Timestamp, room: u32) -> Option<Hold> {
+/// Dwell, back-off (for a promotion) and the moves-per-hour cap. `room` is how many moves must
+/// still fit in the hour: 2 for a promotion (it may need a revert), 1 for a demotion.
+fn hysteresis(
+    s: &ServiceState,
+    cfg: &PolicyConfig,
+    now: Timestamp,
+    room: u32,
+    promotion: bool,
+) -> Option<Hold> {
     let h = &cfg.hysteresis;
     if let Some(last) = &s.observed.last_move {
         if secs_between(last.at, now) < h.min_dwell.as_secs_f64() {
             return Some(Hold::Dwell);
         }
     }
-    if s.observed.promotion_blocked_until.is_some_and(|t| now < t) {
+    if promotion && s.observed.promotion_blocked_until.is_some_and(|t| now < t) {
         return Some(Hold::BackOff);
     }
-    let in_last_hour = s
-        .observed
-        .recent_moves
-        .iter()
-        .filter(|t| secs_between(**t, now) < 3600.0)
-        .count() as u32;
-    if in_last_hour + room > h.max_moves_per_hour {
+    if moves_in_last_hour(&s.observed, now) + room > h.max_moves_per_hour {
         return Some(Hold::MoveCap);
     }
     None
+}
+
+/// Moves recorded in the hour before `now`.
+fn moves_in_last_hour(observed: &Observed, now: Timestamp) -> u32 {
+    let n = observed
+        .recent_moves
+        .iter()
+        .filter(|t| secs_between(**t, now) < 3600.0)
+        .count();
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// Counts a useless promotion and blocks the next one for `base × 2^(n-1)`, at most `max`.
@@ -615,8 +635,8 @@ pub fn start_backoff(observed: &mut Observed, cfg: &PolicyConfig, now: Timestamp
 
 fn record_move(
     observed: &mut Observed,
-    from: Placement,
-    to: Placement,
+    kind: MoveKind,
+    (from, to): (Placement, Placement),
     note: &str,
     now: Timestamp,
 ) {
@@ -625,6 +645,7 @@ fn record_move(
         to,
         at: now,
         reason: note.to_string(),
+        kind: Some(kind),
     });
     observed
         .recent_moves

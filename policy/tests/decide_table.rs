@@ -96,6 +96,7 @@ fn with_move(mut s: ServiceState, from: Placement, to: Placement, at: Timestamp)
         to,
         at,
         reason: "test".into(),
+        kind: None,
     });
     s.observed.recent_moves.push(at);
     s
@@ -773,6 +774,7 @@ fn backoff_doubles_with_each_useless_promotion_and_resets_on_success() {
             to: Placement::Gpu,
             at: t(0),
             reason: String::new(),
+            kind: None,
         });
     }
     assert_eq!(blocked, vec![600.0, 1200.0, 2400.0, 4800.0]);
@@ -936,4 +938,71 @@ fn load_drop_demotes_after_dwell_and_load_return_promotes_again() {
 #[test]
 fn defaults_validate() {
     PolicyConfig::default().validate().unwrap();
+}
+
+/// Found by `tests/properties.rs`: a demotion during a promotion back-off skipped the
+/// moves-per-hour cap (the back-off check returned before the cap was counted).
+#[test]
+fn a_demotion_during_a_back_off_still_respects_the_cap() {
+    let cfg = PolicyConfig::default();
+    // On GPU since 10 minutes (dwell over), four moves in the last hour, promotions blocked.
+    let mut s = with_move(on(Placement::Gpu), Placement::Cpu, Placement::Gpu, t(0));
+    s.observed.recent_moves = vec![t(-1800), t(-1200), t(-600), t(0)];
+    s.observed.promotion_blocked_until = Some(t(7200));
+    s.observed.cpu = Some(RememberedLatency {
+        p95_ms: 400.0,
+        rps: 10.0,
+        at: t(-1800),
+    });
+    let s = verified(s, t(100), 390.0);
+    // The CPU met the SLO at this load: a demotion is due, but the hour's four moves are used.
+    let out = decide(&s, Some(&busy(390.0, 390.0)), FREE, &cfg, t(600));
+    check(
+        "cap full during back-off",
+        &out,
+        &Expect::Hold(Hold::MoveCap),
+    );
+    // An hour after the first of them, it goes.
+    let out = decide(&s, Some(&busy(390.0, 390.0)), FREE, &cfg, t(1800));
+    check("cap freed", &out, &Expect::Move(MoveKind::Demote));
+}
+
+/// Found by `tests/properties.rs`: a rollback to the GPU (the CPU revision of a revert never
+/// became ready) was verified as if it were a promotion, reverted at once, rolled back again:
+/// a loop past the cap. A rollback is not a promotion, and a rollback waits for the cap too.
+#[test]
+fn a_rollback_is_not_verified_as_a_promotion_and_waits_for_the_cap() {
+    let cfg = PolicyConfig::default();
+    let mut s = on(Placement::Gpu);
+    s.observed.last_move = Some(PlacementMove {
+        from: Placement::Cpu,
+        to: Placement::Gpu,
+        at: t(0),
+        reason: "rolled back".into(),
+        kind: Some(MoveKind::Rollback),
+    });
+    s.observed.recent_moves = vec![t(-500), t(-400), t(0)];
+    s.observed.cpu = Some(RememberedLatency {
+        p95_ms: 400.0,
+        rps: 10.0,
+        at: t(-500),
+    });
+    // 2 minutes later, no gain over the CPU: no verification revert (dwell holds instead).
+    let out = decide(&s, Some(&busy(400.0, 400.0)), FREE, &cfg, t(120));
+    check("rollback not verified", &out, &Expect::Hold(Hold::Dwell));
+
+    // A rollback itself holds while the hour's moves are used up.
+    let mut stuck = with_move(on(Placement::Cpu), Placement::Gpu, Placement::Cpu, t(0));
+    stuck.rollout = Rollout::InProgress;
+    stuck.observed.recent_moves = vec![t(-900), t(-600), t(-300), t(0)];
+    let late = t(cfg.rollout_timeout.as_secs() as i64 + 1);
+    let out = decide(&stuck, None, FREE, &cfg, late);
+    check("rollback at the cap", &out, &Expect::Hold(Hold::MoveCap));
+    stuck.observed.recent_moves = vec![t(0)];
+    let out = decide(&stuck, None, FREE, &cfg, late);
+    check(
+        "rollback with room",
+        &out,
+        &Expect::Move(MoveKind::Rollback),
+    );
 }
