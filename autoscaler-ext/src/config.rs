@@ -244,8 +244,9 @@ impl Config {
 
     /// The PromQL this configuration sends.
     pub fn queries(&self) -> QuerySet {
-        QuerySet::new(
+        QuerySet::with_layout(
             self.prometheus.generation,
+            self.prometheus.labels,
             &self.prometheus.queries,
             &self.cpu.container,
         )

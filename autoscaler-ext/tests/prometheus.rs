@@ -16,7 +16,7 @@ use gaia_autoscaler::cycle::{Cycle, CycleSettings, Snapshot};
 use gaia_autoscaler::observe::prometheus::PromObserver;
 use gaia_autoscaler::observe::{Observe, PodKey, RevisionKey};
 use gaia_autoscaler::Error;
-use gaia_contract::queries::{Generation, QueryOverrides, QuerySet};
+use gaia_contract::queries::{Generation, LabelLayout, QueryOverrides, QuerySet};
 use gaia_policy::Decision;
 use serde_json::json;
 
@@ -73,37 +73,76 @@ fn dataset() -> Dataset {
 }
 
 fn observer(url: &str, generation: Generation) -> PromObserver {
+    observer_for(url, generation, LabelLayout::TargetInfo)
+}
+
+fn observer_for(url: &str, generation: Generation, layout: LabelLayout) -> PromObserver {
     PromObserver::new(
         url,
         Duration::from_secs(10),
-        QuerySet::new(generation, &QueryOverrides::default(), "user-container"),
+        QuerySet::with_layout(
+            generation,
+            layout,
+            &QueryOverrides::default(),
+            "user-container",
+        ),
         Duration::from_secs(SHORT as u64),
         Duration::from_secs(LONG as u64),
     )
     .expect("observer")
 }
 
+/// Every metric generation and label layout Knative has exported, fed as its own series into a
+/// real Prometheus, gives the same per-revision figures. (The promoted layout has a Prometheus
+/// of its own: its series share the metric name of the target_info layout.)
 #[tokio::test]
-async fn batched_queries_return_per_revision_values_for_both_generations() {
+async fn batched_queries_return_per_revision_values_for_every_generation_and_layout() {
     let ds = dataset();
-    let prom = PromServer::start(&ds, &[Gen::OpenCensus, Gen::OpenTelemetry]);
-    for (generation, gen) in [
-        (Generation::OpenCensus, Gen::OpenCensus),
-        (Generation::OpenTelemetry, Gen::OpenTelemetry),
+    let scraped = PromServer::start(
+        &ds,
+        &[Gen::OpenCensus, Gen::KnQueueProxy, Gen::OpenTelemetry],
+    );
+    let pushed = PromServer::start(&ds, &[Gen::OtelPromoted]);
+    for (prom, generation, layout, gen) in [
+        (
+            &scraped,
+            Generation::OpenCensus,
+            LabelLayout::TargetInfo,
+            Gen::OpenCensus,
+        ),
+        (
+            &scraped,
+            Generation::KnQueueProxy,
+            LabelLayout::TargetInfo,
+            Gen::KnQueueProxy,
+        ),
+        (
+            &scraped,
+            Generation::OpenTelemetry,
+            LabelLayout::TargetInfo,
+            Gen::OpenTelemetry,
+        ),
+        (
+            &pushed,
+            Generation::OpenTelemetry,
+            LabelLayout::Promoted,
+            Gen::OtelPromoted,
+        ),
     ] {
-        let raw = observer(&prom.url, generation)
+        let what = format!("{generation:?}/{layout:?}");
+        let raw = observer_for(&prom.url, generation, layout)
             .observe(Some(ds.end()))
             .await
-            .unwrap_or_else(|e| panic!("{generation:?}: {e}"));
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_eq!(raw.queries, 7, "one query per metric per cycle");
         let with_traffic = ds.revisions.len() - 1;
         assert_eq!(
             raw.p95_short_ms.len(),
             with_traffic,
-            "{generation:?}: {:?}",
+            "{what}: {:?}",
             raw.p95_short_ms
         );
-        assert_eq!(raw.rps_short.len(), ds.revisions.len(), "{generation:?}");
+        assert_eq!(raw.rps_short.len(), ds.revisions.len(), "{what}");
         for r in &ds.revisions {
             let key = RevisionKey::new(&r.namespace, &r.revision);
             for (window, p95s, rates) in [
@@ -115,36 +154,34 @@ async fn batched_queries_return_per_revision_values_for_both_generations() {
                 match (got, want.p95_ms) {
                     (Some(g), Some(w)) => assert!(
                         close(g, w),
-                        "{generation:?} {key:?} p95[{window}s]: got {g}, want {w}"
+                        "{what} {key:?} p95[{window}s]: got {g}, want {w}"
                     ),
                     (None, None) => {}
                     (g, w) => {
-                        panic!("{generation:?} {key:?} p95[{window}s]: got {g:?}, want {w:?}")
+                        panic!("{what} {key:?} p95[{window}s]: got {g:?}, want {w:?}")
                     }
                 }
                 let rate = rates.get(&key).copied().unwrap_or(f64::NAN);
                 assert!(
                     close(rate, want.rps),
-                    "{generation:?} {key:?} rate[{window}s]: got {rate}, want {}",
+                    "{what} {key:?} rate[{window}s]: got {rate}, want {}",
                     want.rps
                 );
             }
             let want = ds.expected(r, SHORT, gen);
             match (raw.p50_short_ms.get(&key), want.p50_ms) {
-                (Some(g), Some(w)) => assert!(
-                    close(*g, w),
-                    "{generation:?} {key:?} p50: got {g}, want {w}"
-                ),
+                (Some(g), Some(w)) => {
+                    assert!(close(*g, w), "{what} {key:?} p50: got {g}, want {w}")
+                }
                 (None, None) => {}
-                (g, w) => panic!("{generation:?} {key:?} p50: got {g:?}, want {w:?}"),
+                (g, w) => panic!("{what} {key:?} p50: got {g:?}, want {w:?}"),
             }
             match (raw.mean_latency_ms.get(&key), want.mean_ms) {
-                (Some(g), Some(w)) => assert!(
-                    close(*g, w),
-                    "{generation:?} {key:?} mean: got {g}, want {w}"
-                ),
+                (Some(g), Some(w)) => {
+                    assert!(close(*g, w), "{what} {key:?} mean: got {g}, want {w}")
+                }
                 (None, None) => {}
-                (g, w) => panic!("{generation:?} {key:?} mean: got {g:?}, want {w:?}"),
+                (g, w) => panic!("{what} {key:?} mean: got {g:?}, want {w:?}"),
             }
             for pod in &r.pods {
                 let got = raw

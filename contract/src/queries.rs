@@ -2,17 +2,21 @@
 //! the autoscaler's ConfigMap), shared by the autoscaler and `kn gaia status`. `{window}` is replaced by a range (`1m`, `5m`), `{quantile}` (latency
 //! quantile template only) by `0.95` or `0.5`.
 //!
-//! Defaults exist for both Knative metric generations (see docs/autoscaler.md):
+//! Defaults exist for the three Knative metric generations (see docs/autoscaler.md;
+//! [`Generation::of_knative`] tells which a version exports):
 //!
 //! - `opencensus` (Knative up to 1.18): queue-proxy `revision_app_request_latencies_*` in
 //!   milliseconds, revision identity in the labels `namespace_name`, `revision_name`.
-//! - `opentelemetry` (Knative 1.19 and later): queue-proxy
-//!   `kn_serving_invocation_duration_seconds_*` in seconds. Its revision identity is an
-//!   OpenTelemetry *resource* attribute, which the Prometheus exporter puts on `target_info`,
-//!   not on the series; the default templates join it in with
-//!   `* on (job, instance) group_left (k8s_namespace_name, kn_revision_name) target_info`.
-//!   Where scrape relabeling already puts the revision on every series, override the templates
-//!   and the label names (docs/autoscaler.md shows how).
+//! - `kn-queueproxy` (Knative 1.19.0 to 1.19.7 and 1.20.0): `kn_queueproxy_app_duration_seconds_*`.
+//! - `opentelemetry` (Knative 1.19.8+, 1.20.1+, 1.21 and later):
+//!   `kn_serving_invocation_duration_seconds_*`.
+//!
+//! The two OpenTelemetry generations are in seconds, and the revision's identity is an
+//! OpenTelemetry *resource* attribute. Two [`LabelLayout`]s: scraped by Prometheus, the
+//! exporter puts resource attributes on `target_info` only, and the templates join them in with
+//! `* on (job, instance) group_left (k8s_namespace_name, kn_revision_name) target_info`
+//! (`target_info`, the default); pushed by OTLP with promoted resource attributes (the upstream
+//! monitoring stack), they are labels of every series (`promoted`).
 //!
 //! CPU comes from cAdvisor, per pod of the user container; pods are mapped to revisions with
 //! the API's pod labels, so no kube-state-metrics is needed.
@@ -28,12 +32,90 @@ use crate::ContractError as Error;
 pub const USER_CONTAINER: &str = "user-container";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
 pub enum Generation {
-    /// Knative up to 1.18.
+    /// Knative up to 1.18: `revision_app_request_latencies`, milliseconds.
+    #[serde(rename = "opencensus")]
     OpenCensus,
-    /// Knative 1.19 and later.
+    /// Knative 1.19.0 to 1.19.7 and 1.20.0: `kn_queueproxy_app_duration_seconds`.
+    #[serde(rename = "kn-queueproxy")]
+    KnQueueProxy,
+    /// Knative 1.19.8+, 1.20.1+, 1.21+: `kn_serving_invocation_duration_seconds`.
+    #[serde(rename = "opentelemetry")]
     OpenTelemetry,
+}
+
+/// Where an OpenTelemetry generation's revision identity is (see the module documentation).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LabelLayout {
+    /// On `target_info`, joined on `job` and `instance` (Prometheus scraping the queue-proxy).
+    #[default]
+    TargetInfo,
+    /// On every series (OTLP push with promoted resource attributes).
+    Promoted,
+}
+
+/// A Knative Serving release, `1.21.2` or `v1.21.2`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct KnativeVersion {
+    pub major: u32,
+    pub minor: u32,
+    pub patch: u32,
+}
+
+impl std::str::FromStr for KnativeVersion {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<KnativeVersion, String> {
+        let t = text.trim().trim_start_matches('v');
+        let core = t.split(['-', '+']).next().unwrap_or_default();
+        let mut parts = core.split('.').map(str::parse::<u32>);
+        match (
+            parts.next(),
+            parts.next(),
+            parts.next().unwrap_or(Ok(0)),
+            parts.next(),
+        ) {
+            (Some(Ok(major)), Some(Ok(minor)), Ok(patch), None) => Ok(KnativeVersion {
+                major,
+                minor,
+                patch,
+            }),
+            _ => Err(format!("{text:?} is not a Knative version (like 1.21.2)")),
+        }
+    }
+}
+
+impl KnativeVersion {
+    const fn v(major: u32, minor: u32, patch: u32) -> KnativeVersion {
+        KnativeVersion {
+            major,
+            minor,
+            patch,
+        }
+    }
+
+    /// The queue-proxy of these releases records every request under 1 s as 0 s
+    /// (`float64(latency / time.Second)`; fixed by knative/serving#16358 in 1.19.9, 1.20.2 and
+    /// 1.21.0): their p95 says nothing against a sub-second objective.
+    pub fn truncates_subsecond_latency(self) -> bool {
+        let v = KnativeVersion::v;
+        (self >= v(1, 19, 0) && self < v(1, 19, 9)) || (self >= v(1, 20, 0) && self < v(1, 20, 2))
+    }
+}
+
+impl Generation {
+    /// The metric names a Knative release's queue-proxy exports.
+    pub fn of_knative(version: KnativeVersion) -> Generation {
+        let v = KnativeVersion::v;
+        if version < v(1, 19, 0) {
+            Generation::OpenCensus
+        } else if version < v(1, 19, 8) || (version >= v(1, 20, 0) && version < v(1, 20, 1)) {
+            Generation::KnQueueProxy
+        } else {
+            Generation::OpenTelemetry
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,9 +181,45 @@ const OTEL_JOIN: &str =
     "* on (job, instance) group_left (k8s_namespace_name, kn_revision_name) target_info";
 
 impl QuerySet {
-    /// The defaults of `generation`, with `overrides` applied. `container` is the user
-    /// container's name in cAdvisor series.
+    /// The defaults of `generation` with its revision identity on `target_info`, with
+    /// `overrides` applied. `container` is the user container's name in cAdvisor series.
     pub fn new(generation: Generation, overrides: &QueryOverrides, container: &str) -> QuerySet {
+        QuerySet::with_layout(generation, LabelLayout::TargetInfo, overrides, container)
+    }
+
+    /// The defaults of `generation` and `layout`, with `overrides` applied.
+    pub fn with_layout(
+        generation: Generation,
+        layout: LabelLayout,
+        overrides: &QueryOverrides,
+        container: &str,
+    ) -> QuerySet {
+        let otel = |m: &str| {
+            let by = "k8s_namespace_name, kn_revision_name";
+            let (p95, rate, sum_rate) = match layout {
+                // Aggregate per scrape target first (status codes...), then join.
+                LabelLayout::TargetInfo => (
+                    format!(
+                        "histogram_quantile({{quantile}}, sum by ({by}, le) (sum by (job, instance, le) (rate({m}_bucket[{{window}}])) {OTEL_JOIN}))"
+                    ),
+                    format!("sum by ({by}) (sum by (job, instance) (rate({m}_count[{{window}}])) {OTEL_JOIN})"),
+                    format!("sum by ({by}) (sum by (job, instance) (rate({m}_sum[{{window}}])) {OTEL_JOIN})"),
+                ),
+                LabelLayout::Promoted => (
+                    format!("histogram_quantile({{quantile}}, sum by ({by}, le) (rate({m}_bucket[{{window}}])))"),
+                    format!("sum by ({by}) (rate({m}_count[{{window}}]))"),
+                    format!("sum by ({by}) (rate({m}_sum[{{window}}]))"),
+                ),
+            };
+            (
+                p95,
+                rate,
+                sum_rate,
+                "k8s_namespace_name",
+                "kn_revision_name",
+                LatencyUnit::Seconds,
+            )
+        };
         let (p95, rate, sum_rate, ns, rev, unit) = match generation {
             Generation::OpenCensus => {
                 let by = "namespace_name, revision_name";
@@ -115,21 +233,8 @@ impl QuerySet {
                     LatencyUnit::Milliseconds,
                 )
             }
-            Generation::OpenTelemetry => {
-                let by = "k8s_namespace_name, kn_revision_name";
-                let m = "kn_serving_invocation_duration_seconds";
-                (
-                    // Aggregate per scrape target first (status codes...), then join.
-                    format!(
-                        "histogram_quantile({{quantile}}, sum by ({by}, le) (sum by (job, instance, le) (rate({m}_bucket[{{window}}])) {OTEL_JOIN}))"
-                    ),
-                    format!("sum by ({by}) (sum by (job, instance) (rate({m}_count[{{window}}])) {OTEL_JOIN})"),
-                    format!("sum by ({by}) (sum by (job, instance) (rate({m}_sum[{{window}}])) {OTEL_JOIN})"),
-                    "k8s_namespace_name",
-                    "kn_revision_name",
-                    LatencyUnit::Seconds,
-                )
-            }
+            Generation::KnQueueProxy => otel("kn_queueproxy_app_duration_seconds"),
+            Generation::OpenTelemetry => otel("kn_serving_invocation_duration_seconds"),
         };
         let cpu = format!(
             "sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{{container=\"{}\"}}[{{window}}]))",
@@ -212,9 +317,13 @@ pub struct PrometheusConfig {
     #[serde(with = "serde_duration")]
     pub timeout: Duration,
     /// Which Knative metric names to query by default: `opencensus` (Knative up to 1.18,
-    /// `revision_app_request_latencies_*`, milliseconds) or `opentelemetry` (from 1.19,
-    /// `kn_serving_invocation_duration_seconds_*`, seconds).
+    /// `revision_app_request_latencies_*`, milliseconds), `kn-queueproxy` (1.19.0 to 1.19.7 and
+    /// 1.20.0, `kn_queueproxy_app_duration_seconds_*`) or `opentelemetry` (1.19.8+, 1.20.1+,
+    /// 1.21+, `kn_serving_invocation_duration_seconds_*`).
     pub generation: Generation,
+    /// Where the OpenTelemetry generations' revision identity is: `target_info` (scraped,
+    /// the default) or `promoted` (OTLP with promoted resource attributes).
+    pub labels: LabelLayout,
     /// Replace any of the default PromQL templates or label names.
     pub queries: QueryOverrides,
 }
@@ -225,6 +334,7 @@ impl Default for PrometheusConfig {
             url: "http://prometheus-operated.monitoring.svc:9090".into(),
             timeout: Duration::from_secs(5),
             generation: Generation::OpenTelemetry,
+            labels: LabelLayout::TargetInfo,
             queries: QueryOverrides::default(),
         }
     }
@@ -281,5 +391,69 @@ mod tests {
             ..q
         };
         assert!(bad.validate().unwrap_err().to_string().contains("podLabel"));
+    }
+
+    #[test]
+    fn each_knative_release_has_its_generation_and_the_bug_releases_are_known() {
+        let g = |v: &str| Generation::of_knative(v.parse().unwrap());
+        let bug = |v: &str| {
+            v.parse::<KnativeVersion>()
+                .unwrap()
+                .truncates_subsecond_latency()
+        };
+        for (version, generation, truncates) in [
+            ("1.18.2", Generation::OpenCensus, false),
+            ("v1.19.0", Generation::KnQueueProxy, true),
+            ("1.19.7", Generation::KnQueueProxy, true),
+            ("1.19.8", Generation::OpenTelemetry, true),
+            ("1.19.9", Generation::OpenTelemetry, false),
+            ("1.20.0", Generation::KnQueueProxy, true),
+            ("1.20.1", Generation::OpenTelemetry, true),
+            ("1.20.2", Generation::OpenTelemetry, false),
+            ("1.21.0", Generation::OpenTelemetry, false),
+            ("1.21.2", Generation::OpenTelemetry, false),
+            ("1.22", Generation::OpenTelemetry, false),
+        ] {
+            assert_eq!(g(version), generation, "{version}");
+            assert_eq!(bug(version), truncates, "{version}");
+        }
+        for bad in ["", "1", "one.two", "1.2.3.4"] {
+            assert!(bad.parse::<KnativeVersion>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn every_generation_and_layout_names_its_metric_and_labels() {
+        for (generation, metric) in [
+            (
+                Generation::KnQueueProxy,
+                "kn_queueproxy_app_duration_seconds",
+            ),
+            (
+                Generation::OpenTelemetry,
+                "kn_serving_invocation_duration_seconds",
+            ),
+        ] {
+            let d = QueryOverrides::default();
+            let joined = QuerySet::with_layout(generation, LabelLayout::TargetInfo, &d, "c");
+            let promoted = QuerySet::with_layout(generation, LabelLayout::Promoted, &d, "c");
+            for q in [&joined, &promoted] {
+                q.validate().unwrap();
+                assert!(q.latency_quantile.contains(&format!("{metric}_bucket")));
+                assert!(q.request_rate.contains(&format!("{metric}_count")));
+                assert_eq!(q.revision_label, "kn_revision_name");
+                assert_eq!(q.latency_unit, LatencyUnit::Seconds);
+            }
+            assert!(joined.request_rate.contains("target_info"));
+            assert!(!promoted.request_rate.contains("target_info"));
+        }
+        let names: Vec<String> = ["opencensus", "kn-queueproxy", "opentelemetry"]
+            .iter()
+            .map(|n| format!("{n:?}"))
+            .collect();
+        for n in &names {
+            let g: Generation = serde_json::from_str(n).unwrap();
+            assert_eq!(&serde_json::to_string(&g).unwrap(), n);
+        }
     }
 }

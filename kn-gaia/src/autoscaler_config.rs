@@ -101,8 +101,9 @@ impl AutoscalerView {
 
     /// The PromQL the autoscaler sends.
     pub fn queries(&self) -> QuerySet {
-        QuerySet::new(
+        QuerySet::with_layout(
             self.prometheus.generation,
+            self.prometheus.labels,
             &self.prometheus.queries,
             &self.cpu.container,
         )

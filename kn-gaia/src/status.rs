@@ -29,10 +29,12 @@ pub enum Format {
     Json,
 }
 
-/// Knative's metric names: `opentelemetry` from Knative 1.19 on, `opencensus` before.
+/// Knative's metric names: `opentelemetry` (1.19.8+, 1.20.1+, 1.21+), `kn-queueproxy`
+/// (1.19.0-1.19.7, 1.20.0), `opencensus` (up to 1.18).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Metrics {
     Opentelemetry,
+    KnQueueproxy,
     Opencensus,
 }
 
@@ -545,6 +547,7 @@ pub async fn gather(args: &Args, kube: &KubeArgs) -> Result<Report, Error> {
         if let Some(m) = args.metrics {
             view.prometheus.generation = match m {
                 Metrics::Opentelemetry => Generation::OpenTelemetry,
+                Metrics::KnQueueproxy => Generation::KnQueueProxy,
                 Metrics::Opencensus => Generation::OpenCensus,
             };
         }

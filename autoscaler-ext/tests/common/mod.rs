@@ -37,7 +37,13 @@ pub const OTEL_BUCKETS_S: &[f64] = &[
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gen {
     OpenCensus,
+    /// Knative 1.19.0-1.19.7, 1.20.0: `kn_queueproxy_app_duration_seconds`, `target_info`.
+    KnQueueProxy,
+    /// Knative 1.19.8+: `kn_serving_invocation_duration_seconds`, `target_info`.
     OpenTelemetry,
+    /// The same metric pushed by OTLP with promoted resource attributes: the revision on
+    /// every series, no `target_info`.
+    OtelPromoted,
 }
 
 /// From step `from` on, every step each pod serves `mix`: (latency ms, requests).
@@ -171,8 +177,19 @@ impl Dataset {
                         )?;
                     }
                 }
-                if gens.contains(&Gen::OpenTelemetry) {
-                    let labels = format!("http_response_status_code=\"200\",instance=\"{instance}\",job=\"queue-proxy\"");
+                let otel = [
+                    (Gen::KnQueueProxy, "kn_queueproxy_app_duration_seconds"),
+                    (Gen::OpenTelemetry, "kn_serving_invocation_duration_seconds"),
+                    (Gen::OtelPromoted, "kn_serving_invocation_duration_seconds"),
+                ];
+                for (gen, metric) in otel.into_iter().filter(|(g, _)| gens.contains(g)) {
+                    let mut labels = format!("http_response_status_code=\"200\",instance=\"{instance}\",job=\"queue-proxy\"");
+                    if gen == Gen::OtelPromoted {
+                        labels.push_str(&format!(
+                            ",k8s_namespace_name=\"{}\",k8s_pod_name=\"{}\",kn_revision_name=\"{}\"",
+                            r.namespace, pod.name, r.revision
+                        ));
+                    }
                     for (b, le) in OTEL_BUCKETS_S
                         .iter()
                         .map(|v| fmt_le_s(*v))
@@ -180,25 +197,30 @@ impl Dataset {
                         .enumerate()
                     {
                         for (i, c) in cum.iter().enumerate() {
-                            writeln!(out, "kn_serving_invocation_duration_seconds_bucket{{{labels},le=\"{le}\"}} {} {}", c.1 .0[b], self.t(i))?;
+                            writeln!(
+                                out,
+                                "{metric}_bucket{{{labels},le=\"{le}\"}} {} {}",
+                                c.1 .0[b],
+                                self.t(i)
+                            )?;
                         }
                     }
                     for (i, c) in cum.iter().enumerate() {
                         writeln!(
                             out,
-                            "kn_serving_invocation_duration_seconds_sum{{{labels}}} {} {}",
+                            "{metric}_sum{{{labels}}} {} {}",
                             c.1 .1 / 1e3,
                             self.t(i)
                         )?;
                     }
                     for (i, c) in cum.iter().enumerate() {
-                        writeln!(
-                            out,
-                            "kn_serving_invocation_duration_seconds_count{{{labels}}} {} {}",
-                            c.1 .2,
-                            self.t(i)
-                        )?;
+                        writeln!(out, "{metric}_count{{{labels}}} {} {}", c.1 .2, self.t(i))?;
                     }
+                }
+                if gens
+                    .iter()
+                    .any(|g| matches!(g, Gen::KnQueueProxy | Gen::OpenTelemetry))
+                {
                     let info = format!(
                         "instance=\"{instance}\",job=\"queue-proxy\",k8s_container_name=\"queue-proxy\",k8s_namespace_name=\"{ns}\",k8s_pod_name=\"{pod}\",kn_configuration_name=\"{svc}\",kn_revision_name=\"{rev}\",kn_service_name=\"{svc}\",service_name=\"{svc}\"",
                         svc = r.service, ns = r.namespace, pod = pod.name, rev = r.revision
@@ -235,7 +257,9 @@ impl Dataset {
         assert_eq!(window % self.step, 0, "windows are multiples of the step");
         let bounds_ms: Vec<f64> = match gen {
             Gen::OpenCensus => OC_BUCKETS_MS.to_vec(),
-            Gen::OpenTelemetry => OTEL_BUCKETS_S.iter().map(|s| s * 1e3).collect(),
+            Gen::KnQueueProxy | Gen::OpenTelemetry | Gen::OtelPromoted => {
+                OTEL_BUCKETS_S.iter().map(|s| s * 1e3).collect()
+            }
         };
         let last = self.steps;
         let first = last - (window / self.step) as usize;
