@@ -274,13 +274,13 @@ impl Config {
         if self.interval < Duration::from_secs(1) {
             return Err(Error::config("interval", "must be at least 1s"));
         }
-        self.queries().validate().map_err(|e| match e {
-            gaia_contract::ContractError::InvalidQuery { field, message } => {
-                Error::Config { field, message }
-            }
-            other => Error::config("prometheus.queries", other.to_string()),
-        })?;
+        self.queries()
+            .validate()
+            .map_err(|e| config_error("prometheus.queries", e))?;
         self.policy.validate()?;
+        self.prometheus
+            .knative_release()
+            .map_err(|e| config_error("prometheus.knativeVersion", e))?;
         if self.gpu.resource.trim().is_empty() {
             return Err(Error::config("gpu.resource", "must not be empty"));
         }
@@ -319,9 +319,20 @@ impl Config {
     }
 }
 
+/// A contract error about a setting, as the configuration error naming its field.
+fn config_error(field: &str, e: gaia_contract::ContractError) -> Error {
+    match e {
+        gaia_contract::ContractError::InvalidQuery { field, message } => {
+            Error::Config { field, message }
+        }
+        other => Error::config(field, other.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cycle::CycleSettings;
 
     #[test]
     fn defaults_are_valid_and_round_trip() {
@@ -359,6 +370,20 @@ mod tests {
     }
 
     #[test]
+    fn a_knative_release_that_truncates_latencies_is_known_from_the_config() {
+        let read = |v: Option<&str>| {
+            let mut c = Config::default();
+            c.prometheus.knative_version = v.map(str::to_string);
+            c.validate().expect("valid");
+            CycleSettings::from_config(&c).latency_truncated
+        };
+        assert!(read(Some("1.20.0")));
+        assert!(read(Some("v1.19.8")));
+        assert!(!read(Some("1.21.2")));
+        assert!(!read(None));
+    }
+
+    #[test]
     fn validation_names_the_field() {
         type Mutation = Box<dyn Fn(&mut Config)>;
         let cases: Vec<(&str, Mutation)> = vec![
@@ -393,6 +418,10 @@ mod tests {
             (
                 "cpu.capacityWithoutLimit",
                 Box::new(|c| c.cpu.capacity_without_limit = -1.0),
+            ),
+            (
+                "prometheus.knativeVersion",
+                Box::new(|c| c.prometheus.knative_version = Some("latest".into())),
             ),
         ];
         for (field, mutate) in cases {

@@ -44,6 +44,8 @@ pub struct CycleSettings {
     pub warn_every: Duration,
     /// API writes in flight at once.
     pub concurrency: usize,
+    /// The cluster's queue-proxy records latencies under 1 s as 0 s (`prometheus.knativeVersion`).
+    pub latency_truncated: bool,
 }
 
 impl CycleSettings {
@@ -55,6 +57,7 @@ impl CycleSettings {
             cpu_capacity_without_limit: c.cpu.capacity_without_limit,
             warn_every: c.no_gpu_event_every,
             concurrency: 8,
+            latency_truncated: c.prometheus.latency_truncated(),
         }
     }
 }
@@ -319,6 +322,7 @@ impl Cycle {
             gpu_pods: svc.min_scale.max(1),
             violation_streak: self.streaks.get(&key).copied().unwrap_or(0),
             created: svc.created,
+            latency_truncated: self.settings.latency_truncated,
         };
         let stats = raw.map(|raw| match &svc.serving_revision {
             Some(rev) => {
@@ -335,6 +339,18 @@ impl Cycle {
             &self.settings.policy,
             now,
         );
+        if out.decision == Decision::Hold(Hold::LatencyUnreliable) {
+            warn_once(
+                self,
+                "LatencyUnreliable",
+                format!(
+                    "this Knative release records latencies under 1 s as 0 s: the {} objective \
+                     cannot be judged, so Gaia holds (upgrade Knative to 1.19.9, 1.20.2, 1.21 or \
+                     later, or set an objective of 1s or more)",
+                    gaia_contract::duration::format_latency(state.slo)
+                ),
+            );
+        }
         (out.decision, out.violation_streak)
     }
 }

@@ -104,6 +104,24 @@ impl KnativeVersion {
     }
 }
 
+impl PrometheusConfig {
+    /// `knative_version`, read; `Ok(None)` when not given.
+    pub fn knative_release(&self) -> Result<Option<KnativeVersion>, Error> {
+        self.knative_version
+            .as_deref()
+            .map(|v| {
+                v.parse()
+                    .map_err(|why: String| Error::query("prometheus.knativeVersion", why))
+            })
+            .transpose()
+    }
+
+    /// The configured release truncates latencies under 1 s.
+    pub fn latency_truncated(&self) -> bool {
+        matches!(self.knative_release(), Ok(Some(v)) if v.truncates_subsecond_latency())
+    }
+}
+
 impl Generation {
     /// The metric names a Knative release's queue-proxy exports.
     pub fn of_knative(version: KnativeVersion) -> Generation {
@@ -324,6 +342,11 @@ pub struct PrometheusConfig {
     /// Where the OpenTelemetry generations' revision identity is: `target_info` (scraped,
     /// the default) or `promoted` (OTLP with promoted resource attributes).
     pub labels: LabelLayout,
+    /// The cluster's Knative Serving release (`1.20.0`), when given: on a release whose
+    /// queue-proxy records latencies under 1 s as 0 s, sub-second objectives are held
+    /// (`latency_unreliable`) instead of judged on whole seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub knative_version: Option<String>,
     /// Replace any of the default PromQL templates or label names.
     pub queries: QueryOverrides,
 }
@@ -335,6 +358,7 @@ impl Default for PrometheusConfig {
             timeout: Duration::from_secs(5),
             generation: Generation::OpenTelemetry,
             labels: LabelLayout::TargetInfo,
+            knative_version: None,
             queries: QueryOverrides::default(),
         }
     }

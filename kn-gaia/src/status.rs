@@ -544,6 +544,13 @@ pub async fn gather(args: &Args, kube: &KubeArgs) -> Result<Report, Error> {
                 autoscaler_config::AutoscalerView::default()
             }
         };
+        if view.prometheus.latency_truncated() {
+            notes.push(format!(
+                "warning: Knative {} records latencies under 1 s as 0 s: the autoscaler holds \
+                 Services with sub-second objectives (latency_unreliable)",
+                view.prometheus.knative_version.as_deref().unwrap_or("?")
+            ));
+        }
         if let Some(m) = args.metrics {
             view.prometheus.generation = match m {
                 Metrics::Opentelemetry => Generation::OpenTelemetry,

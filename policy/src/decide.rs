@@ -45,6 +45,9 @@ pub struct ServiceState {
     /// When the Service was created: a placement no move of ours set is as old as the Service.
     /// Nothing is judged idle over the long window before it has been in place that long.
     pub created: Option<Timestamp>,
+    /// The cluster's queue-proxy records every latency under 1 s as 0 s (Knative 1.19.0-1.19.8,
+    /// 1.20.0-1.20.1): against a sub-second objective its p95 says nothing.
+    pub latency_truncated: bool,
 }
 
 /// CPU use of a revision's user containers.
@@ -96,6 +99,8 @@ pub enum Hold {
     MoveCap,
     Verifying,
     GpuInUse,
+    /// Latencies under 1 s read as 0 s on this Knative release; the objective is under 1 s.
+    LatencyUnreliable,
 }
 
 impl Hold {
@@ -116,6 +121,7 @@ impl Hold {
             Hold::MoveCap => "move_cap",
             Hold::Verifying => "verifying",
             Hold::GpuInUse => "gpu_in_use",
+            Hold::LatencyUnreliable => "latency_unreliable",
         }
     }
 }
@@ -193,9 +199,13 @@ pub fn decide(
         return hold(Hold::MetricsUnavailable, 0);
     };
     let stats = &beyond_ceiling(stats, cfg);
+    // A p95 made of whole seconds cannot be held against an objective under one: no latency
+    // rule applies. Idleness is a request rate, so an idle GPU is still freed.
+    let blind = s.latency_truncated && s.slo < Duration::from_secs(1);
     match s.placement {
+        Placement::Cpu if blind => hold(Hold::LatencyUnreliable, 0),
         Placement::Cpu => on_cpu(s, stats, gpu, cfg, now),
-        Placement::Gpu => on_gpu(s, stats, cfg, now),
+        Placement::Gpu => on_gpu(s, stats, cfg, now, blind),
     }
 }
 
@@ -389,17 +399,25 @@ fn on_cpu(
 }
 
 /// Rules 5 and 6: on GPU, verify our promotion, then demote when the GPU is not needed.
-fn on_gpu(s: &ServiceState, st: &RevisionStats, cfg: &PolicyConfig, now: Timestamp) -> Outcome {
+/// Rules 5 and 6 on GPU. `blind`: the latencies cannot be read against the objective, so only the
+/// idle rule applies.
+fn on_gpu(
+    s: &ServiceState,
+    st: &RevisionStats,
+    cfg: &PolicyConfig,
+    now: Timestamp,
+    blind: bool,
+) -> Outcome {
     let slo_ms = ms(s.slo);
     let v = &cfg.verify;
     let short = cfg.short_window.as_secs_f64();
     let judged = match (st.p95_short_ms, st.rps_short) {
-        (Some(p95), Some(rps)) if rps * short >= v.min_requests => Some((p95, rps)),
+        (Some(p95), Some(rps)) if !blind && rps * short >= v.min_requests => Some((p95, rps)),
         _ => None,
     };
     // A clear success may be judged on fewer requests (slow functions); a revert may not.
     let few = match (st.p95_short_ms, st.rps_short) {
-        (Some(p95), Some(rps)) if rps * short >= cfg.promote.min_requests_severe => {
+        (Some(p95), Some(rps)) if !blind && rps * short >= cfg.promote.min_requests_severe => {
             Some((p95, rps))
         }
         _ => None,
@@ -411,6 +429,9 @@ fn on_gpu(s: &ServiceState, st: &RevisionStats, cfg: &PolicyConfig, now: Timesta
         .last_move
         .as_ref()
         .filter(|m| m.is_promotion() && s.observed.gpu.as_ref().is_none_or(|g| g.at <= m.at));
+    if blind && !is_idle(st, cfg) {
+        return hold(Hold::LatencyUnreliable, 0);
+    }
     if let (Some(m), Some(cpu_memory)) = (unverified, s.observed.cpu.as_ref()) {
         let age = secs_between(m.at, now);
         if age < v.settle.as_secs_f64() {
@@ -481,15 +502,7 @@ fn on_gpu(s: &ServiceState, st: &RevisionStats, cfg: &PolicyConfig, now: Timesta
     let in_place_since = s.observed.last_move.as_ref().map(|m| m.at).or(s.created);
     let long_in_place =
         in_place_since.is_none_or(|at| secs_between(at, now) >= cfg.long_window.as_secs_f64());
-    let idle = match st.rps_long {
-        // Both windows: a revision younger than the long window has a long-window rate
-        // diluted by the time it did not exist; its short-window rate shows it is busy.
-        Some(rate) => {
-            rate < cfg.demote.idle_rps && st.rps_short.is_none_or(|r| r < cfg.demote.idle_rps)
-        }
-        // No series at all: idle only if the revision has no pod (scaled to zero).
-        None => st.pods == 0,
-    };
+    let idle = is_idle(st, cfg);
     if idle && !long_in_place {
         return hold(Hold::Dwell, 0);
     }
@@ -608,6 +621,19 @@ fn hysteresis(
         return Some(Hold::MoveCap);
     }
     None
+}
+
+/// Idle: no requests to speak of in either window, or scaled to zero with no series.
+fn is_idle(st: &RevisionStats, cfg: &PolicyConfig) -> bool {
+    match st.rps_long {
+        // Both windows: a revision younger than the long window has a long-window rate
+        // diluted by the time it did not exist; its short-window rate shows it is busy.
+        Some(rate) => {
+            rate < cfg.demote.idle_rps && st.rps_short.is_none_or(|r| r < cfg.demote.idle_rps)
+        }
+        // No series at all: idle only if the revision has no pod (scaled to zero).
+        None => st.pods == 0,
+    }
 }
 
 /// Moves recorded in the hour before `now`.

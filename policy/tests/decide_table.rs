@@ -24,6 +24,7 @@ fn on(placement: Placement) -> ServiceState {
         gpu_pods: 1,
         violation_streak: 0,
         created: None,
+        latency_truncated: false,
     }
 }
 
@@ -1005,4 +1006,43 @@ fn a_rollback_is_not_verified_as_a_promotion_and_waits_for_the_cap() {
         &out,
         &Expect::Move(MoveKind::Rollback),
     );
+}
+
+/// On a Knative release whose queue-proxy records latencies under 1 s as 0 s, a sub-second
+/// objective is never judged: no promotion, no verification, no latency-based demotion; an
+/// idle GPU is still freed (idleness is a request rate). Objectives of 1 s and more are judged.
+#[test]
+fn whole_second_latencies_hold_sub_second_objectives() {
+    let cfg = PolicyConfig::default();
+    let truncated = |mut s: ServiceState| {
+        s.latency_truncated = true;
+        s
+    };
+    // On CPU, slow and busy: held, with the streak not counted.
+    let cpu = truncated(on(Placement::Cpu));
+    let out = decide(&cpu, Some(&busy(2000.0, 2000.0)), FREE, &cfg, t(0));
+    check(
+        "cpu, 500ms SLO",
+        &out,
+        &Expect::Hold(Hold::LatencyUnreliable),
+    );
+    assert_eq!(out.violation_streak, 0);
+    // A 2 s objective is judged as usual (sustaining, then promoted).
+    let two_s = ServiceState {
+        slo: Duration::from_secs(2),
+        ..cpu.clone()
+    };
+    let out = decide(&two_s, Some(&busy(5000.0, 5000.0)), FREE, &cfg, t(0));
+    check("cpu, 2s SLO", &out, &Expect::Hold(Hold::Sustaining));
+    // On GPU after a promotion: not verified, not demoted on latency, but freed when idle.
+    let gpu = truncated(promoted_at(t(0), 2000.0, 10.0));
+    let out = decide(&gpu, Some(&busy(0.0, 0.0)), FREE, &cfg, t(600));
+    check("gpu busy", &out, &Expect::Hold(Hold::LatencyUnreliable));
+    let idle = RevisionStats {
+        rps_short: Some(0.0),
+        rps_long: Some(0.0),
+        ..RevisionStats::default()
+    };
+    let out = decide(&gpu, Some(&idle), FREE, &cfg, t(900));
+    check("gpu idle", &out, &Expect::Move(MoveKind::Demote));
 }

@@ -135,8 +135,9 @@ fn service() -> impl Strategy<Value = ServiceState> {
             Just(Duration::from_millis(500)),
             Just(Duration::from_secs(2))
         ],
+        prop::bool::weighted(0.2),
     )
-        .prop_map(|(mode, placement, slo)| ServiceState {
+        .prop_map(|(mode, placement, slo, latency_truncated)| ServiceState {
             mode,
             placement,
             rollout: Rollout::Settled,
@@ -146,6 +147,7 @@ fn service() -> impl Strategy<Value = ServiceState> {
             gpu_pods: 1,
             violation_streak: 0,
             created: Some(start()),
+            latency_truncated,
         })
 }
 
@@ -310,6 +312,7 @@ proptest! {
             gpu_pods: 1,
             violation_streak: 0,
             created: Some(start()),
+            latency_truncated: false,
         };
         let mut now = start();
         let gpu = GpuAvailability { largest_free_on_a_node: 2, free_total: 2 };

@@ -634,6 +634,7 @@ impl Sim<'_> {
             gpu_pods: 1,
             violation_streak: self.streak,
             created: Some(ts(0.0)?),
+            latency_truncated: false,
         };
         // As the controller does: a Prometheus answer exists, possibly without series.
         let stats = stats.unwrap_or_default();
