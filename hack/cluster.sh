@@ -423,8 +423,10 @@ cmd_up() {
   local t0=$SECONDS
   # On any failure, stop what was started (GAIA_KEEP_FAILED=1 keeps it for debugging).
   trap 'up_failed' EXIT
-  # A fresh cluster every time: new data, new keys.
-  rm -rf "$STATE"
+  # A fresh cluster every time: new data, new keys. (Never into a mount a crashed real
+  # node left behind: kubelet volumes, container root file systems.)
+  if real_mode; then real_unmount; fi
+  rm -rf --one-file-system "$STATE"
   mkdir -p "$LOGS" "$RUN" "$STATE/bin" "$STATE/knative"
   if ((want_real)); then touch "$STATE/real-nodes"; fi
   active_components
@@ -616,13 +618,15 @@ cmd_down() {
     case ${ALL_COMPONENTS[i]} in kube-apiserver|etcd|containerd-*) ;; *) clients+=("${ALL_COMPONENTS[i]}") ;; esac
   done
   stop_group "${clients[@]}"
-  kill_tasks
-  stop_group containerd-w1 containerd-w2
-  real_cleanup
+  if real_mode; then
+    kill_tasks
+    stop_group containerd-w1 containerd-w2
+    real_cleanup
+  fi
   stop_group kube-apiserver
   stop_group etcd
   rm -f "$RUN"/*.pid "$RUN"/*.exe 2>/dev/null || true
-  real_net_down
+  if real_mode; then real_net_down; fi
   net_down
   gaia_log "cluster down (stopped: ${STOPPED[*]:-nothing}); logs kept in $LOGS"
 }

@@ -527,12 +527,12 @@ gpu_allocatable() {
 real_traefik_up() {
   start traefik "$NETNS" KUBECONFIG="$STATE/traefik.kubeconfig" "$GAIA_TRAEFIK_DIR/traefik" \
     --experimental.knative=true --providers.knative=true \
-    --providers.knative.publicentrypoints=web --providers.knative.privateentrypoints=private \
-    --providers.knative.publicservice.name=traefik --providers.knative.publicservice.namespace="$KNATIVE_NS" \
-    --providers.knative.privateservice.name=traefik-private --providers.knative.privateservice.namespace="$KNATIVE_NS" \
-    --entrypoints.web.address=:80 --entrypoints.private.address=:8081 \
-    --entrypoints.traefik.address=127.0.0.1:18090 --ping=true --ping.entrypoint=traefik \
-    --metrics.prometheus=true --metrics.prometheus.entrypoint=traefik \
+    --providers.knative.publicEntrypoints=web --providers.knative.privateEntrypoints=private \
+    --providers.knative.publicService.name=traefik --providers.knative.publicService.namespace="$KNATIVE_NS" \
+    --providers.knative.privateService.name=traefik-private --providers.knative.privateService.namespace="$KNATIVE_NS" \
+    --entryPoints.web.address=:80 --entryPoints.private.address=:8081 \
+    --entryPoints.traefik.address=127.0.0.1:18090 --ping=true --ping.entryPoint=traefik \
+    --metrics.prometheus=true --metrics.prometheus.entryPoint=traefik \
     --log.level=INFO --global.checknewversion=false --global.sendanonymoususage=false
 }
 
@@ -550,6 +550,10 @@ real_prometheus_jobs() {
     action: keep
   - source_labels: [__meta_kubernetes_pod_phase]
     regex: Running
+    action: keep
+  # only pods of the real nodes (KWOK's fake pods have addresses nothing can reach)
+  - source_labels: [__meta_kubernetes_pod_ip]
+    regex: '10\.245\..*'
     action: keep
   - source_labels: [__meta_kubernetes_namespace]
     target_label: namespace
@@ -627,13 +631,18 @@ kill_tasks() {
   done
 }
 
-real_cleanup() {
-  kill_shims
-  # mounts left under the nodes' directories (kubelet volumes, container rootfs)
-  local m f
+# mounts left under the nodes' directories (kubelet volumes, container root file systems)
+real_unmount() {
+  local m
   while read -r m; do
     umount -l "$m" 2>/dev/null || true
   done < <(awk -v a="$STATE/nodes/" -v b="$NODE_CACHE/" 'index($5, a) == 1 || index($5, b) == 1 {print $5}' /proc/self/mountinfo | sort -r)
+}
+
+real_cleanup() {
+  kill_shims
+  real_unmount
+  local f
   # the kubelets' links in /var/log/containers that point into our pod log directories
   for f in /var/log/containers/*.log; do
     [[ -L $f ]] || continue

@@ -193,7 +193,7 @@ def push(args) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True)
+    sub = p.add_subparsers(dest="command", required=True)
     a = sub.add_parser("layer-dir")
     a.add_argument("out")
     a.add_argument("root")
@@ -215,12 +215,12 @@ def main() -> None:
     d = sub.add_parser("digest")
     d.add_argument("layout")
     args = p.parse_args()
-    if args.cmd == "layer-dir":
+    if args.command == "layer-dir":
         modes = {m.split("=")[0]: int(m.split("=")[1], 8) for m in args.mode}
         layer_dir(Path(args.out), Path(args.root), modes)
-    elif args.cmd == "image":
+    elif args.command == "image":
         image(args)
-    elif args.cmd == "push":
+    elif args.command == "push":
         push(args)
     else:
         print(manifest_desc(Path(args.layout))["digest"])
