@@ -633,11 +633,17 @@ cmd_down() {
 
 cmd_status() {
   local c up=0
+  local rss total=0
   for c in "${COMPONENTS[@]}"; do
-    if alive "$c"; then printf '  %-24s running (pid %s)\n' "$c" "$(pid_of "$c")"; up=1
+    if alive "$c"; then
+      rss=$(awk '/^VmRSS:/ {print int($2 / 1024)}' "/proc/$(pid_of "$c")/status" 2>/dev/null || echo 0)
+      total=$((total + rss))
+      printf '  %-24s running (pid %s, %s MiB)\n' "$c" "$(pid_of "$c")" "$rss"; up=1
     else printf '  %-24s stopped\n' "$c"; fi
   done
   ((up)) || { echo "cluster: down"; return 1; }
+  echo "  processes: $total MiB resident in all"
+  if real_mode; then real_status_memory; fi
   if ! k get --raw /readyz >/dev/null 2>&1; then echo "apiserver: not ready"; return 1; fi
   echo "apiserver: $APISERVER ready; prometheus: $PROM_URL"
   if real_mode; then echo "real nodes: registry http://$REGISTRY, ingress http://$NS_IP:80 (Traefik)"; fi

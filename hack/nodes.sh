@@ -252,6 +252,14 @@ data:
   # (over HTTP: go-containerregistry uses plain HTTP for RFC 1918 addresses). Only the
   # KWOK-only names below are never resolved.
   registries-skipping-tag-resolving: "kind.local,ko.local,dev.local,example.com"
+---
+# Public routes (Traefik's public entry point, :80) get NAME.NAMESPACE.example.com; without a
+# domain Knative uses svc.cluster.local.
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: config-domain, namespace: $KNATIVE_NS}
+data:
+  example.com: ""
 EOF
 }
 
@@ -578,6 +586,17 @@ real_prometheus_jobs() {
   - source_labels: [__meta_kubernetes_node_name]
     target_label: node
 EOF
+}
+
+# memory charged to each node's cgroup root (its pods' containers, not the kubelet itself)
+real_status_memory() {
+  local i f
+  for i in 1 2; do
+    f="/sys/fs/cgroup/memory$(node_cgroup_root "$i")/memory.usage_in_bytes"
+    if [[ -f $f ]]; then
+      echo "  pods on $(node_name "$i"): $(($(cat "$f") / 1048576)) MiB incl. page cache (cgroup $(node_cgroup_root "$i"))"
+    fi
+  done
 }
 
 # ---------------------------------------------------------------- down
