@@ -7,7 +7,8 @@
 #
 # Usage: hack/build.sh [--real-nodes] [component...]
 #   components: deps etcd kwok kubernetes knative kn kingress
-#   with --real-nodes (what cluster.sh up --real-nodes needs) also: node-deps traefik coredns images
+#   with --real-nodes or GAIA_NODES=real (what cluster.sh up --real-nodes needs) also:
+#   node-deps traefik coredns images
 set -euo pipefail
 
 # shellcheck source=hack/lib.sh
@@ -406,6 +407,7 @@ main() {
   local all=(deps etcd kwok kubernetes knative kn kingress) t0=$SECONDS c
   local real=(node-deps traefik coredns images)
   if [[ ${1:-} == --real-nodes ]]; then shift; (($#)) || set -- "${all[@]}" "${real[@]}"; fi
+  if (($# == 0)) && [[ ${GAIA_NODES:-} == real ]]; then set -- "${all[@]}" "${real[@]}"; fi
   (($#)) || set -- "${all[@]}"
   gaia_log "build: cache $GAIA_CACHE ($(go version | cut -d' ' -f3), $(nproc) cores)"
   for c in "$@"; do

@@ -273,6 +273,10 @@ real_cgroups_up() {
   local i mnt root
   for i in 1 2; do
     root=$(node_cgroup_root "$i")
+    if [[ -d /sys/fs/cgroup/memory$root ]] \
+      && find "/sys/fs/cgroup/memory$root" -name tasks -exec cat {} + 2>/dev/null | grep -q .; then
+      gaia_die "cgroup $root has processes: another cluster with GAIA_NETNS=$NETNS runs real nodes; use another GAIA_NETNS"
+    fi
     while read -r mnt; do
       mkdir -p "$mnt$root"
       if [[ -f $mnt/cpuset.cpus ]]; then
@@ -446,11 +450,6 @@ real_check_built() {
   local c
   for c in containerd runc docker-registry nsenter iptables; do
     command -v "$c" >/dev/null || gaia_die "$c missing: run hack/build.sh --real-nodes first"
-  done
-  local i r
-  for i in 1 2; do
-    r=$(node_cgroup_root "$i")
-    [[ ! -d /sys/fs/cgroup/memory$r ]] || gaia_die "cgroup $r exists: another cluster with GAIA_NETNS=$NETNS has real nodes (or a 'down' did not finish); use another GAIA_NETNS"
   done
 }
 
