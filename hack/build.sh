@@ -8,7 +8,7 @@
 # Usage: hack/build.sh [--real-nodes] [component...]
 #   components: deps etcd kwok kubernetes knative kn kingress
 #   with --real-nodes or GAIA_NODES=real (what cluster.sh up --real-nodes needs) also:
-#   node-deps traefik coredns images
+#   node-deps traefik coredns prometheus images
 set -euo pipefail
 
 # shellcheck source=hack/lib.sh
@@ -314,6 +314,50 @@ EOM
   finish "$tmp" "$out"
 }
 
+# Prometheus with Kubernetes service discovery. Debian's prometheus 2.42 is built without it
+# (its kubernetes_sd_configs are "field not found"), so the real-node cluster builds 2.55.1
+# from its module: a wrapper module (prometheus' go.mod has replace/exclude lines) and a go
+# build overlay that replaces plugins/plugins.go (which imports all 20-odd discovery
+# mechanisms) by one importing only kubernetes (file and http are always in). No web UI
+# assets (the API, which is all the project uses, works without them).
+build_prometheus() {
+  local out=$GAIA_PROMETHEUS_DIR
+  if [[ -x $out/prometheus ]]; then gaia_log "prometheus $PROMETHEUS_VERSION: cached"; return; fi
+  gaia_log "building prometheus $PROMETHEUS_VERSION (discovery: kubernetes, file, http)"
+  local src="$SRCDIR/prometheus-$PROMETHEUS_VERSION" tmp="$out.tmp" gomod dir
+  rm -rf "$src" "$tmp"; mkdir -p "$src" "$tmp"
+  gomod=$(gomod_field "github.com/prometheus/prometheus@$PROMETHEUS_VERSION" GoMod)
+  dir=$(gomod_field "github.com/prometheus/prometheus@$PROMETHEUS_VERSION" Dir)
+  [[ -f $gomod && -d $dir ]] || gaia_die "cannot download prometheus $PROMETHEUS_VERSION"
+  {
+    echo "module gaia.local/build/prometheus"
+    echo
+    grep -E '^go [0-9]' "$gomod"
+    echo
+    echo "require github.com/prometheus/prometheus $PROMETHEUS_VERSION"
+    echo
+    sed -n '/^replace (/,/^)/p' "$gomod"
+    sed -n '/^exclude [^(]/p;/^exclude (/,/^)/p' "$gomod"
+  } >"$src/go.mod"
+  cat >"$src/plugins.go" <<'EOM'
+// Replaces prometheus/plugins/plugins.go in the build (go build -overlay): only the
+// discovery mechanism the local cluster uses.
+package plugins
+
+import (
+	// Register kubernetes plugin.
+	_ "github.com/prometheus/prometheus/discovery/kubernetes"
+)
+EOM
+  printf '{"Replace": {"%s": "%s"}}\n' "$dir/plugins/plugins.go" "$src/plugins.go" >"$src/overlay.json"
+  (cd "$src" && run_step prometheus-get go get "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION")
+  local p=github.com/prometheus/common/version
+  (cd "$src" && run_step prometheus-build go build -v -trimpath -overlay "$src/overlay.json" \
+    -ldflags "-s -w -X $p.Version=${PROMETHEUS_VERSION#v0.} -X $p.Revision=$PROMETHEUS_VERSION -X $p.Branch=gaia -X $p.BuildUser=gaia -X $p.BuildDate=$BUILD_DATE" \
+    -o "$tmp/prometheus" github.com/prometheus/prometheus/cmd/prometheus)
+  finish "$tmp" "$out"
+}
+
 # Images (OCI layouts, hack/images/oci.py), each rebuilt when the hash of its inputs changes.
 image_done() { [[ -f $1/index.json && $(cat "$1/inputs" 2>/dev/null) == "$2" ]]; }
 
@@ -405,14 +449,14 @@ build_runtime_image() {
 
 main() {
   local all=(deps etcd kwok kubernetes knative kn kingress) t0=$SECONDS c
-  local real=(node-deps traefik coredns images)
+  local real=(node-deps traefik coredns prometheus images)
   if [[ ${1:-} == --real-nodes ]]; then shift; (($#)) || set -- "${all[@]}" "${real[@]}"; fi
   if (($# == 0)) && [[ ${GAIA_NODES:-} == real ]]; then set -- "${all[@]}" "${real[@]}"; fi
   (($#)) || set -- "${all[@]}"
   gaia_log "build: cache $GAIA_CACHE ($(go version | cut -d' ' -f3), $(nproc) cores)"
   for c in "$@"; do
     case $c in
-      deps|etcd|kwok|kubernetes|knative|kn|kingress|node-deps|traefik|coredns|images) "build_$c" ;;
+      deps|etcd|kwok|kubernetes|knative|kn|kingress|node-deps|traefik|coredns|prometheus|images) "build_$c" ;;
       *) gaia_die "unknown component $c" ;;
     esac
   done

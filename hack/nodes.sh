@@ -51,6 +51,10 @@ real_mode() { [[ -f $STATE/real-nodes ]]; }
 real_net_up() {
   local i ns m n
   in_ns sysctl -qw net.ipv4.ip_forward=1   # the cluster's namespace, not the host's
+  # ClusterIPs from the main namespace (Traefik, Prometheus): a connect needs a route before
+  # kube-proxy's OUTPUT rules rewrite the destination to a pod. Via lo: a packet to a
+  # ClusterIP that nothing rewrites is dropped right here.
+  in_ns ip route add "$SERVICE_CIDR" dev lo src "$NS_IP"
   for i in 1 2; do
     ns=$(node_ns "$i"); m="$NETNS-w${i}m"; n="$NETNS-w${i}n"
     ip netns add "$ns"
