@@ -316,10 +316,11 @@ EOM
 
 # Prometheus with Kubernetes service discovery. Debian's prometheus 2.42 is built without it
 # (its kubernetes_sd_configs are "field not found"), so the real-node cluster builds 2.55.1
-# from its module: a wrapper module (prometheus' go.mod has replace/exclude lines) and a go
-# build overlay that replaces plugins/plugins.go (which imports all 20-odd discovery
-# mechanisms) by one importing only kubernetes (file and http are always in). No web UI
-# assets (the API, which is all the project uses, works without them).
+# from its module: a copy of the module (replace => ./prometheus) whose plugins/plugins.go,
+# which imports all 20-odd discovery mechanisms, is replaced by one importing only kubernetes
+# (file and http are always in) -- a go build -overlay may not replace files of the module
+# cache. prometheus' own replace/exclude lines are copied into the wrapper. No web UI assets
+# (the HTTP API, which is all the project uses, works without them).
 build_prometheus() {
   local out=$GAIA_PROMETHEUS_DIR
   if [[ -x $out/prometheus ]]; then gaia_log "prometheus $PROMETHEUS_VERSION: cached"; return; fi
@@ -329,19 +330,10 @@ build_prometheus() {
   gomod=$(gomod_field "github.com/prometheus/prometheus@$PROMETHEUS_VERSION" GoMod)
   dir=$(gomod_field "github.com/prometheus/prometheus@$PROMETHEUS_VERSION" Dir)
   [[ -f $gomod && -d $dir ]] || gaia_die "cannot download prometheus $PROMETHEUS_VERSION"
-  {
-    echo "module gaia.local/build/prometheus"
-    echo
-    grep -E '^go [0-9]' "$gomod"
-    echo
-    echo "require github.com/prometheus/prometheus $PROMETHEUS_VERSION"
-    echo
-    sed -n '/^replace (/,/^)/p' "$gomod"
-    sed -n '/^exclude [^(]/p;/^exclude (/,/^)/p' "$gomod"
-  } >"$src/go.mod"
-  cat >"$src/plugins.go" <<'EOM'
-// Replaces prometheus/plugins/plugins.go in the build (go build -overlay): only the
-// discovery mechanism the local cluster uses.
+  cp -r "$dir" "$src/prometheus"
+  chmod -R u+w "$src/prometheus"
+  cat >"$src/prometheus/plugins/plugins.go" <<'EOM'
+// Replaced by gaia's hack/build.sh: only the discovery mechanism the local cluster uses.
 package plugins
 
 import (
@@ -349,11 +341,23 @@ import (
 	_ "github.com/prometheus/prometheus/discovery/kubernetes"
 )
 EOM
-  printf '{"Replace": {"%s": "%s"}}\n' "$dir/plugins/plugins.go" "$src/plugins.go" >"$src/overlay.json"
+  {
+    echo "module gaia.local/build/prometheus"
+    echo
+    grep -E '^go [0-9]' "$gomod"
+    echo
+    echo "require github.com/prometheus/prometheus $PROMETHEUS_VERSION"
+    echo
+    echo "replace github.com/prometheus/prometheus => ./prometheus"
+    echo
+    sed -n '/^replace (/,/^)/p' "$gomod"
+    sed -n '/^exclude [^(]/p;/^exclude (/,/^)/p' "$gomod"
+  } >"$src/go.mod"
+  cp "$dir/go.sum" "$src/go.sum"
   (cd "$src" && run_step prometheus-get go get "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION")
   local p=github.com/prometheus/common/version
-  (cd "$src" && run_step prometheus-build go build -v -trimpath -overlay "$src/overlay.json" \
-    -ldflags "-s -w -X $p.Version=${PROMETHEUS_VERSION#v0.} -X $p.Revision=$PROMETHEUS_VERSION -X $p.Branch=gaia -X $p.BuildUser=gaia -X $p.BuildDate=$BUILD_DATE" \
+  (cd "$src" && run_step prometheus-build go build -v -trimpath \
+    -ldflags "-s -w -X $p.Version=2.${PROMETHEUS_VERSION#v0.} -X $p.Revision=$PROMETHEUS_VERSION -X $p.Branch=gaia -X $p.BuildUser=gaia -X $p.BuildDate=$BUILD_DATE" \
     -o "$tmp/prometheus" github.com/prometheus/prometheus/cmd/prometheus)
   finish "$tmp" "$out"
 }

@@ -544,7 +544,10 @@ cmd_up() {
   fi
   prometheus_config
   if real_mode; then real_prometheus_jobs >>"$STATE/prometheus/prometheus.yml"; fi
-  start prometheus "$NETNS" "$(command -v prometheus)" \
+  local prom_bin; prom_bin=$(command -v prometheus)
+  # Debian's prometheus has no Kubernetes service discovery; the real nodes need it
+  if real_mode; then prom_bin="$GAIA_PROMETHEUS_DIR/prometheus"; fi
+  start prometheus "$NETNS" "$prom_bin" \
     --config.file="$STATE/prometheus/prometheus.yml" --storage.tsdb.path="$STATE/prometheus/data" \
     --storage.tsdb.retention.time=1d --web.listen-address="0.0.0.0:$PROM_PORT" --log.level=warn
 

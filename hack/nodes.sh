@@ -448,7 +448,7 @@ EOF
 real_check_built() {
   local f
   for f in "$GAIA_K8S_DIR/kubelet" "$GAIA_K8S_DIR/kube-proxy" "$GAIA_TRAEFIK_DIR/traefik" \
-    "$GAIA_COREDNS_DIR/coredns" "$GAIA_IMAGES_DIR/images.list"; do
+    "$GAIA_COREDNS_DIR/coredns" "$GAIA_PROMETHEUS_DIR/prometheus" "$GAIA_IMAGES_DIR/images.list"; do
     [[ -e $f ]] || gaia_die "$f is missing: run hack/build.sh --real-nodes first"
   done
   local c

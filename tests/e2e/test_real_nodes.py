@@ -90,6 +90,32 @@ spec:
     assert "sum 9" in logs, logs
 
 
+def test_gpu_pod_runs_on_gpu_worker(cluster: Cluster, kubectl: Kubectl, namespace: str):
+    """A pod that tolerates the GPU taint and asks for nvidia.com/gpu: 1 runs on the GPU-pool
+    worker (the only schedulable GPU node: KWOK's are tainted gaia.dev/kwok with real nodes)."""
+    kubectl.apply(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: gpu-probe}}
+spec:
+  restartPolicy: Never
+  nodeSelector: {{nvidia.com/gpu.present: "true"}}
+  tolerations: [{{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}}]
+  containers:
+  - name: c
+    image: {cluster.env["GAIA_RUNTIME_IMAGE"]}
+    command: [python3, -c, "print('gpu pool pod ran')"]
+    resources: {{limits: {{nvidia.com/gpu: 1}}}}
+""", namespace)
+    pod = wait_until(
+        lambda: (p := kubectl.json("get", "pod", "gpu-probe", "-n", namespace))["status"].get("phase")
+        in ("Succeeded", "Failed") and p,
+        timeout=POD_TIMEOUT, desc="gpu-probe pod to finish")
+    assert pod["status"]["phase"] == "Succeeded"
+    assert pod["spec"]["nodeName"] == cluster.env["GAIA_GPU_WORKER"]
+    assert "gpu pool pod ran" in kubectl("logs", "gpu-probe", "-n", namespace).stdout
+
+
 def test_knative_service_runs_example_function_from_configmap(
         cluster: Cluster, kubectl: Kubectl, kn: Kn, namespace: str):
     """kn service create with the function code in a ConfigMap mounted at /app: Ready on the
