@@ -509,7 +509,10 @@ cmd_up() {
   k apply --server-side --field-manager=gaia-cluster -f "$STATE/knative/kingress-standin-rbac.yaml" >/dev/null
   webhook_endpoints_yaml | k apply --server-side --field-manager=gaia-cluster -f - >/dev/null 2>&1
   if real_mode; then
-    k apply --server-side --field-manager=gaia-cluster --force-conflicts -f "$STATE/knative/real-nodes.yaml" >/dev/null
+    # (selectorless Services with v1 Endpoints, mirrored into EndpointSlices: the warning
+    # that v1 Endpoints are deprecated is expected)
+    k apply --server-side --field-manager=gaia-cluster --force-conflicts \
+      -f "$STATE/knative/real-nodes.yaml" 2>&1 >/dev/null | grep -v 'v1 Endpoints is deprecated' >&2 || true
   fi
   gaia_log "Knative CRDs and config applied ($((SECONDS - t0))s)"
 
@@ -682,7 +685,7 @@ export PATH="$STATE/bin:\$PATH"
 EOF
   if real_mode; then
     cat <<EOF
-export GAIA_REAL_NODES=1
+export GAIA_REAL_NODES="1"
 export GAIA_REGISTRY="$REGISTRY"
 export GAIA_RUNTIME_IMAGE="$REGISTRY/gaia/function-runtime:$GAIA_RUNTIME_TAG"
 export GAIA_INGRESS_URL="http://$NS_IP:80"
