@@ -512,7 +512,8 @@ cmd_up() {
     # (selectorless Services with v1 Endpoints, mirrored into EndpointSlices: the warning
     # that v1 Endpoints are deprecated is expected)
     k apply --server-side --field-manager=gaia-cluster --force-conflicts \
-      -f "$STATE/knative/real-nodes.yaml" 2>&1 >/dev/null | grep -v 'v1 Endpoints is deprecated' >&2 || true
+      -f "$STATE/knative/real-nodes.yaml" >"$LOGS/apply-real-nodes.log" 2>&1 \
+      || { cat "$LOGS/apply-real-nodes.log" >&2; gaia_die "applying real-nodes.yaml failed"; }
   fi
   gaia_log "Knative CRDs and config applied ($((SECONDS - t0))s)"
 
