@@ -155,6 +155,17 @@ def test_knative_service_runs_example_function_from_configmap(
     assert labels["job"] == "queue-proxy" and labels["service"] == "matmul"
     assert labels["revision"] == ksvc["status"]["latestReadyRevisionName"]
     assert sum(float(s["value"][1]) for s in series) >= 5
+    # the autoscaler extension's default (OpenTelemetry) join: revision identity from
+    # target_info of the same scrape target (autoscaler-ext/src/observe/queries.rs)
+    joined = wait_until(
+        lambda: [r for r in prom_query(
+            cluster,
+            "sum by (k8s_namespace_name, kn_revision_name) (sum by (job, instance) "
+            "(increase(kn_serving_invocation_duration_seconds_count[5m])) * on (job, instance) "
+            "group_left (k8s_namespace_name, kn_revision_name) target_info)")
+            if r["metric"].get("k8s_namespace_name") == namespace],
+        timeout=60, desc="the autoscaler's target_info join to find the revision")
+    assert joined[0]["metric"]["kn_revision_name"] == ksvc["status"]["latestReadyRevisionName"]
     # cAdvisor of the real kubelet labels the user container
     cpu = wait_until(
         lambda: prom_query(cluster, f'container_cpu_usage_seconds_total{{namespace="{namespace}",'
