@@ -9,6 +9,7 @@
 #   components: deps etcd kwok kubernetes knative kn kingress
 #   with --real-nodes or GAIA_NODES=real (what cluster.sh up --real-nodes needs) also:
 #   node-deps traefik coredns prometheus images
+#   gaia-images (on request only: cargo build --release + Gaia's two images)
 set -euo pipefail
 
 # shellcheck source=hack/lib.sh
@@ -405,8 +406,58 @@ build_images() {
     static_image "knative/$c:$KNATIVE_SERVING_VERSION" "$h" 65532 "$GAIA_KNATIVE_DIR/$c"
   done
   printf '%s\n' "${IMAGES[@]}" >"$GAIA_IMAGES_DIR/images.list.tmp"
+  # keep what build_gaia-images listed
+  grep '^gaia/gaia-' "$GAIA_IMAGES_DIR/images.list" >>"$GAIA_IMAGES_DIR/images.list.tmp" 2>/dev/null || true
   mv "$GAIA_IMAGES_DIR/images.list.tmp" "$GAIA_IMAGES_DIR/images.list"
   gaia_log "images: ${#IMAGES[@]} OCI layouts in $GAIA_IMAGES_DIR ($(du -sh "$GAIA_IMAGES_DIR" | cut -f1))"
+}
+
+# Gaia's own images, as the root Dockerfile describes them (tests/e2e/test_images.py checks
+# that both agree): Debian bookworm (here: mmdebstrap minbase + ca-certificates), the binary at
+# /usr/local/bin/BIN, ENV GAIA_BIN, USER 65532:65532, ENTRYPOINT ["/bin/sh", "-c",
+# "exec \"$GAIA_BIN\" \"$@\"", "gaia"]. The binaries come from the workspace's cargo build.
+build_gaia-images() {
+  IMAGES_PY="$GAIA_ROOT/hack/images/oci.py"
+  export SOURCE_DATE_EPOCH=$GAIA_SOURCE_DATE_EPOCH
+  mkdir -p "$GAIA_IMAGES_DIR"
+  # shellcheck disable=SC2016  # the hook is run by mmdebstrap's sh, $1 = the chroot
+  local mm=(mmdebstrap --mode=root --variant=minbase --format=tar --include=ca-certificates
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright'
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*'
+    --customize-hook='rm -f "$1/etc/resolv.conf" "$1/etc/hostname"' bookworm)
+  local h base
+  h=$(printf '%s\n' "${mm[@]}" "$SOURCE_DATE_EPOCH" | sha256sum | cut -c1-16)
+  base="$GAIA_IMAGES_DIR/rootfs-gaia-base-$h.tar"
+  if [[ ! -f $base ]]; then
+    gaia_log "gaia base rootfs: mmdebstrap bookworm minbase + ca-certificates"
+    run_step gaia-base-rootfs "${mm[@]}" "$base.tmp" /etc/apt/sources.list.d/debian.sources
+    mv "$base.tmp" "$base"
+  fi
+  local target="${CARGO_TARGET_DIR:-$GAIA_ROOT/target}" version bin
+  version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' "$GAIA_ROOT/Cargo.toml")
+  (cd "$GAIA_ROOT" && run_step gaia-cargo-build cargo build --release --locked --bin gaia-webhook --bin gaia-autoscaler)
+  [[ -f $GAIA_IMAGES_DIR/images.list ]] || : >"$GAIA_IMAGES_DIR/images.list"
+  for bin in gaia-webhook gaia-autoscaler; do
+    local ref="gaia/$bin:$version" dir
+    dir="$GAIA_IMAGES_DIR/${ref//[:\/]/_}"
+    h=$(cat "$target/release/$bin" "$IMAGES_PY" "$base" | sha256sum | cut -c1-16)
+    if ! image_done "$dir" "$h"; then
+      local root="$dir.root"
+      rm -rf "$root"; mkdir -p "$root/usr/local/bin"
+      install -m 0755 "$target/release/$bin" "$root/usr/local/bin/$bin"
+      python3 "$IMAGES_PY" layer-dir "$dir.bin.tar" "$root"
+      # shellcheck disable=SC2016  # the entrypoint's shell expands $GAIA_BIN, not this one
+      python3 "$IMAGES_PY" image "$dir" --layer "$base" --layer "$dir.bin.tar" \
+        --env "GAIA_BIN=/usr/local/bin/$bin" --user 65532:65532 \
+        --entrypoint '["/bin/sh", "-c", "exec \"$GAIA_BIN\" \"$@\"", "gaia"]' --name "$ref" >/dev/null
+      echo "$h" >"$dir/inputs"
+      rm -rf "$root" "$dir.bin.tar"
+    fi
+    grep -v "^$ref " "$GAIA_IMAGES_DIR/images.list" >"$GAIA_IMAGES_DIR/images.list.tmp" || true
+    echo "$ref $dir" >>"$GAIA_IMAGES_DIR/images.list.tmp"
+    mv "$GAIA_IMAGES_DIR/images.list.tmp" "$GAIA_IMAGES_DIR/images.list"
+  done
+  gaia_log "gaia images: gaia/gaia-webhook:$version, gaia/gaia-autoscaler:$version"
 }
 
 # The function runtime: a Debian bookworm rootfs made by mmdebstrap from Debian packages
@@ -460,7 +511,7 @@ main() {
   gaia_log "build: cache $GAIA_CACHE ($(go version | cut -d' ' -f3), $(nproc) cores)"
   for c in "$@"; do
     case $c in
-      deps|etcd|kwok|kubernetes|knative|kn|kingress|node-deps|traefik|coredns|prometheus|images) "build_$c" ;;
+      deps|etcd|kwok|kubernetes|knative|kn|kingress|node-deps|traefik|coredns|prometheus|images|gaia-images) "build_$c" ;;
       *) gaia_die "unknown component $c" ;;
     esac
   done
