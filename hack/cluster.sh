@@ -547,7 +547,10 @@ cmd_up() {
       --kubeconfig="$STATE/kingress-standin.kubeconfig" --ingress-class="$STANDIN_CLASS"
   fi
   prometheus_config
-  if real_mode; then real_prometheus_jobs >>"$STATE/prometheus/prometheus.yml"; fi
+  if real_mode; then
+    real_prometheus_jobs >>"$STATE/prometheus/prometheus.yml"
+    real_gaia_overlay
+  fi
   local prom_bin; prom_bin=$(command -v prometheus)
   # Debian's prometheus has no Kubernetes service discovery; the real nodes need it
   if real_mode; then prom_bin="$GAIA_PROMETHEUS_DIR/prometheus"; fi
@@ -693,6 +696,7 @@ export GAIA_INGRESS_URL="http://$NS_IP:80"
 export GAIA_REAL_POD_CIDR="$REAL_POD_CIDR"
 export GAIA_CPU_WORKER="$(node_name 1)"
 export GAIA_GPU_WORKER="$(node_name 2)"
+export GAIA_LOCAL_OVERLAY="$STATE/gaia-overlay"
 EOF
   fi
 }
