@@ -616,8 +616,8 @@ kind: Kustomization
 resources:
   - $rel
 images:
-  - {name: gaia-webhook, newName: $REGISTRY/gaia/gaia-webhook, newTag: "$version"}
-  - {name: gaia-autoscaler, newName: $REGISTRY/gaia/gaia-autoscaler, newTag: "$version"}
+  - {name: gaia/gaia-webhook, newName: $REGISTRY/gaia/gaia-webhook, newTag: "$version"}
+  - {name: gaia/gaia-autoscaler, newName: $REGISTRY/gaia/gaia-autoscaler, newTag: "$version"}
 EOF
 }
 

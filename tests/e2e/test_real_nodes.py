@@ -172,3 +172,42 @@ def test_knative_service_runs_example_function_from_configmap(
                                     f'container="user-container"}}'),
         timeout=90, desc="cAdvisor CPU series of the user container")
     assert cpu[0]["metric"]["job"] == "kubernetes-cadvisor"
+
+
+def test_gaia_installed_from_local_registry_runs_as_pods_and_classifies(
+        cluster: Cluster, kubectl: Kubectl, kn: Kn, namespace: str):
+    """`kubectl apply -k` of the overlay that only sets the images to the local registry
+    (GAIA_LOCAL_OVERLAY): both Deployments Ready as real pods (uid 65532, read-only root file
+    system), and the webhook, reached by the apiserver through its Service, classifies a
+    Knative Service's real code from its ConfigMap."""
+    overlay = cluster.env["GAIA_LOCAL_OVERLAY"]
+    if not any(Path(overlay).glob("kustomization.yaml")):
+        pytest.skip("no Gaia overlay (hack/cluster.sh up --real-nodes writes it)")
+    catalog = json.loads(http(f"http://{cluster.env['GAIA_REGISTRY']}/v2/_catalog")[1])
+    if "gaia/gaia-webhook" not in catalog["repositories"]:
+        pytest.skip("Gaia's images are not built (hack/build.sh gaia-images)")
+    installed_before = kubectl("get", "deployment", "gaia-webhook", "-n", "gaia-system",
+                               check=False).returncode == 0
+    kubectl("apply", "-k", overlay)
+    try:
+        for name in ("gaia-webhook", "gaia-autoscaler"):
+            kubectl("rollout", "status", f"deployment/{name}", "-n", "gaia-system", "--timeout=180s",
+                    timeout=200)
+        pods = kubectl.json("get", "pods", "-n", "gaia-system")["items"]
+        running = [p for p in pods if p["status"].get("phase") == "Running"]
+        assert len(running) >= 4
+        for p in running:
+            assert p["spec"]["nodeName"] == cluster.env["GAIA_CPU_WORKER"]
+            assert p["spec"]["containers"][0]["image"].startswith(cluster.env["GAIA_REGISTRY"] + "/gaia/")
+            assert p["spec"]["securityContext"]["runAsUser"] == 65532
+            assert p["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"] is True
+        code = (REPO / "examples" / "functions" / "matmul" / "func.py").read_text()
+        kubectl("create", "configmap", "mm-src", "-n", namespace, f"--from-literal=func.py={code}")
+        kn("service", "create", "mm", "-n", namespace, "--image", cluster.env["GAIA_RUNTIME_IMAGE"],
+           "--mount", "/app=cm:mm-src", "--annotation", "gaia.dev/execution-mode=auto", "--no-wait")
+        ann = kubectl.json("get", "ksvc", "mm", "-n", namespace)["metadata"]["annotations"]
+        assert ann["gaia.dev/mode"] == "cpu_preferred", ann
+        assert "torch" in ann["gaia.dev/rationale"]
+    finally:
+        if not installed_before:
+            kubectl("delete", "-k", overlay, "--wait=false", check=False)
