@@ -5,7 +5,11 @@
 # A second run finds everything cached and returns at once.
 # Also installs the Debian packages the cluster needs (prometheus, iproute2).
 #
-# Usage: hack/build.sh [component...]   components: deps etcd kwok kubernetes knative kn kingress
+# Usage: hack/build.sh [--real-nodes] [component...]
+#   components: deps etcd kwok kubernetes knative kn kingress
+#   with --real-nodes or GAIA_NODES=real (what cluster.sh up --real-nodes needs) also:
+#   node-deps traefik coredns prometheus images
+#   gaia-images (on request only: cargo build --release + Gaia's two images)
 set -euo pipefail
 
 # shellcheck source=hack/lib.sh
@@ -93,7 +97,9 @@ build_kwok() {
 }
 
 build_kubernetes() {
-  local out=$GAIA_K8S_DIR cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+  # kubelet and kube-proxy are for the real worker nodes (cluster.sh up --real-nodes); they
+  # share most packages with the control plane, so one go build of all six is the cheapest.
+  local out=$GAIA_K8S_DIR cmds=(kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
   local c ok=1
   for c in "${cmds[@]}"; do [[ -x $out/$c ]] || ok=0; done
   if ((ok)); then gaia_log "kubernetes $K8S_VERSION: cached"; return; fi
@@ -133,16 +139,18 @@ build_kubernetes() {
 
 build_knative() {
   local out=$GAIA_KNATIVE_DIR
-  if [[ -x $out/controller && -x $out/webhook && -x $out/autoscaler && -d $out/config/core ]]; then
+  if [[ -x $out/controller && -x $out/webhook && -x $out/autoscaler && -x $out/queue && -x $out/activator \
+    && -d $out/config/core ]]; then
     gaia_log "knative serving $KNATIVE_SERVING_VERSION: cached"; return
   fi
-  gaia_log "building knative serving $KNATIVE_SERVING_VERSION (controller webhook autoscaler)"
+  gaia_log "building knative serving $KNATIVE_SERVING_VERSION (controller webhook autoscaler queue activator)"
   local tmp="$out.tmp"; rm -rf "$tmp"; mkdir -p "$tmp/config"
   local v=$KNATIVE_SERVING_VERSION
   # shellcheck disable=SC2030,SC2031
   (export GOBIN="$tmp"; run_step knative-build go install -v -trimpath -ldflags "-s -w" \
     "knative.dev/serving/cmd/controller@$v" "knative.dev/serving/cmd/webhook@$v" \
-    "knative.dev/serving/cmd/autoscaler@$v")
+    "knative.dev/serving/cmd/autoscaler@$v" "knative.dev/serving/cmd/queue@$v" \
+    "knative.dev/serving/cmd/activator@$v")
   # YAML: config/core from the module; its symlinks into vendor/ are not in
   # the module zip, so take those files from networking/caching at the versions
   # serving's go.mod requires.
@@ -214,13 +222,296 @@ build_kingress() {
   finish "$tmp" "$out"
 }
 
+# ---------------------------------------------------------------- real worker nodes
+# (hack/build.sh --real-nodes, or the components by name; cluster.sh up --real-nodes)
+
+build_node-deps() {
+  # containerd + runc (Debian: 1.6.20 / 1.1.5), CNI plugins, the OCI registry, mmdebstrap
+  # (function runtime rootfs), iptables + conntrack (kube-proxy, iptables mode).
+  local missing=() pair
+  for pair in containerd:containerd runc:runc docker-registry:docker-registry \
+    mmdebstrap:mmdebstrap iptables:iptables conntrack:conntrack nsenter:util-linux; do
+    command -v "${pair%%:*}" >/dev/null || missing+=("${pair##*:}")
+  done
+  [[ -x /usr/lib/cni/bridge ]] || missing+=(containernetworking-plugins)
+  if ((${#missing[@]})); then
+    gaia_log "apt-get install ${missing[*]}"
+    # Do not let the packages' init scripts start a system-wide registry or containerd.
+    local policy=/usr/sbin/policy-rc.d created=0
+    if [[ ! -e $policy ]]; then printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; created=1; fi
+    run_step apt-get-nodes bash -c 'apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"' _ "${missing[@]}"
+    if ((created)); then rm -f "$policy"; fi
+  else
+    gaia_log "debian packages for real nodes: present (containerd $(containerd --version | cut -d' ' -f3), runc $(runc --version | sed -n '1s/runc version //p'))"
+  fi
+}
+
+build_traefik() {
+  local out=$GAIA_TRAEFIK_DIR
+  if [[ -x $out/traefik ]]; then gaia_log "traefik $TRAEFIK_VERSION: cached"; return; fi
+  gaia_log "building traefik $TRAEFIK_VERSION"
+  local src="$SRCDIR/traefik-$TRAEFIK_VERSION" tmp="$out.tmp" gomod
+  rm -rf "$src" "$tmp"; mkdir -p "$src" "$tmp"
+  gomod=$(gomod_field "github.com/traefik/traefik/v3@$TRAEFIK_VERSION" GoMod)
+  [[ -f $gomod ]] || gaia_die "cannot download traefik $TRAEFIK_VERSION"
+  # Wrapper module: traefik's go.mod has replace/exclude directives (forks of three
+  # modules, an ambiguous tencentcloud module), which `go install mod@v` refuses.
+  {
+    echo "module gaia.local/build/traefik"
+    echo
+    grep -E '^go [0-9]' "$gomod"
+    echo
+    echo "require github.com/traefik/traefik/v3 $TRAEFIK_VERSION"
+    echo
+    sed -n '/^replace (/,/^)/p' "$gomod"
+    grep -E '^exclude ' "$gomod" || true
+  } >"$src/go.mod"
+  (cd "$src" && run_step traefik-get go get "github.com/traefik/traefik/v3/cmd/traefik@$TRAEFIK_VERSION")
+  local p=github.com/traefik/traefik/v3/pkg/version
+  (cd "$src" && run_step traefik-build go build -v -trimpath \
+    -ldflags "-s -w -X $p.Version=$TRAEFIK_VERSION -X $p.BuildDate=$BUILD_DATE -X $p.Codename=gaia" \
+    -o "$tmp/traefik" github.com/traefik/traefik/v3/cmd/traefik)
+  finish "$tmp" "$out"
+}
+
+build_coredns() {
+  local out=$GAIA_COREDNS_DIR
+  if [[ -x $out/coredns ]]; then gaia_log "coredns $COREDNS_VERSION: cached"; return; fi
+  gaia_log "building coredns $COREDNS_VERSION (plugins: kubernetes, cache, errors, health, ready, log, prometheus)"
+  local src="$SRCDIR/coredns-$COREDNS_VERSION" tmp="$out.tmp" gomod
+  rm -rf "$src" "$tmp"; mkdir -p "$src" "$tmp"
+  gomod=$(gomod_field "github.com/coredns/coredns@$COREDNS_VERSION" GoMod)
+  [[ -f $gomod ]] || gaia_die "cannot download coredns $COREDNS_VERSION"
+  printf 'module gaia.local/build/coredns\n\n%s\n' "$(grep -E '^go [0-9]' "$gomod")" >"$src/go.mod"
+  # Only the plugins the cluster uses (CoreDNS' documented way to build a custom server:
+  # set dnsserver.Directives, import the plugins): a fraction of the full build.
+  cat >"$src/main.go" <<'EOM'
+package main
+
+import (
+	"github.com/coredns/coredns/core/dnsserver"
+	"github.com/coredns/coredns/coremain"
+
+	_ "github.com/coredns/coredns/plugin/cache"
+	_ "github.com/coredns/coredns/plugin/errors"
+	_ "github.com/coredns/coredns/plugin/health"
+	_ "github.com/coredns/coredns/plugin/kubernetes"
+	_ "github.com/coredns/coredns/plugin/log"
+	_ "github.com/coredns/coredns/plugin/metrics"
+	_ "github.com/coredns/coredns/plugin/ready"
+)
+
+// Plugin order of the request chain, a subset of CoreDNS' plugin.cfg order.
+var directives = []string{"log", "errors", "health", "ready", "prometheus", "cache", "kubernetes"}
+
+func init() { dnsserver.Directives = directives }
+
+func main() { coremain.Run() }
+EOM
+  (cd "$src" && run_step coredns-get go get "github.com/coredns/coredns@$COREDNS_VERSION" && go mod tidy)
+  (cd "$src" && run_step coredns-build go build -v -trimpath \
+    -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" \
+    -o "$tmp/coredns" .)
+  finish "$tmp" "$out"
+}
+
+# Prometheus with Kubernetes service discovery. Debian's prometheus 2.42 is built without it
+# (its kubernetes_sd_configs are "field not found"), so the real-node cluster builds 2.55.1
+# from its module: a copy of the module (replace => ./prometheus) whose plugins/plugins.go,
+# which imports all 20-odd discovery mechanisms, is replaced by one importing only kubernetes
+# (file and http are always in) -- a go build -overlay may not replace files of the module
+# cache. prometheus' own replace/exclude lines are copied into the wrapper. No web UI assets
+# (the HTTP API, which is all the project uses, works without them).
+build_prometheus() {
+  local out=$GAIA_PROMETHEUS_DIR
+  if [[ -x $out/prometheus ]]; then gaia_log "prometheus $PROMETHEUS_VERSION: cached"; return; fi
+  gaia_log "building prometheus $PROMETHEUS_VERSION (discovery: kubernetes, file, http)"
+  local src="$SRCDIR/prometheus-$PROMETHEUS_VERSION" tmp="$out.tmp" gomod dir
+  rm -rf "$src" "$tmp"; mkdir -p "$src" "$tmp"
+  gomod=$(gomod_field "github.com/prometheus/prometheus@$PROMETHEUS_VERSION" GoMod)
+  dir=$(gomod_field "github.com/prometheus/prometheus@$PROMETHEUS_VERSION" Dir)
+  [[ -f $gomod && -d $dir ]] || gaia_die "cannot download prometheus $PROMETHEUS_VERSION"
+  cp -r "$dir" "$src/prometheus"
+  chmod -R u+w "$src/prometheus"
+  cat >"$src/prometheus/plugins/plugins.go" <<'EOM'
+// Replaced by gaia's hack/build.sh: only the discovery mechanism the local cluster uses.
+package plugins
+
+import (
+	// Register kubernetes plugin.
+	_ "github.com/prometheus/prometheus/discovery/kubernetes"
+)
+EOM
+  {
+    echo "module gaia.local/build/prometheus"
+    echo
+    grep -E '^go [0-9]' "$gomod"
+    echo
+    echo "require github.com/prometheus/prometheus $PROMETHEUS_VERSION"
+    echo
+    echo "replace github.com/prometheus/prometheus => ./prometheus"
+    echo
+    sed -n '/^replace (/,/^)/p' "$gomod"
+    sed -n '/^exclude [^(]/p;/^exclude (/,/^)/p' "$gomod"
+  } >"$src/go.mod"
+  cp "$dir/go.sum" "$src/go.sum"
+  (cd "$src" && run_step prometheus-get go get "github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION")
+  local p=github.com/prometheus/common/version
+  (cd "$src" && run_step prometheus-build go build -v -trimpath \
+    -ldflags "-s -w -X $p.Version=2.${PROMETHEUS_VERSION#v0.} -X $p.Revision=$PROMETHEUS_VERSION -X $p.Branch=gaia -X $p.BuildUser=gaia -X $p.BuildDate=$BUILD_DATE" \
+    -o "$tmp/prometheus" github.com/prometheus/prometheus/cmd/prometheus)
+  finish "$tmp" "$out"
+}
+
+# Images (OCI layouts, hack/images/oci.py), each rebuilt when the hash of its inputs changes.
+image_done() { [[ -f $1/index.json && $(cat "$1/inputs" 2>/dev/null) == "$2" ]]; }
+
+# static_image NAME:TAG INPUTS_HASH USER BINARY...: an image of static binaries in /ko-app
+# (where Knative's own ko-built images put them) plus CA certificates.
+static_image() {
+  local ref=$1 hash=$2 user=$3; shift 3
+  local dir="$GAIA_IMAGES_DIR/${ref//[:\/]/_}"
+  if image_done "$dir" "$hash"; then IMAGES+=("$ref $dir"); return; fi
+  local root="$dir.root" b
+  rm -rf "$root"; mkdir -p "$root/ko-app" "$root/etc/ssl/certs"
+  for b in "$@"; do cp "$b" "$root/ko-app/"; done
+  cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
+  python3 "$IMAGES_PY" layer-dir "$dir.layer.tar" "$root"
+  python3 "$IMAGES_PY" image "$dir" --layer "$dir.layer.tar" --user "$user" \
+    --entrypoint "[\"/ko-app/$(basename "$1")\"]" --name "$ref" >/dev/null
+  echo "$hash" >"$dir/inputs"
+  rm -rf "$root" "$dir.layer.tar"
+  IMAGES+=("$ref $dir")
+}
+
+build_images() {
+  IMAGES_PY="$GAIA_ROOT/hack/images/oci.py"
+  export SOURCE_DATE_EPOCH=$GAIA_SOURCE_DATE_EPOCH
+  mkdir -p "$GAIA_IMAGES_DIR"
+  IMAGES=()
+  local h
+  build_runtime_image
+  # pause: the pod sandbox image containerd's CRI needs (sandbox_image).
+  h=$(cat "$GAIA_ROOT/hack/images/pause/pause.go" "$IMAGES_PY" | sha256sum | cut -c1-16)
+  if ! image_done "$GAIA_IMAGES_DIR/gaia_pause_$GAIA_PAUSE_TAG" "$h"; then
+    go build -trimpath -ldflags "-s -w" -o "$GAIA_IMAGES_DIR/pause.bin" "$GAIA_ROOT/hack/images/pause/pause.go"
+  fi
+  static_image "gaia/pause:$GAIA_PAUSE_TAG" "$h" 65535 "$GAIA_IMAGES_DIR/pause.bin"
+  rm -f "$GAIA_IMAGES_DIR/pause.bin"
+  # Knative's data plane, from the binaries build_knative made.
+  [[ -x $GAIA_KNATIVE_DIR/queue ]] || gaia_die "knative queue missing: hack/build.sh knative"
+  local c
+  for c in queue activator; do
+    h=$(cat "$GAIA_KNATIVE_DIR/$c" "$IMAGES_PY" | sha256sum | cut -c1-16)
+    static_image "knative/$c:$KNATIVE_SERVING_VERSION" "$h" 65532 "$GAIA_KNATIVE_DIR/$c"
+  done
+  printf '%s\n' "${IMAGES[@]}" >"$GAIA_IMAGES_DIR/images.list.tmp"
+  # keep what build_gaia-images listed
+  grep '^gaia/gaia-' "$GAIA_IMAGES_DIR/images.list" >>"$GAIA_IMAGES_DIR/images.list.tmp" 2>/dev/null || true
+  mv "$GAIA_IMAGES_DIR/images.list.tmp" "$GAIA_IMAGES_DIR/images.list"
+  gaia_log "images: ${#IMAGES[@]} OCI layouts in $GAIA_IMAGES_DIR ($(du -sh "$GAIA_IMAGES_DIR" | cut -f1))"
+}
+
+# Gaia's own images, as the root Dockerfile describes them (tests/e2e/test_images.py checks
+# that both agree): Debian bookworm (here: mmdebstrap minbase + ca-certificates), the binary at
+# /usr/local/bin/BIN, ENV GAIA_BIN, USER 65532:65532, ENTRYPOINT ["/bin/sh", "-c",
+# "exec \"$GAIA_BIN\" \"$@\"", "gaia"]. The binaries come from the workspace's cargo build.
+build_gaia-images() {
+  IMAGES_PY="$GAIA_ROOT/hack/images/oci.py"
+  export SOURCE_DATE_EPOCH=$GAIA_SOURCE_DATE_EPOCH
+  mkdir -p "$GAIA_IMAGES_DIR"
+  # shellcheck disable=SC2016  # the hook is run by mmdebstrap's sh, $1 = the chroot
+  local mm=(mmdebstrap --mode=root --variant=minbase --format=tar --include=ca-certificates
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright'
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*'
+    --customize-hook='rm -f "$1/etc/resolv.conf" "$1/etc/hostname"' bookworm)
+  local h base
+  h=$(printf '%s\n' "${mm[@]}" "$SOURCE_DATE_EPOCH" | sha256sum | cut -c1-16)
+  base="$GAIA_IMAGES_DIR/rootfs-gaia-base-$h.tar"
+  if [[ ! -f $base ]]; then
+    gaia_log "gaia base rootfs: mmdebstrap bookworm minbase + ca-certificates"
+    run_step gaia-base-rootfs "${mm[@]}" "$base.tmp" /etc/apt/sources.list.d/debian.sources
+    mv "$base.tmp" "$base"
+  fi
+  local target="${CARGO_TARGET_DIR:-$GAIA_ROOT/target}" version bin
+  version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' "$GAIA_ROOT/Cargo.toml")
+  (cd "$GAIA_ROOT" && run_step gaia-cargo-build cargo build --release --locked --bin gaia-webhook --bin gaia-autoscaler)
+  [[ -f $GAIA_IMAGES_DIR/images.list ]] || : >"$GAIA_IMAGES_DIR/images.list"
+  for bin in gaia-webhook gaia-autoscaler; do
+    local ref="gaia/$bin:$version" dir
+    dir="$GAIA_IMAGES_DIR/${ref//[:\/]/_}"
+    h=$(cat "$target/release/$bin" "$IMAGES_PY" "$base" | sha256sum | cut -c1-16)
+    if ! image_done "$dir" "$h"; then
+      local root="$dir.root"
+      rm -rf "$root"; mkdir -p "$root/usr/local/bin"
+      install -m 0755 "$target/release/$bin" "$root/usr/local/bin/$bin"
+      python3 "$IMAGES_PY" layer-dir "$dir.bin.tar" "$root"
+      # shellcheck disable=SC2016  # the entrypoint's shell expands $GAIA_BIN, not this one
+      python3 "$IMAGES_PY" image "$dir" --layer "$base" --layer "$dir.bin.tar" \
+        --env "GAIA_BIN=/usr/local/bin/$bin" --user 65532:65532 \
+        --entrypoint '["/bin/sh", "-c", "exec \"$GAIA_BIN\" \"$@\"", "gaia"]' --name "$ref" >/dev/null
+      echo "$h" >"$dir/inputs"
+      rm -rf "$root" "$dir.bin.tar"
+    fi
+    grep -v "^$ref " "$GAIA_IMAGES_DIR/images.list" >"$GAIA_IMAGES_DIR/images.list.tmp" || true
+    echo "$ref $dir" >>"$GAIA_IMAGES_DIR/images.list.tmp"
+    mv "$GAIA_IMAGES_DIR/images.list.tmp" "$GAIA_IMAGES_DIR/images.list"
+  done
+  gaia_log "gaia images: gaia/gaia-webhook:$version, gaia/gaia-autoscaler:$version"
+}
+
+# The function runtime: a Debian bookworm rootfs made by mmdebstrap from Debian packages
+# (hack/images/runtime/packages.txt) -- reproducible with SOURCE_DATE_EPOCH for the same
+# package versions -- plus the function server. Two layers: the big rootfs changes only with
+# the package list, the server layer with the server.
+build_runtime_image() {
+  local pkgs rfs_hash rootfs srv_hash dir ref="gaia/function-runtime:$GAIA_RUNTIME_TAG"
+  pkgs=$(grep -v '^#' "$GAIA_ROOT/hack/images/runtime/packages.txt" | paste -sd, -)
+  # shellcheck disable=SC2016  # the hooks are run by mmdebstrap's sh, $1 = the chroot
+  local mm=(mmdebstrap --mode=root --variant=essential --format=tar --include="$pkgs"
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright'
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*'
+    --dpkgopt='path-exclude=/usr/share/info/*'
+    --customize-hook='rm -f "$1/etc/resolv.conf" "$1/etc/hostname"'
+    --customize-hook='mkdir -p "$1/usr/local/share/gaia"'
+    --customize-hook='chroot "$1" dpkg-query -W -f "\${Package} \${Version}\n" > "$1/usr/local/share/gaia/packages.txt"'
+    bookworm)
+  rfs_hash=$(printf '%s\n' "${mm[@]}" "$SOURCE_DATE_EPOCH" | sha256sum | cut -c1-16)
+  rootfs="$GAIA_IMAGES_DIR/rootfs-python-$rfs_hash.tar"
+  if [[ ! -f $rootfs ]]; then
+    gaia_log "function runtime rootfs: mmdebstrap bookworm + $pkgs"
+    # The chroot's apt sources are this machine's own (the archive it is allowed to reach).
+    run_step runtime-rootfs "${mm[@]}" "$rootfs.tmp" /etc/apt/sources.list.d/debian.sources
+    mv "$rootfs.tmp" "$rootfs"
+  fi
+  local srv="$GAIA_ROOT/hack/images/runtime/function_server.py"
+  srv_hash=$(cat "$srv" "$IMAGES_PY" | sha256sum | cut -c1-8)
+  dir="$GAIA_IMAGES_DIR/${ref//[:\/]/_}"
+  if ! image_done "$dir" "$rfs_hash-$srv_hash"; then
+    local root="$dir.root"
+    rm -rf "$root"; mkdir -p "$root/usr/local/lib/gaia" "$root/app"
+    cp "$srv" "$root/usr/local/lib/gaia/function_server.py"
+    python3 "$IMAGES_PY" layer-dir "$dir.server.tar" "$root"
+    python3 "$IMAGES_PY" image "$dir" --layer "$rootfs" --layer "$dir.server.tar" \
+      --entrypoint '["python3", "/usr/local/lib/gaia/function_server.py"]' \
+      --env PYTHONUNBUFFERED=1 --env PYTHONDONTWRITEBYTECODE=1 --workdir /app \
+      --name "$ref" >/dev/null
+    echo "$rfs_hash-$srv_hash" >"$dir/inputs"
+    rm -rf "$root" "$dir.server.tar"
+  fi
+  IMAGES+=("$ref $dir")
+}
+
 main() {
   local all=(deps etcd kwok kubernetes knative kn kingress) t0=$SECONDS c
+  local real=(node-deps traefik coredns prometheus images)
+  if [[ ${1:-} == --real-nodes ]]; then shift; (($#)) || set -- "${all[@]}" "${real[@]}"; fi
+  if (($# == 0)) && [[ ${GAIA_NODES:-} == real ]]; then set -- "${all[@]}" "${real[@]}"; fi
   (($#)) || set -- "${all[@]}"
   gaia_log "build: cache $GAIA_CACHE ($(go version | cut -d' ' -f3), $(nproc) cores)"
   for c in "$@"; do
     case $c in
-      deps|etcd|kwok|kubernetes|knative|kn|kingress) "build_$c" ;;
+      deps|etcd|kwok|kubernetes|knative|kn|kingress|node-deps|traefik|coredns|prometheus|images|gaia-images) "build_$c" ;;
       *) gaia_die "unknown component $c" ;;
     esac
   done

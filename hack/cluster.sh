@@ -4,7 +4,12 @@
 # with a CPU pool and a GPU pool, Knative Serving (controller, webhook, autoscaler),
 # a KIngress stand-in (test harness only) and Prometheus.
 #
-# Usage: hack/cluster.sh up|down|restart|status|env|exec CMD...
+# Usage: hack/cluster.sh up [--real-nodes]|down|restart|status|env|exec CMD...
+#
+# With --real-nodes (or GAIA_NODES=real) it adds real worker nodes (hack/nodes.sh): a CPU-pool
+# and a GPU-pool kubelet with containerd, CNI, kube-proxy, CoreDNS, a local OCI registry,
+# Knative's activator and queue-proxy from that registry, and Traefik as the KIngress; KWOK
+# nodes stay (tainted gaia.dev/kwok=fake:NoSchedule then), the stand-in is not started.
 #
 # Network safety: every cluster process runs inside network namespaces this script
 # creates. The main one ($GAIA_NETNS, default "gaia") has only lo and one veth to the
@@ -45,6 +50,20 @@ STANDIN_CLASS=gaia-standin.ingress.networking.knative.dev
 # Components in start order; down stops them in reverse.
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok
   knative-controller knative-webhook knative-autoscaler kingress-standin prometheus)
+
+# shellcheck source=hack/nodes.sh
+. "$GAIA_ROOT/hack/nodes.sh"
+# Every component either mode may have started (down, status); the running mode's set.
+ALL_COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok
+  "${REAL_COMPONENTS[@]}" knative-controller knative-webhook knative-autoscaler
+  kingress-standin prometheus)
+active_components() {
+  if real_mode; then
+    COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok
+      "${REAL_COMPONENTS[@]}" knative-controller knative-webhook knative-autoscaler prometheus)
+  fi
+}
+active_components
 
 KUBECTL="$GAIA_K8S_DIR/kubectl"
 KN="$GAIA_KN_DIR/kn"
@@ -88,10 +107,14 @@ start() {
   local bin=$1; shift
   [[ -x $bin ]] || gaia_die "$bin missing: run hack/build.sh"
   readlink -f "$bin" >"$RUN/$name.exe"
-  # setsid (no fork: we are not a group leader) -> ip netns exec -> bash writes
+  # setsid (no fork: we are not a group leader) -> ip netns exec/nsenter -> bash writes
   # its PID, then execs env, which execs the binary: one PID all along.
+  # ip netns exec also makes a private mount namespace with its own /sys; the real nodes'
+  # processes need the host's mounts (cgroups, volumes): START_NSENTER=1 enters the netns only.
+  local enter=(ip netns exec "$ns")
+  [[ ${START_NSENTER:-0} != 1 ]] || enter=(nsenter --net="/var/run/netns/$ns")
   # shellcheck disable=SC2016  # expanded by the inner bash
-  setsid ip netns exec "$ns" bash -c 'echo $$ >"$1"; shift; exec env "$@"' _ \
+  setsid "${enter[@]}" bash -c 'echo $$ >"$1"; shift; exec env "$@"' _ \
     "$RUN/$name.pid" "${envs[@]}" "$bin" "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
   disown
   local i
@@ -380,13 +403,17 @@ check_built() {
   [[ $(id -u) == 0 ]] || gaia_die "cluster.sh needs root (network namespaces)"
 }
 
-any_alive() { local c; for c in "${COMPONENTS[@]}"; do alive "$c" && return 0; done; return 1; }
+any_alive() { local c; for c in "${ALL_COMPONENTS[@]}"; do alive "$c" && return 0; done; return 1; }
 all_alive() { local c; for c in "${COMPONENTS[@]}"; do alive "$c" || return 1; done; }
 
 cmd_up() {
+  local want_real=0 have_real=0
+  [[ ${1:-} != --real-nodes && ${GAIA_NODES:-} != real ]] || want_real=1
   check_built
+  ((want_real == 0)) || real_check_built
+  if real_mode; then have_real=1; fi
   if any_alive; then
-    if all_alive && k get --raw /readyz >/dev/null 2>&1; then
+    if all_alive && k get --raw /readyz >/dev/null 2>&1 && ((want_real == have_real)); then
       gaia_log "cluster already up (hack/cluster.sh restart for a fresh one)"
       return 0
     fi
@@ -396,17 +423,27 @@ cmd_up() {
   local t0=$SECONDS
   # On any failure, stop what was started (GAIA_KEEP_FAILED=1 keeps it for debugging).
   trap 'up_failed' EXIT
-  # A fresh cluster every time: new data, new keys.
-  rm -rf "$STATE"
+  # A fresh cluster every time: new data, new keys. (Never into a mount a crashed real
+  # node left behind: kubelet volumes, container root file systems.)
+  if real_mode; then real_unmount; fi
+  rm -rf --one-file-system "$STATE"
   mkdir -p "$LOGS" "$RUN" "$STATE/bin" "$STATE/knative"
+  if ((want_real)); then touch "$STATE/real-nodes"; fi
+  active_components
   ln -sf "$KUBECTL" "$STATE/bin/kubectl"
   ln -sf "$KN" "$STATE/bin/kn"
   net_up
+  if real_mode; then real_net_up; fi
   pki
+  if real_mode; then real_pki; fi
   kubeconfig "$KUBECONFIG_FILE" admin
   kubeconfig "$STATE/kube-controller-manager.kubeconfig" kube-controller-manager
   kubeconfig "$STATE/kube-scheduler.kubeconfig" kube-scheduler
   kubeconfig "$STATE/kwok.kubeconfig" kwok
+  if real_mode; then real_kubeconfigs; fi
+  local apiserver_extra=()
+  # kubectl logs/exec: dial the kubelet at its InternalIP (the node names are not in DNS)
+  if real_mode; then apiserver_extra=(--kubelet-preferred-address-types=InternalIP); fi
   gaia_log "network namespace $NETNS ($NS_IP), certificates: done"
 
   start etcd "$NETNS" "$GAIA_ETCD_DIR/etcd" --name=gaia --data-dir="$STATE/etcd" \
@@ -424,7 +461,7 @@ cmd_up() {
     --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
     --service-cluster-ip-range="$SERVICE_CIDR" \
     --enable-aggregator-routing=true \
-    --allow-privileged=true --profiling=false --v=1
+    --allow-privileged=true --profiling=false --v=1 "${apiserver_extra[@]}"
   wait_for "etcd" 30 in_ns curl -sf http://127.0.0.1:2379/health
   wait_for "kube-apiserver /readyz" 60 k get --raw /readyz
   gaia_log "kube-apiserver ready ($((SECONDS - t0))s)"
@@ -447,10 +484,20 @@ cmd_up() {
     --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
     --cidr="$POD_CIDR" --node-ip=10.244.0.1 --server-address=127.0.0.1:10247 \
     --node-lease-duration-seconds=40
+  if real_mode; then
+    real_registry_up
+    real_nodes_up
+  fi
 
   # Knative: CRDs, RBAC, config, Services (no Deployments), then our overrides.
-  python3 "$GAIA_ROOT/hack/render-knative.py" "$GAIA_KNATIVE_DIR/config/core" "$STATE/knative" >/dev/null
+  local render_args=()
+  if real_mode; then render_args=(--real-nodes "$REGISTRY/knative/activator:$KNATIVE_SERVING_VERSION"); fi
+  python3 "$GAIA_ROOT/hack/render-knative.py" "${render_args[@]}" "$GAIA_KNATIVE_DIR/config/core" "$STATE/knative" >/dev/null
   knative_overrides_yaml >"$STATE/knative/overrides.yaml"
+  if real_mode; then
+    { echo "---"; real_knative_overrides_yaml; } >>"$STATE/knative/overrides.yaml"
+    real_rbac_yaml >"$STATE/knative/real-nodes.yaml"
+  fi
   standin_rbac_yaml >"$STATE/knative/kingress-standin-rbac.yaml"
   nodes_yaml >"$STATE/nodes.yaml"
   k apply --server-side --field-manager=gaia-cluster -f "$STATE/nodes.yaml" >/dev/null
@@ -461,6 +508,13 @@ cmd_up() {
     -f "$STATE/knative/overrides.yaml" >/dev/null
   k apply --server-side --field-manager=gaia-cluster -f "$STATE/knative/kingress-standin-rbac.yaml" >/dev/null
   webhook_endpoints_yaml | k apply --server-side --field-manager=gaia-cluster -f - >/dev/null 2>&1
+  if real_mode; then
+    # (selectorless Services with v1 Endpoints, mirrored into EndpointSlices: the warning
+    # that v1 Endpoints are deprecated is expected)
+    k apply --server-side --field-manager=gaia-cluster --force-conflicts \
+      -f "$STATE/knative/real-nodes.yaml" >"$LOGS/apply-real-nodes.log" 2>&1 \
+      || { cat "$LOGS/apply-real-nodes.log" >&2; gaia_die "applying real-nodes.yaml failed"; }
+  fi
   gaia_log "Knative CRDs and config applied ($((SECONDS - t0))s)"
 
   # Knative runs with its own service account's token, so its RBAC is exercised.
@@ -486,20 +540,37 @@ cmd_up() {
   start knative-autoscaler "$AS_NETNS" "${kenv[@]}" POD_NAME=autoscaler-local \
     POD_IP="$AS_IP" METRICS_PROMETHEUS_PORT=9090 PROFILING_PORT=8008 \
     "$GAIA_KNATIVE_DIR/autoscaler" --kubeconfig="$STATE/knative.kubeconfig"
-  start kingress-standin "$NETNS" "$GAIA_KINGRESS_DIR/kingress-standin" \
-    --kubeconfig="$STATE/kingress-standin.kubeconfig" --ingress-class="$STANDIN_CLASS"
+  if real_mode; then
+    real_traefik_up
+  else
+    start kingress-standin "$NETNS" "$GAIA_KINGRESS_DIR/kingress-standin" \
+      --kubeconfig="$STATE/kingress-standin.kubeconfig" --ingress-class="$STANDIN_CLASS"
+  fi
   prometheus_config
-  start prometheus "$NETNS" "$(command -v prometheus)" \
+  if real_mode; then
+    real_prometheus_jobs >>"$STATE/prometheus/prometheus.yml"
+    real_gaia_overlay
+  fi
+  local prom_bin; prom_bin=$(command -v prometheus)
+  # Debian's prometheus has no Kubernetes service discovery; the real nodes need it
+  if real_mode; then prom_bin="$GAIA_PROMETHEUS_DIR/prometheus"; fi
+  start prometheus "$NETNS" "$prom_bin" \
     --config.file="$STATE/prometheus/prometheus.yml" --storage.tsdb.path="$STATE/prometheus/data" \
     --storage.tsdb.retention.time=1d --web.listen-address="0.0.0.0:$PROM_PORT" --log.level=warn
 
   k apply --server-side --field-manager=gaia-cluster -f "$STATE/knative/webhooks.yaml" >/dev/null
   probe_ksvc_yaml >"$STATE/knative/probe-ksvc.yaml"
   wait_for "5 Ready nodes" 60 nodes_ready 5
+  if real_mode; then real_nodes_ready; fi
   gaia_log "nodes ready ($((SECONDS - t0))s)"
   wait_for "Knative webhook (server dry-run of a Knative Service)" 90 \
     k create --dry-run=server -f "$STATE/knative/probe-ksvc.yaml"
   wait_for "Prometheus" 30 curl -sf "$PROM_URL/-/ready"
+  if real_mode; then
+    k apply --server-side --field-manager=gaia-cluster -f "$STATE/knative/activator.yaml" >/dev/null
+    wait_for "Knative activator pod (image from $REGISTRY)" 180 \
+      k -n "$KNATIVE_NS" rollout status deployment/activator --timeout=5s
+  fi
   for c in "${COMPONENTS[@]}"; do alive "$c" || gaia_die "$c exited; see $LOGS/$c.log"; done
   trap - EXIT
   gaia_log "cluster up in $((SECONDS - t0))s. Use: eval \"\$(hack/cluster.sh env)\""
@@ -549,28 +620,43 @@ stop_group() {
 
 cmd_down() {
   STOPPED=()
+  # real nodes: their pods go first, while the kubelets and the apiserver still run
+  if alive kube-apiserver; then real_drain; fi
   # clients first, so that the apiserver has no watches to drain; etcd last
   local i clients=()
-  for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
-    case ${COMPONENTS[i]} in kube-apiserver|etcd) ;; *) clients+=("${COMPONENTS[i]}") ;; esac
+  for ((i = ${#ALL_COMPONENTS[@]} - 1; i >= 0; i--)); do
+    case ${ALL_COMPONENTS[i]} in kube-apiserver|etcd|containerd-*) ;; *) clients+=("${ALL_COMPONENTS[i]}") ;; esac
   done
   stop_group "${clients[@]}"
+  if real_mode; then
+    kill_tasks
+    stop_group containerd-w1 containerd-w2
+    real_cleanup
+  fi
   stop_group kube-apiserver
   stop_group etcd
   rm -f "$RUN"/*.pid "$RUN"/*.exe 2>/dev/null || true
+  if real_mode; then real_net_down; fi
   net_down
   gaia_log "cluster down (stopped: ${STOPPED[*]:-nothing}); logs kept in $LOGS"
 }
 
 cmd_status() {
   local c up=0
+  local rss total=0
   for c in "${COMPONENTS[@]}"; do
-    if alive "$c"; then printf '  %-24s running (pid %s)\n' "$c" "$(pid_of "$c")"; up=1
+    if alive "$c"; then
+      rss=$(awk '/^VmRSS:/ {print int($2 / 1024)}' "/proc/$(pid_of "$c")/status" 2>/dev/null || echo 0)
+      total=$((total + rss))
+      printf '  %-24s running (pid %s, %s MiB)\n' "$c" "$(pid_of "$c")" "$rss"; up=1
     else printf '  %-24s stopped\n' "$c"; fi
   done
   ((up)) || { echo "cluster: down"; return 1; }
+  echo "  processes: $total MiB resident in all"
+  if real_mode; then real_status_memory; fi
   if ! k get --raw /readyz >/dev/null 2>&1; then echo "apiserver: not ready"; return 1; fi
   echo "apiserver: $APISERVER ready; prometheus: $PROM_URL"
+  if real_mode; then echo "real nodes: registry http://$REGISTRY, ingress http://$NS_IP:80 (Traefik)"; fi
   k get nodes -L gaia.dev/pool,nvidia.com/gpu.product --no-headers 2>/dev/null | sed 's/^/  /'
   echo "pods by namespace/phase:"
   k get pods -A --no-headers -o custom-columns=NS:.metadata.namespace,PHASE:.status.phase 2>/dev/null \
@@ -601,6 +687,18 @@ export GAIA_POD_CIDR="$POD_CIDR"
 export GAIA_SERVICE_CIDR="$SERVICE_CIDR"
 export PATH="$STATE/bin:\$PATH"
 EOF
+  if real_mode; then
+    cat <<EOF
+export GAIA_REAL_NODES="1"
+export GAIA_REGISTRY="$REGISTRY"
+export GAIA_RUNTIME_IMAGE="$REGISTRY/gaia/function-runtime:$GAIA_RUNTIME_TAG"
+export GAIA_INGRESS_URL="http://$NS_IP:80"
+export GAIA_REAL_POD_CIDR="$REAL_POD_CIDR"
+export GAIA_CPU_WORKER="$(node_name 1)"
+export GAIA_GPU_WORKER="$(node_name 2)"
+export GAIA_LOCAL_OVERLAY="$STATE/gaia-overlay"
+EOF
+  fi
 }
 
 cmd_exec() {
@@ -610,11 +708,11 @@ cmd_exec() {
 }
 
 case ${1:-} in
-  up) cmd_up ;;
+  up) shift; cmd_up "$@" ;;
   down) cmd_down ;;
-  restart) cmd_down; cmd_up ;;
+  restart) real=(); if real_mode; then real=(--real-nodes); fi; cmd_down; cmd_up "${real[@]}" ;;
   status) cmd_status ;;
   env) cmd_env ;;
   exec) shift; cmd_exec "$@" ;;
-  *) echo "usage: $0 up|down|restart|status|env|exec CMD..." >&2; exit 2 ;;
+  *) echo "usage: $0 up [--real-nodes]|down|restart|status|env|exec CMD..." >&2; exit 2 ;;
 esac

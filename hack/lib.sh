@@ -17,6 +17,12 @@ GAIA_KWOK_DIR="$GAIA_OUT/kwok-$KWOK_VERSION-r$GAIA_BUILD_REV"
 GAIA_KNATIVE_DIR="$GAIA_OUT/knative-serving-$KNATIVE_SERVING_VERSION-r$GAIA_BUILD_REV"
 GAIA_KN_DIR="$GAIA_OUT/kn-$KN_CLIENT_VERSION-r$GAIA_BUILD_REV"
 
+GAIA_TRAEFIK_DIR="$GAIA_OUT/traefik-$TRAEFIK_VERSION-r$GAIA_BUILD_REV"
+GAIA_COREDNS_DIR="$GAIA_OUT/coredns-$COREDNS_VERSION-r$GAIA_BUILD_REV"
+GAIA_PROMETHEUS_DIR="$GAIA_OUT/prometheus-$PROMETHEUS_VERSION-r$GAIA_BUILD_REV"
+# OCI image layouts (hack/images); images.list there names what cluster.sh pushes.
+GAIA_IMAGES_DIR="$GAIA_OUT/images-r$GAIA_BUILD_REV"
+
 gaia_standin_hash() {
   (cd "$GAIA_ROOT/hack/standins/kingress" && cat go.mod go.sum ./*.go | sha256sum | cut -c1-12)
 }

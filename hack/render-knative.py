@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Render Knative Serving's config/core for the local cluster (stdlib only).
 
-Usage: render-knative.py CONFIG_CORE_DIR OUT_DIR
+Usage: render-knative.py [--real-nodes ACTIVATOR_IMAGE] CONFIG_CORE_DIR OUT_DIR
 
 Writes:
   OUT_DIR/crds.yaml      the CustomResourceDefinitions (applied first)
   OUT_DIR/base.yaml      namespace, RBAC, config maps, Services, caches
   OUT_DIR/webhooks.yaml  the admission webhook configurations (applied once the
                          Knative webhook process is running)
+  OUT_DIR/activator.yaml with --real-nodes: the activator Deployment, image replaced
 
 Changes made to upstream's YAML, and why:
   * Deployment, HorizontalPodAutoscaler and PodDisruptionBudget objects are
@@ -16,6 +17,11 @@ Changes made to upstream's YAML, and why:
   * The `webhook` Service loses its selector: hack/cluster.sh writes its
     Endpoints by hand, pointing at the local webhook process, and the
     apiserver (--enable-aggregator-routing) dials those endpoints.
+  * With --real-nodes (real worker nodes, hack/nodes.sh) the activator runs as a
+    pod: its Deployment is kept (image: ACTIVATOR_IMAGE, in the local registry).
+    The `autoscaler` Service loses its selector too: the autoscaler is a process,
+    its Endpoints are written by hack/nodes.sh, and the activator pod reaches it
+    through the Service.
 """
 import os
 import re
@@ -46,8 +52,20 @@ def documents(path):
             yield doc.strip("\n") + "\n"
 
 
+def drop_selector(doc, name):
+    doc, n = re.subn(r"^  selector:\s*\n(?:    .*\n)+", "", doc, flags=re.M)
+    if n != 1:
+        sys.exit("render-knative: could not drop the %s Service selector" % name)
+    return doc
+
+
 def main():
-    src, out = sys.argv[1], sys.argv[2]
+    args = sys.argv[1:]
+    activator_image = None
+    if args[:1] == ["--real-nodes"]:
+        activator_image, args = args[1], args[2:]
+    src, out = args[0], args[1]
+    activator = []
     files = []
     for root, dirs, names in os.walk(src):
         dirs.sort()
@@ -57,13 +75,19 @@ def main():
     for path in files:
         for doc in documents(path):
             kind, name = top_level(doc, "kind"), metadata_name(doc)
+            if activator_image and kind == "Deployment" and name == "activator":
+                doc, n = re.subn(r"^(\s+image:\s*)ko://\S+", r"\g<1>" + activator_image, doc, flags=re.M)
+                if n != 1:
+                    sys.exit("render-knative: could not set the activator image")
+                activator.append(doc)
+                continue
+            if activator_image and kind == "Service" and name == "autoscaler":
+                doc = drop_selector(doc, name)
             if kind in DROP_KINDS:
                 dropped.append("%s/%s" % (kind, name))
                 continue
             if kind == "Service" and name == "webhook":
-                doc, n = re.subn(r"^  selector:\s*\n(?:    .*\n)+", "", doc, flags=re.M)
-                if n != 1:
-                    sys.exit("render-knative: could not drop the webhook Service selector")
+                doc = drop_selector(doc, name)
             if kind in WEBHOOK_KINDS:
                 hooks.append(doc)
             elif kind == "CustomResourceDefinition":
@@ -71,7 +95,10 @@ def main():
             else:
                 base.append(doc)
     os.makedirs(out, exist_ok=True)
-    for fname, docs in (("crds.yaml", crds), ("base.yaml", base), ("webhooks.yaml", hooks)):
+    outputs = [("crds.yaml", crds), ("base.yaml", base), ("webhooks.yaml", hooks)]
+    if activator_image:
+        outputs.append(("activator.yaml", activator))
+    for fname, docs in outputs:
         with open(os.path.join(out, fname), "w", encoding="utf-8") as f:
             f.write("---\n".join(docs))
     print("rendered %d CRDs, %d base objects, %d webhook configurations; dropped %s"

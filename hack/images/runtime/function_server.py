@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Gaia's function server: runs one Python function as a Knative Service's user container.
+
+Knative's runtime contract: listen on $PORT (default 8080), answer HTTP/1.1, exit on SIGTERM.
+The function is ``func.py`` with ``handle(request: dict) -> dict`` (examples/functions/*), found
+in $GAIA_FUNCTION_DIR (default /app, where a ConfigMap is mounted: ``kn service create ...
+--mount /app=cm:NAME``), or else in /opt/gaia/function (code baked into an image).
+
+The module is imported *before* the port is opened: importing torch and loading a model takes
+seconds, and Knative's default readiness check (queue-proxy's TCP probe of $PORT) must not pass
+before the function can answer. Requests:
+
+  POST /            JSON body -> handle(body) -> 200 JSON (500 {"error": ...} if it raises)
+  GET  /            the same with an empty request ({})
+  GET  /healthz     200 {"ok": true, "function": ...} (liveness/readiness if one is configured)
+
+Only the standard library: it runs on any image with python3.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+SEARCH = [os.environ.get("GAIA_FUNCTION_DIR", "/app"), "/opt/gaia/function"]
+
+
+def load_function():
+    for d in SEARCH:
+        path = Path(d) / "func.py"
+        if path.is_file():
+            sys.path.insert(0, str(path.parent))
+            spec = importlib.util.spec_from_file_location("func", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module.handle, str(path)
+    raise SystemExit(f"function server: no func.py in {SEARCH}")
+
+
+HANDLE, SOURCE = None, None
+STARTED = time.time()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "gaia-function-server/1"
+
+    def log_message(self, fmt, *args):  # one line per request would flood the pod log
+        pass
+
+    def _send(self, status: int, obj) -> None:
+        body = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _invoke(self, request) -> None:
+        if not isinstance(request, dict):
+            self._send(400, {"error": "the request body must be a JSON object"})
+            return
+        try:
+            self._send(200, HANDLE(request))
+        except Exception as exc:  # the function's failure is the caller's answer
+            traceback.print_exc()
+            self._send(500, {"error": f"{type(exc).__name__}: {exc}"})
+
+    def do_GET(self):
+        if self.path.startswith("/healthz"):
+            self._send(200, {"ok": True, "function": SOURCE, "uptime_s": time.time() - STARTED})
+        else:
+            self._invoke({})
+
+    def do_POST(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b"{}"
+        try:
+            request = json.loads(raw or b"{}")
+        except ValueError as exc:
+            self._send(400, {"error": f"invalid JSON: {exc}"})
+            return
+        self._invoke(request)
+
+
+def main() -> None:
+    global HANDLE, SOURCE
+    t0 = time.time()
+    HANDLE, SOURCE = load_function()
+    port = int(os.environ.get("PORT", "8080"))
+    server = ThreadingHTTPServer(("", port), Handler)
+    server.daemon_threads = True
+    print(f"function server: {SOURCE} loaded in {time.time() - t0:.2f}s, listening on :{port}",
+          flush=True)
+
+    def stop(signum, frame):
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
