@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.harness.paths import REPO
+
+
 BINS = ("gaia-webhook", "gaia-autoscaler")
 
 

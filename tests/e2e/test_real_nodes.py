@@ -15,7 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, Cluster, Kn, Kubectl, wait_until
+from tests.harness.cluster_env import Cluster
+from tests.harness.kn import Kn
+from tests.harness.kubectl import Kubectl
+from tests.harness.paths import REPO
+from tests.harness.wait import wait_until
 
 # The first pull of the function runtime image (about 1.5 GB, from the local registry) and
 # torch's import on a loaded 2-core machine take a while.
