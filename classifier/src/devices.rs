@@ -149,15 +149,33 @@ pub fn check_call(site: &CallSite<'_, '_>) -> Vec<Hit> {
         if matches!(q, "accelerate.Accelerator") {
             hits.push(Hit::new(FindingKind::DeviceUse, text()).guarded(true));
         }
+        // GPTQ/AWQ configs load CUDA kernels (bitsandbytes configs: by their keywords below).
+        if rules::CUDA_QUANTIZATION_CONFIGS.contains(&last) && last != "BitsAndBytesConfig" {
+            hits.push(Hit::new(
+                FindingKind::DeviceUse,
+                format!("{}: quantized loading needs CUDA", text()),
+            ));
+        }
     }
+    // Without any GPU-capable library in the function, `.to(...)` and `.cuda()` are methods of
+    // its own classes.
+    let gpu_capable = site.eval.gpu_capable;
     let mut skip_device_kw = false;
     if let Expr::Attribute(a) = call.func.as_ref() {
         let receiver_is_module = qualname(&a.value, site.imports).is_some();
         match a.attr.as_str() {
-            "cuda" if !receiver_is_module && !site.self_defines("cuda", &a.value) => {
+            "cuda"
+                if gpu_capable && !receiver_is_module && !site.self_defines("cuda", &a.value) =>
+            {
                 hits.push(Hit::new(FindingKind::DeviceUse, text()));
             }
-            "to" if !receiver_is_module => {
+            "set_providers" => {
+                if let Some(arg) = call.args.first() {
+                    let v = site.eval.eval(site.at, arg);
+                    hits.extend(device_hit(device_of(&v), text()));
+                }
+            }
+            "to" if gpu_capable && !receiver_is_module => {
                 let arg = call.args.first().or_else(|| {
                     call.keywords
                         .iter()
@@ -182,9 +200,17 @@ pub fn check_call(site: &CallSite<'_, '_>) -> Vec<Hit> {
                 let v = site.eval.eval(site.at, &k.value);
                 hits.extend(device_hit(device_of(&v), text()));
             }
-            "device_map" => {
+            "device_map" | "providers" => {
                 let v = site.eval.eval(site.at, &k.value);
                 hits.extend(device_hit(device_of(&v), text()));
+            }
+            n if rules::CUDA_QUANTIZATION_KEYWORDS.contains(&n) => {
+                if site.eval.eval(site.at, &k.value) == Val::Int(1) {
+                    hits.push(Hit::new(
+                        FindingKind::DeviceUse,
+                        format!("{n}=True: bitsandbytes quantization needs CUDA"),
+                    ));
+                }
             }
             _ => {}
         }

@@ -39,6 +39,8 @@ pub struct ClassInfo<'a> {
     /// `self.x = ...` in any method.
     pub attrs: HashMap<&'a str, Vec<Binding<'a>>>,
     pub methods: HashSet<&'a str>,
+    /// The scope of each method, by name.
+    pub method_scopes: HashMap<&'a str, ScopeId>,
 }
 
 /// Everything the first pass learned about one module.
@@ -53,6 +55,15 @@ pub struct Symbols<'a> {
     pub class_ids: HashMap<usize, usize>,
     /// Module-level functions by name.
     pub functions: HashMap<&'a str, ScopeId>,
+}
+
+/// `if TYPE_CHECKING:` / `if typing.TYPE_CHECKING:`: a block only type checkers read.
+pub fn is_type_checking(test: &Expr) -> bool {
+    match test {
+        Expr::Name(n) => n.id.as_str() == "TYPE_CHECKING",
+        Expr::Attribute(a) => a.attr.as_str() == "TYPE_CHECKING",
+        _ => false,
+    }
 }
 
 pub fn node_key<T>(node: &T) -> usize {
@@ -164,6 +175,7 @@ impl<'a> Pass<'a, '_> {
         }
         if let Some(info) = class.and_then(|c| self.syms.classes.get_mut(c)) {
             info.methods.insert(name);
+            info.method_scopes.entry(name).or_insert(id);
         }
         self.block(body, id, class, guarded);
     }
@@ -182,6 +194,7 @@ impl<'a> Pass<'a, '_> {
                     stmt,
                     line,
                     guarded,
+                    scope,
                     self.this,
                     self.is_package,
                     self.resolver,
@@ -250,6 +263,10 @@ impl<'a> Pass<'a, '_> {
                         scope,
                     });
                 }
+            }
+            // Imports for type checkers only never run.
+            Stmt::If(i) if is_type_checking(&i.test) => {
+                self.block(&i.orelse, scope, class, guarded);
             }
             Stmt::If(i) => {
                 let g = guarded || guard_test(&i.test, &self.syms.imports).is_some();

@@ -5,11 +5,12 @@ use std::collections::HashSet;
 
 use rustpython_parser::ast::{self, Constant, Expr, Ranged, Stmt};
 
+use super::commands;
 use super::devices::{self, guard_test};
 use super::imports::{library_kind, qualname, ImportTable, Target};
 use super::intensity;
 use super::rules;
-use super::symbols::{node_key, ClassInfo, ScopeId, MODULE_SCOPE};
+use super::symbols::{is_type_checking, node_key, ClassInfo, ScopeId, MODULE_SCOPE};
 use super::values::{At, Eval, ModuleCtx};
 use gaia_contract::{Finding, FindingKind};
 
@@ -74,6 +75,33 @@ impl CallSite<'_, '_> {
     }
 }
 
+/// Most references to the function's own functions recorded per file.
+const MAX_REFS_PER_FILE: usize = 4096;
+
+/// A function of the project: (module, scope).
+pub type FunctionId = (usize, ScopeId);
+
+/// A reference to one of the function's own functions (a call, or the name passed on): where,
+/// and whether a device guard encloses it. A function referred to only under guards runs only
+/// when there is a GPU, so its GPU use has a CPU path ([`Analysis`]).
+#[derive(Clone, Copy, Debug)]
+pub struct FunctionRef {
+    pub callee: FunctionId,
+    pub from: FunctionId,
+    pub guarded: bool,
+}
+
+/// What the walk of one module found.
+#[derive(Debug, Default)]
+pub struct Analysis {
+    pub findings: Vec<Finding>,
+    /// The scope each finding sits in (parallel to `findings`).
+    pub scopes: Vec<ScopeId>,
+    pub refs: Vec<FunctionRef>,
+    /// The module runs a model (see [`rules::RUNS_MODEL_METHODS`]).
+    pub runs_model: bool,
+}
+
 struct Walker<'w, 'a> {
     eval: &'w Eval<'w, 'a>,
     m: &'w ModuleCtx<'a>,
@@ -85,15 +113,18 @@ struct Walker<'w, 'a> {
     framework: bool,
     roots: HashSet<String>,
     findings: Vec<Finding>,
+    scopes: Vec<ScopeId>,
+    refs: Vec<FunctionRef>,
+    runs_model: bool,
     seen: HashSet<(FindingKind, u32, String)>,
     seen_ops: HashSet<String>,
     gpu_libs: HashSet<&'static str>,
 }
 
 /// Findings of one parsed module (index `module` of the evaluator's modules).
-pub fn analyze(eval: &Eval<'_, '_>, module: usize) -> Vec<Finding> {
+pub fn analyze(eval: &Eval<'_, '_>, module: usize) -> Analysis {
     let Some(Some(m)) = eval.modules.get(module) else {
-        return Vec::new();
+        return Analysis::default();
     };
     let mut w = Walker {
         eval,
@@ -105,13 +136,41 @@ pub fn analyze(eval: &Eval<'_, '_>, module: usize) -> Vec<Finding> {
         framework: false,
         roots: HashSet::new(),
         findings: Vec::new(),
+        scopes: Vec::new(),
+        refs: Vec::new(),
+        runs_model: false,
         seen: HashSet::new(),
         seen_ops: HashSet::new(),
         gpu_libs: HashSet::new(),
     };
     w.imports();
     w.block(m.suite);
-    w.findings
+    Analysis {
+        findings: w.findings,
+        scopes: w.scopes,
+        refs: w.refs,
+        runs_model: w.runs_model,
+    }
+}
+
+/// `if gpu_id < 0: raise ValueError(...)`, `if device is None: raise`: a GPU-named value checked
+/// against a number or None is input validation, not "fails without a GPU".
+fn is_validation(test: &Expr) -> bool {
+    let Expr::Compare(c) = test else {
+        return false;
+    };
+    let is_literal = |e: &Expr| match e {
+        Expr::Constant(k) => matches!(k.value, Constant::Int(_) | Constant::None),
+        Expr::UnaryOp(u) => matches!(u.operand.as_ref(), Expr::Constant(_)),
+        _ => false,
+    };
+    let has_call = |e: &Expr| matches!(e, Expr::Call(_));
+    std::iter::once(c.left.as_ref())
+        .chain(&c.comparators)
+        .any(is_literal)
+        && !std::iter::once(c.left.as_ref())
+            .chain(&c.comparators)
+            .any(has_call)
 }
 
 fn is_main_guard(test: &Expr) -> bool {
@@ -181,6 +240,75 @@ impl<'w, 'a> Walker<'w, 'a> {
                 .guarded(guarded)
                 .heavy(hit.heavy),
         );
+        self.scopes.push(self.scope);
+    }
+
+    /// Records a reference to one of the project's functions.
+    fn reference(&mut self, callee: FunctionId) {
+        if self.refs.len() < MAX_REFS_PER_FILE {
+            self.refs.push(FunctionRef {
+                callee,
+                from: (self.module, self.scope),
+                guarded: self.guard > 0,
+            });
+        }
+    }
+
+    /// A name that refers to a module-level function of this module or, through an import, of
+    /// another module of the function.
+    fn name_ref(&mut self, id: &str) {
+        let syms = &self.m.syms;
+        if let Some(&scope) = syms.functions.get(id) {
+            return self.reference((self.module, scope));
+        }
+        let Some(Target::Local {
+            module,
+            attr: Some(attr),
+        }) = syms.imports.get(id).map(|i| &i.target)
+        else {
+            return;
+        };
+        let module = *module;
+        let scope = self
+            .eval
+            .modules
+            .get(module)
+            .and_then(Option::as_ref)
+            .and_then(|m| m.syms.functions.get(attr.as_str()).copied());
+        if let Some(scope) = scope {
+            self.reference((module, scope));
+        }
+    }
+
+    /// `self.method` of the enclosing class, or `module.function` of a module of the function.
+    fn attribute_ref(&mut self, a: &'a ast::ExprAttribute) {
+        let Expr::Name(base) = a.value.as_ref() else {
+            return;
+        };
+        if base.id.as_str() == "self" {
+            let scope = self
+                .class
+                .and_then(|c| self.m.syms.classes.get(c))
+                .and_then(|c| c.method_scopes.get(a.attr.as_str()).copied());
+            if let Some(scope) = scope {
+                self.reference((self.module, scope));
+            }
+            return;
+        }
+        if let Some(Target::Local { module, attr: None }) =
+            self.m.syms.imports.get(base.id.as_str()).map(|i| &i.target)
+        {
+            let module = *module;
+            let scope = self
+                .eval
+                .modules
+                .get(module)
+                .and_then(Option::as_ref)
+                .and_then(|m| m.syms.functions.get(a.attr.as_str()).copied());
+            if let Some(scope) = scope {
+                self.reference((module, scope));
+            }
+        }
     }
 
     fn imports(&mut self) {
@@ -214,6 +342,7 @@ impl<'w, 'a> Walker<'w, 'a> {
             }
             if self.findings.len() < MAX_FINDINGS_PER_FILE {
                 self.findings.push(f);
+                self.scopes.push(imp.scope);
             }
         }
     }
@@ -301,9 +430,13 @@ impl<'w, 'a> Walker<'w, 'a> {
                 if is_main_guard(&i.test) {
                     return;
                 }
+                if is_type_checking(&i.test) {
+                    self.block(&i.orelse);
+                    return;
+                }
                 self.expr(&i.test);
                 let guard = self.is_guard(&i.test);
-                if guard && fails(&i.body) {
+                if guard && fails(&i.body) && !is_validation(&i.test) {
                     let line = self.line(s);
                     let detail = format!(
                         "if {}: fails without a GPU",
@@ -412,6 +545,13 @@ impl<'w, 'a> Walker<'w, 'a> {
 
     fn call(&mut self, c: &'a ast::ExprCall) {
         let qual = qualname(&c.func, &self.m.syms.imports);
+        if !self.runs_model {
+            self.runs_model = match (c.func.as_ref(), qual.as_deref()) {
+                (_, Some(q)) => rules::RUNS_MODEL_CALLS.contains(&q),
+                (Expr::Attribute(a), None) => rules::RUNS_MODEL_METHODS.contains(&a.attr.as_str()),
+                _ => false,
+            };
+        }
         let class = self.class.and_then(|i| self.m.syms.classes.get(i));
         let site = CallSite {
             eval: self.eval,
@@ -426,6 +566,7 @@ impl<'w, 'a> Walker<'w, 'a> {
         };
         let mut hits = devices::check_call(&site);
         hits.extend(intensity::check_call(&site));
+        hits.extend(commands::check_call(&site));
         let line = self.line(c);
         for h in hits {
             self.push(line, h);
@@ -434,6 +575,9 @@ impl<'w, 'a> Walker<'w, 'a> {
 
     /// `numba.cuda.jit`, `cupy.asarray`: use of a GPU-only library not imported as one.
     fn attribute_chain(&mut self, e: &'a Expr) {
+        if let Expr::Attribute(a) = e {
+            self.attribute_ref(a);
+        }
         if let Some(q) = qualname(e, &self.m.syms.imports) {
             if let Some(lib) = rules::lookup(rules::GPU_ONLY_LIBRARIES, &q) {
                 if self.gpu_libs.insert(lib) {
@@ -541,7 +685,8 @@ impl<'w, 'a> Walker<'w, 'a> {
                     self.expr(part);
                 }
             }
-            Expr::Constant(_) | Expr::Name(_) => {}
+            Expr::Name(n) => self.name_ref(n.id.as_str()),
+            Expr::Constant(_) => {}
         }
     }
 }

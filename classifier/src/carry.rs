@@ -1,0 +1,127 @@
+//! A guard at the call site, carried into the callee: `if has_gpu(): run_gpu(x) else:
+//! run_cpu(x)` gives `run_gpu`'s CUDA use a CPU path. A function of the project whose every
+//! reference (call, or the name passed on) sits under a device guard, or inside a function that
+//! is itself reached only that way, runs only when there is a GPU; so does a module of the
+//! function (not the entry) that is imported only there. Device use, CUDA calls and GPU-library
+//! imports inside them are guarded. A function never referred to (a handler the framework calls)
+//! carries nothing.
+//!
+//! One lookup pass over the references the walk recorded, iterated to a fixed point (bounded):
+//! no second walk over the tree.
+
+use std::collections::{HashMap, HashSet};
+
+use super::imports::Target;
+use super::symbols::ScopeId;
+use super::values::Eval;
+use super::walk::{Analysis, FunctionId};
+use gaia_contract::{Finding, FindingKind};
+
+/// Rounds of propagation through callers (a chain of helpers this deep).
+const MAX_ROUNDS: usize = 8;
+
+/// Is `at` (a scope of a module), or a scope around it, a function reached only under guards?
+fn inside(eval: &Eval<'_, '_>, guarded: &HashSet<FunctionId>, at: FunctionId) -> bool {
+    let (module, mut scope) = at;
+    let Some(m) = eval.modules.get(module).and_then(Option::as_ref) else {
+        return false;
+    };
+    for _ in 0..64 {
+        if guarded.contains(&(module, scope)) {
+            return true;
+        }
+        match m.syms.scopes.get(scope).and_then(|s| s.parent) {
+            Some(p) => scope = p,
+            None => return false,
+        }
+    }
+    false
+}
+
+/// The findings of the walked modules, with guards carried into callees.
+pub fn carry_guards(
+    eval: &Eval<'_, '_>,
+    entry: Option<usize>,
+    walked: Vec<(usize, Analysis)>,
+) -> Vec<(usize, Vec<Finding>)> {
+    let needs_carrying = walked.iter().any(|(_, a)| {
+        a.findings.iter().any(|f| {
+            !f.guarded
+                && matches!(
+                    f.kind,
+                    FindingKind::DeviceUse | FindingKind::CudaCall | FindingKind::GpuLibrary
+                )
+        })
+    });
+    if !needs_carrying {
+        return walked.into_iter().map(|(i, a)| (i, a.findings)).collect();
+    }
+    let mut refs: HashMap<FunctionId, Vec<(FunctionId, bool)>> = HashMap::new();
+    for (_, a) in &walked {
+        for r in &a.refs {
+            refs.entry(r.callee).or_default().push((r.from, r.guarded));
+        }
+    }
+    // Import sites of each module of the function: (importing scope, guarded).
+    let mut imported_at: HashMap<usize, Vec<(FunctionId, bool)>> = HashMap::new();
+    for (i, m) in eval.modules.iter().enumerate() {
+        let Some(m) = m else { continue };
+        for imp in &m.syms.imports.imports {
+            if let Target::Local { module, .. } = imp.target {
+                if module != i {
+                    imported_at
+                        .entry(module)
+                        .or_default()
+                        .push(((i, imp.scope as ScopeId), imp.guarded));
+                }
+            }
+        }
+    }
+    let mut guarded: HashSet<FunctionId> = HashSet::new();
+    let mut guarded_modules: HashSet<usize> = HashSet::new();
+    for _ in 0..MAX_ROUNDS {
+        let before = guarded.len() + guarded_modules.len();
+        for (callee, sites) in &refs {
+            if guarded.contains(callee) || guarded_modules.contains(&callee.0) {
+                continue;
+            }
+            if sites
+                .iter()
+                .all(|(from, g)| *g || *from == *callee || inside(eval, &guarded, *from))
+            {
+                guarded.insert(*callee);
+            }
+        }
+        for (module, sites) in &imported_at {
+            if Some(*module) == entry || guarded_modules.contains(module) {
+                continue;
+            }
+            if sites.iter().all(|(from, g)| {
+                *g || inside(eval, &guarded, *from) || guarded_modules.contains(&from.0)
+            }) {
+                guarded_modules.insert(*module);
+            }
+        }
+        if guarded.len() + guarded_modules.len() == before {
+            break;
+        }
+    }
+    let mut out = Vec::new();
+    for (module, a) in walked {
+        let carried_module = guarded_modules.contains(&module);
+        let mut findings = Vec::with_capacity(a.findings.len());
+        for (f, scope) in a.findings.into_iter().zip(a.scopes) {
+            let device = matches!(
+                f.kind,
+                FindingKind::DeviceUse | FindingKind::CudaCall | FindingKind::GpuLibrary
+            );
+            if device && !f.guarded && (carried_module || inside(eval, &guarded, (module, scope))) {
+                findings.push(f.guarded(true));
+            } else {
+                findings.push(f);
+            }
+        }
+        out.push((module, findings));
+    }
+    out
+}
