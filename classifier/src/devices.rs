@@ -52,6 +52,25 @@ pub fn availability_check(call: &ast::ExprCall, imports: &ImportTable) -> Option
     (gpu_aware && rules::AVAILABILITY_CHECKS.contains(&last)).then(|| format!("{q}()"))
 }
 
+/// `importlib.util.find_spec("cupy")`: whether a GPU library is installed, the usual test before
+/// a GPU path with a CPU fallback.
+fn installed_check(call: &ast::ExprCall, imports: &ImportTable) -> Option<String> {
+    let q = qualname(&call.func, imports)?;
+    if q != "importlib.util.find_spec" {
+        return None;
+    }
+    let Some(Expr::Constant(ast::ExprConstant {
+        value: Constant::Str(lib),
+        ..
+    })) = call.args.first()
+    else {
+        return None;
+    };
+    let gpu = rules::lookup(rules::GPU_ONLY_LIBRARIES, lib).is_some()
+        || rules::lookup(rules::GPU_CAPABLE_FRAMEWORKS, lib).is_some();
+    gpu.then(|| format!("find_spec({lib:?})"))
+}
+
 fn guard_in(e: &Expr, imports: &ImportTable, depth: u32) -> Option<String> {
     if depth > MAX_TEST_DEPTH {
         return None;
@@ -59,6 +78,7 @@ fn guard_in(e: &Expr, imports: &ImportTable, depth: u32) -> Option<String> {
     let d = depth + 1;
     match e {
         Expr::Call(c) => availability_check(c, imports)
+            .or_else(|| installed_check(c, imports))
             .or_else(|| guard_in(&c.func, imports, d))
             .or_else(|| c.args.iter().find_map(|a| guard_in(a, imports, d))),
         Expr::Name(n) => is_guard_name(n.id.as_str()).then(|| n.id.to_string()),

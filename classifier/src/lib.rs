@@ -115,8 +115,24 @@ fn is_relevant(src: &str, tokens: &[lexer::Token]) -> bool {
             t.end - t.start <= 200
                 && t.str_body(src).is_some_and(|s| {
                     mentions_gpu(s, false)
+                        || s.contains("nvenc")
+                        || s.contains("nvidia")
+                        || s.contains("ExecutionProvider")
                         || (may_name_a_size(s) && rules::params_from_name(s).is_some())
                 })
+        }
+        _ => false,
+    })
+}
+
+/// Does a file define a function or method a serving framework calls (`def handle`, `def
+/// predict`, `def initialize`, ...)? From the tokens.
+fn defines_entry_function(src: &str, tokens: &[lexer::Token]) -> bool {
+    tokens.windows(2).any(|w| match w {
+        [d, n] => {
+            d.is_name(src, "def")
+                && n.kind == lexer::Kind::Name
+                && project::ENTRY_FUNCTIONS.contains(&n.text(src))
         }
         _ => false,
     })
@@ -223,7 +239,13 @@ pub fn classify(files: &[SourceFile], limits: &Limits) -> Result<Classification,
         Vec::new()
     };
     let path_refs: Vec<&str> = paths.iter().map(String::as_str).collect();
-    let layout = project::Layout::new(&path_refs);
+    let mut layout = project::Layout::new(&path_refs);
+    layout.choose_entry(&path_refs, &token_imports, |i| {
+        let (Some((text, _)), Some(lx)) = (texts.get(i), lexed.get(i)) else {
+            return false;
+        };
+        defines_entry_function(text, &lx.tokens)
+    });
     let reached = layout.reachable(&token_imports);
     let single = files.len() == 1;
 

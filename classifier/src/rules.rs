@@ -565,21 +565,14 @@ pub const PIPELINE_TASK_SIZES: &[(&str, KnownModel)] = &[
     ("depth-estimation", m("dpt", 340.0, Some(100.0))),
 ];
 
-/// Model-file extensions: a path ending so is a model loaded from a file, whose size the name
-/// around it may tell.
-pub const MODEL_FILE_EXTENSIONS: &[&str] = &[
-    ".pt",
-    ".pth",
-    ".onnx",
-    ".pb",
-    ".engine",
-    ".plan",
-    ".h5",
-    ".keras",
-    ".safetensors",
-    ".bin",
-    ".tflite",
-    ".torchscript",
+/// `X.from_pretrained(<a path or a variable>)`: what the class says of a model the classifier
+/// cannot name (class-name suffix). A causal LM served as a function is an LLM (≥ 1B); a
+/// vision-to-text model is a VLM. Other classes (sequence classification, seq2seq, ...) stay
+/// "size unknown".
+pub const MODEL_CLASS_SIZES: &[(&str, KnownModel)] = &[
+    ("ForCausalLM", m("llm", 1100.0, None)),
+    ("ForVision2Seq", m("vlm", 2000.0, None)),
+    ("ForImageTextToText", m("vlm", 2000.0, None)),
 ];
 
 /// Calls that load a model from a file or directory (the first argument is the path). The size
@@ -790,6 +783,10 @@ fn is_unguarded_gpu_use(f: &Finding) -> bool {
 }
 
 fn is_gpu_capable(f: &Finding) -> bool {
+    // `nvidia-smi` run for metrics is no GPU work by itself.
+    if f.kind == FindingKind::AvailabilityCheck && f.detail.contains("nvidia-smi") {
+        return false;
+    }
     matches!(
         f.kind,
         FindingKind::FrameworkImport

@@ -181,8 +181,18 @@ impl<'a> Pass<'a, '_> {
     }
 
     fn block(&mut self, stmts: &'a [Stmt], scope: ScopeId, class: Option<usize>, guarded: bool) {
+        let mut guarded = guarded;
         for stmt in stmts {
             self.stmt(stmt, scope, class, guarded);
+            // `if not torch.cuda.is_available(): return ...`: what follows has a GPU.
+            if let Stmt::If(i) = stmt {
+                if i.orelse.is_empty()
+                    && super::walk::leaves(&i.body)
+                    && guard_test(&i.test, &self.syms.imports).is_some()
+                {
+                    guarded = true;
+                }
+            }
         }
     }
 

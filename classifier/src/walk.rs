@@ -184,7 +184,7 @@ fn is_main_guard(test: &Expr) -> bool {
 }
 
 /// Does this block end by leaving (return / continue / break)?
-fn leaves(body: &[Stmt]) -> bool {
+pub fn leaves(body: &[Stmt]) -> bool {
     matches!(
         body.last(),
         Some(Stmt::Return(_) | Stmt::Continue(_) | Stmt::Break(_))
@@ -241,6 +241,33 @@ impl<'w, 'a> Walker<'w, 'a> {
                 .heavy(hit.heavy),
         );
         self.scopes.push(self.scope);
+    }
+
+    /// `pipe(prompt)`: a call of a variable (a model object), not of a function, class or import.
+    fn is_variable(&self, id: &str) -> bool {
+        let syms = &self.m.syms;
+        if syms.functions.contains_key(id) || syms.imports.get(id).is_some() {
+            return false;
+        }
+        let mut scope = Some(self.scope);
+        while let Some(sc) = scope.and_then(|s| syms.scopes.get(s)) {
+            if sc.vars.contains_key(id) {
+                return true;
+            }
+            scope = sc.parent;
+        }
+        false
+    }
+
+    /// `self.model(x)`: a call of an attribute the class assigns, not of one of its methods.
+    fn calls_value(&self, a: &ast::ExprAttribute) -> bool {
+        matches!(a.value.as_ref(), Expr::Name(n) if n.id.as_str() == "self")
+            && self
+                .class
+                .and_then(|c| self.m.syms.classes.get(c))
+                .is_some_and(|c| {
+                    c.attrs.contains_key(a.attr.as_str()) && !c.methods.contains(a.attr.as_str())
+                })
     }
 
     /// Records a reference to one of the project's functions.
@@ -548,7 +575,10 @@ impl<'w, 'a> Walker<'w, 'a> {
         if !self.runs_model {
             self.runs_model = match (c.func.as_ref(), qual.as_deref()) {
                 (_, Some(q)) => rules::RUNS_MODEL_CALLS.contains(&q),
-                (Expr::Attribute(a), None) => rules::RUNS_MODEL_METHODS.contains(&a.attr.as_str()),
+                (Expr::Attribute(a), None) => {
+                    rules::RUNS_MODEL_METHODS.contains(&a.attr.as_str()) || self.calls_value(a)
+                }
+                (Expr::Name(n), None) => self.is_variable(n.id.as_str()),
                 _ => false,
             };
         }
