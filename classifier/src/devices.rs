@@ -52,23 +52,39 @@ pub fn availability_check(call: &ast::ExprCall, imports: &ImportTable) -> Option
     (gpu_aware && rules::AVAILABILITY_CHECKS.contains(&last)).then(|| format!("{q}()"))
 }
 
-/// `importlib.util.find_spec("cupy")`: whether a GPU library is installed, the usual test before
-/// a GPU path with a CPU fallback.
+fn literal_str(e: Option<&Expr>) -> Option<&str> {
+    match e? {
+        Expr::Constant(ast::ExprConstant {
+            value: Constant::Str(s),
+            ..
+        }) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+/// Tests that a GPU is there outside a framework's API: `importlib.util.find_spec("cupy")` (a
+/// GPU library installed), `shutil.which("nvidia-smi")`, and running `nvidia-smi`.
 fn installed_check(call: &ast::ExprCall, imports: &ImportTable) -> Option<String> {
     let q = qualname(&call.func, imports)?;
-    if q != "importlib.util.find_spec" {
-        return None;
+    let first = call.args.first();
+    match q.as_str() {
+        "importlib.util.find_spec" => {
+            let lib = literal_str(first)?;
+            let gpu = rules::lookup(rules::GPU_ONLY_LIBRARIES, lib).is_some()
+                || rules::lookup(rules::GPU_CAPABLE_FRAMEWORKS, lib).is_some();
+            gpu.then(|| format!("find_spec({lib:?})"))
+        }
+        "shutil.which" => (literal_str(first)? == "nvidia-smi").then(|| "which nvidia-smi".into()),
+        q if rules::PROCESS_CALLS.contains(&q) => {
+            let program = match first? {
+                Expr::List(l) => literal_str(l.elts.first()),
+                Expr::Tuple(t) => literal_str(t.elts.first()),
+                e => literal_str(Some(e)).and_then(|s| s.split_whitespace().next()),
+            }?;
+            (program == "nvidia-smi").then(|| format!("{q}: nvidia-smi"))
+        }
+        _ => None,
     }
-    let Some(Expr::Constant(ast::ExprConstant {
-        value: Constant::Str(lib),
-        ..
-    })) = call.args.first()
-    else {
-        return None;
-    };
-    let gpu = rules::lookup(rules::GPU_ONLY_LIBRARIES, lib).is_some()
-        || rules::lookup(rules::GPU_CAPABLE_FRAMEWORKS, lib).is_some();
-    gpu.then(|| format!("find_spec({lib:?})"))
 }
 
 fn guard_in(e: &Expr, imports: &ImportTable, depth: u32) -> Option<String> {

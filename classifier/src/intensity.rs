@@ -108,7 +108,7 @@ fn assumed(what: String, why: &str, known: &rules::KnownModel) -> Hit {
     };
     Hit::new(
         FindingKind::ModelLoad,
-        format!("{what} (size unknown; {why}: {})", size.describe()),
+        format!("{what} (size unknown; {why}: assumed {})", size.describe()),
     )
     .heavy(size.is_heavy())
 }
@@ -266,7 +266,7 @@ pub fn check_call(site: &CallSite<'_, '_>) -> Vec<Hit> {
                 Some(Val::Str(s)) if rules::model_size(&s).params.is_some() => {
                     model_hit(shorten(&s), rules::model_size(&s), false)
                 }
-                _ => assumed(text(), &format!("every {last} variant is"), known),
+                _ => assumed(text(), &format!("every {last} variant is heavy"), known),
             };
             hits.push(hit);
             return hits;
@@ -339,7 +339,7 @@ pub fn check_call(site: &CallSite<'_, '_>) -> Vec<Hit> {
                         });
                         match (by_task, default()) {
                             (Some((t, known)), _) => {
-                                assumed(text(), &format!("a {t} pipeline is"), known)
+                                assumed(text(), &format!("the task is {t}"), known)
                             }
                             (None, Some(Val::Str(d))) => {
                                 let size = rules::model_size(&d);
@@ -413,7 +413,7 @@ pub fn check_call(site: &CallSite<'_, '_>) -> Vec<Hit> {
                     _ if named_size || heavy_class => named_model(&text(), name, heavy_class),
                     (_, None) => named_model(&text(), name, heavy_class),
                     (_, Some((suffix, known))) => {
-                        assumed(text(), &format!("a *{suffix} is"), known)
+                        assumed(text(), &format!("a *{suffix} model"), known)
                     }
                 };
                 hit.detail = format!("{class}.from_pretrained: {}", hit.detail);
