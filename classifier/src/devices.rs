@@ -240,13 +240,13 @@ pub fn check_call(site: &CallSite<'_, '_>) -> Vec<Hit> {
                 let v = site.eval.eval(site.at, &k.value);
                 hits.extend(device_hit(device_of(&v), text()));
             }
-            n if rules::CUDA_QUANTIZATION_KEYWORDS.contains(&n) => {
-                if site.eval.eval(site.at, &k.value) == Val::Int(1) {
-                    hits.push(Hit::new(
-                        FindingKind::DeviceUse,
-                        format!("{n}=True: bitsandbytes quantization needs CUDA"),
-                    ));
-                }
+            n if rules::CUDA_QUANTIZATION_KEYWORDS.contains(&n)
+                && site.eval.eval(site.at, &k.value) == Val::Int(1) =>
+            {
+                hits.push(Hit::new(
+                    FindingKind::DeviceUse,
+                    format!("{n}=True: bitsandbytes quantization needs CUDA"),
+                ));
             }
             _ => {}
         }

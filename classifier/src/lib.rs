@@ -83,7 +83,8 @@ fn is_relevant_name(name: &str) -> bool {
     mentions_gpu(name, true) || roots.contains(name)
 }
 
-/// Does `s` contain "cuda" or "gpu" (or, with `device`, "device"), in any case? One pass.
+/// Does `s` contain "cuda" or "gpu" (or, with `device`, "device"; without it, as in strings,
+/// "nvenc" or "nvidia" of command lines), in any case? One pass.
 fn mentions_gpu(s: &str, device: bool) -> bool {
     let b = s.as_bytes();
     let at = |i: usize, word: &[u8]| {
@@ -94,6 +95,7 @@ fn mentions_gpu(s: &str, device: bool) -> bool {
         Some(b'c') => at(i, b"cuda"),
         Some(b'g') => at(i, b"gpu"),
         Some(b'd') => device && at(i, b"device"),
+        Some(b'n') => !device && (at(i, b"nvenc") || at(i, b"nvidia")),
         _ => false,
     })
 }
@@ -115,9 +117,6 @@ fn is_relevant(src: &str, tokens: &[lexer::Token]) -> bool {
             t.end - t.start <= 200
                 && t.str_body(src).is_some_and(|s| {
                     mentions_gpu(s, false)
-                        || s.contains("nvenc")
-                        || s.contains("nvidia")
-                        || s.contains("ExecutionProvider")
                         || (may_name_a_size(s) && rules::params_from_name(s).is_some())
                 })
         }
