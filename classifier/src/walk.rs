@@ -116,6 +116,8 @@ struct Walker<'w, 'a> {
     scopes: Vec<ScopeId>,
     refs: Vec<FunctionRef>,
     runs_model: bool,
+    /// The module imports modules of the function itself (references may cross files).
+    local_imports: bool,
     seen: HashSet<(FindingKind, u32, String)>,
     seen_ops: HashSet<String>,
     gpu_libs: HashSet<&'static str>,
@@ -139,6 +141,12 @@ pub fn analyze(eval: &Eval<'_, '_>, module: usize) -> Analysis {
         scopes: Vec::new(),
         refs: Vec::new(),
         runs_model: false,
+        local_imports: m
+            .syms
+            .imports
+            .imports
+            .iter()
+            .any(|i| matches!(i.target, Target::Local { .. })),
         seen: HashSet::new(),
         seen_ops: HashSet::new(),
         gpu_libs: HashSet::new(),
@@ -285,8 +293,13 @@ impl<'w, 'a> Walker<'w, 'a> {
     /// another module of the function.
     fn name_ref(&mut self, id: &str) {
         let syms = &self.m.syms;
-        if let Some(&scope) = syms.functions.get(id) {
-            return self.reference((self.module, scope));
+        if !syms.functions.is_empty() {
+            if let Some(&scope) = syms.functions.get(id) {
+                return self.reference((self.module, scope));
+            }
+        }
+        if !self.local_imports {
+            return;
         }
         let Some(Target::Local {
             module,
@@ -320,6 +333,9 @@ impl<'w, 'a> Walker<'w, 'a> {
             if let Some(scope) = scope {
                 self.reference((self.module, scope));
             }
+            return;
+        }
+        if !self.local_imports {
             return;
         }
         if let Some(Target::Local { module, attr: None }) =
@@ -572,7 +588,8 @@ impl<'w, 'a> Walker<'w, 'a> {
 
     fn call(&mut self, c: &'a ast::ExprCall) {
         let qual = qualname(&c.func, &self.m.syms.imports);
-        if !self.runs_model {
+        // Only a module that imports something GPU-capable runs a model this cares about.
+        if !self.runs_model && self.framework {
             self.runs_model = match (c.func.as_ref(), qual.as_deref()) {
                 (_, Some(q)) => rules::RUNS_MODEL_CALLS.contains(&q),
                 (Expr::Attribute(a), None) => {
