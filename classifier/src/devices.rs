@@ -87,6 +87,26 @@ fn installed_check(call: &ast::ExprCall, imports: &ImportTable) -> Option<String
     }
 }
 
+/// Is this expression the result of an availability check (`torch.cuda.is_available() and
+/// torch.cuda.device_count() > 0`, `not find_spec("cupy") is None`)? Syntactic, for `return`s.
+pub fn is_check_expr(e: &Expr, imports: &ImportTable, depth: u32) -> bool {
+    if depth > MAX_TEST_DEPTH {
+        return false;
+    }
+    let d = depth + 1;
+    match e {
+        Expr::Call(c) => {
+            availability_check(c, imports).is_some() || installed_check(c, imports).is_some()
+        }
+        Expr::BoolOp(b) => b.values.iter().any(|x| is_check_expr(x, imports, d)),
+        Expr::UnaryOp(u) => is_check_expr(&u.operand, imports, d),
+        Expr::Compare(c) => std::iter::once(c.left.as_ref())
+            .chain(&c.comparators)
+            .any(|x| is_check_expr(x, imports, d)),
+        _ => false,
+    }
+}
+
 fn guard_in(e: &Expr, imports: &ImportTable, depth: u32) -> Option<String> {
     if depth > MAX_TEST_DEPTH {
         return None;

@@ -32,6 +32,9 @@ pub struct Scope<'a> {
     pub params: HashSet<&'a str>,
     /// `return` values (for a function).
     pub returns: Vec<Binding<'a>>,
+    /// A `return` gives the result of an availability check (`return
+    /// torch.cuda.is_available()`): a call of this function is one.
+    pub returns_check: bool,
 }
 
 #[derive(Debug, Default)]
@@ -266,7 +269,12 @@ impl<'a> Pass<'a, '_> {
                 }
             }
             Stmt::Return(r) => {
+                let check = r
+                    .value
+                    .as_deref()
+                    .is_some_and(|v| super::devices::is_check_expr(v, &self.syms.imports, 0));
                 if let (Some(v), Some(s)) = (&r.value, self.syms.scopes.get_mut(scope)) {
+                    s.returns_check |= check;
                     s.returns.push(Binding {
                         value: v,
                         guarded,

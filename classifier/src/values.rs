@@ -269,6 +269,26 @@ impl<'a> Eval<'_, 'a> {
         self.name(at, attr, depth + 1)
     }
 
+    /// Does the module-level function `func` (of this module, or imported from another module
+    /// of the function) return an availability check? A lookup: see `Scope::returns_check`.
+    fn returns_check(&self, module: usize, func: &str, depth: u32) -> bool {
+        let Some(m) = self.module(module) else {
+            return false;
+        };
+        if let Some(scope) = m.syms.functions.get(func) {
+            return m.syms.scopes.get(*scope).is_some_and(|s| s.returns_check);
+        }
+        match m.syms.imports.get(func).map(|i| &i.target) {
+            Some(Target::Local {
+                module: other,
+                attr: Some(attr),
+            }) if *other != module && depth <= MAX_DEPTH => {
+                self.returns_check(*other, attr, depth + 1)
+            }
+            _ => false,
+        }
+    }
+
     /// The value a call to a module-level function returns (its `return`s, joined).
     fn returns(&self, at: At, func: &str, depth: u32) -> Val {
         let Some(m) = self.module(at.module) else {
@@ -468,9 +488,10 @@ impl<'a> Eval<'_, 'a> {
         match test {
             // `has_gpu()` whose return comes from an availability check (here or in a module of
             // the function).
-            Expr::Call(c) if matches!(c.func.as_ref(), Expr::Name(_)) => {
-                matches!(self.ev(at, test, depth + 1), Val::Avail)
-            }
+            Expr::Call(c) => match c.func.as_ref() {
+                Expr::Name(n) => self.returns_check(at.module, n.id.as_str(), depth),
+                _ => false,
+            },
             Expr::UnaryOp(u) => self.is_avail(at, &u.operand, depth + 1),
             Expr::BoolOp(b) => b.values.iter().any(|v| self.is_avail(at, v, depth + 1)),
             Expr::Name(_) | Expr::Attribute(_) => {
