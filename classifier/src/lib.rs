@@ -95,7 +95,11 @@ fn mentions_gpu(s: &str, device: bool) -> bool {
         Some(b'c') => at(i, b"cuda"),
         Some(b'g') => at(i, b"gpu"),
         Some(b'd') => device && at(i, b"device"),
-        Some(b'n') => !device && (at(i, b"nvenc") || at(i, b"nvidia")),
+        Some(b'n') => {
+            !device
+                && b.get(i + 1).is_some_and(|c| c | 0x20 == b'v')
+                && (at(i, b"nvenc") || at(i, b"nvidia"))
+        }
         _ => false,
     })
 }
