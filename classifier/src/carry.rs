@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use super::imports::Target;
 use super::symbols::ScopeId;
 use super::values::Eval;
-use super::walk::{Analysis, FunctionId};
+use super::walk::{Analysis, FunctionId, FunctionRef, RefTarget};
 use gaia_contract::{Finding, FindingKind};
 
 /// Rounds of propagation through callers (a chain of helpers this deep).
@@ -38,11 +38,43 @@ fn inside(eval: &Eval<'_, '_>, guarded: &HashSet<FunctionId>, at: FunctionId) ->
     false
 }
 
+/// The function of the project a reference names, if any.
+fn resolve(eval: &Eval<'_, '_>, r: &FunctionRef<'_>) -> Option<FunctionId> {
+    let (module, _) = r.from;
+    let m = eval.modules.get(module).and_then(Option::as_ref)?;
+    let function_of = |module: usize, name: &str| {
+        let m = eval.modules.get(module).and_then(Option::as_ref)?;
+        m.syms.functions.get(name).map(|&s| (module, s))
+    };
+    match r.target {
+        RefTarget::Name(id) => {
+            function_of(module, id).or_else(|| match &m.syms.imports.get(id)?.target {
+                Target::Local {
+                    module: other,
+                    attr: Some(attr),
+                } => function_of(*other, attr),
+                _ => None,
+            })
+        }
+        RefTarget::Attr("self", attr) => {
+            let class = m.syms.classes.get(r.class?)?;
+            class.method_scopes.get(attr).map(|&s| (module, s))
+        }
+        RefTarget::Attr(base, attr) => match &m.syms.imports.get(base)?.target {
+            Target::Local {
+                module: other,
+                attr: None,
+            } => function_of(*other, attr),
+            _ => None,
+        },
+    }
+}
+
 /// The findings of the walked modules, with guards carried into callees.
 pub fn carry_guards(
     eval: &Eval<'_, '_>,
     entry: Option<usize>,
-    walked: Vec<(usize, Analysis)>,
+    walked: Vec<(usize, Analysis<'_>)>,
 ) -> Vec<(usize, Vec<Finding>)> {
     let needs_carrying = walked.iter().any(|(_, a)| {
         a.findings.iter().any(|f| {
@@ -53,13 +85,15 @@ pub fn carry_guards(
                 )
         })
     });
-    if !needs_carrying {
+    if !needs_carrying || walked.iter().any(|(_, a)| !a.refs_complete) {
         return walked.into_iter().map(|(i, a)| (i, a.findings)).collect();
     }
     let mut refs: HashMap<FunctionId, Vec<(FunctionId, bool)>> = HashMap::new();
     for (_, a) in &walked {
         for r in &a.refs {
-            refs.entry(r.callee).or_default().push((r.from, r.guarded));
+            if let Some(callee) = resolve(eval, r) {
+                refs.entry(callee).or_default().push((r.from, r.guarded));
+            }
         }
     }
     // Import sites of each module of the function: (importing scope, guarded).

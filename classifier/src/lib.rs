@@ -331,7 +331,7 @@ pub fn classify(files: &[SourceFile], limits: &Limits) -> Result<Classification,
 
     let mut per_file: Vec<Vec<Finding>> = vec![Vec::new(); files.len()];
     let mut fallback_files: Vec<String> = Vec::new();
-    let mut walked: Vec<(usize, walk::Analysis)> = Vec::new();
+    let mut walked: Vec<(usize, walk::Analysis<'_>)> = Vec::new();
     for (i, plan) in plans.iter().enumerate() {
         let path = paths.get(i).map_or("", String::as_str);
         let src: &str = texts.get(i).map_or("", |(t, _)| t);

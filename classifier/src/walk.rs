@@ -75,29 +75,42 @@ impl CallSite<'_, '_> {
     }
 }
 
-/// Most references to the function's own functions recorded per file.
-const MAX_REFS_PER_FILE: usize = 4096;
+/// Most references recorded per file; past it, the file's `refs_complete` is false and no guard
+/// is carried for the function (a missed unguarded reference could hide a GPU-only path).
+const MAX_REFS_PER_FILE: usize = 1 << 16;
 
 /// A function of the project: (module, scope).
 pub type FunctionId = (usize, ScopeId);
 
-/// A reference to one of the function's own functions (a call, or the name passed on): where,
-/// and whether a device guard encloses it. A function referred to only under guards runs only
-/// when there is a GPU, so its GPU use has a CPU path ([`Analysis`]).
+/// What a reference names: `f` (a function of this module, or one imported from another module
+/// of the function), or `base.attr` (`self.method`, `module.function`).
 #[derive(Clone, Copy, Debug)]
-pub struct FunctionRef {
-    pub callee: FunctionId,
+pub enum RefTarget<'a> {
+    Name(&'a str),
+    Attr(&'a str, &'a str),
+}
+
+/// A reference that may be to one of the function's own functions (a call, or the name passed
+/// on): where, and whether a device guard encloses it. A function referred to only under guards
+/// runs only when there is a GPU, so its GPU use has a CPU path ([`super::carry`]).
+#[derive(Clone, Copy, Debug)]
+pub struct FunctionRef<'a> {
+    pub target: RefTarget<'a>,
     pub from: FunctionId,
+    /// The class around the reference (for `self.method`).
+    pub class: Option<usize>,
     pub guarded: bool,
 }
 
 /// What the walk of one module found.
 #[derive(Debug, Default)]
-pub struct Analysis {
+pub struct Analysis<'a> {
     pub findings: Vec<Finding>,
     /// The scope each finding sits in (parallel to `findings`).
     pub scopes: Vec<ScopeId>,
-    pub refs: Vec<FunctionRef>,
+    pub refs: Vec<FunctionRef<'a>>,
+    /// Every reference was recorded (under [`MAX_REFS_PER_FILE`]).
+    pub refs_complete: bool,
     /// The module runs a model (see [`rules::RUNS_MODEL_METHODS`]).
     pub runs_model: bool,
 }
@@ -114,17 +127,15 @@ struct Walker<'w, 'a> {
     roots: HashSet<String>,
     findings: Vec<Finding>,
     scopes: Vec<ScopeId>,
-    refs: Vec<FunctionRef>,
+    refs: Vec<FunctionRef<'a>>,
     runs_model: bool,
-    /// The module imports modules of the function itself (references may cross files).
-    local_imports: bool,
     seen: HashSet<(FindingKind, u32, String)>,
     seen_ops: HashSet<String>,
     gpu_libs: HashSet<&'static str>,
 }
 
 /// Findings of one parsed module (index `module` of the evaluator's modules).
-pub fn analyze(eval: &Eval<'_, '_>, module: usize) -> Analysis {
+pub fn analyze<'a>(eval: &Eval<'_, 'a>, module: usize) -> Analysis<'a> {
     let Some(Some(m)) = eval.modules.get(module) else {
         return Analysis::default();
     };
@@ -141,12 +152,6 @@ pub fn analyze(eval: &Eval<'_, '_>, module: usize) -> Analysis {
         scopes: Vec::new(),
         refs: Vec::new(),
         runs_model: false,
-        local_imports: m
-            .syms
-            .imports
-            .imports
-            .iter()
-            .any(|i| matches!(i.target, Target::Local { .. })),
         seen: HashSet::new(),
         seen_ops: HashSet::new(),
         gpu_libs: HashSet::new(),
@@ -156,6 +161,7 @@ pub fn analyze(eval: &Eval<'_, '_>, module: usize) -> Analysis {
     Analysis {
         findings: w.findings,
         scopes: w.scopes,
+        refs_complete: w.refs.len() < MAX_REFS_PER_FILE,
         refs: w.refs,
         runs_model: w.runs_model,
     }
@@ -278,79 +284,16 @@ impl<'w, 'a> Walker<'w, 'a> {
                 })
     }
 
-    /// Records a reference to one of the project's functions.
-    fn reference(&mut self, callee: FunctionId) {
+    /// Records a reference that may be to one of the project's functions; it is resolved only
+    /// when some GPU use needs a guard carried ([`super::carry`]), so the walk pays a push.
+    fn reference(&mut self, target: RefTarget<'a>) {
         if self.refs.len() < MAX_REFS_PER_FILE {
             self.refs.push(FunctionRef {
-                callee,
+                target,
                 from: (self.module, self.scope),
+                class: self.class,
                 guarded: self.guard > 0,
             });
-        }
-    }
-
-    /// A name that refers to a module-level function of this module or, through an import, of
-    /// another module of the function.
-    fn name_ref(&mut self, id: &str) {
-        let syms = &self.m.syms;
-        if !syms.functions.is_empty() {
-            if let Some(&scope) = syms.functions.get(id) {
-                return self.reference((self.module, scope));
-            }
-        }
-        if !self.local_imports {
-            return;
-        }
-        let Some(Target::Local {
-            module,
-            attr: Some(attr),
-        }) = syms.imports.get(id).map(|i| &i.target)
-        else {
-            return;
-        };
-        let module = *module;
-        let scope = self
-            .eval
-            .modules
-            .get(module)
-            .and_then(Option::as_ref)
-            .and_then(|m| m.syms.functions.get(attr.as_str()).copied());
-        if let Some(scope) = scope {
-            self.reference((module, scope));
-        }
-    }
-
-    /// `self.method` of the enclosing class, or `module.function` of a module of the function.
-    fn attribute_ref(&mut self, a: &'a ast::ExprAttribute) {
-        let Expr::Name(base) = a.value.as_ref() else {
-            return;
-        };
-        if base.id.as_str() == "self" {
-            let scope = self
-                .class
-                .and_then(|c| self.m.syms.classes.get(c))
-                .and_then(|c| c.method_scopes.get(a.attr.as_str()).copied());
-            if let Some(scope) = scope {
-                self.reference((self.module, scope));
-            }
-            return;
-        }
-        if !self.local_imports {
-            return;
-        }
-        if let Some(Target::Local { module, attr: None }) =
-            self.m.syms.imports.get(base.id.as_str()).map(|i| &i.target)
-        {
-            let module = *module;
-            let scope = self
-                .eval
-                .modules
-                .get(module)
-                .and_then(Option::as_ref)
-                .and_then(|m| m.syms.functions.get(a.attr.as_str()).copied());
-            if let Some(scope) = scope {
-                self.reference((module, scope));
-            }
         }
     }
 
@@ -623,7 +566,9 @@ impl<'w, 'a> Walker<'w, 'a> {
     /// `numba.cuda.jit`, `cupy.asarray`: use of a GPU-only library not imported as one.
     fn attribute_chain(&mut self, e: &'a Expr) {
         if let Expr::Attribute(a) = e {
-            self.attribute_ref(a);
+            if let Expr::Name(base) = a.value.as_ref() {
+                self.reference(RefTarget::Attr(base.id.as_str(), a.attr.as_str()));
+            }
         }
         if let Some(q) = qualname(e, &self.m.syms.imports) {
             if let Some(lib) = rules::lookup(rules::GPU_ONLY_LIBRARIES, &q) {
@@ -732,7 +677,10 @@ impl<'w, 'a> Walker<'w, 'a> {
                     self.expr(part);
                 }
             }
-            Expr::Name(n) => self.name_ref(n.id.as_str()),
+            Expr::Name(n) if n.id.as_str() != "self" => {
+                self.reference(RefTarget::Name(n.id.as_str()))
+            }
+            Expr::Name(_) => {}
             Expr::Constant(_) => {}
         }
     }
