@@ -17,8 +17,11 @@ use super::values::Eval;
 use super::walk::{Analysis, FunctionId, FunctionRef, RefTarget};
 use gaia_contract::{Finding, FindingKind};
 
-/// Rounds of propagation through callers (a chain of helpers this deep).
+/// Rounds of propagation from a guard into callees (a chain of helpers this deep).
 const MAX_ROUNDS: usize = 8;
+/// Rounds of removing candidates reached without a guard; not settled by then, nothing is
+/// carried.
+const MAX_SHRINK_ROUNDS: usize = 64;
 
 /// Is `at` (a scope of a module), or a scope around it, a function reached only under guards?
 fn inside(eval: &Eval<'_, '_>, guarded: &HashSet<FunctionId>, at: FunctionId) -> bool {
@@ -111,34 +114,88 @@ pub fn carry_guards(
             }
         }
     }
+    // Candidates: what a guarded reference (or import) reaches, directly or through the
+    // references made inside it. Then the greatest fixed point: a candidate leaves the set when
+    // some reference (import) outside a guard comes from code that is not itself in the set (the
+    // module level, a handler the framework calls, ...). A recursive handler or a cycle of
+    // helpers that no guard reaches is never a candidate.
     let mut guarded: HashSet<FunctionId> = HashSet::new();
     let mut guarded_modules: HashSet<usize> = HashSet::new();
+    for (callee, sites) in &refs {
+        if sites.iter().any(|(_, g)| *g) {
+            guarded.insert(*callee);
+        }
+    }
+    for (module, sites) in &imported_at {
+        if Some(*module) != entry && sites.iter().any(|(_, g)| *g) {
+            guarded_modules.insert(*module);
+        }
+    }
+    let within = |gf: &HashSet<FunctionId>, gm: &HashSet<usize>, from: FunctionId| {
+        gm.contains(&from.0) || inside(eval, gf, from)
+    };
     for _ in 0..MAX_ROUNDS {
         let before = guarded.len() + guarded_modules.len();
         for (callee, sites) in &refs {
-            if guarded.contains(callee) || guarded_modules.contains(&callee.0) {
-                continue;
-            }
-            if sites
-                .iter()
-                .all(|(from, g)| *g || *from == *callee || inside(eval, &guarded, *from))
+            if !guarded.contains(callee)
+                && sites
+                    .iter()
+                    .any(|(from, _)| within(&guarded, &guarded_modules, *from))
             {
                 guarded.insert(*callee);
             }
         }
         for (module, sites) in &imported_at {
-            if Some(*module) == entry || guarded_modules.contains(module) {
-                continue;
-            }
-            if sites.iter().all(|(from, g)| {
-                *g || inside(eval, &guarded, *from) || guarded_modules.contains(&from.0)
-            }) {
+            if Some(*module) != entry
+                && !guarded_modules.contains(module)
+                && sites
+                    .iter()
+                    .any(|(from, _)| within(&guarded, &guarded_modules, *from))
+            {
                 guarded_modules.insert(*module);
             }
         }
         if guarded.len() + guarded_modules.len() == before {
             break;
         }
+    }
+    let mut converged = false;
+    for _ in 0..MAX_SHRINK_ROUNDS {
+        let before = guarded.len() + guarded_modules.len();
+        let drop_f: Vec<FunctionId> = refs
+            .iter()
+            .filter(|(callee, sites)| {
+                guarded.contains(callee)
+                    && sites
+                        .iter()
+                        .any(|(from, g)| !*g && !within(&guarded, &guarded_modules, *from))
+            })
+            .map(|(c, _)| *c)
+            .collect();
+        for c in drop_f {
+            guarded.remove(&c);
+        }
+        let drop_m: Vec<usize> = imported_at
+            .iter()
+            .filter(|(m, sites)| {
+                guarded_modules.contains(m)
+                    && sites
+                        .iter()
+                        .any(|(from, g)| !*g && !within(&guarded, &guarded_modules, *from))
+            })
+            .map(|(m, _)| *m)
+            .collect();
+        for m in drop_m {
+            guarded_modules.remove(&m);
+        }
+        if guarded.len() + guarded_modules.len() == before {
+            converged = true;
+            break;
+        }
+    }
+    if !converged {
+        guarded.clear();
+        guarded_modules.clear();
     }
     let mut out = Vec::new();
     for (module, a) in walked {

@@ -175,6 +175,8 @@ pub struct Eval<'p, 'a> {
 
 const MAX_DEPTH: u32 = 16;
 const MAX_BINDINGS: usize = 8;
+/// Most steps of [`Eval::command_words`] for one command.
+const MAX_COMMAND_STEPS: u32 = 256;
 
 fn join_devices(devs: &[Dev]) -> Option<Dev> {
     let has = |d: Dev| devs.contains(&d);
@@ -506,7 +508,8 @@ impl<'a> Eval<'_, 'a> {
     /// [..."-hwaccel", "cuda"...] if has_gpu() else [...]` gives two, the first guarded.
     pub fn command_words(&self, at: At, e: &'a Expr) -> Vec<(Vec<String>, bool)> {
         let mut out = Vec::new();
-        self.command_alts(at, e, false, 0, &mut out);
+        let mut budget = MAX_COMMAND_STEPS;
+        self.command_alts(at, e, false, 0, &mut budget, &mut out);
         out
     }
 
@@ -516,11 +519,14 @@ impl<'a> Eval<'_, 'a> {
         e: &'a Expr,
         guarded: bool,
         depth: u32,
+        budget: &mut u32,
         out: &mut Vec<(Vec<String>, bool)>,
     ) {
-        if depth > MAX_DEPTH || out.len() >= MAX_BINDINGS {
+        // Bounded in depth, alternatives and steps: `a = b` / `b = a` chains cannot fan out.
+        if depth > MAX_DEPTH || out.len() >= MAX_BINDINGS || *budget == 0 {
             return;
         }
+        *budget -= 1;
         let Some(m) = self.module(at.module) else {
             return;
         };
@@ -529,8 +535,8 @@ impl<'a> Eval<'_, 'a> {
                 let g = guarded
                     || guard_test(&x.test, &m.syms.imports).is_some()
                     || self.is_avail(at, &x.test, depth);
-                self.command_alts(at, &x.body, g, depth + 1, out);
-                self.command_alts(at, &x.orelse, g, depth + 1, out);
+                self.command_alts(at, &x.body, g, depth + 1, budget, out);
+                self.command_alts(at, &x.orelse, g, depth + 1, budget, out);
             }
             Expr::Name(n) => {
                 let mut scope = Some(at.scope);
@@ -541,7 +547,14 @@ impl<'a> Eval<'_, 'a> {
                                 scope: b.scope,
                                 ..at
                             };
-                            self.command_alts(at, b.value, guarded || b.guarded, depth + 1, out);
+                            self.command_alts(
+                                at,
+                                b.value,
+                                guarded || b.guarded,
+                                depth + 1,
+                                budget,
+                                out,
+                            );
                         }
                         return;
                     }

@@ -280,6 +280,22 @@ const CALL_SITE_GUARDS: &[Case] = &[
         &[],
     ),
     case(
+        "a recursive handler no guard reaches: nothing carried",
+        &[("func.py", "import torch\n\ndef handle(t, n=2):\n    if n:\n        return handle(t, n - 1)\n    return t.cuda()\n")],
+        Gpu,
+        &[K::DeviceUse],
+        &[],
+        &[],
+    ),
+    case(
+        "guarded helper also called from module level: nothing carried",
+        &[("func.py", "import torch\n\ndef fast(t):\n    return t.cuda()\n\nWARM = fast(torch.zeros(1))\n\ndef handle(t):\n    if torch.cuda.is_available():\n        return fast(t)\n    return t\n")],
+        Gpu,
+        &[K::DeviceUse],
+        &[],
+        &[],
+    ),
+    case(
         "passed on as a callback outside a guard: nothing carried",
         &[("func.py", "import torch\n\ndef fast(t):\n    return t.cuda()\n\ndef handle(ts):\n    return list(map(fast, ts))\n")],
         Gpu,
@@ -738,4 +754,19 @@ const ENTRIES: &[Case] = &[
 #[test]
 fn entries_are_found_like_the_frameworks_do() {
     check("entries", ENTRIES);
+}
+
+#[test]
+fn chains_of_bindings_and_references_stay_bounded() {
+    // `a = b` / `b = a`, eight times each, passed to a process: the command evaluator must not
+    // fan out (8^16 paths); mutually recursive helpers under a guard must settle.
+    let mut src = String::from("import subprocess\nimport torch\n");
+    for _ in 0..8 {
+        src.push_str("a = b\nb = a\n");
+    }
+    src.push_str("subprocess.run(a)\n\ndef f(t):\n    return g(t.cuda())\n\ndef g(t):\n    return f(t)\n\ndef handle(t):\n    if torch.cuda.is_available():\n        return f(t)\n    return t\n");
+    let started = std::time::Instant::now();
+    let c = run(vec![SourceFile::new("func.py", src.into_bytes())]);
+    assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
+    assert_eq!(c.mode, CpuPreferred, "{}", c.rationale);
 }
