@@ -52,6 +52,61 @@ pub fn availability_check(call: &ast::ExprCall, imports: &ImportTable) -> Option
     (gpu_aware && rules::AVAILABILITY_CHECKS.contains(&last)).then(|| format!("{q}()"))
 }
 
+fn literal_str(e: Option<&Expr>) -> Option<&str> {
+    match e? {
+        Expr::Constant(ast::ExprConstant {
+            value: Constant::Str(s),
+            ..
+        }) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+/// Tests that a GPU is there outside a framework's API: `importlib.util.find_spec("cupy")` (a
+/// GPU library installed), `shutil.which("nvidia-smi")`, and running `nvidia-smi`.
+fn installed_check(call: &ast::ExprCall, imports: &ImportTable) -> Option<String> {
+    let q = qualname(&call.func, imports)?;
+    let first = call.args.first();
+    match q.as_str() {
+        "importlib.util.find_spec" => {
+            let lib = literal_str(first)?;
+            let gpu = rules::lookup(rules::GPU_ONLY_LIBRARIES, lib).is_some()
+                || rules::lookup(rules::GPU_CAPABLE_FRAMEWORKS, lib).is_some();
+            gpu.then(|| format!("find_spec({lib:?})"))
+        }
+        "shutil.which" => (literal_str(first)? == "nvidia-smi").then(|| "which nvidia-smi".into()),
+        q if rules::PROCESS_CALLS.contains(&q) => {
+            let program = match first? {
+                Expr::List(l) => literal_str(l.elts.first()),
+                Expr::Tuple(t) => literal_str(t.elts.first()),
+                e => literal_str(Some(e)).and_then(|s| s.split_whitespace().next()),
+            }?;
+            (program == "nvidia-smi").then(|| format!("{q}: nvidia-smi"))
+        }
+        _ => None,
+    }
+}
+
+/// Is this expression the result of an availability check (`torch.cuda.is_available() and
+/// torch.cuda.device_count() > 0`, `not find_spec("cupy") is None`)? Syntactic, for `return`s.
+pub fn is_check_expr(e: &Expr, imports: &ImportTable, depth: u32) -> bool {
+    if depth > MAX_TEST_DEPTH {
+        return false;
+    }
+    let d = depth + 1;
+    match e {
+        Expr::Call(c) => {
+            availability_check(c, imports).is_some() || installed_check(c, imports).is_some()
+        }
+        Expr::BoolOp(b) => b.values.iter().any(|x| is_check_expr(x, imports, d)),
+        Expr::UnaryOp(u) => is_check_expr(&u.operand, imports, d),
+        Expr::Compare(c) => std::iter::once(c.left.as_ref())
+            .chain(&c.comparators)
+            .any(|x| is_check_expr(x, imports, d)),
+        _ => false,
+    }
+}
+
 fn guard_in(e: &Expr, imports: &ImportTable, depth: u32) -> Option<String> {
     if depth > MAX_TEST_DEPTH {
         return None;
@@ -59,6 +114,7 @@ fn guard_in(e: &Expr, imports: &ImportTable, depth: u32) -> Option<String> {
     let d = depth + 1;
     match e {
         Expr::Call(c) => availability_check(c, imports)
+            .or_else(|| installed_check(c, imports))
             .or_else(|| guard_in(&c.func, imports, d))
             .or_else(|| c.args.iter().find_map(|a| guard_in(a, imports, d))),
         Expr::Name(n) => is_guard_name(n.id.as_str()).then(|| n.id.to_string()),
@@ -149,15 +205,33 @@ pub fn check_call(site: &CallSite<'_, '_>) -> Vec<Hit> {
         if matches!(q, "accelerate.Accelerator") {
             hits.push(Hit::new(FindingKind::DeviceUse, text()).guarded(true));
         }
+        // GPTQ/AWQ configs load CUDA kernels (bitsandbytes configs: by their keywords below).
+        if rules::CUDA_QUANTIZATION_CONFIGS.contains(&last) && last != "BitsAndBytesConfig" {
+            hits.push(Hit::new(
+                FindingKind::DeviceUse,
+                format!("{}: quantized loading needs CUDA", text()),
+            ));
+        }
     }
+    // Without any GPU-capable library in the function, `.to(...)` and `.cuda()` are methods of
+    // its own classes.
+    let gpu_capable = site.eval.gpu_capable;
     let mut skip_device_kw = false;
     if let Expr::Attribute(a) = call.func.as_ref() {
         let receiver_is_module = qualname(&a.value, site.imports).is_some();
         match a.attr.as_str() {
-            "cuda" if !receiver_is_module && !site.self_defines("cuda", &a.value) => {
+            "cuda"
+                if gpu_capable && !receiver_is_module && !site.self_defines("cuda", &a.value) =>
+            {
                 hits.push(Hit::new(FindingKind::DeviceUse, text()));
             }
-            "to" if !receiver_is_module => {
+            "set_providers" => {
+                if let Some(arg) = call.args.first() {
+                    let v = site.eval.eval(site.at, arg);
+                    hits.extend(device_hit(device_of(&v), text()));
+                }
+            }
+            "to" if gpu_capable && !receiver_is_module => {
                 let arg = call.args.first().or_else(|| {
                     call.keywords
                         .iter()
@@ -182,9 +256,17 @@ pub fn check_call(site: &CallSite<'_, '_>) -> Vec<Hit> {
                 let v = site.eval.eval(site.at, &k.value);
                 hits.extend(device_hit(device_of(&v), text()));
             }
-            "device_map" => {
+            "device_map" | "providers" => {
                 let v = site.eval.eval(site.at, &k.value);
                 hits.extend(device_hit(device_of(&v), text()));
+            }
+            n if rules::CUDA_QUANTIZATION_KEYWORDS.contains(&n)
+                && site.eval.eval(site.at, &k.value) == Val::Int(1) =>
+            {
+                hits.push(Hit::new(
+                    FindingKind::DeviceUse,
+                    format!("{n}=True: bitsandbytes quantization needs CUDA"),
+                ));
             }
             _ => {}
         }

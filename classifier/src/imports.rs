@@ -30,6 +30,8 @@ pub struct Import {
     pub line: u32,
     /// Inside `try:` with an `except ImportError` (or broader) handler, or under a device guard.
     pub guarded: bool,
+    /// The scope the import statement sits in (a lazy import inside a function).
+    pub scope: usize,
 }
 
 /// Resolves a module name of the function's own project.
@@ -70,6 +72,7 @@ impl ImportTable {
         stmt: &Stmt,
         line: u32,
         guarded: bool,
+        scope: usize,
         this: &str,
         is_package: bool,
         resolver: &dyn Resolver,
@@ -103,6 +106,7 @@ impl ImportTable {
                         module: full.to_owned(),
                         line,
                         guarded,
+                        scope,
                     });
                 }
             }
@@ -152,6 +156,7 @@ impl ImportTable {
                         module: dotted,
                         line,
                         guarded,
+                        scope,
                     });
                 }
             }

@@ -68,15 +68,49 @@ fn is_not_a_model(class: &str) -> bool {
     .any(|s| class.contains(s))
 }
 
-fn str_arg(site: &CallSite<'_, '_>, pos: usize, kw: &[&str]) -> Option<Val> {
+fn arg_expr<'a>(site: &CallSite<'_, 'a>, pos: usize, kw: &[&str]) -> Option<&'a Expr> {
     let call = site.call;
-    let e = call.args.get(pos).or_else(|| {
+    call.args.get(pos).or_else(|| {
         call.keywords
             .iter()
             .find(|k| k.arg.as_deref().is_some_and(|a| kw.contains(&a)))
             .map(|k| &k.value)
-    })?;
-    Some(site.eval.eval(site.at, e))
+    })
+}
+
+fn str_arg(site: &CallSite<'_, '_>, pos: usize, kw: &[&str]) -> Option<Val> {
+    let e = arg_expr(site, pos, kw)?;
+    Some(named(site, e))
+}
+
+/// The model an argument names: its value when known; else, when the names and strings written
+/// in the argument tell a size (`self.yolov8x_path`, `f"{root}/resnet50.pt"`,
+/// `os.path.join(model_dir, "vit-large.onnx")`), that text; else unknown.
+fn named(site: &CallSite<'_, '_>, e: &Expr) -> Val {
+    match site.eval.eval(site.at, e) {
+        Val::Str(s) if rules::model_size(&s).params.is_some() => Val::Str(s),
+        v => {
+            let text = excerpt(site.src, e);
+            if rules::model_size(&text).params.is_some() {
+                Val::Str(text)
+            } else {
+                v
+            }
+        }
+    }
+}
+
+/// A size assumed from what the code says of a model it cannot name (its class or task).
+fn assumed(what: String, why: &str, known: &rules::KnownModel) -> Hit {
+    let size = ModelSize {
+        params: Some(known.params_m * 1e6),
+        gflops: known.gflops,
+    };
+    Hit::new(
+        FindingKind::ModelLoad,
+        format!("{what} (size unknown; {why}: assumed {})", size.describe()),
+    )
+    .heavy(size.is_heavy())
 }
 
 fn model_hit(what: String, size: ModelSize, force_heavy: bool) -> Hit {
@@ -226,11 +260,30 @@ pub fn check_call(site: &CallSite<'_, '_>) -> Vec<Hit> {
             }
             return hits;
         }
+        if let Some((_, known)) = rules::HEAVY_WHATEVER_THE_FILE.iter().find(|(c, _)| *c == q) {
+            let name = str_arg(site, 0, &["model"]);
+            let hit = match name {
+                Some(Val::Str(s)) if rules::model_size(&s).params.is_some() => {
+                    model_hit(shorten(&s), rules::model_size(&s), false)
+                }
+                _ => assumed(text(), &format!("every {last} variant is heavy"), known),
+            };
+            hits.push(hit);
+            return hits;
+        }
+        if rules::MODEL_FILE_LOADERS.contains(&q) {
+            let name = str_arg(
+                site,
+                0,
+                &["f", "path", "path_or_bytes", "filepath", "export_dir"],
+            );
+            hits.push(named_model(&text(), name, false));
+            return hits;
+        }
         match q {
             "timm.create_model"
             | "sentence_transformers.SentenceTransformer"
             | "sentence_transformers.CrossEncoder"
-            | "ultralytics.YOLO"
             | "faster_whisper.WhisperModel"
             | "open_clip.create_model_and_transforms" => {
                 let name = str_arg(site, 0, &["model_name", "model_name_or_path", "model"]);
@@ -260,18 +313,52 @@ pub fn check_call(site: &CallSite<'_, '_>) -> Vec<Hit> {
                 return hits;
             }
             "transformers.pipeline" => {
+                let given = arg_expr(site, 1, &["model"]).is_some();
                 let model = str_arg(site, 1, &["model"]);
-                let model = match model {
-                    Some(Val::Str(s)) => Some(Val::Str(s)),
-                    _ => match str_arg(site, 0, &["task"]) {
-                        Some(Val::Str(task)) => rules::PIPELINE_DEFAULTS
-                            .iter()
-                            .find(|(t, _)| task.starts_with(t))
-                            .map(|(_, m)| Val::Str((*m).to_owned())),
-                        _ => None,
-                    },
+                let task = match str_arg(site, 0, &["task"]) {
+                    Some(Val::Str(task)) => Some(task),
+                    _ => None,
                 };
-                hits.push(named_model(&text(), model, false));
+                let default = || {
+                    let task = task.as_deref()?;
+                    rules::PIPELINE_DEFAULTS
+                        .iter()
+                        .find(|(t, _)| task.starts_with(t))
+                        .map(|(_, m)| Val::Str((*m).to_owned()))
+                };
+                let hit = match model {
+                    Some(Val::Str(s)) if rules::model_size(&s).params.is_some() => {
+                        named_model(&text(), Some(Val::Str(s)), false)
+                    }
+                    // `model=model_dir`: what the task says; else the task's default model.
+                    _ if given => {
+                        let by_task = task.as_deref().and_then(|task| {
+                            rules::PIPELINE_TASK_SIZES
+                                .iter()
+                                .find(|(t, _)| task.starts_with(t))
+                        });
+                        match (by_task, default()) {
+                            (Some((t, known)), _) => {
+                                assumed(text(), &format!("the task is {t}"), known)
+                            }
+                            (None, Some(Val::Str(d))) => {
+                                let size = rules::model_size(&d);
+                                Hit::new(
+                                    FindingKind::ModelLoad,
+                                    format!(
+                                        "{} (size unknown; like the task's default {d}: {})",
+                                        text(),
+                                        size.describe()
+                                    ),
+                                )
+                                .heavy(size.is_heavy())
+                            }
+                            _ => named_model(&text(), None, false),
+                        }
+                    }
+                    _ => named_model(&text(), default(), false),
+                };
+                hits.push(hit);
                 return hits;
             }
             "transformers.Trainer"
@@ -289,6 +376,7 @@ pub fn check_call(site: &CallSite<'_, '_>) -> Vec<Hit> {
             && last.ends_with("Config")
             && !matches!(last, "AutoConfig" | "PretrainedConfig" | "GenerationConfig")
             && !last.contains("Quantization")
+            && !rules::CUDA_QUANTIZATION_CONFIGS.contains(&last)
         {
             let kwargs = site.eval.kwargs(site.at, &call.keywords);
             let size = config_size(last, &kwargs);
@@ -316,7 +404,18 @@ pub fn check_call(site: &CallSite<'_, '_>) -> Vec<Hit> {
             if !is_not_a_model(&class) {
                 let name = str_arg(site, 0, &["pretrained_model_name_or_path"]);
                 let heavy_class = rules::HEAVY_PIPELINE_CLASSES.contains(&class.as_str());
-                let mut hit = named_model(&text(), name, heavy_class);
+                let by_class = rules::MODEL_CLASS_SIZES
+                    .iter()
+                    .find(|(suffix, _)| class.ends_with(suffix));
+                let named_size =
+                    matches!(&name, Some(Val::Str(s)) if rules::model_size(s).params.is_some());
+                let mut hit = match (&name, by_class) {
+                    _ if named_size || heavy_class => named_model(&text(), name, heavy_class),
+                    (_, None) => named_model(&text(), name, heavy_class),
+                    (_, Some((suffix, known))) => {
+                        assumed(text(), &format!("a *{suffix} model"), known)
+                    }
+                };
                 hit.detail = format!("{class}.from_pretrained: {}", hit.detail);
                 hits.push(hit);
             }

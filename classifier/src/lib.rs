@@ -15,7 +15,9 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+mod carry;
 mod classification;
+mod commands;
 mod devices;
 mod error;
 mod fallback;
@@ -81,7 +83,8 @@ fn is_relevant_name(name: &str) -> bool {
     mentions_gpu(name, true) || roots.contains(name)
 }
 
-/// Does `s` contain "cuda" or "gpu" (or, with `device`, "device"), in any case? One pass.
+/// Does `s` contain "cuda" or "gpu" (or, with `device`, "device"; without it, as in strings,
+/// "nvenc" or "nvidia" of command lines), in any case? One pass.
 fn mentions_gpu(s: &str, device: bool) -> bool {
     let b = s.as_bytes();
     let at = |i: usize, word: &[u8]| {
@@ -92,6 +95,11 @@ fn mentions_gpu(s: &str, device: bool) -> bool {
         Some(b'c') => at(i, b"cuda"),
         Some(b'g') => at(i, b"gpu"),
         Some(b'd') => device && at(i, b"device"),
+        Some(b'n') => {
+            !device
+                && b.get(i + 1).is_some_and(|c| c | 0x20 == b'v')
+                && (at(i, b"nvenc") || at(i, b"nvidia"))
+        }
         _ => false,
     })
 }
@@ -115,6 +123,19 @@ fn is_relevant(src: &str, tokens: &[lexer::Token]) -> bool {
                     mentions_gpu(s, false)
                         || (may_name_a_size(s) && rules::params_from_name(s).is_some())
                 })
+        }
+        _ => false,
+    })
+}
+
+/// Does a file define a function or method a serving framework calls (`def handle`, `def
+/// predict`, `def initialize`, ...)? From the tokens.
+fn defines_entry_function(src: &str, tokens: &[lexer::Token]) -> bool {
+    tokens.windows(2).any(|w| match w {
+        [d, n] => {
+            d.is_name(src, "def")
+                && n.kind == lexer::Kind::Name
+                && project::ENTRY_FUNCTIONS.contains(&n.text(src))
         }
         _ => false,
     })
@@ -221,7 +242,13 @@ pub fn classify(files: &[SourceFile], limits: &Limits) -> Result<Classification,
         Vec::new()
     };
     let path_refs: Vec<&str> = paths.iter().map(String::as_str).collect();
-    let layout = project::Layout::new(&path_refs);
+    let mut layout = project::Layout::new(&path_refs);
+    layout.choose_entry(&path_refs, &token_imports, |i| {
+        let (Some((text, _)), Some(lx)) = (texts.get(i), lexed.get(i)) else {
+            return false;
+        };
+        defines_entry_function(text, &lx.tokens)
+    });
     let reached = layout.reachable(&token_imports);
     let single = files.len() == 1;
 
@@ -287,16 +314,33 @@ pub fn classify(files: &[SourceFile], limits: &Limits) -> Result<Classification,
             })
         })
         .collect();
-    let eval = values::Eval { modules: &modules };
+    // `.to("cuda")` is device use only where something GPU-capable is imported (a file read by
+    // the token-level scan may import one: counted as yes).
+    let gpu_capable = plans.iter().any(|p| matches!(p, Plan::Fallback { .. }))
+        || modules.iter().flatten().any(|m| {
+            m.syms.imports.imports.iter().any(|imp| {
+                matches!(imp.target, imports::Target::External(_))
+                    && imports::library_kind(&imp.module)
+                        .is_some_and(|(k, _)| k != FindingKind::CpuLibraryImport)
+            })
+        });
+    let eval = values::Eval {
+        modules: &modules,
+        gpu_capable,
+    };
 
-    let mut findings: Vec<Finding> = Vec::new();
+    let mut per_file: Vec<Vec<Finding>> = vec![Vec::new(); files.len()];
     let mut fallback_files: Vec<String> = Vec::new();
+    let mut walked: Vec<(usize, walk::Analysis<'_>)> = Vec::new();
     for (i, plan) in plans.iter().enumerate() {
         let path = paths.get(i).map_or("", String::as_str);
         let src: &str = texts.get(i).map_or("", |(t, _)| t);
         let tokens = lexed.get(i).map_or(&[][..], |l| l.tokens.as_slice());
+        let Some(findings) = per_file.get_mut(i) else {
+            continue;
+        };
         match plan {
-            Plan::Parsed(_) => findings.extend(walk::analyze(&eval, i)),
+            Plan::Parsed(_) => walked.push((i, walk::analyze(&eval, i))),
             Plan::Fallback { why, line } => {
                 fallback_files.push(path.to_owned());
                 findings.extend(fallback::scan(path, src, tokens, why, *line));
@@ -320,12 +364,26 @@ pub fn classify(files: &[SourceFile], limits: &Limits) -> Result<Classification,
             Plan::Skip => findings.extend(fallback::import_findings(path, src, tokens)),
         }
     }
+    // GPU use in functions referred to only under device guards (or in modules imported only
+    // there) has a CPU path.
+    let runs_model = walked.iter().any(|(_, a)| a.runs_model);
+    for (i, f) in carry::carry_guards(&eval, layout.entry, walked) {
+        if let Some(slot) = per_file.get_mut(i) {
+            *slot = f;
+        }
+    }
+    let findings: Vec<Finding> = per_file.into_iter().flatten().collect();
     let counted: Vec<Finding> = findings
         .iter()
         .filter(|f| f.kind != FindingKind::IgnoredFile)
         .cloned()
         .collect();
-    let (mode, rationale) = rules::decide(&counted, &fallback_files);
+    let entry = layout
+        .entry
+        .filter(|_| files.len() > 1)
+        .and_then(|e| paths.get(e))
+        .map(String::as_str);
+    let (mode, rationale) = rules::decide(&counted, &fallback_files, entry, runs_model);
     Ok(Classification {
         mode,
         rationale,

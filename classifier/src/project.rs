@@ -12,8 +12,36 @@ use std::collections::{HashMap, VecDeque};
 use super::fallback::TokenImport;
 use super::imports::Resolver;
 
-/// Entry file names, by preference.
-pub const ENTRY_NAMES: &[&str] = &["func.py", "main.py", "app.py", "handler.py", "__main__.py"];
+/// Entry file names, by preference: the Knative template, then what serving frameworks load
+/// (`main.py`, `app.py`; TorchServe and Lambda handlers; BentoML `service.py`).
+pub const ENTRY_NAMES: &[&str] = &[
+    "func.py",
+    "main.py",
+    "app.py",
+    "handler.py",
+    "lambda_function.py",
+    "service.py",
+    "__main__.py",
+];
+
+/// Entry names that are also common helper-module names (Triton and Truss load `model.py`,
+/// Vertex/SageMaker-style servers `predictor.py`): an entry only when no other file of the
+/// function imports it.
+pub const WEAK_ENTRY_NAMES: &[&str] = &["predictor.py", "model.py", "inference.py", "serve.py"];
+
+/// Functions a framework calls, and methods of the classes it loads (TorchServe
+/// `initialize`/`handle`, Triton `initialize`/`execute`, KServe and Truss `load`/`predict`,
+/// Lambda `lambda_handler`): with no entry file by name, the file defining one is the entry.
+pub const ENTRY_FUNCTIONS: &[&str] = &[
+    "handle",
+    "handler",
+    "lambda_handler",
+    "predict",
+    "initialize",
+    "execute",
+    "load",
+    "inference",
+];
 
 /// The module layout of one function.
 #[derive(Debug, Default)]
@@ -87,6 +115,71 @@ impl Layout {
             }
         }
         layout
+    }
+
+    /// With no entry by name: a file with a weak entry name, else one defining an entry function
+    /// (`defines_entry`), that no other file imports; the shallowest. With none, no entry (every
+    /// file counts).
+    pub fn choose_entry(
+        &mut self,
+        paths: &[&str],
+        imports: &[Vec<TokenImport>],
+        defines_entry: impl Fn(usize) -> bool,
+    ) {
+        if self.entry.is_some() || paths.len() < 2 {
+            return;
+        }
+        let mut imported = vec![false; paths.len()];
+        for (i, imps) in imports.iter().enumerate() {
+            let from = self.modules.get(i).map_or("", String::as_str);
+            let pkg = self.is_package.get(i).copied().unwrap_or(false);
+            for imp in imps {
+                let subs = imp.names.iter().map(|n| {
+                    if imp.module.is_empty() {
+                        n.clone()
+                    } else {
+                        format!("{}.{n}", imp.module)
+                    }
+                });
+                for m in std::iter::once(imp.module.clone()).chain(subs) {
+                    if let Some(j) = self.resolve(from, pkg, imp.level, &m) {
+                        if j != i {
+                            if let Some(slot) = imported.get_mut(j) {
+                                *slot = true;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let candidate = |i: usize| {
+            !imported.get(i).copied().unwrap_or(true)
+                && !self.is_package.get(i).copied().unwrap_or(false)
+        };
+        let depth = |i: &usize| {
+            paths
+                .get(*i)
+                .map_or(0, |p| normalise_path(p).matches('/').count())
+        };
+        let by_name = WEAK_ENTRY_NAMES.iter().find_map(|name| {
+            (0..paths.len())
+                .filter(|&i| {
+                    let n = paths.get(i).map(|p| normalise_path(p)).unwrap_or_default();
+                    candidate(i) && (n == *name || n.ends_with(&format!("/{name}")))
+                })
+                .min_by_key(depth)
+        });
+        self.entry = by_name.or_else(|| {
+            (0..paths.len())
+                .filter(|&i| candidate(i) && defines_entry(i))
+                .min_by_key(depth)
+        });
+        if let Some(e) = self.entry {
+            let module = self.modules.get(e).cloned().unwrap_or_default();
+            if let Some((dir, _)) = module.rsplit_once('.') {
+                self.entry_prefix = format!("{dir}.");
+            }
+        }
     }
 
     /// The files the entry reaches through imports (all files when there is no entry).

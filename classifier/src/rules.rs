@@ -188,6 +188,151 @@ pub fn device_string(s: &str) -> DeviceString {
     }
 }
 
+/// onnxruntime execution providers that run on a GPU (`providers=[...]`, `set_providers`).
+pub const GPU_EXECUTION_PROVIDERS: &[&str] = &[
+    "CUDAExecutionProvider",
+    "TensorrtExecutionProvider",
+    "ROCMExecutionProvider",
+    "MIGraphXExecutionProvider",
+];
+
+/// The onnxruntime provider that is the CPU path when it follows a GPU provider.
+pub const CPU_EXECUTION_PROVIDER: &str = "CPUExecutionProvider";
+
+/// Quantization configs that only load on CUDA (bitsandbytes, GPTQ/AWQ kernels): building one is
+/// no model load, but passing it makes the load need a GPU.
+pub const CUDA_QUANTIZATION_CONFIGS: &[&str] = &["BitsAndBytesConfig", "GPTQConfig", "AwqConfig"];
+
+/// Keywords of a model load that turn on bitsandbytes quantization (needs CUDA).
+pub const CUDA_QUANTIZATION_KEYWORDS: &[&str] = &["load_in_4bit", "load_in_8bit"];
+
+/// Frameworks that put a model on the GPU by themselves when there is one (no `.to(...)`
+/// needed): TensorFlow/Keras/JAX place ops, ultralytics, sentence-transformers, whisper,
+/// faster-whisper, easyocr and detectron2 pick `cuda` when it is available.
+pub const SELF_PLACING_FRAMEWORKS: &[&str] = &[
+    "tensorflow",
+    "keras",
+    "tf_keras",
+    "jax",
+    "flax",
+    "ultralytics",
+    "sentence_transformers",
+    "whisper",
+    "faster_whisper",
+    "easyocr",
+    "detectron2",
+];
+
+/// Calls that show the function runs a model it loaded (inference): methods (`model.generate`,
+/// `.eval()`, `.predict`, ...) and context managers (`torch.no_grad()`). A heavy model that is
+/// run but never placed on a GPU runs on the CPU ([`decide`]); a load alone says nothing of where
+/// the model runs.
+pub const RUNS_MODEL_METHODS: &[&str] = &[
+    "generate",
+    "eval",
+    "forward",
+    "predict",
+    "transcribe",
+    "encode",
+    "infer",
+    "detect",
+];
+pub const RUNS_MODEL_CALLS: &[&str] = &[
+    "torch.no_grad",
+    "torch.inference_mode",
+    "torch.autocast",
+    "torch.amp.autocast",
+];
+
+/// Calls that start a process: their first argument (a command string or an argument list) is
+/// read for GPU command-line forms ([`gpu_command`]).
+pub const PROCESS_CALLS: &[&str] = &[
+    "subprocess.run",
+    "subprocess.Popen",
+    "subprocess.call",
+    "subprocess.check_call",
+    "subprocess.check_output",
+    "subprocess.getoutput",
+    "subprocess.getstatusoutput",
+    "os.system",
+    "os.popen",
+    "os.execvp",
+    "os.execv",
+    "os.spawnvp",
+    "asyncio.create_subprocess_exec",
+    "asyncio.create_subprocess_shell",
+    "sh.ffmpeg",
+];
+
+/// Words of a command line that need an NVIDIA GPU: ffmpeg's NVENC/NVDEC codecs and CUDA
+/// filters, and the common CLI switches (`--cuda`, `--gpu`, `--gpus`).
+pub const GPU_COMMAND_WORDS: &[&str] = &[
+    "h264_nvenc",
+    "hevc_nvenc",
+    "av1_nvenc",
+    "nvenc",
+    "h264_cuvid",
+    "hevc_cuvid",
+    "scale_cuda",
+    "scale_npp",
+    "hwupload_cuda",
+    "--cuda",
+    "--gpu",
+    "--gpus",
+    "--use-gpu",
+    "--use_gpu",
+];
+
+/// Options whose next word is a device: a GPU device there (`-hwaccel cuda`, `--device cuda`,
+/// `--device=cuda:0`) needs a GPU.
+pub const DEVICE_OPTIONS: &[&str] = &[
+    "-hwaccel",
+    "-hwaccel_device",
+    "-init_hw_device",
+    "--device",
+    "-device",
+    "--devices",
+];
+
+/// How a command line uses a GPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GpuCommand {
+    /// It runs on a GPU (NVENC, `-hwaccel cuda`, `--device cuda`, ...).
+    Uses,
+    /// It asks whether there is one (`nvidia-smi`).
+    Checks,
+}
+
+/// Reads a command (its words, as far as known) for the GPU forms above; returns how it uses a
+/// GPU and the word that tells.
+pub fn gpu_command(words: &[String]) -> Option<(GpuCommand, String)> {
+    let mut check = None;
+    for (i, w) in words.iter().enumerate() {
+        let lower = w.to_ascii_lowercase();
+        let (opt, inline) = match lower.split_once('=') {
+            Some((o, v)) => (o.to_owned(), Some(v.to_owned())),
+            None => (lower.clone(), None),
+        };
+        if GPU_COMMAND_WORDS.contains(&opt.as_str()) {
+            return Some((GpuCommand::Uses, w.clone()));
+        }
+        if DEVICE_OPTIONS.contains(&opt.as_str()) {
+            let value = inline.or_else(|| words.get(i + 1).map(|v| v.to_ascii_lowercase()));
+            if let Some(v) = value {
+                let v = v.split_once('=').map_or(v.as_str(), |(_, d)| d).to_owned();
+                if matches!(device_string(&v), DeviceString::Gpu) || v.starts_with("nvdec") {
+                    return Some((GpuCommand::Uses, format!("{w} {v}")));
+                }
+            }
+        }
+        let base = lower.rsplit('/').next().unwrap_or(&lower);
+        if base == "nvidia-smi" && check.is_none() {
+            check = Some((GpuCommand::Checks, "nvidia-smi".to_owned()));
+        }
+    }
+    check
+}
+
 // ---------------------------------------------------------------------------------------------
 // Model sizes
 // ---------------------------------------------------------------------------------------------
@@ -395,6 +540,56 @@ pub const HEAVY_PIPELINE_CLASSES: &[&str] = &[
     "StableVideoDiffusionPipeline",
 ];
 
+/// Loaders whose model is heavy whatever the file (every YOLOv8/YOLO11 variant is over
+/// [`HEAVY_VISION_GFLOPS`]): used when the name or path tells no size.
+pub const HEAVY_WHATEVER_THE_FILE: &[(&str, KnownModel)] = &[
+    ("ultralytics.YOLO", m("yolo", 3.2, Some(8.7))),
+    ("ultralytics.RTDETR", m("rtdetr", 32.0, Some(103.0))),
+];
+
+/// transformers `pipeline(task, model=<a path or a variable>)`: what the task says about a model
+/// the classifier cannot name. Generative, text-to-image and dense vision tasks are heavy (an
+/// LLM, a diffusion model, ViT/DETR-size nets); the encoder tasks are light. Tasks not listed
+/// fall back to their default model ([`PIPELINE_DEFAULTS`]).
+pub const PIPELINE_TASK_SIZES: &[(&str, KnownModel)] = &[
+    ("text-generation", m("llm", 1100.0, None)),
+    ("conversational", m("llm", 1100.0, None)),
+    ("image-text-to-text", m("vlm", 2000.0, None)),
+    ("visual-question-answering", m("vlm", 2000.0, None)),
+    ("image-to-text", m("vlm", 1000.0, None)),
+    ("text-to-image", m("diffusion", 1070.0, None)),
+    ("text-to-audio", m("tts", 1000.0, None)),
+    ("text-to-speech", m("tts", 1000.0, None)),
+    ("image-segmentation", m("segmenter", 40.0, Some(100.0))),
+    ("mask-generation", m("sam", 600.0, Some(500.0))),
+    ("depth-estimation", m("dpt", 340.0, Some(100.0))),
+];
+
+/// `X.from_pretrained(<a path or a variable>)`: what the class says of a model the classifier
+/// cannot name (class-name suffix). A causal LM served as a function is an LLM (≥ 1B); a
+/// vision-to-text model is a VLM. Other classes (sequence classification, seq2seq, ...) stay
+/// "size unknown".
+pub const MODEL_CLASS_SIZES: &[(&str, KnownModel)] = &[
+    ("ForCausalLM", m("llm", 1100.0, None)),
+    ("ForVision2Seq", m("vlm", 2000.0, None)),
+    ("ForImageTextToText", m("vlm", 2000.0, None)),
+];
+
+/// Calls that load a model from a file or directory (the first argument is the path). The size
+/// is read from the path or the names in the argument where they tell, else "size unknown".
+pub const MODEL_FILE_LOADERS: &[&str] = &[
+    "torch.load",
+    "torch.jit.load",
+    "torch.export.load",
+    "onnxruntime.InferenceSession",
+    "tensorflow.saved_model.load",
+    "tensorflow.keras.models.load_model",
+    "keras.models.load_model",
+    "keras.saving.load_model",
+    "tf_keras.models.load_model",
+    "tensorflow.compat.v1.saved_model.load",
+];
+
 /// What is known about a model's size.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct ModelSize {
@@ -588,6 +783,10 @@ fn is_unguarded_gpu_use(f: &Finding) -> bool {
 }
 
 fn is_gpu_capable(f: &Finding) -> bool {
+    // `nvidia-smi` run for metrics is no GPU work by itself.
+    if f.kind == FindingKind::AvailabilityCheck && f.detail.contains("nvidia-smi") {
+        return false;
+    }
     matches!(
         f.kind,
         FindingKind::FrameworkImport
@@ -659,8 +858,27 @@ fn guard_phrase(findings: &[Finding]) -> Option<String> {
     }
 }
 
-/// The mode for these findings and a one-line rationale.
-pub fn decide(findings: &[Finding], fallback_files: &[String]) -> (ExecutionMode, String) {
+/// Is anything placed on a GPU (device use, CUDA calls, a GPU library, or a framework that places
+/// its models by itself)? A heavy model without any of these runs on the CPU even on a GPU node.
+fn placed_on_gpu(findings: &[Finding]) -> bool {
+    findings.iter().any(|f| match f.kind {
+        FindingKind::DeviceUse | FindingKind::CudaCall | FindingKind::GpuLibrary => true,
+        FindingKind::FrameworkImport => {
+            let root = f.detail.split(['.', ' ']).next().unwrap_or("");
+            SELF_PLACING_FRAMEWORKS.contains(&root)
+        }
+        _ => false,
+    })
+}
+
+/// The mode for these findings and a one-line rationale. `entry`: the entry file chosen for a
+/// function of several files (named in the rationale).
+pub fn decide(
+    findings: &[Finding],
+    fallback_files: &[String],
+    entry: Option<&str>,
+    runs_model: bool,
+) -> (ExecutionMode, String) {
     let (mode, mut why) = if let Some(what) =
         first_of(findings.iter().filter(|f| is_unguarded_gpu_use(f)))
     {
@@ -674,7 +892,19 @@ pub fn decide(findings: &[Finding], fallback_files: &[String]) -> (ExecutionMode
         heavy_list.sort_by_key(|f| !f.detail.contains("from_pretrained"));
         let heavy = first_of(heavy_list.iter().copied());
         let guard = guard_phrase(findings);
+        let never_placed = runs_model
+            && !heavy_list.is_empty()
+            && heavy_list.iter().all(|f| f.kind == FindingKind::ModelLoad)
+            && !placed_on_gpu(findings);
         match heavy {
+            Some(what) if never_placed => (
+                ExecutionMode::CpuPreferred,
+                format!(
+                    "{what} is never placed on a GPU (no .to(...), device=, device_map= or \
+                     framework that places it): it runs on the CPU even on a GPU node, so it \
+                     starts on CPU"
+                ),
+            ),
             Some(what) => {
                 let kind = heavy_list
                     .first()
@@ -708,7 +938,14 @@ pub fn decide(findings: &[Finding], fallback_files: &[String]) -> (ExecutionMode
                     )
                 });
                 if let Some(model) = light_models.first() {
-                    parts.push(format!("{} is light", model.detail));
+                    if model.detail.contains("size unknown") {
+                        parts.push(format!(
+                            "{}: nothing in the code tells its size",
+                            model.detail
+                        ));
+                    } else {
+                        parts.push(format!("{} is light", model.detail));
+                    }
                 }
                 if findings
                     .iter()
@@ -765,6 +1002,9 @@ pub fn decide(findings: &[Finding], fallback_files: &[String]) -> (ExecutionMode
             )
         }
     };
+    if let Some(e) = entry {
+        why.push_str(&format!(" [entry: {e}]"));
+    }
     if !fallback_files.is_empty() {
         why.push_str(&format!(
             " [token-level scan used for {}: the parser could not read it]",

@@ -32,6 +32,9 @@ pub struct Scope<'a> {
     pub params: HashSet<&'a str>,
     /// `return` values (for a function).
     pub returns: Vec<Binding<'a>>,
+    /// A `return` gives the result of an availability check (`return
+    /// torch.cuda.is_available()`): a call of this function is one.
+    pub returns_check: bool,
 }
 
 #[derive(Debug, Default)]
@@ -39,6 +42,8 @@ pub struct ClassInfo<'a> {
     /// `self.x = ...` in any method.
     pub attrs: HashMap<&'a str, Vec<Binding<'a>>>,
     pub methods: HashSet<&'a str>,
+    /// The scope of each method, by name.
+    pub method_scopes: HashMap<&'a str, ScopeId>,
 }
 
 /// Everything the first pass learned about one module.
@@ -53,6 +58,15 @@ pub struct Symbols<'a> {
     pub class_ids: HashMap<usize, usize>,
     /// Module-level functions by name.
     pub functions: HashMap<&'a str, ScopeId>,
+}
+
+/// `if TYPE_CHECKING:` / `if typing.TYPE_CHECKING:`: a block only type checkers read.
+pub fn is_type_checking(test: &Expr) -> bool {
+    match test {
+        Expr::Name(n) => n.id.as_str() == "TYPE_CHECKING",
+        Expr::Attribute(a) => a.attr.as_str() == "TYPE_CHECKING",
+        _ => false,
+    }
 }
 
 pub fn node_key<T>(node: &T) -> usize {
@@ -164,13 +178,24 @@ impl<'a> Pass<'a, '_> {
         }
         if let Some(info) = class.and_then(|c| self.syms.classes.get_mut(c)) {
             info.methods.insert(name);
+            info.method_scopes.entry(name).or_insert(id);
         }
         self.block(body, id, class, guarded);
     }
 
     fn block(&mut self, stmts: &'a [Stmt], scope: ScopeId, class: Option<usize>, guarded: bool) {
+        let mut guarded = guarded;
         for stmt in stmts {
             self.stmt(stmt, scope, class, guarded);
+            // `if not torch.cuda.is_available(): return ...`: what follows has a GPU.
+            if let Stmt::If(i) = stmt {
+                if i.orelse.is_empty()
+                    && super::walk::leaves(&i.body)
+                    && guard_test(&i.test, &self.syms.imports).is_some()
+                {
+                    guarded = true;
+                }
+            }
         }
     }
 
@@ -182,6 +207,7 @@ impl<'a> Pass<'a, '_> {
                     stmt,
                     line,
                     guarded,
+                    scope,
                     self.this,
                     self.is_package,
                     self.resolver,
@@ -243,13 +269,22 @@ impl<'a> Pass<'a, '_> {
                 }
             }
             Stmt::Return(r) => {
+                let check = r
+                    .value
+                    .as_deref()
+                    .is_some_and(|v| super::devices::is_check_expr(v, &self.syms.imports, 0));
                 if let (Some(v), Some(s)) = (&r.value, self.syms.scopes.get_mut(scope)) {
+                    s.returns_check |= check;
                     s.returns.push(Binding {
                         value: v,
                         guarded,
                         scope,
                     });
                 }
+            }
+            // Imports for type checkers only never run.
+            Stmt::If(i) if is_type_checking(&i.test) => {
+                self.block(&i.orelse, scope, class, guarded);
             }
             Stmt::If(i) => {
                 let g = guarded || guard_test(&i.test, &self.syms.imports).is_some();

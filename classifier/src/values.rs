@@ -47,6 +47,7 @@ impl Val {
             }),
             Val::Int(n) => Some(if *n >= 0 { Dev::Gpu } else { Dev::Cpu }),
             Val::Dev(d) => Some(*d),
+            Val::Seq(items) => providers_device(items),
             _ => None,
         }
     }
@@ -65,6 +66,85 @@ impl Val {
             Val::Int(_) => None,
             v => v.device(),
         }
+    }
+}
+
+/// onnxruntime `providers=[...]`: a GPU provider is GPU use, guarded when the CPU provider follows
+/// it. (Entries may be `(name, options)` pairs.) `None` when no GPU provider is named.
+fn providers_device(items: &[Val]) -> Option<Dev> {
+    let names: Vec<&str> = items
+        .iter()
+        .filter_map(|v| match v {
+            Val::Str(s) => Some(s.as_str()),
+            Val::Seq(pair) => match pair.first() {
+                Some(Val::Str(s)) => Some(s.as_str()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    let gpu = names
+        .iter()
+        .position(|n| rules::GPU_EXECUTION_PROVIDERS.contains(n))?;
+    let cpu_after = names
+        .iter()
+        .skip(gpu)
+        .any(|n| *n == rules::CPU_EXECUTION_PROVIDER);
+    Some(if cpu_after { Dev::Guarded } else { Dev::Gpu })
+}
+
+/// Python's `str.format` for the classifier's purposes: `{}`, `{0}` and `{name}` replaced by the
+/// known strings (unknown ones by nothing); a device among the arguments is the result.
+fn format_str(template: &str, args: &[Val], kwargs: &[(String, Val)]) -> Val {
+    let mut out = String::new();
+    let mut next = 0usize;
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(rest.get(..open).unwrap_or(""));
+        let after = rest.get(open + 1..).unwrap_or("");
+        let Some(close) = after.find('}') else {
+            out.push_str(rest.get(open..).unwrap_or(""));
+            rest = "";
+            break;
+        };
+        let field = after.get(..close).unwrap_or("");
+        let field = field.split([':', '!']).next().unwrap_or("");
+        let v = if field.is_empty() {
+            next += 1;
+            args.get(next - 1)
+        } else if let Ok(i) = field.parse::<usize>() {
+            args.get(i)
+        } else {
+            kwargs
+                .iter()
+                .rev()
+                .find(|(k, _)| k == field)
+                .map(|(_, v)| v)
+        };
+        match v {
+            Some(Val::Str(s)) => out.push_str(s),
+            Some(Val::Int(n)) => out.push_str(&n.to_string()),
+            Some(Val::Dev(d)) if out.trim_matches('/').is_empty() => return Val::Dev(*d),
+            _ => {}
+        }
+        rest = after.get(close + 1..).unwrap_or("");
+    }
+    out.push_str(rest);
+    Val::Str(out)
+}
+
+/// The words of a known command: a string split on whitespace, the strings of a list.
+fn collect_words(v: &Val, out: &mut Vec<String>) {
+    match v {
+        Val::Str(s) => out.extend(s.split_whitespace().map(str::to_owned)),
+        Val::Seq(items) => {
+            for i in items.iter().take(256) {
+                if let Val::Str(s) = i {
+                    out.push(s.clone());
+                }
+            }
+        }
+        _ => {}
     }
 }
 
@@ -88,10 +168,15 @@ pub struct At {
 /// The evaluator over all parsed modules of a function.
 pub struct Eval<'p, 'a> {
     pub modules: &'p [Option<ModuleCtx<'a>>],
+    /// Some module of the function imports a GPU-capable framework or a GPU library (without
+    /// one, `.to("cuda")` is a method of the function's own classes, not device use).
+    pub gpu_capable: bool,
 }
 
 const MAX_DEPTH: u32 = 16;
 const MAX_BINDINGS: usize = 8;
+/// Most steps of [`Eval::command_words`] for one command.
+const MAX_COMMAND_STEPS: u32 = 256;
 
 fn join_devices(devs: &[Dev]) -> Option<Dev> {
     let has = |d: Dev| devs.contains(&d);
@@ -186,13 +271,47 @@ impl<'a> Eval<'_, 'a> {
         self.name(at, attr, depth + 1)
     }
 
+    /// Does the module-level function `func` (of this module, or imported from another module
+    /// of the function) return an availability check? A lookup: see `Scope::returns_check`.
+    fn returns_check(&self, module: usize, func: &str, depth: u32) -> bool {
+        let Some(m) = self.module(module) else {
+            return false;
+        };
+        if let Some(scope) = m.syms.functions.get(func) {
+            return m.syms.scopes.get(*scope).is_some_and(|s| s.returns_check);
+        }
+        match m.syms.imports.get(func).map(|i| &i.target) {
+            Some(Target::Local {
+                module: other,
+                attr: Some(attr),
+            }) if *other != module && depth <= MAX_DEPTH => {
+                self.returns_check(*other, attr, depth + 1)
+            }
+            _ => false,
+        }
+    }
+
     /// The value a call to a module-level function returns (its `return`s, joined).
     fn returns(&self, at: At, func: &str, depth: u32) -> Val {
         let Some(m) = self.module(at.module) else {
             return Val::Unknown;
         };
         let Some(scope) = m.syms.functions.get(func).copied() else {
-            return Val::Unknown;
+            // `from .utils import has_gpu`: the function of that module.
+            return match m.syms.imports.get(func).map(|i| &i.target) {
+                Some(Target::Local {
+                    module,
+                    attr: Some(attr),
+                }) if depth <= MAX_DEPTH && *module != at.module => {
+                    let at = At {
+                        module: *module,
+                        scope: MODULE_SCOPE,
+                        class: None,
+                    };
+                    self.returns(at, attr, depth + 1)
+                }
+                _ => Val::Unknown,
+            };
         };
         match m.syms.scopes.get(scope) {
             Some(s) => self.bindings(At { scope, ..at }, &s.returns, depth),
@@ -276,19 +395,37 @@ impl<'a> Eval<'_, 'a> {
                     .unwrap_or(Val::Unknown)
             }
             Expr::Call(c) => self.call(at, c, depth),
-            Expr::JoinedStr(j) => match j.values.first() {
-                Some(Expr::Constant(ast::ExprConstant {
-                    value: Constant::Str(s),
-                    ..
-                })) => Val::Str(s.clone()),
-                _ => Val::Unknown,
-            },
+            Expr::JoinedStr(j) => {
+                // f"cuda:{i}", f"{device}:{index}": the known pieces; a device in the first
+                // field is the result.
+                let mut out = String::new();
+                for (k, piece) in j.values.iter().enumerate() {
+                    match piece {
+                        Expr::Constant(ast::ExprConstant {
+                            value: Constant::Str(s),
+                            ..
+                        }) => out.push_str(s),
+                        Expr::FormattedValue(f) => match self.ev(at, &f.value, depth + 1) {
+                            Val::Str(s) => out.push_str(&s),
+                            Val::Dev(d) if k == 0 => return Val::Dev(d),
+                            _ if k == 0 => return Val::Unknown,
+                            _ => {}
+                        },
+                        _ => {}
+                    }
+                }
+                Val::Str(out)
+            }
             Expr::BinOp(b) => {
                 let l = self.ev(at, &b.left, depth + 1);
                 let r = self.ev(at, &b.right, depth + 1);
                 match (l, r, &b.op) {
                     (Val::Str(l), Val::Str(r), ast::Operator::Add) => Val::Str(l + &r),
                     (Val::Str(l), _, ast::Operator::Add) => Val::Str(l),
+                    (Val::Seq(mut l), Val::Seq(r), ast::Operator::Add) => {
+                        l.extend(r);
+                        Val::Seq(l)
+                    }
                     (Val::Int(l), Val::Int(r), op) => match op {
                         ast::Operator::Add => l.checked_add(r),
                         ast::Operator::Sub => l.checked_sub(r),
@@ -347,13 +484,93 @@ impl<'a> Eval<'_, 'a> {
 
     /// Is this test expression a value that came from an availability check?
     pub fn is_avail(&self, at: At, test: &'a Expr, depth: u32) -> bool {
+        if depth > MAX_DEPTH {
+            return false;
+        }
         match test {
+            // `has_gpu()` whose return comes from an availability check (here or in a module of
+            // the function).
+            Expr::Call(c) => match c.func.as_ref() {
+                Expr::Name(n) => self.returns_check(at.module, n.id.as_str(), depth),
+                _ => false,
+            },
             Expr::UnaryOp(u) => self.is_avail(at, &u.operand, depth + 1),
             Expr::BoolOp(b) => b.values.iter().any(|v| self.is_avail(at, v, depth + 1)),
             Expr::Name(_) | Expr::Attribute(_) => {
                 matches!(self.ev(at, test, depth + 1), Val::Avail | Val::Dev(_))
             }
             _ => false,
+        }
+    }
+
+    /// The alternatives a process command can be (a command string, split on spaces, or an
+    /// argument list), each with the words known and whether a device guard chose it: `cmd =
+    /// [..."-hwaccel", "cuda"...] if has_gpu() else [...]` gives two, the first guarded.
+    pub fn command_words(&self, at: At, e: &'a Expr) -> Vec<(Vec<String>, bool)> {
+        let mut out = Vec::new();
+        let mut budget = MAX_COMMAND_STEPS;
+        self.command_alts(at, e, false, 0, &mut budget, &mut out);
+        out
+    }
+
+    fn command_alts(
+        &self,
+        at: At,
+        e: &'a Expr,
+        guarded: bool,
+        depth: u32,
+        budget: &mut u32,
+        out: &mut Vec<(Vec<String>, bool)>,
+    ) {
+        // Bounded in depth, alternatives and steps: `a = b` / `b = a` chains cannot fan out.
+        if depth > MAX_DEPTH || out.len() >= MAX_BINDINGS || *budget == 0 {
+            return;
+        }
+        *budget -= 1;
+        let Some(m) = self.module(at.module) else {
+            return;
+        };
+        match e {
+            Expr::IfExp(x) => {
+                let g = guarded
+                    || guard_test(&x.test, &m.syms.imports).is_some()
+                    || self.is_avail(at, &x.test, depth);
+                self.command_alts(at, &x.body, g, depth + 1, budget, out);
+                self.command_alts(at, &x.orelse, g, depth + 1, budget, out);
+            }
+            Expr::Name(n) => {
+                let mut scope = Some(at.scope);
+                while let Some(sc) = scope.and_then(|s| m.syms.scopes.get(s)) {
+                    if let Some(vals) = sc.vars.get(n.id.as_str()) {
+                        for b in vals.iter().rev().take(MAX_BINDINGS) {
+                            let at = At {
+                                scope: b.scope,
+                                ..at
+                            };
+                            self.command_alts(
+                                at,
+                                b.value,
+                                guarded || b.guarded,
+                                depth + 1,
+                                budget,
+                                out,
+                            );
+                        }
+                        return;
+                    }
+                    if sc.params.contains(n.id.as_str()) {
+                        return;
+                    }
+                    scope = sc.parent;
+                }
+            }
+            _ => {
+                let mut words = Vec::new();
+                collect_words(&self.ev(at, e, depth + 1), &mut words);
+                if !words.is_empty() {
+                    out.push((words, guarded));
+                }
+            }
         }
     }
 
@@ -412,6 +629,23 @@ impl<'a> Eval<'_, 'a> {
                 if q == "torch.cuda.current_device" {
                     return Val::Dev(Dev::Gpu);
                 }
+            }
+        }
+        if let Expr::Attribute(a) = c.func.as_ref() {
+            if a.attr.as_str() == "format" {
+                if let Val::Str(template) = self.ev(at, &a.value, depth + 1) {
+                    let args: Vec<Val> = c.args.iter().map(|x| self.ev(at, x, depth + 1)).collect();
+                    let kwargs: Vec<(String, Val)> = c
+                        .keywords
+                        .iter()
+                        .filter_map(|k| {
+                            let name = k.arg.as_ref()?.to_string();
+                            Some((name, self.ev(at, &k.value, depth + 1)))
+                        })
+                        .collect();
+                    return format_str(&template, &args, &kwargs);
+                }
+                return Val::Unknown;
             }
         }
         match c.func.as_ref() {

@@ -5,11 +5,12 @@ use std::collections::HashSet;
 
 use rustpython_parser::ast::{self, Constant, Expr, Ranged, Stmt};
 
+use super::commands;
 use super::devices::{self, guard_test};
 use super::imports::{library_kind, qualname, ImportTable, Target};
 use super::intensity;
 use super::rules;
-use super::symbols::{node_key, ClassInfo, ScopeId, MODULE_SCOPE};
+use super::symbols::{is_type_checking, node_key, ClassInfo, ScopeId, MODULE_SCOPE};
 use super::values::{At, Eval, ModuleCtx};
 use gaia_contract::{Finding, FindingKind};
 
@@ -74,6 +75,46 @@ impl CallSite<'_, '_> {
     }
 }
 
+/// Most references recorded per file; past it, the file's `refs_complete` is false and no guard
+/// is carried for the function (a missed unguarded reference could hide a GPU-only path).
+const MAX_REFS_PER_FILE: usize = 1 << 16;
+
+/// A function of the project: (module, scope).
+pub type FunctionId = (usize, ScopeId);
+
+/// What a reference names: `f` (a function of this module, or one imported from another module
+/// of the function), or `base.attr` (`self.method`, `module.function`).
+#[derive(Clone, Copy, Debug)]
+pub enum RefTarget<'a> {
+    Name(&'a str),
+    Attr(&'a str, &'a str),
+}
+
+/// A reference that may be to one of the function's own functions (a call, or the name passed
+/// on): where, and whether a device guard encloses it. A function referred to only under guards
+/// runs only when there is a GPU, so its GPU use has a CPU path ([`super::carry`]).
+#[derive(Clone, Copy, Debug)]
+pub struct FunctionRef<'a> {
+    pub target: RefTarget<'a>,
+    pub from: FunctionId,
+    /// The class around the reference (for `self.method`).
+    pub class: Option<usize>,
+    pub guarded: bool,
+}
+
+/// What the walk of one module found.
+#[derive(Debug, Default)]
+pub struct Analysis<'a> {
+    pub findings: Vec<Finding>,
+    /// The scope each finding sits in (parallel to `findings`).
+    pub scopes: Vec<ScopeId>,
+    pub refs: Vec<FunctionRef<'a>>,
+    /// Every reference was recorded (under [`MAX_REFS_PER_FILE`]).
+    pub refs_complete: bool,
+    /// The module runs a model (see [`rules::RUNS_MODEL_METHODS`]).
+    pub runs_model: bool,
+}
+
 struct Walker<'w, 'a> {
     eval: &'w Eval<'w, 'a>,
     m: &'w ModuleCtx<'a>,
@@ -85,15 +126,18 @@ struct Walker<'w, 'a> {
     framework: bool,
     roots: HashSet<String>,
     findings: Vec<Finding>,
+    scopes: Vec<ScopeId>,
+    refs: Vec<FunctionRef<'a>>,
+    runs_model: bool,
     seen: HashSet<(FindingKind, u32, String)>,
     seen_ops: HashSet<String>,
     gpu_libs: HashSet<&'static str>,
 }
 
 /// Findings of one parsed module (index `module` of the evaluator's modules).
-pub fn analyze(eval: &Eval<'_, '_>, module: usize) -> Vec<Finding> {
+pub fn analyze<'a>(eval: &Eval<'_, 'a>, module: usize) -> Analysis<'a> {
     let Some(Some(m)) = eval.modules.get(module) else {
-        return Vec::new();
+        return Analysis::default();
     };
     let mut w = Walker {
         eval,
@@ -105,13 +149,42 @@ pub fn analyze(eval: &Eval<'_, '_>, module: usize) -> Vec<Finding> {
         framework: false,
         roots: HashSet::new(),
         findings: Vec::new(),
+        scopes: Vec::new(),
+        refs: Vec::new(),
+        runs_model: false,
         seen: HashSet::new(),
         seen_ops: HashSet::new(),
         gpu_libs: HashSet::new(),
     };
     w.imports();
     w.block(m.suite);
-    w.findings
+    Analysis {
+        findings: w.findings,
+        scopes: w.scopes,
+        refs_complete: w.refs.len() < MAX_REFS_PER_FILE,
+        refs: w.refs,
+        runs_model: w.runs_model,
+    }
+}
+
+/// `if gpu_id < 0: raise ValueError(...)`, `if device is None: raise`: a GPU-named value checked
+/// against a number or None is input validation, not "fails without a GPU".
+fn is_validation(test: &Expr) -> bool {
+    let Expr::Compare(c) = test else {
+        return false;
+    };
+    let is_literal = |e: &Expr| match e {
+        Expr::Constant(k) => matches!(k.value, Constant::Int(_) | Constant::None),
+        Expr::UnaryOp(u) => matches!(u.operand.as_ref(), Expr::Constant(_)),
+        _ => false,
+    };
+    let has_call = |e: &Expr| matches!(e, Expr::Call(_));
+    std::iter::once(c.left.as_ref())
+        .chain(&c.comparators)
+        .any(is_literal)
+        && !std::iter::once(c.left.as_ref())
+            .chain(&c.comparators)
+            .any(has_call)
 }
 
 fn is_main_guard(test: &Expr) -> bool {
@@ -125,7 +198,7 @@ fn is_main_guard(test: &Expr) -> bool {
 }
 
 /// Does this block end by leaving (return / continue / break)?
-fn leaves(body: &[Stmt]) -> bool {
+pub fn leaves(body: &[Stmt]) -> bool {
     matches!(
         body.last(),
         Some(Stmt::Return(_) | Stmt::Continue(_) | Stmt::Break(_))
@@ -181,6 +254,47 @@ impl<'w, 'a> Walker<'w, 'a> {
                 .guarded(guarded)
                 .heavy(hit.heavy),
         );
+        self.scopes.push(self.scope);
+    }
+
+    /// `pipe(prompt)`: a call of a variable (a model object), not of a function, class or import.
+    fn is_variable(&self, id: &str) -> bool {
+        let syms = &self.m.syms;
+        if syms.functions.contains_key(id) || syms.imports.get(id).is_some() {
+            return false;
+        }
+        let mut scope = Some(self.scope);
+        while let Some(sc) = scope.and_then(|s| syms.scopes.get(s)) {
+            if sc.vars.contains_key(id) {
+                return true;
+            }
+            scope = sc.parent;
+        }
+        false
+    }
+
+    /// `self.model(x)`: a call of an attribute the class assigns, not of one of its methods.
+    fn calls_value(&self, a: &ast::ExprAttribute) -> bool {
+        matches!(a.value.as_ref(), Expr::Name(n) if n.id.as_str() == "self")
+            && self
+                .class
+                .and_then(|c| self.m.syms.classes.get(c))
+                .is_some_and(|c| {
+                    c.attrs.contains_key(a.attr.as_str()) && !c.methods.contains(a.attr.as_str())
+                })
+    }
+
+    /// Records a reference that may be to one of the project's functions; it is resolved only
+    /// when some GPU use needs a guard carried ([`super::carry`]), so the walk pays a push.
+    fn reference(&mut self, target: RefTarget<'a>) {
+        if self.refs.len() < MAX_REFS_PER_FILE {
+            self.refs.push(FunctionRef {
+                target,
+                from: (self.module, self.scope),
+                class: self.class,
+                guarded: self.guard > 0,
+            });
+        }
     }
 
     fn imports(&mut self) {
@@ -214,6 +328,7 @@ impl<'w, 'a> Walker<'w, 'a> {
             }
             if self.findings.len() < MAX_FINDINGS_PER_FILE {
                 self.findings.push(f);
+                self.scopes.push(imp.scope);
             }
         }
     }
@@ -301,9 +416,13 @@ impl<'w, 'a> Walker<'w, 'a> {
                 if is_main_guard(&i.test) {
                     return;
                 }
+                if is_type_checking(&i.test) {
+                    self.block(&i.orelse);
+                    return;
+                }
                 self.expr(&i.test);
                 let guard = self.is_guard(&i.test);
-                if guard && fails(&i.body) {
+                if guard && fails(&i.body) && !is_validation(&i.test) {
                     let line = self.line(s);
                     let detail = format!(
                         "if {}: fails without a GPU",
@@ -412,6 +531,17 @@ impl<'w, 'a> Walker<'w, 'a> {
 
     fn call(&mut self, c: &'a ast::ExprCall) {
         let qual = qualname(&c.func, &self.m.syms.imports);
+        // Only a module that imports something GPU-capable runs a model this cares about.
+        if !self.runs_model && self.framework {
+            self.runs_model = match (c.func.as_ref(), qual.as_deref()) {
+                (_, Some(q)) => rules::RUNS_MODEL_CALLS.contains(&q),
+                (Expr::Attribute(a), None) => {
+                    rules::RUNS_MODEL_METHODS.contains(&a.attr.as_str()) || self.calls_value(a)
+                }
+                (Expr::Name(n), None) => self.is_variable(n.id.as_str()),
+                _ => false,
+            };
+        }
         let class = self.class.and_then(|i| self.m.syms.classes.get(i));
         let site = CallSite {
             eval: self.eval,
@@ -426,6 +556,7 @@ impl<'w, 'a> Walker<'w, 'a> {
         };
         let mut hits = devices::check_call(&site);
         hits.extend(intensity::check_call(&site));
+        hits.extend(commands::check_call(&site));
         let line = self.line(c);
         for h in hits {
             self.push(line, h);
@@ -434,6 +565,11 @@ impl<'w, 'a> Walker<'w, 'a> {
 
     /// `numba.cuda.jit`, `cupy.asarray`: use of a GPU-only library not imported as one.
     fn attribute_chain(&mut self, e: &'a Expr) {
+        if let Expr::Attribute(a) = e {
+            if let Expr::Name(base) = a.value.as_ref() {
+                self.reference(RefTarget::Attr(base.id.as_str(), a.attr.as_str()));
+            }
+        }
         if let Some(q) = qualname(e, &self.m.syms.imports) {
             if let Some(lib) = rules::lookup(rules::GPU_ONLY_LIBRARIES, &q) {
                 if self.gpu_libs.insert(lib) {
@@ -541,7 +677,11 @@ impl<'w, 'a> Walker<'w, 'a> {
                     self.expr(part);
                 }
             }
-            Expr::Constant(_) | Expr::Name(_) => {}
+            Expr::Name(n) if n.id.as_str() != "self" => {
+                self.reference(RefTarget::Name(n.id.as_str()))
+            }
+            Expr::Name(_) => {}
+            Expr::Constant(_) => {}
         }
     }
 }
