@@ -6,7 +6,11 @@
 
 use std::path::{Path, PathBuf};
 
-use gaia_classifier::{classify_path, Classification, Limits, REQUIRED_STACK_BYTES};
+#[path = "support/table.rs"]
+#[allow(dead_code)]
+mod table;
+
+use gaia_classifier::{classify_path, Classification, Limits};
 use gaia_contract::ExecutionMode;
 
 fn corpus() -> PathBuf {
@@ -47,12 +51,7 @@ fn manifest() -> Vec<Row> {
 
 fn classify(name: &str) -> Classification {
     let path = corpus().join(name);
-    std::thread::Builder::new()
-        .stack_size(REQUIRED_STACK_BYTES)
-        .spawn(move || classify_path(&path, &Limits::default()))
-        .expect("thread")
-        .join()
-        .expect("no panic")
+    table::on_classifier_thread(move || classify_path(&path, &Limits::default()))
         .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 

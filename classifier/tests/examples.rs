@@ -3,7 +3,11 @@
 
 use std::path::Path;
 
-use gaia_classifier::{classify_path, Classification, FindingKind, Limits, REQUIRED_STACK_BYTES};
+#[path = "support/table.rs"]
+#[allow(dead_code)]
+mod table;
+
+use gaia_classifier::{classify_path, Classification, FindingKind, Limits};
 use gaia_contract::ExecutionMode::{self, Cpu, CpuPreferred, Gpu, GpuPreferred};
 
 const EXPECTED: &[(&str, ExecutionMode)] = &[
@@ -33,12 +37,7 @@ fn examples() -> std::path::PathBuf {
 
 fn classify_example(name: &str) -> Classification {
     let path = examples().join(name);
-    std::thread::Builder::new()
-        .stack_size(REQUIRED_STACK_BYTES)
-        .spawn(move || classify_path(&path, &Limits::default()))
-        .expect("thread")
-        .join()
-        .expect("no panic")
+    table::on_classifier_thread(move || classify_path(&path, &Limits::default()))
         .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 

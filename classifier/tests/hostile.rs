@@ -5,18 +5,15 @@
 use std::time::{Duration, Instant};
 
 use gaia_classifier::Error;
-use gaia_classifier::{
-    classify, testing, Classification, FindingKind, Limits, SourceFile, REQUIRED_STACK_BYTES,
-};
+#[path = "support/table.rs"]
+#[allow(dead_code)]
+mod table;
+
+use gaia_classifier::{classify, testing, Classification, FindingKind, Limits, SourceFile};
 use gaia_contract::ExecutionMode;
 
 fn on_classifier_thread(files: Vec<SourceFile>) -> Result<Classification, Error> {
-    std::thread::Builder::new()
-        .stack_size(REQUIRED_STACK_BYTES)
-        .spawn(move || classify(&files, &Limits::default()))
-        .expect("thread")
-        .join()
-        .expect("no panic")
+    table::on_classifier_thread(move || classify(&files, &Limits::default()))
 }
 
 fn one(src: impl Into<Vec<u8>>) -> Result<Classification, Error> {

@@ -2,99 +2,12 @@
 //! (issue 18): one table per pattern, each row a snippet (or small project), the expected mode,
 //! the finding kinds that must (and must not) be reported, and words the rationale must hold.
 
-use gaia_classifier::{
-    classify, Classification, FindingKind as K, Limits, SourceFile, REQUIRED_STACK_BYTES,
-};
-use gaia_contract::ExecutionMode::{self, Cpu, CpuPreferred, Gpu, GpuPreferred};
+#[path = "support/table.rs"]
+mod table;
 
-struct Case {
-    name: &'static str,
-    files: &'static [(&'static str, &'static str)],
-    mode: ExecutionMode,
-    has: &'static [K],
-    lacks: &'static [K],
-    /// Words the rationale must contain.
-    says: &'static [&'static str],
-}
-
-const fn case(
-    name: &'static str,
-    files: &'static [(&'static str, &'static str)],
-    mode: ExecutionMode,
-    has: &'static [K],
-    lacks: &'static [K],
-    says: &'static [&'static str],
-) -> Case {
-    Case {
-        name,
-        files,
-        mode,
-        has,
-        lacks,
-        says,
-    }
-}
-
-fn run(files: Vec<SourceFile>) -> Classification {
-    std::thread::Builder::new()
-        .stack_size(REQUIRED_STACK_BYTES)
-        .spawn(move || classify(&files, &Limits::default()))
-        .expect("thread")
-        .join()
-        .expect("no panic")
-        .expect("classified")
-}
-
-fn check(table: &str, cases: &[Case]) {
-    let mut failures = Vec::new();
-    for c in cases {
-        let files = c
-            .files
-            .iter()
-            .map(|(p, s)| SourceFile::new(*p, s.as_bytes()))
-            .collect();
-        let got = run(files);
-        let kinds: Vec<K> = got.findings.iter().map(|f| f.kind).collect();
-        let mut problems = Vec::new();
-        if got.mode != c.mode {
-            problems.push(format!("mode {} (want {})", got.mode, c.mode));
-        }
-        for k in c.has {
-            if !kinds.contains(k) {
-                problems.push(format!("no {k}"));
-            }
-        }
-        for k in c.lacks {
-            if kinds.contains(k) {
-                problems.push(format!("unexpected {k}"));
-            }
-        }
-        for w in c.says {
-            if !got.rationale.contains(w) {
-                problems.push(format!("rationale lacks {w:?}"));
-            }
-        }
-        if got.rationale.is_empty() || got.rationale.chars().count() > 300 {
-            problems.push("bad rationale".to_owned());
-        }
-        if !problems.is_empty() {
-            failures.push(format!(
-                "{}: {}\n    {}\n    {:?}",
-                c.name,
-                problems.join("; "),
-                got.rationale,
-                got.findings
-            ));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{table}: {} of {} failed:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
-}
+use gaia_classifier::{FindingKind as K, SourceFile};
+use gaia_contract::ExecutionMode::{Cpu, CpuPreferred, Gpu, GpuPreferred};
+use table::{case, check, run, Case};
 
 // 1. Unknown model size is not "light" -------------------------------------------------------------
 

@@ -1,19 +1,14 @@
 //! Table-driven classifier tests: one snippet (or small project) per row, with the expected mode
 //! and the finding kinds that must (and must not) be reported.
 
-use gaia_classifier::{
-    classify, Classification, FindingKind as K, Limits, SourceFile, REQUIRED_STACK_BYTES,
-};
+#[path = "support/table.rs"]
+mod table;
+
+use gaia_classifier::{Classification, FindingKind as K, SourceFile};
 use gaia_contract::ExecutionMode::{self, Cpu, CpuPreferred, Gpu, GpuPreferred};
+use table::{check, run, Case};
 
-struct Case {
-    name: &'static str,
-    files: &'static [(&'static str, &'static str)],
-    mode: ExecutionMode,
-    has: &'static [K],
-    lacks: &'static [K],
-}
-
+/// A row without words the rationale must hold.
 const fn case(
     name: &'static str,
     files: &'static [(&'static str, &'static str)],
@@ -21,24 +16,7 @@ const fn case(
     has: &'static [K],
     lacks: &'static [K],
 ) -> Case {
-    Case {
-        name,
-        files,
-        mode,
-        has,
-        lacks,
-    }
-}
-
-/// Runs `classify` on a thread with the stack it documents.
-fn run(files: Vec<SourceFile>) -> Classification {
-    std::thread::Builder::new()
-        .stack_size(REQUIRED_STACK_BYTES)
-        .spawn(move || classify(&files, &Limits::default()))
-        .expect("thread")
-        .join()
-        .expect("no panic")
-        .expect("classified")
+    table::case(name, files, mode, has, lacks, &[])
 }
 
 const CASES: &[Case] = &[
@@ -551,55 +529,7 @@ const CASES: &[Case] = &[
 #[test]
 fn snippets_classify_as_expected() {
     assert!(CASES.len() >= 40, "{} cases", CASES.len());
-    let mut failures = Vec::new();
-    for c in CASES {
-        let files = c
-            .files
-            .iter()
-            .map(|(p, s)| SourceFile::new(*p, s.as_bytes()))
-            .collect();
-        let got = run(files);
-        let kinds: Vec<K> = got.findings.iter().map(|f| f.kind).collect();
-        let mut problems = Vec::new();
-        if got.mode != c.mode {
-            problems.push(format!("mode {} (want {})", got.mode, c.mode));
-        }
-        for k in c.has {
-            if !kinds.contains(k) {
-                problems.push(format!("no {k}"));
-            }
-        }
-        for k in c.lacks {
-            if kinds.contains(k) {
-                problems.push(format!("unexpected {k}"));
-            }
-        }
-        if got.fallback != kinds.contains(&K::ParseFallback) {
-            problems.push("fallback flag disagrees with the findings".into());
-        }
-        if got.rationale.is_empty()
-            || got.rationale.contains('\n')
-            || got.rationale.chars().count() > 300
-        {
-            problems.push(format!("bad rationale {:?}", got.rationale));
-        }
-        if !problems.is_empty() {
-            failures.push(format!(
-                "{}: {}\n    {}\n    {:?}",
-                c.name,
-                problems.join("; "),
-                got.rationale,
-                got.findings
-            ));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "{} of {} failed:\n{}",
-        failures.len(),
-        CASES.len(),
-        failures.join("\n")
-    );
+    check("snippets", CASES);
 }
 
 #[test]
