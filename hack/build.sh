@@ -52,6 +52,17 @@ gomod_field() {
 # finish TMP OUT: publish a finished build atomically.
 finish() { rm -rf "$2"; mv "$1" "$2"; }
 
+# apt_install STEP PACKAGE...: install Debian packages (log in $LOGDIR/STEP.log) without letting
+# their init scripts start system-wide services: a policy-rc.d that refuses is put in place for
+# the install, unless one exists already (it is then left exactly as it was).
+apt_install() {
+  local step=$1; shift
+  local policy=/usr/sbin/policy-rc.d created=0
+  if [[ ! -e $policy ]]; then printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; created=1; fi
+  run_step "$step" bash -c 'apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"' _ "$@"
+  if ((created)); then rm -f "$policy"; fi
+}
+
 build_deps() {
   local missing=()
   command -v prometheus >/dev/null || missing+=(prometheus)
@@ -61,10 +72,7 @@ build_deps() {
   if ((${#missing[@]})); then
     gaia_log "apt-get install ${missing[*]}"
     # Do not let the package's init script start a system-wide prometheus.
-    local policy=/usr/sbin/policy-rc.d created=0
-    if [[ ! -e $policy ]]; then printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; created=1; fi
-    run_step apt-get bash -c 'apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"' _ "${missing[@]}"
-    if ((created)); then rm -f "$policy"; fi
+    apt_install apt-get "${missing[@]}"
   else
     gaia_log "debian packages: present (prometheus $(prometheus --version 2>&1 | sed -n '1s/^prometheus, version \([^ ]*\).*/\1/p'))"
   fi
@@ -237,10 +245,7 @@ build_node-deps() {
   if ((${#missing[@]})); then
     gaia_log "apt-get install ${missing[*]}"
     # Do not let the packages' init scripts start a system-wide registry or containerd.
-    local policy=/usr/sbin/policy-rc.d created=0
-    if [[ ! -e $policy ]]; then printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod +x "$policy"; created=1; fi
-    run_step apt-get-nodes bash -c 'apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"' _ "${missing[@]}"
-    if ((created)); then rm -f "$policy"; fi
+    apt_install apt-get-nodes "${missing[@]}"
   else
     gaia_log "debian packages for real nodes: present (containerd $(containerd --version | cut -d' ' -f3), runc $(runc --version | sed -n '1s/runc version //p'))"
   fi
