@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::admissionregistration::v1::{MutatingWebhook, MutatingWebhookConfiguration};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::ByteString;
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
@@ -222,7 +222,7 @@ pub async fn ensure_certificate(
     managed: &ManagedTls,
 ) -> Result<ServingPair, Error> {
     let api: Api<Secret> = Api::namespaced(client.clone(), &managed.namespace);
-    for _attempt in 0..5 {
+    for _attempt in 0..CONFLICT_ATTEMPTS {
         let now = Timestamp::now();
         let existing = api.get_opt(&managed.secret).await?;
         if let Some(secret) = &existing {
@@ -261,26 +261,71 @@ pub async fn ensure_certificate(
         }
     }
     Err(Error::Tls(format!(
-        "could not settle the certificate in Secret {}/{} after 5 attempts",
+        "could not settle the certificate in Secret {}/{} after {CONFLICT_ATTEMPTS} attempts",
         managed.namespace, managed.secret
     )))
 }
 
 /// Sets `caBundle` on every webhook of the configuration that points at our Service.
-/// Returns whether anything changed.
+/// Returns whether anything changed. Safe to call from several replicas at once: the write is
+/// conditional on the resourceVersion read, and a conflict (another replica, or an operator,
+/// wrote first) re-reads the configuration and tries again.
 pub async fn sync_ca_bundle(
     client: &Client,
     managed: &ManagedTls,
     ca_bundle_pem: &str,
 ) -> Result<bool, Error> {
     let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    let Some(config) = api.get_opt(&managed.webhook_configuration).await? else {
-        warn!(name = %managed.webhook_configuration, "MutatingWebhookConfiguration not found; caBundle not set");
-        return Ok(false);
-    };
+    for _attempt in 0..CONFLICT_ATTEMPTS {
+        let Some(config) = api.get_opt(&managed.webhook_configuration).await? else {
+            warn!(name = %managed.webhook_configuration, "MutatingWebhookConfiguration not found; caBundle not set");
+            return Ok(false);
+        };
+        let Some(webhooks) = with_ca_bundle(&config, managed, ca_bundle_pem) else {
+            return Ok(false);
+        };
+        let patch = serde_json::json!({
+            "metadata": {"resourceVersion": config.metadata.resource_version},
+            "webhooks": webhooks,
+        });
+        // a merge patch replaces the webhooks list; the resourceVersion makes it conditional
+        match api
+            .patch(
+                &managed.webhook_configuration,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
+            .await
+        {
+            Ok(_) => {
+                info!(name = %managed.webhook_configuration, "caBundle updated");
+                return Ok(true);
+            }
+            Err(kube::Error::Api(e)) if e.code == 409 => {
+                info!(name = %managed.webhook_configuration, "the configuration changed while the caBundle was written; reading it again");
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::Tls(format!(
+        "could not set the caBundle of MutatingWebhookConfiguration {} after {CONFLICT_ATTEMPTS} attempts (conflicting writers)",
+        managed.webhook_configuration
+    )))
+}
+
+/// How many times a conditional write is tried against concurrent writers.
+const CONFLICT_ATTEMPTS: usize = 5;
+
+/// The configuration's webhooks with `caBundle` set on those that point at our Service, or
+/// `None` when every one of them already carries it.
+fn with_ca_bundle(
+    config: &MutatingWebhookConfiguration,
+    managed: &ManagedTls,
+    ca_bundle_pem: &str,
+) -> Option<Vec<MutatingWebhook>> {
     let wanted = ByteString(ca_bundle_pem.as_bytes().to_vec());
     let mut changed = false;
-    let mut webhooks = config.webhooks.unwrap_or_default();
+    let mut webhooks = config.webhooks.clone().unwrap_or_default();
     for w in &mut webhooks {
         let ours = w
             .client_config
@@ -292,21 +337,7 @@ pub async fn sync_ca_bundle(
             changed = true;
         }
     }
-    if changed {
-        let patch = serde_json::json!({
-            "metadata": {"resourceVersion": config.metadata.resource_version},
-            "webhooks": webhooks,
-        });
-        // a merge patch replaces the webhooks list; the resourceVersion makes it conditional
-        api.patch(
-            &managed.webhook_configuration,
-            &PatchParams::default(),
-            &Patch::Merge(&patch),
-        )
-        .await?;
-        info!(name = %managed.webhook_configuration, "caBundle updated");
-    }
-    Ok(changed)
+    changed.then_some(webhooks)
 }
 
 #[cfg(test)]
@@ -388,5 +419,41 @@ mod tests {
             .ca_bundle_pem;
         assert_eq!(b3.matches("BEGIN CERTIFICATE").count(), 2);
         assert!(!b3.contains(first.ca_cert_pem.trim()));
+    }
+
+    #[test]
+    fn the_ca_bundle_goes_only_on_webhooks_of_our_service_and_only_when_it_differs() {
+        use k8s_openapi::api::admissionregistration::v1::{ServiceReference, WebhookClientConfig};
+        let m = managed();
+        let hook = |name: &str, service: &str, bundle: Option<&str>| MutatingWebhook {
+            name: name.into(),
+            client_config: WebhookClientConfig {
+                service: Some(ServiceReference {
+                    name: service.into(),
+                    namespace: "gaia-system".into(),
+                    ..ServiceReference::default()
+                }),
+                ca_bundle: bundle.map(|b| ByteString(b.as_bytes().to_vec())),
+                ..WebhookClientConfig::default()
+            },
+            ..MutatingWebhook::default()
+        };
+        let config = MutatingWebhookConfiguration {
+            webhooks: Some(vec![
+                hook("services.gaia.dev", "gaia-webhook", None),
+                hook("other.example.com", "someone-else", Some("THEIRS")),
+            ]),
+            ..MutatingWebhookConfiguration::default()
+        };
+        let updated = with_ca_bundle(&config, &m, "OURS").expect("a change");
+        let bundle = |w: &MutatingWebhook| w.client_config.ca_bundle.clone().map(|b| b.0);
+        assert_eq!(bundle(&updated[0]), Some(b"OURS".to_vec()));
+        assert_eq!(bundle(&updated[1]), Some(b"THEIRS".to_vec()));
+        // a replica that reads the configuration after another one wrote it changes nothing
+        let written = MutatingWebhookConfiguration {
+            webhooks: Some(updated),
+            ..MutatingWebhookConfiguration::default()
+        };
+        assert!(with_ca_bundle(&written, &m, "OURS").is_none());
     }
 }
