@@ -213,7 +213,7 @@ pub fn decide(
 /// the `+Inf` bucket: a p95 at the ceiling is a floor, not a value. The mean latency (sum over
 /// count, not bounded by buckets) is then the better estimate when it is higher; without it the
 /// ceiling stays (a 15 s function on CPU must not read as 10 s against a 7 s SLO).
-fn beyond_ceiling(st: &RevisionStats, cfg: &PolicyConfig) -> RevisionStats {
+pub(crate) fn beyond_ceiling(st: &RevisionStats, cfg: &PolicyConfig) -> RevisionStats {
     let ceiling = ms(cfg.latency_ceiling);
     let lift = |p95: Option<f64>| {
         p95.map(|p| match st.mean_latency_ms {
@@ -307,19 +307,7 @@ fn on_cpu(
     let Some(cpu) = st.cpu else {
         return hold(Hold::NoCpuData, 0);
     };
-    let utilization = if cpu.capacity > 0.0 {
-        cpu.cores / cpu.capacity
-    } else {
-        0.0
-    };
-    // Little's law: requests in flight = rate × mean latency.
-    let per_request = st
-        .mean_latency_ms
-        .map(|mean| rps * mean / 1e3)
-        .filter(|in_flight| *in_flight > 0.0)
-        .map(|in_flight| cpu.cores / in_flight);
-    let compute_bound =
-        utilization >= p.cpu_utilization || per_request.is_some_and(|c| c >= p.cpu_per_request);
+    let (compute_bound, utilization, per_request) = compute_bound(st, cpu, rps, p);
     if !compute_bound {
         return hold(Hold::NotComputeBound, 0);
     }
@@ -396,6 +384,30 @@ fn on_cpu(
         }),
         violation_streak: 0,
     }
+}
+
+/// Compute-bound: CPU use / capacity ≥ `cpuUtilization`, or CPU cores per in-flight request
+/// (Little's law: requests in flight = rate × mean latency) ≥ `cpuPerRequest`. Returns the
+/// verdict, the utilisation and the cores per request in flight (when there is a mean).
+pub(crate) fn compute_bound(
+    st: &RevisionStats,
+    cpu: CpuUse,
+    rps: f64,
+    p: &crate::PromoteConfig,
+) -> (bool, f64, Option<f64>) {
+    let utilization = if cpu.capacity > 0.0 {
+        cpu.cores / cpu.capacity
+    } else {
+        0.0
+    };
+    let per_request = st
+        .mean_latency_ms
+        .map(|mean| rps * mean / 1e3)
+        .filter(|in_flight| *in_flight > 0.0)
+        .map(|in_flight| cpu.cores / in_flight);
+    let bound =
+        utilization >= p.cpu_utilization || per_request.is_some_and(|c| c >= p.cpu_per_request);
+    (bound, utilization, per_request)
 }
 
 /// Rules 5 and 6: on GPU, verify our promotion, then demote when the GPU is not needed.

@@ -49,6 +49,7 @@ pub mod clock;
 mod config;
 mod decide;
 mod error;
+pub mod ladder;
 
 pub use config::{
     positive, DemoteConfig, HysteresisConfig, PolicyConfig, PromoteConfig, VerifyConfig,
