@@ -214,7 +214,7 @@ fn memory_estimate_is_weights_with_headroom_and_a_context() {
     // measured on the H200: ~2,920 MiB a TinyLlama process; the estimate must not be below it
     assert!(tiny >= 2_920.0);
     let resnet = gpu_memory_estimate_mib(11.7e6, Dtype::F32);
-    assert!(resnet >= 790.0 && resnet < 1_200.0, "{resnet}");
+    assert!((790.0..1_200.0).contains(&resnet), "{resnet}");
     assert!(gpu_memory_estimate_mib(7e9, Dtype::F16) > gpu_memory_estimate_mib(7e9, Dtype::Int4));
 }
 
