@@ -18,8 +18,9 @@
 //!    a cost move (below) must meet the objective on its new rung (else revert, back-off).
 //! 3. **Idle** on a GPU rung for a whole long window: down to the first rung (the GPU slice is
 //!    freed), as [`crate::decide`] does.
-//! 4. **Promote** a sustained violation (the same streaks, guards and, on a rung without a GPU,
-//!    the same compute-bound test as [`crate::decide`]) **one rung up**. Rungs whose GPU memory
+//! 4. **Promote** a sustained violation (the same streaks, guards and compute-bound test as
+//!    [`crate::decide`], on every rung: a function that waits is not helped by a bigger GPU
+//!    either) **one rung up**. Rungs whose GPU memory
 //!    cannot hold the model (see [`gpu_memory_estimate_mib`]) are not rungs for this Service:
 //!    they are skipped. A rung with no free unit on any node is passed over for the next one up
 //!    that has one; none: [`LadderDecision::NoCapacity`].
@@ -668,25 +669,25 @@ pub fn decide_ladder(
         if !enough {
             return hold(Hold::TooFewRequests, 0);
         }
-        let mut cpu_note = String::new();
-        if !rung.is_gpu() {
-            let Some(cpu) = st.cpu else {
-                return hold(Hold::NoCpuData, 0);
-            };
-            let (bound, utilization, per_request) = compute_bound(st, cpu, rps, p);
-            if !bound {
-                return hold(Hold::NotComputeBound, 0);
-            }
-            cpu_note = format!(
-                ", CPU {:.2}/{:.2} cores ({:.0}%){}",
-                cpu.cores,
-                cpu.capacity,
-                utilization * 100.0,
-                per_request
-                    .map(|c| format!(", {c:.2} cores per request in flight"))
-                    .unwrap_or_default()
-            );
+        // On every rung: a function slow because it waits uses no CPU while it waits, on a
+        // GPU rung as on the CPU (a GPU-bound request keeps its host thread busy: ~1 core per
+        // request in flight for matmul and TinyLlama on the GPU, docs/calibration.md).
+        let Some(cpu) = st.cpu else {
+            return hold(Hold::NoCpuData, 0);
+        };
+        let (bound, utilization, per_request) = compute_bound(st, cpu, rps, p);
+        if !bound {
+            return hold(Hold::NotComputeBound, 0);
         }
+        let cpu_note = format!(
+            ", CPU {:.2}/{:.2} cores ({:.0}%){}",
+            cpu.cores,
+            cpu.capacity,
+            utilization * 100.0,
+            per_request
+                .map(|c| format!(", {c:.2} cores per request in flight"))
+                .unwrap_or_default()
+        );
         let streak = s.violation_streak.saturating_add(1);
         let long_violated = st.p95_long_ms.is_some_and(|l| l > tolerated);
         let sustained =

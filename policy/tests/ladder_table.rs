@@ -402,11 +402,9 @@ fn a_sustained_violation_goes_one_rung_up() {
         "{}",
         m.note
     );
-    // from the shared rung, one more: no CPU figure needed on a GPU rung
+    // from the shared rung, one more
     let mut s = on(SHARED);
     s.violation_streak = 1;
-    let mut st = st.clone();
-    st.cpu = None;
     let m = decide_at(&s, Some(&st), &room(), t(10));
     assert_eq!(moved(&m).to, GPU);
     // on the top rung there is nothing above
@@ -419,19 +417,25 @@ fn a_sustained_violation_goes_one_rung_up() {
 }
 
 #[test]
-fn the_cpu_rung_still_asks_for_compute_bound() {
-    let mut st = stats(1500.0, 1500.0, 10.0);
+fn every_rung_asks_for_compute_bound() {
+    // a function that waits (2 s sleeps, no CPU) is promoted neither from the CPU nor from a
+    // shared GPU to a whole one (the replay's forced idle wait found the latter)
+    let mut st = stats(2400.0, 2400.0, 1.0);
     st.cpu = Some(CpuUse {
-        cores: 0.01,
-        capacity: 2.0,
+        cores: 0.0001,
+        capacity: 1.0,
     });
-    let mut s = on(CPU);
-    s.violation_streak = 1;
-    assert_eq!(
-        held(&decide_at(&s, Some(&st), &room(), t(0))),
-        Hold::NotComputeBound
-    );
+    for rung in [CPU, SHARED] {
+        let mut s = on(rung);
+        s.violation_streak = 1;
+        assert_eq!(
+            held(&decide_at(&s, Some(&st), &room(), t(0))),
+            Hold::NotComputeBound
+        );
+    }
     st.cpu = None;
+    let mut s = on(SHARED);
+    s.violation_streak = 1;
     assert_eq!(
         held(&decide_at(&s, Some(&st), &room(), t(0))),
         Hold::NoCpuData

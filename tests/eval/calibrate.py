@@ -43,7 +43,9 @@ from tests.eval.calib_stats import fit_nonnegative, predict, round_sig, summaris
 from tests.harness.paths import REPO
 
 HERE = Path(__file__).resolve().parent
-SCHEMA = "gaia-calibration/1"
+SCHEMA = "gaia-calibration/2"
+# /2 adds the optional `gpu_shared` section (merge-shared); /1 files read the same otherwise.
+READABLE_SCHEMAS = ("gaia-calibration/1", "gaia-calibration/2")
 
 # placement -> torch intra-op threads (0: the GPU placement keeps torch's default)
 PLACEMENTS = {"cpu2": 2, "cpu16": 16, "gpu": 0}
@@ -507,8 +509,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
     merged = None
     for path in args.files:
         data = json.loads(Path(path).read_text())
-        if data.get("schema") != SCHEMA:
-            raise SystemExit(f"{path}: schema {data.get('schema')!r}, expected {SCHEMA!r}")
+        if data.get("schema") not in READABLE_SCHEMAS:
+            raise SystemExit(f"{path}: schema {data.get('schema')!r}, expected one of {READABLE_SCHEMAS}")
         if merged is None:
             merged = data
             continue
@@ -533,9 +535,107 @@ def cmd_merge(args: argparse.Namespace) -> int:
             derive(workload, entry)
     for run in merged["runs"]:
         run["command"] = portable_command(shlex.split(run["command"]))
+    merged["schema"] = SCHEMA
     merged["summary"] = summary_of(merged)
     write_json(Path(args.out), merged)
     print(markdown_summary(merged))
+    print(f"wrote {args.out} ({Path(args.out).stat().st_size} bytes)")
+    return 0
+
+# The phase whose 7-process slowdown stands for each workload on a shared GPU: the request the
+# replay sends (matmul: the largest size measured, the sweep's cost is in its large sizes).
+SHARED_PHASES = {
+    "image_classification": ["paced_5rps_jpeg", "back_to_back_jpeg"],
+    "matmul": ["back_to_back_n10000"],
+    "text_generation": ["back_to_back_64_tokens", "paced_0.2rps_64_tokens"],
+}
+# MIG 1g on an H100/H200: 16 of the 132 SMs and 18 GB (H200: mig-1g.18gb; H100 80GB:
+# mig-1g.10gb) of the memory, isolated.
+MIG_1G = {"profile": "mig-1g.18gb", "sms": 16, "of_sms": 132, "memory_gib": 18}
+MAX_SHARED_SAMPLES = 300
+
+
+def _subsample(values: list[float], n: int) -> list[float]:
+    if len(values) <= n:
+        return values
+    step = len(values) / n
+    return [values[int(i * step)] for i in range(n)]
+
+
+def cmd_merge_shared(args: argparse.Namespace) -> int:
+    """Add one or more calib_shared.py runs to a profile as its `gpu_shared` section (schema /2):
+    per workload and phase the statistics with 1, 2, 4 and 7 processes on the GPU, up to 300
+    latency samples each, the GPU memory a process used, the slowdown the replay applies (p50
+    with 7 processes over p50 alone, the worst of the workload's phases in SHARED_PHASES), and a
+    MIG 1g slice modelled from its SM fraction (labelled modelled: nothing ran on MIG)."""
+    profile = json.loads(Path(args.profile).read_text())
+    if profile.get("schema") not in READABLE_SCHEMAS:
+        raise SystemExit(f"{args.profile}: schema {profile.get('schema')!r}")
+    section = {"measured_on": None, "how": None, "threads_per_process": None, "runs": [],
+               "workloads": {}, "mig_1g": None}
+    for path in args.files:
+        data = json.loads(Path(path).read_text())
+        if data.get("schema") != "gaia-calibration-shared/1":
+            raise SystemExit(f"{path}: schema {data.get('schema')!r}, expected 'gaia-calibration-shared/1'")
+        section["measured_on"] = data["machine"]
+        section["how"] = data["how"]
+        section["threads_per_process"] = data["threads_per_process"]
+        section["runs"].append({"command": "python3 -m tests.eval.calib_shared " + data["command"],
+                                "started_utc": data["started_utc"], "elapsed_s": data.get("elapsed_s"),
+                                "nvidia_smi_before": data.get("nvidia_smi_before"),
+                                "nvidia_smi_after": data.get("nvidia_smi_after")})
+        for workload, entry in data["workloads"].items():
+            workers = entry.get("workers", [])
+            used = entry.get("nvidia_smi_loaded") or ""
+            fields = [x.strip() for x in used.split(",")]
+            smi_mib = float(fields[3].split()[0]) if len(fields) > 3 and fields[3].split() else None
+            out = {"processes_loaded": len(workers), "all_ready_s": round_sig(entry.get("all_ready_s", 0.0)),
+                   "cold_start": [w["cold_start"] for w in workers],
+                   "gpu_memory_mib": {
+                       "torch_allocated_per_process": workers[0]["memory_after_load"].get("allocated_mib") if workers else None,
+                       "torch_reserved_per_process": workers[0]["memory_after_load"].get("reserved_mib") if workers else None,
+                       "nvidia_smi_used_all_processes": smi_mib,
+                       "nvidia_smi_used_per_process": round_sig(smi_mib / len(workers)) if smi_mib and workers else None},
+                   "phases": {}}
+            for name, phase in entry["phases"].items():
+                by = {}
+                for n, b in phase["by_processes"].items():
+                    pooled = [x for w in b["workers"] for x in w["latencies"]]
+                    by[n] = {"latency": b["latency"], "service": b["service"],
+                             "throughput_rps": round_sig(b["throughput_rps"]) if b["throughput_rps"] else None,
+                             "cores_busy_per_process": round_sig(b["cores_busy_per_process"]) if b["cores_busy_per_process"] else None,
+                             "max_allocated_mib_per_process": max((w["memory"].get("max_allocated_mib", 0) for w in b["workers"]), default=None),
+                             "samples": [round_sig(x) for x in _subsample(pooled, MAX_SHARED_SAMPLES)]}
+                out["phases"][name] = {"request": phase["request"], "rate_per_process": phase["rate_per_process"],
+                                       "duration_s": phase["duration_s"], "by_processes": by}
+            ratios = []
+            for name in SHARED_PHASES.get(workload, []):
+                by = out["phases"].get(name, {}).get("by_processes", {})
+                if "1" in by and "7" in by and by["1"]["latency"].get("p50"):
+                    ratios.append((by["7"]["latency"]["p50"] / by["1"]["latency"]["p50"], name))
+            if ratios:
+                factor, phase_name = max(ratios)
+                gpu_share = 1.0 / 7.0
+                mig_share = MIG_1G["sms"] / MIG_1G["of_sms"]
+                out["slowdown_7_processes"] = {"factor": round_sig(factor), "phase": phase_name,
+                                               "rule": "p50 with 7 processes / p50 alone, worst phase"}
+                out["mig_1g_modelled"] = {
+                    "modelled": True,
+                    "factor": round_sig(1.0 + (factor - 1.0) * gpu_share / mig_share),
+                    "rule": "the time-sliced slowdown's excess over 1, scaled from a seventh of the GPU's "
+                            "time to 16/132 of its SMs: 1 + (s7 - 1) * (1/7) / (16/132)"}
+            section["workloads"][workload] = out
+    section["mig_1g"] = {**MIG_1G, "modelled": True,
+                         "note": "no MIG instance was created (the GPU's settings were left as found); "
+                                 "a 1g slice is modelled from its SM and memory fraction"}
+    profile["gpu_shared"] = section
+    profile["schema"] = SCHEMA
+    write_json(Path(args.out), profile)
+    for workload, out in section["workloads"].items():
+        s7 = out.get("slowdown_7_processes", {})
+        print(f"{workload}: 7-process slowdown {s7.get('factor')} ({s7.get('phase')}), "
+              f"MIG 1g modelled {out.get('mig_1g_modelled', {}).get('factor')}, "
+              f"GPU memory per process {out['gpu_memory_mib']['nvidia_smi_used_per_process']} MiB")
     print(f"wrote {args.out} ({Path(args.out).stat().st_size} bytes)")
     return 0
 
@@ -564,10 +664,15 @@ def main() -> int:
     merge = sub.add_parser("merge", help="combine data files from separate runs")
     merge.add_argument("files", nargs="+")
     merge.add_argument("--out", required=True)
+    shared = sub.add_parser("merge-shared", help="add calib_shared.py runs to a profile (gpu_shared)")
+    shared.add_argument("profile")
+    shared.add_argument("files", nargs="+")
+    shared.add_argument("--out", required=True)
     summary = sub.add_parser("summary", help="print a data file's summary as Markdown")
     summary.add_argument("file")
     args = parser.parse_args()
-    return {"run": cmd_run, "merge": cmd_merge, "summary": cmd_summary}[args.command](args)
+    return {"run": cmd_run, "merge": cmd_merge, "merge-shared": cmd_merge_shared,
+            "summary": cmd_summary}[args.command](args)
 
 
 if __name__ == "__main__":

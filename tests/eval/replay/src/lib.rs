@@ -11,6 +11,7 @@
 #![deny(rust_2018_idioms)]
 
 mod error;
+pub mod ladder;
 pub mod profile;
 pub mod prom;
 pub mod rng;
@@ -347,6 +348,7 @@ pub fn evaluate(profile: &Profile, opts: &Options) -> Result<Results, Error> {
         policy: PolicyConfig::default(),
         platform: Platform::default(),
         seed: opts.seed,
+        ladder: None,
     };
     let mut scenarios = vec![];
     for case in cases() {

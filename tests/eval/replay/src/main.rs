@@ -36,6 +36,10 @@ struct Args {
     /// Seeds for the spread of the auto runs (seed, seed+1, ...).
     #[arg(long, default_value_t = 20)]
     spread_seeds: u64,
+    /// Run the ladder configuration (cpu → gpu-shared → gpu, issue 16) instead; needs a
+    /// profile with a `gpu_shared` section. Prints its tables as Markdown.
+    #[arg(long)]
+    ladder: bool,
 }
 
 fn main() -> ExitCode {
@@ -75,6 +79,22 @@ fn run(args: &Args) -> Result<String, Error> {
         spread_seeds: args.spread_seeds,
         modes,
     };
+    if args.ladder {
+        let results = gaia_eval::ladder::evaluate_ladder(&profile, &opts)?;
+        let text = serde_json::to_string(&results).map_err(|source| Error::Json {
+            path: args.out.clone(),
+            source,
+        })?;
+        std::fs::write(&args.out, text).map_err(|source| Error::Write {
+            path: args.out.clone(),
+            source,
+        })?;
+        return Ok(format!(
+            "wrote {}\n{}",
+            args.out.display(),
+            gaia_eval::ladder::markdown(&results)
+        ));
+    }
     let results = evaluate(&profile, &opts)?;
     let text = serde_json::to_string(&results).map_err(|source| Error::Json {
         path: args.out.clone(),

@@ -50,13 +50,15 @@ impl Workload {
     }
 }
 
-/// Where a pod runs, as calibrated: 2 or 16 CPU threads, or the GPU.
+/// Where a pod runs, as calibrated: 2 or 16 CPU threads, the GPU, or a seventh of a
+/// time-sliced GPU (from the profile's `gpu_shared` section, schema /2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Hw {
     Cpu2,
     Cpu16,
     Gpu,
+    GpuShared,
 }
 
 impl Hw {
@@ -67,6 +69,7 @@ impl Hw {
             Hw::Cpu2 => "cpu2",
             Hw::Cpu16 => "cpu16",
             Hw::Gpu => "gpu",
+            Hw::GpuShared => "gpu_shared",
         }
     }
 }
@@ -166,6 +169,41 @@ impl PlacementProfile {
                 p50: latency_s,
                 reference_s: None,
             },
+        }
+    }
+
+    /// The same profile with every latency `factor` times longer (samples, medians, fit); the
+    /// cold starts and CPU use unchanged. A shared GPU is the whole GPU's profile slowed by the
+    /// factor measured with 7 processes on one GPU.
+    pub fn scaled(&self, factor: f64) -> PlacementProfile {
+        let model = match &self.model {
+            Model::Flat {
+                samples,
+                p50,
+                reference_s,
+            } => Model::Flat {
+                samples: samples.iter().map(|x| x * factor).collect(),
+                p50: p50 * factor,
+                reference_s: *reference_s,
+            },
+            Model::Curve { points, fit, law } => Model::Curve {
+                points: points
+                    .iter()
+                    .map(|p| Point {
+                        x: p.x,
+                        p50: p.p50 * factor,
+                        cores_busy: p.cores_busy,
+                        samples: p.samples.iter().map(|x| x * factor).collect(),
+                    })
+                    .collect(),
+                fit: fit.iter().map(|(p, c)| (*p, c * factor)).collect(),
+                law: *law,
+            },
+        };
+        PlacementProfile {
+            cold: self.cold.clone(),
+            cores_busy: self.cores_busy,
+            model,
         }
     }
 
@@ -275,11 +313,18 @@ fn cores_at(points: &[Point], x: f64) -> Option<f64> {
     Some(ac + (bc - ac) * (x - ax) / (bx - ax))
 }
 
+/// The profile schemas this reader takes: /2 adds the optional `gpu_shared` section.
+pub const SCHEMAS: [&str; 2] = ["gaia-calibration/1", "gaia-calibration/2"];
+
 /// Every (workload, placement) the file holds, plus the machine it was measured on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
     pub machine: String,
     placements: BTreeMap<(Workload, Hw), PlacementProfile>,
+    /// Per workload, the slowdown on a GPU time-sliced 7 ways (`gpu_shared`), where measured.
+    pub shared_slowdown: BTreeMap<Workload, f64>,
+    /// Where the shared-GPU figures were measured.
+    pub shared_machine: Option<String>,
 }
 
 impl Profile {
@@ -297,10 +342,10 @@ impl Profile {
 
     pub fn from_value(v: &Value) -> Result<Profile, Error> {
         let schema = v.get("schema").and_then(Value::as_str).unwrap_or("");
-        if schema != "gaia-calibration/1" {
+        if !SCHEMAS.contains(&schema) {
             return Err(Error::profile(
                 "schema",
-                format!("{schema:?}, expected \"gaia-calibration/1\""),
+                format!("{schema:?}, expected one of {SCHEMAS:?}"),
             ));
         }
         let machine = describe_machine(v);
@@ -314,9 +359,43 @@ impl Profile {
                 placements.insert((w, hw), parse_placement(w, p, &at)?);
             }
         }
+        let mut shared_slowdown = BTreeMap::new();
+        for w in Workload::ALL {
+            let at = format!(
+                "gpu_shared.workloads.{}.slowdown_7_processes.factor",
+                w.key()
+            );
+            let factor = match v.pointer(&format!(
+                "/gpu_shared/workloads/{}/slowdown_7_processes/factor",
+                w.key()
+            )) {
+                None => continue,
+                Some(f) => f
+                    .as_f64()
+                    .filter(|x| x.is_finite() && *x > 0.0)
+                    .ok_or_else(|| Error::profile(&at, "not a positive number"))?,
+            };
+            shared_slowdown.insert(w, factor);
+        }
+        // A function that uses no GPU (the idle wait) is not slowed by sharing one.
+        if !shared_slowdown.is_empty() {
+            shared_slowdown.entry(Workload::IdleWait).or_insert(1.0);
+        }
+        for (w, factor) in &shared_slowdown {
+            if let Some(gpu) = placements.get(&(*w, Hw::Gpu)) {
+                let shared = gpu.scaled(*factor);
+                placements.insert((*w, Hw::GpuShared), shared);
+            }
+        }
+        let shared_machine = v
+            .pointer("/gpu_shared/measured_on/gpu/name")
+            .and_then(Value::as_str)
+            .map(str::to_string);
         Ok(Profile {
             machine,
             placements,
+            shared_slowdown,
+            shared_machine,
         })
     }
 
@@ -325,6 +404,8 @@ impl Profile {
         Profile {
             machine: machine.into(),
             placements: parts.into_iter().collect(),
+            shared_slowdown: BTreeMap::new(),
+            shared_machine: None,
         }
     }
 
@@ -560,6 +641,33 @@ mod tests {
         );
         let idle = p.get(Workload::IdleWait, Hw::Gpu).unwrap();
         assert!((idle.p50(&Request::Idle { seconds: 4.0 }) - 4.0004).abs() < 1e-6);
+    }
+
+    #[test]
+    fn the_shared_gpu_is_the_gpu_slowed_by_the_measured_factor() {
+        let p = h100();
+        let f = p.shared_slowdown[&Workload::ImageClassification];
+        assert!((1.0..1.5).contains(&f), "{f}");
+        assert!(p.shared_slowdown[&Workload::Matmul] > 5.0);
+        assert_eq!(p.shared_slowdown[&Workload::IdleWait], 1.0);
+        let gpu = p.get(Workload::ImageClassification, Hw::Gpu).unwrap();
+        let shared = p.get(Workload::ImageClassification, Hw::GpuShared).unwrap();
+        assert!((shared.p50(&Request::Image) / gpu.p50(&Request::Image) - f).abs() < 1e-9);
+        assert_eq!(shared.cold, gpu.cold);
+        assert_eq!(p.shared_machine.as_deref(), Some("NVIDIA H200"));
+        // a /1 file (no gpu_shared section) still reads, without a shared placement
+        let mut v: Value = serde_json::from_str(
+            &std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../profiles/h100.json"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        v["schema"] = "gaia-calibration/1".into();
+        v.as_object_mut().unwrap().remove("gpu_shared");
+        let old = Profile::from_value(&v).unwrap();
+        assert!(old.get(Workload::Matmul, Hw::GpuShared).is_err());
+        assert!(old.get(Workload::Matmul, Hw::Gpu).is_ok());
     }
 
     #[test]

@@ -27,6 +27,9 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::time::Duration;
 
 use gaia_contract::{ExecutionMode, Observed, Placement};
+use gaia_policy::ladder::{
+    decide_ladder, initial_rung, LadderConfig, LadderDecision, LadderMemory, LadderState,
+};
 use gaia_policy::{self, Decision, GpuAvailability, PolicyConfig, Rollout, ServiceState};
 use jiff::Timestamp;
 use serde::Serialize;
@@ -120,6 +123,26 @@ pub struct RunSpec {
     pub policy: PolicyConfig,
     pub platform: Platform,
     pub seed: u64,
+    /// Decide on a placement ladder ([`decide_ladder`]) instead of CPU/GPU ([`gaia_policy::decide`]).
+    pub ladder: Option<LadderSpec>,
+}
+
+/// A ladder run: the rungs, what each behaves like, and the free units each has.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LadderSpec {
+    pub config: LadderConfig,
+    /// The calibrated placement a pod of each rung behaves like.
+    pub hw: Vec<Hw>,
+    /// Free units of each rung's resource (the run's own pods are not taken from it: one
+    /// Service holds at most one unit of a rung).
+    pub capacity: Vec<Option<GpuAvailability>>,
+    /// Start on this rung (a static run); `None`: the classifier's mode chooses
+    /// ([`initial_rung`]).
+    pub start: Option<usize>,
+    /// Never move (a static run on one rung).
+    pub pinned: bool,
+    /// The model's GPU memory estimate, MiB.
+    pub model_gpu_mib: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -151,6 +174,11 @@ pub struct RevisionRecord {
     pub held_until_s: f64,
     pub requests: usize,
     pub cold_start: ColdStart,
+    /// Ladder runs: the rung and what its pod costs a second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rung: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price_per_s: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -270,6 +298,7 @@ struct Req {
 struct Rev {
     placement: Placement,
     hw: Hw,
+    rung: Option<usize>,
     cold: ColdStart,
     capacity: f64,
     created: f64,
@@ -331,6 +360,8 @@ struct Sim<'a> {
     placement: Placement,
     observed: Observed,
     streak: u32,
+    rung: usize,
+    ladder_memory: LadderMemory,
     moves: Vec<MoveRecord>,
     decisions: Vec<DecisionSpan>,
     finished: Option<f64>,
@@ -350,6 +381,10 @@ pub fn run(profile: &Profile, scenario: &Scenario, spec: &RunSpec) -> Result<Run
             message: "interval and scrape interval must be positive".into(),
         });
     }
+    let first_rung = spec.ladder.as_ref().map(|l| {
+        l.start
+            .unwrap_or_else(|| initial_rung(spec.mode, l.model_gpu_mib, &l.config).0)
+    });
     let mut sim = Sim {
         profile,
         scenario,
@@ -365,11 +400,21 @@ pub fn run(profile: &Profile, scenario: &Scenario, spec: &RunSpec) -> Result<Run
         placement: spec.mode.initial_placement(),
         observed: Observed::default(),
         streak: 0,
+        rung: first_rung.unwrap_or(0),
+        ladder_memory: LadderMemory::default(),
         moves: vec![],
         decisions: vec![],
         finished: None,
     };
-    sim.create_revision(spec.mode.initial_placement(), 0.0)?;
+    match first_rung {
+        Some(r) => {
+            sim.placement = rung_placement(r);
+            sim.create_rung_revision(r, 0.0)?;
+        }
+        None => {
+            sim.create_revision(spec.mode.initial_placement(), 0.0)?;
+        }
+    }
     for c in 0..scenario.clients.len() {
         sim.push(0.0, Ev::Send { client: c });
     }
@@ -411,8 +456,31 @@ impl Sim<'_> {
             .unwrap_or(crate::profile::Workload::IdleWait)
     }
 
+    fn create_rung_revision(&mut self, rung: usize, t: f64) -> Result<usize, Error> {
+        let hw = self
+            .spec
+            .ladder
+            .as_ref()
+            .and_then(|l| l.hw.get(rung).copied())
+            .ok_or_else(|| Error::Input {
+                what: self.spec.label.clone(),
+                message: format!("no calibrated placement for rung {rung}"),
+            })?;
+        self.create(rung_placement(rung), hw, Some(rung), t)
+    }
+
     fn create_revision(&mut self, placement: Placement, t: f64) -> Result<usize, Error> {
         let hw = self.hw_of(placement);
+        self.create(placement, hw, None, t)
+    }
+
+    fn create(
+        &mut self,
+        placement: Placement,
+        hw: Hw,
+        rung: Option<usize>,
+        t: f64,
+    ) -> Result<usize, Error> {
         let prof = self.profile.get(self.workload(), hw)?;
         let cold = *self.rng.pick(&prof.cold);
         let p = &self.spec.platform;
@@ -427,6 +495,7 @@ impl Sim<'_> {
         self.revs.push(Rev {
             placement,
             hw,
+            rung,
             cold,
             capacity,
             created: t,
@@ -638,6 +707,9 @@ impl Sim<'_> {
         };
         // As the controller does: a Prometheus answer exists, possibly without series.
         let stats = stats.unwrap_or_default();
+        if let Some(ladder) = &spec.ladder {
+            return self.ladder_cycle(ladder, rollout, &stats, t);
+        }
         let out = gaia_policy::decide(&state, Some(&stats), gpu, &spec.policy, ts(t)?);
         self.streak = out.violation_streak;
         let outcome = match &out.decision {
@@ -671,6 +743,80 @@ impl Sim<'_> {
                 cycles: 1,
                 outcome,
                 placement: state.placement,
+            }),
+        }
+        Ok(())
+    }
+
+    fn ladder_cycle(
+        &mut self,
+        ladder: &LadderSpec,
+        rollout: Rollout,
+        stats: &gaia_policy::RevisionStats,
+        t: f64,
+    ) -> Result<(), Error> {
+        let spec = self.spec;
+        let state = LadderState {
+            mode: if ladder.pinned {
+                ExecutionMode::Gpu
+            } else {
+                spec.mode
+            },
+            rung: self.rung,
+            rollout,
+            slo: Duration::from_secs_f64(self.scenario.slo_s),
+            memory: self.ladder_memory.clone(),
+            pods: 1,
+            violation_streak: self.streak,
+            created: Some(ts(0.0)?),
+            model_gpu_mib: ladder.model_gpu_mib,
+        };
+        let out = decide_ladder(
+            &state,
+            Some(stats),
+            &ladder.capacity,
+            &ladder.config,
+            &spec.policy,
+            ts(t)?,
+        );
+        self.streak = out.violation_streak;
+        let outcome = match &out.decision {
+            LadderDecision::Hold(h) => format!("hold:{}", h.as_str()),
+            d => d.kind().to_string(),
+        };
+        let placement = rung_placement(self.rung);
+        match out.decision {
+            LadderDecision::Move(m) => {
+                self.rung = m.to;
+                self.placement = rung_placement(m.to);
+                self.ladder_memory = m.memory;
+                self.moves.push(MoveRecord {
+                    t_s: t,
+                    kind: m.kind.as_str().into(),
+                    from: rung_placement(m.from),
+                    to: rung_placement(m.to),
+                    note: format!(
+                        "{} → {}: {}",
+                        ladder.config.rungs[m.from].name, ladder.config.rungs[m.to].name, m.note
+                    ),
+                });
+                self.create_rung_revision(m.to, t)?;
+            }
+            LadderDecision::Remember { memory, .. } => self.ladder_memory = memory,
+            LadderDecision::Hold(_) | LadderDecision::NoCapacity { .. } => {}
+        }
+        let label = format!("{outcome}@{}", ladder.config.rungs[state.rung].name);
+        match self.decisions.last_mut() {
+            Some(span) if span.outcome == label => {
+                span.to_s = t;
+                span.cycles += 1;
+            }
+            _ => self.decisions.push(DecisionSpan {
+                from_s: t,
+                to_s: t,
+                cycles: 1,
+                outcome: label,
+                placement,
             }),
         }
         Ok(())
@@ -711,6 +857,18 @@ impl Sim<'_> {
                 held_until_s: r.deleted.unwrap_or(end),
                 requests: requests.iter().filter(|q| q.revision == id).count(),
                 cold_start: r.cold,
+                rung: r.rung.and_then(|i| {
+                    self.spec
+                        .ladder
+                        .as_ref()
+                        .map(|l| l.config.rungs[i].name.clone())
+                }),
+                price_per_s: r.rung.and_then(|i| {
+                    self.spec
+                        .ladder
+                        .as_ref()
+                        .map(|l| l.config.rungs[i].price_per_second)
+                }),
             })
             .collect();
         let summary = summarise(
@@ -732,6 +890,15 @@ impl Sim<'_> {
             revisions,
             requests,
         })
+    }
+}
+
+/// Rung 0 is the CPU; every rung above it is a GPU placement (whole or shared).
+fn rung_placement(rung: usize) -> Placement {
+    if rung == 0 {
+        Placement::Cpu
+    } else {
+        Placement::Gpu
     }
 }
 
@@ -826,7 +993,15 @@ pub fn summarise(
         slo_violation_s: violation,
         cpu_node_s,
         gpu_node_s,
-        cost_usd: cpu_node_s * platform.cpu_price_per_s + gpu_node_s * platform.gpu_price_per_s,
+        // Ladder runs price each pod by its rung; the others by node type, as always.
+        cost_usd: if revisions.iter().all(|r| r.price_per_s.is_some()) && !revisions.is_empty() {
+            revisions
+                .iter()
+                .map(|r| (r.held_until_s - r.created_s).max(0.0) * r.price_per_s.unwrap_or(0.0))
+                .sum()
+        } else {
+            cpu_node_s * platform.cpu_price_per_s + gpu_node_s * platform.gpu_price_per_s
+        },
         moves: moves.len(),
         first_violation_s,
         time_to_gpu_s,
@@ -891,6 +1066,7 @@ mod tests {
                 ..Platform::default()
             },
             seed: 1,
+            ladder: None,
         }
     }
 
