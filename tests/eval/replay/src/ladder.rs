@@ -33,6 +33,8 @@ pub struct LadderRun {
     pub total_s: f64,
     pub p95_s: f64,
     pub slo_violation_s: f64,
+    /// The first answer over the SLO among requests that did not wait for the deploy.
+    pub first_violation_after_deploy_s: Option<f64>,
     pub cost_usd: f64,
     pub moves: Vec<String>,
     /// (rung, seconds its pods were held).
@@ -183,6 +185,7 @@ pub fn evaluate_ladder(profile: &Profile, opts: &Options) -> Result<LadderResult
                 total_s: r.summary.total_s,
                 p95_s: r.summary.p95_latency_s,
                 slo_violation_s: r.summary.slo_violation_s,
+                first_violation_after_deploy_s: r.summary.first_violation_s,
                 cost_usd: r.summary.cost_usd,
                 moves: r
                     .moves
@@ -288,12 +291,15 @@ pub fn markdown(r: &LadderResults) -> String {
             .map(|m| m.split(": ").next().unwrap_or(m).to_string())
             .collect();
         out.push_str(&format!(
-            "| {} | {} | {:.1} s | {:.3} s | {:.1} s | ${:.5} | {} | {} |\n",
+            "| {} | {} | {:.1} s | {:.3} s | {:.1} s | {} | ${:.5} | {} | {} |\n",
             run.scenario,
             run.label,
             run.total_s,
             run.p95_s,
             run.slo_violation_s,
+            run.first_violation_after_deploy_s
+                .map(|t| format!("{t:.1} s"))
+                .unwrap_or_else(|| "none".into()),
             run.cost_usd,
             held.join(", "),
             if moves.is_empty() {
