@@ -276,9 +276,9 @@ pub fn evaluate_ladder(profile: &Profile, opts: &Options) -> Result<LadderResult
 pub fn markdown(r: &LadderResults) -> String {
     let mut out = String::new();
     out.push_str(
-        "| scenario | run | total time | p95 | SLO violation | cost | held (rung: s) | moves |\n",
+        "| scenario | run | total time | p95 | SLO violation | first violation after deploy | cost | held (rung: s) | moves |\n",
     );
-    out.push_str("|---|---|---|---|---|---|---|---|\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|\n");
     for run in &r.runs {
         let held: Vec<String> = run
             .held_s
