@@ -580,7 +580,8 @@ def cmd_merge_shared(args: argparse.Namespace) -> int:
         section["measured_on"] = data["machine"]
         section["how"] = data["how"]
         section["threads_per_process"] = data["threads_per_process"]
-        section["runs"].append({"command": "python3 -m tests.eval.calib_shared " + data["command"],
+        section["runs"].append({"command": "python3 -m tests.eval.calib_shared "
+                                           + portable_command(shlex.split(data["command"])),
                                 "started_utc": data["started_utc"], "elapsed_s": data.get("elapsed_s"),
                                 "nvidia_smi_before": data.get("nvidia_smi_before"),
                                 "nvidia_smi_after": data.get("nvidia_smi_after")})
