@@ -54,6 +54,9 @@ pub struct Assignment {
 #[derive(Debug, Clone, Serialize)]
 pub struct LadderResults {
     pub schema: &'static str,
+    pub slice: Slice,
+    /// The middle rung's latencies are modelled, not measured (MIG).
+    pub modelled: bool,
     pub profile: String,
     pub shared_slowdown: Vec<(String, f64)>,
     pub shared_measured_on: Option<String>,
@@ -76,11 +79,38 @@ fn model_gpu_mib(w: Workload) -> Option<f64> {
     }
 }
 
-pub fn ladder() -> LadderConfig {
-    LadderConfig::cpu_shared_gpu(GPU_MEMORY_MIB, REPLICAS)
+/// How the middle rung shares a GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Slice {
+    /// A seventh of a time-sliced GPU (`nvidia.com/gpu.shared`): measured.
+    TimeSliced,
+    /// A MIG 1g slice (`nvidia.com/mig-1g.18gb`, 16 of 132 SMs, 18 GiB): modelled.
+    Mig1g,
 }
 
-fn spec(label: &str, mode: ExecutionMode, w: Workload, start: Option<usize>, seed: u64) -> RunSpec {
+/// The three rungs: cpu, the slice, the whole GPU; a seventh of the GPU's price for the slice.
+pub fn ladder(slice: Slice) -> LadderConfig {
+    let mut l = LadderConfig::cpu_shared_gpu(GPU_MEMORY_MIB, REPLICAS);
+    if slice == Slice::Mig1g {
+        let r = &mut l.rungs[1];
+        r.name = "mig-1g".into();
+        r.resource = Some("nvidia.com/mig-1g.18gb".into());
+        r.profile.limits =
+            std::collections::BTreeMap::from([("nvidia.com/mig-1g.18gb".into(), "1".into())]);
+        r.gpu_memory_mib = Some(18_432.0);
+    }
+    l
+}
+
+fn spec(
+    label: &str,
+    mode: ExecutionMode,
+    w: Workload,
+    start: Option<usize>,
+    seed: u64,
+    slice: Slice,
+) -> RunSpec {
     RunSpec {
         label: label.into(),
         mode,
@@ -92,8 +122,15 @@ fn spec(label: &str, mode: ExecutionMode, w: Workload, start: Option<usize>, see
         platform: Platform::default(),
         seed,
         ladder: Some(LadderSpec {
-            config: ladder(),
-            hw: vec![Hw::Cpu16, Hw::GpuShared, Hw::Gpu],
+            config: ladder(slice),
+            hw: vec![
+                Hw::Cpu16,
+                match slice {
+                    Slice::TimeSliced => Hw::GpuShared,
+                    Slice::Mig1g => Hw::Mig1g,
+                },
+                Hw::Gpu,
+            ],
             capacity: vec![
                 None,
                 Some(GpuAvailability {
@@ -113,7 +150,11 @@ fn spec(label: &str, mode: ExecutionMode, w: Workload, start: Option<usize>, see
 }
 
 /// Every scenario static on each rung and on the ladder; then the pool of the four.
-pub fn evaluate_ladder(profile: &Profile, opts: &Options) -> Result<LadderResults, Error> {
+pub fn evaluate_ladder(
+    profile: &Profile,
+    opts: &Options,
+    slice: Slice,
+) -> Result<LadderResults, Error> {
     if profile.shared_slowdown.is_empty() {
         return Err(Error::Input {
             what: "profile".into(),
@@ -122,7 +163,8 @@ pub fn evaluate_ladder(profile: &Profile, opts: &Options) -> Result<LadderResult
                 .into(),
         });
     }
-    let names = ["cpu", "gpu-shared", "gpu"];
+    let config = ladder(slice);
+    let names: Vec<&str> = config.rungs.iter().map(|r| r.name.as_str()).collect();
     let mut runs = Vec::new();
     for case in cases() {
         let w = case.workload;
@@ -143,13 +185,14 @@ pub fn evaluate_ladder(profile: &Profile, opts: &Options) -> Result<LadderResult
                         w,
                         Some(i),
                         opts.seed,
+                        slice,
                     ),
                 )
             })
             .collect();
         specs.push((
             format!("ladder ({mode})"),
-            spec("ladder", mode, w, None, opts.seed),
+            spec("ladder", mode, w, None, opts.seed, slice),
         ));
         if mode.is_pinned() || mode == ExecutionMode::GpuPreferred {
             specs.push((
@@ -160,6 +203,7 @@ pub fn evaluate_ladder(profile: &Profile, opts: &Options) -> Result<LadderResult
                     w,
                     None,
                     opts.seed,
+                    slice,
                 ),
             ));
         }
@@ -257,12 +301,16 @@ pub fn evaluate_ladder(profile: &Profile, opts: &Options) -> Result<LadderResult
     assignments.sort_by(|a, b| a.cost_usd.total_cmp(&b.cost_usd));
     Ok(LadderResults {
         schema: "gaia-eval-ladder/1",
+        slice,
+        modelled: slice == Slice::Mig1g,
         profile: opts.profile_name.clone(),
-        shared_slowdown: profile
-            .shared_slowdown
-            .iter()
-            .map(|(w, f)| (w.key().to_string(), *f))
-            .collect(),
+        shared_slowdown: match slice {
+            Slice::TimeSliced => &profile.shared_slowdown,
+            Slice::Mig1g => &profile.mig_slowdown,
+        }
+        .iter()
+        .map(|(w, f)| (w.key().to_string(), *f))
+        .collect(),
         shared_measured_on: profile.shared_machine.clone(),
         runs,
         mixed_ladder_cost_usd: mixed_cost,
@@ -274,7 +322,23 @@ pub fn evaluate_ladder(profile: &Profile, opts: &Options) -> Result<LadderResult
 
 /// The figures as Markdown tables (for docs/evaluation.md's ladder section).
 pub fn markdown(r: &LadderResults) -> String {
-    let mut out = String::new();
+    let mut out = format!(
+        "Middle rung: {} ({}); slowdown over the whole GPU: {}\n\n",
+        match r.slice {
+            Slice::TimeSliced => "a seventh of a time-sliced GPU",
+            Slice::Mig1g => "a MIG 1g slice",
+        },
+        if r.modelled {
+            "modelled"
+        } else {
+            "measured on an H200"
+        },
+        r.shared_slowdown
+            .iter()
+            .map(|(w, f)| format!("{w} {f:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     out.push_str(
         "| scenario | run | total time | p95 | SLO violation | first violation after deploy | cost | held (rung: s) | moves |\n",
     );
@@ -360,7 +424,7 @@ mod tests {
             spread_seeds: 0,
             modes: BTreeMap::new(),
         };
-        evaluate_ladder(&profile, &opts).expect("the ladder runs")
+        evaluate_ladder(&profile, &opts, Slice::TimeSliced).expect("the ladder runs")
     }
 
     fn find<'a>(r: &'a LadderResults, scenario: &str, label: &str) -> &'a LadderRun {

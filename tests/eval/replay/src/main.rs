@@ -80,7 +80,11 @@ fn run(args: &Args) -> Result<String, Error> {
         modes,
     };
     if args.ladder {
-        let results = gaia_eval::ladder::evaluate_ladder(&profile, &opts)?;
+        use gaia_eval::ladder::{evaluate_ladder, markdown, Slice};
+        let results = [Slice::TimeSliced, Slice::Mig1g]
+            .into_iter()
+            .map(|slice| evaluate_ladder(&profile, &opts, slice))
+            .collect::<Result<Vec<_>, _>>()?;
         let text = serde_json::to_string(&results).map_err(|source| Error::Json {
             path: args.out.clone(),
             source,
@@ -89,10 +93,11 @@ fn run(args: &Args) -> Result<String, Error> {
             path: args.out.clone(),
             source,
         })?;
+        let tables: Vec<String> = results.iter().map(markdown).collect();
         return Ok(format!(
             "wrote {}\n{}",
             args.out.display(),
-            gaia_eval::ladder::markdown(&results)
+            tables.join("\n")
         ));
     }
     let results = evaluate(&profile, &opts)?;

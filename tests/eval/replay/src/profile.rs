@@ -59,6 +59,8 @@ pub enum Hw {
     Cpu16,
     Gpu,
     GpuShared,
+    /// A MIG 1g slice: modelled (`mig_1g_modelled`), never measured.
+    Mig1g,
 }
 
 impl Hw {
@@ -70,6 +72,7 @@ impl Hw {
             Hw::Cpu16 => "cpu16",
             Hw::Gpu => "gpu",
             Hw::GpuShared => "gpu_shared",
+            Hw::Mig1g => "mig_1g",
         }
     }
 }
@@ -323,6 +326,8 @@ pub struct Profile {
     placements: BTreeMap<(Workload, Hw), PlacementProfile>,
     /// Per workload, the slowdown on a GPU time-sliced 7 ways (`gpu_shared`), where measured.
     pub shared_slowdown: BTreeMap<Workload, f64>,
+    /// Per workload, the modelled slowdown on a MIG 1g slice.
+    pub mig_slowdown: BTreeMap<Workload, f64>,
     /// Where the shared-GPU figures were measured.
     pub shared_machine: Option<String>,
 }
@@ -359,32 +364,17 @@ impl Profile {
                 placements.insert((w, hw), parse_placement(w, p, &at)?);
             }
         }
-        let mut shared_slowdown = BTreeMap::new();
-        for w in Workload::ALL {
-            let at = format!(
-                "gpu_shared.workloads.{}.slowdown_7_processes.factor",
-                w.key()
-            );
-            let factor = match v.pointer(&format!(
-                "/gpu_shared/workloads/{}/slowdown_7_processes/factor",
-                w.key()
-            )) {
-                None => continue,
-                Some(f) => f
-                    .as_f64()
-                    .filter(|x| x.is_finite() && *x > 0.0)
-                    .ok_or_else(|| Error::profile(&at, "not a positive number"))?,
-            };
-            shared_slowdown.insert(w, factor);
-        }
-        // A function that uses no GPU (the idle wait) is not slowed by sharing one.
-        if !shared_slowdown.is_empty() {
-            shared_slowdown.entry(Workload::IdleWait).or_insert(1.0);
-        }
-        for (w, factor) in &shared_slowdown {
-            if let Some(gpu) = placements.get(&(*w, Hw::Gpu)) {
-                let shared = gpu.scaled(*factor);
-                placements.insert((*w, Hw::GpuShared), shared);
+        let shared_slowdown = slowdowns(v, "slowdown_7_processes")?;
+        let mig_slowdown = slowdowns(v, "mig_1g_modelled")?;
+        for (hw, factors) in [
+            (Hw::GpuShared, &shared_slowdown),
+            (Hw::Mig1g, &mig_slowdown),
+        ] {
+            for (w, factor) in factors {
+                if let Some(gpu) = placements.get(&(*w, Hw::Gpu)) {
+                    let slowed = gpu.scaled(*factor);
+                    placements.insert((*w, hw), slowed);
+                }
             }
         }
         let shared_machine = v
@@ -395,6 +385,7 @@ impl Profile {
             machine,
             placements,
             shared_slowdown,
+            mig_slowdown,
             shared_machine,
         })
     }
@@ -405,6 +396,7 @@ impl Profile {
             machine: machine.into(),
             placements: parts.into_iter().collect(),
             shared_slowdown: BTreeMap::new(),
+            mig_slowdown: BTreeMap::new(),
             shared_machine: None,
         }
     }
@@ -417,6 +409,27 @@ impl Profile {
             )
         })
     }
+}
+
+/// `gpu_shared.workloads.<w>.<key>.factor` per workload; the idle wait, which uses no GPU,
+/// is not slowed (1) wherever any factor exists.
+fn slowdowns(v: &Value, key: &str) -> Result<BTreeMap<Workload, f64>, Error> {
+    let mut out = BTreeMap::new();
+    for w in Workload::ALL {
+        let at = format!("gpu_shared.workloads.{}.{key}.factor", w.key());
+        let Some(f) = v.pointer(&format!("/gpu_shared/workloads/{}/{key}/factor", w.key())) else {
+            continue;
+        };
+        let factor = f
+            .as_f64()
+            .filter(|x| x.is_finite() && *x > 0.0)
+            .ok_or_else(|| Error::profile(&at, "not a positive number"))?;
+        out.insert(w, factor);
+    }
+    if !out.is_empty() {
+        out.entry(Workload::IdleWait).or_insert(1.0);
+    }
+    Ok(out)
 }
 
 fn describe_machine(v: &Value) -> String {
@@ -655,6 +668,10 @@ mod tests {
         assert!((shared.p50(&Request::Image) / gpu.p50(&Request::Image) - f).abs() < 1e-9);
         assert_eq!(shared.cold, gpu.cold);
         assert_eq!(p.shared_machine.as_deref(), Some("NVIDIA H200"));
+        // the MIG slice: modelled from the same run, a little slower than the time-slice
+        let mig = p.mig_slowdown[&Workload::Matmul];
+        assert!(mig > p.shared_slowdown[&Workload::Matmul], "{mig}");
+        assert!(p.get(Workload::TextGeneration, Hw::Mig1g).is_ok());
         // a /1 file (no gpu_shared section) still reads, without a shared placement
         let mut v: Value = serde_json::from_str(
             &std::fs::read_to_string(
