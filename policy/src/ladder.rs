@@ -159,6 +159,24 @@ impl LadderConfig {
         ladder
     }
 
+    /// A three-rung ladder with a MIG slice in the middle: CPU, one `mig_resource` slice
+    /// (e.g. `nvidia.com/mig-1g.18gb`, `mig_memory_mib` of memory, a `slices`-th of the price),
+    /// the whole GPU.
+    pub fn cpu_mig_gpu(
+        gpu_memory_mib: f64,
+        mig_resource: &str,
+        mig_memory_mib: f64,
+        slices: u32,
+    ) -> LadderConfig {
+        let mut ladder = LadderConfig::cpu_shared_gpu(gpu_memory_mib, slices);
+        let r = &mut ladder.rungs[1];
+        r.name = "gpu-mig".into();
+        r.resource = Some(mig_resource.into());
+        r.profile.limits = BTreeMap::from([(mig_resource.to_string(), "1".to_string())]);
+        r.gpu_memory_mib = Some(mig_memory_mib);
+        ladder
+    }
+
     /// More than today's two rungs: the controller decides with [`decide_ladder`].
     pub fn is_ladder(&self) -> bool {
         self.rungs.len() > 2

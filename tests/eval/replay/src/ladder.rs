@@ -91,16 +91,12 @@ pub enum Slice {
 
 /// The three rungs: cpu, the slice, the whole GPU; a seventh of the GPU's price for the slice.
 pub fn ladder(slice: Slice) -> LadderConfig {
-    let mut l = LadderConfig::cpu_shared_gpu(GPU_MEMORY_MIB, REPLICAS);
-    if slice == Slice::Mig1g {
-        let r = &mut l.rungs[1];
-        r.name = "mig-1g".into();
-        r.resource = Some("nvidia.com/mig-1g.18gb".into());
-        r.profile.limits =
-            std::collections::BTreeMap::from([("nvidia.com/mig-1g.18gb".into(), "1".into())]);
-        r.gpu_memory_mib = Some(18_432.0);
+    match slice {
+        Slice::TimeSliced => LadderConfig::cpu_shared_gpu(GPU_MEMORY_MIB, REPLICAS),
+        Slice::Mig1g => {
+            LadderConfig::cpu_mig_gpu(GPU_MEMORY_MIB, "nvidia.com/mig-1g.18gb", 18_432.0, REPLICAS)
+        }
     }
-    l
 }
 
 fn spec(

@@ -1,0 +1,151 @@
+"""The placement ladder's rungs on the real scheduler (issue 16).
+
+Two KWOK nodes are added to the cluster, labelled and tainted as NVIDIA's GPU operator does, one
+exposing a GPU time-sliced 7 ways (`nvidia.com/gpu.shared: 7`, as the operator's time-slicing
+with `renameByDefault` advertises it) and one cut into seven MIG slices
+(`nvidia.com/mig-1g.18gb: 7`, the mixed strategy). Pods are placed with the rung profiles the
+policy's ladder holds (`cargo run -p gaia-policy --example ladder_config -- shared|mig`: the
+same nodeSelector, tolerations and limits the ladder's configuration carries), and the real
+kube-scheduler decides:
+
+* seven pods of the shared rung land on the time-sliced node, the eighth stays Pending with
+  `Insufficient nvidia.com/gpu.shared`; the same for the MIG rung;
+* a pod of the whole-GPU rung never lands on a sliced node (they have no `nvidia.com/gpu`);
+* a pod of the CPU rung never lands on either (their taint).
+
+So the free units the ladder counts per rung are the ones the scheduler enforces.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.harness.kubectl import Kubectl
+from tests.harness.wait import wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED_NODE = "ladder-shared-node"
+MIG_NODE = "ladder-mig-node"
+SLICES = 7
+
+
+def ladder(which: str) -> dict:
+    out = subprocess.run(
+        ["cargo", "run", "-q", "--locked", "-p", "gaia-policy", "--example", "ladder_config", "--", which],
+        cwd=REPO, capture_output=True, text=True, timeout=900, check=True)
+    return json.loads(out.stdout)["ladder"]
+
+
+def node_yaml(name: str, resource: str, count: int) -> str:
+    return f"""
+apiVersion: v1
+kind: Node
+metadata:
+  name: {name}
+  annotations:
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+  labels:
+    type: kwok
+    kubernetes.io/arch: amd64
+    kubernetes.io/os: linux
+    kubernetes.io/hostname: {name}
+    gaia.dev/pool: gpu-sliced
+    nvidia.com/gpu.present: "true"
+    nvidia.com/gpu.product: NVIDIA-H200
+spec:
+  taints:
+  - key: nvidia.com/gpu
+    value: present
+    effect: NoSchedule
+status:
+  capacity: {{cpu: "64", memory: 512Gi, pods: "110", {resource}: "{count}"}}
+  allocatable: {{cpu: "64", memory: 512Gi, pods: "110", {resource}: "{count}"}}
+"""
+
+
+def pod_json(name: str, rung: dict) -> str:
+    profile = rung.get("profile", {})
+    container = {"name": "user-container", "image": "dev.local/gaia/hello:1",
+                 "resources": {"requests": {"cpu": "10m"}}}
+    if profile.get("limits"):
+        container["resources"]["limits"] = dict(profile["limits"])
+    return json.dumps({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "ladder-e2e", "rung": rung["name"]}},
+        "spec": {"nodeSelector": profile.get("nodeSelector", {}),
+                 "tolerations": profile.get("tolerations", []),
+                 "containers": [container]},
+    })
+
+
+@pytest.fixture
+def sliced_nodes(kubectl: Kubectl, namespace: str):
+    kubectl.apply(node_yaml(SHARED_NODE, "nvidia.com/gpu.shared", SLICES)
+                  + "---" + node_yaml(MIG_NODE, "nvidia.com/mig-1g.18gb", SLICES))
+    yield
+    # pods first (bound to nodes about to go), then the nodes
+    kubectl("delete", "pods", "-n", namespace, "--all", "--grace-period=0", "--force",
+            "--wait=true", check=False, timeout=120)
+    kubectl("delete", "node", SHARED_NODE, MIG_NODE, "--ignore-not-found", check=False)
+
+
+def placed(kubectl: Kubectl, namespace: str, rung: str) -> tuple[list[dict], list[dict]]:
+    pods = kubectl.pods(namespace, f"app=ladder-e2e,rung={rung}")
+    return ([p for p in pods if p["spec"].get("nodeName")],
+            [p for p in pods if not p["spec"].get("nodeName")])
+
+
+def fill_rung(kubectl: Kubectl, namespace: str, rung: dict, node: str, resource: str) -> None:
+    assert rung["resource"] == resource, rung
+    assert rung["profile"]["limits"] == {resource: "1"}, rung
+    for i in range(SLICES + 1):
+        kubectl.apply(pod_json(f"{rung['name']}-{i}", rung), namespace=namespace)
+
+    def seven_bound():
+        bound, waiting = placed(kubectl, namespace, rung["name"])
+        return (bound, waiting) if len(bound) == SLICES and len(waiting) == 1 else None
+    bound, waiting = wait_until(seven_bound, timeout=90, desc=f"{SLICES} {rung['name']} pods bound")
+    assert {p["spec"]["nodeName"] for p in bound} == {node}
+    name = waiting[0]["metadata"]["name"]
+
+    def scheduler_said_so():
+        events = kubectl.events_for(namespace, name, reason="FailedScheduling")
+        return next((e for e in events if f"Insufficient {resource}" in e.get("message", "")), None)
+    event = wait_until(scheduler_said_so, timeout=60, desc=f"FailedScheduling of {name}")
+    assert f"Insufficient {resource}" in event["message"]
+    time.sleep(3)
+    pod = kubectl.json("get", "pod", name, "-n", namespace)
+    assert pod["status"]["phase"] == "Pending" and not pod["spec"].get("nodeName"), pod["status"]
+
+
+def test_time_sliced_rung_holds_seven_pods_per_gpu(kubectl: Kubectl, namespace: str, sliced_nodes):
+    rungs = ladder("shared")["rungs"]
+    assert [r["name"] for r in rungs] == ["cpu", "gpu-shared", "gpu"]
+    fill_rung(kubectl, namespace, rungs[1], SHARED_NODE, "nvidia.com/gpu.shared")
+
+
+def test_mig_rung_holds_seven_slices(kubectl: Kubectl, namespace: str, sliced_nodes):
+    rungs = ladder("mig")["rungs"]
+    assert rungs[1]["gpuMemoryMib"] == 18432
+    fill_rung(kubectl, namespace, rungs[1], MIG_NODE, "nvidia.com/mig-1g.18gb")
+
+
+def test_whole_gpu_and_cpu_rungs_stay_off_sliced_nodes(kubectl: Kubectl, namespace: str, sliced_nodes):
+    rungs = ladder("shared")["rungs"]
+    cpu, whole = rungs[0], rungs[2]
+    kubectl.apply(pod_json("whole-0", whole), namespace=namespace)
+    kubectl.apply(pod_json("cpu-0", cpu), namespace=namespace)
+    pools = kubectl.nodes_by_pool()
+
+    def both_bound():
+        got = {p["metadata"]["name"]: p["spec"].get("nodeName")
+               for p in kubectl.pods(namespace, "app=ladder-e2e")}
+        return got if all(got.values()) and len(got) == 2 else None
+    got = wait_until(both_bound, timeout=60, desc="the whole-GPU and the CPU pod bound")
+    assert got["whole-0"] in pools["gpu"], got
+    assert got["cpu-0"] in pools["cpu"], got
