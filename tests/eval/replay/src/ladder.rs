@@ -190,6 +190,14 @@ pub fn evaluate_ladder(
             format!("ladder ({mode})"),
             spec("ladder", mode, w, None, opts.seed, slice),
         ));
+        if mode == ExecutionMode::CpuPreferred {
+            // As a Service created before the ladder: on the CPU, the rules alone move it.
+            let mut from_cpu = spec("ladder from cpu", mode, w, Some(0), opts.seed, slice);
+            if let Some(l) = from_cpu.ladder.as_mut() {
+                l.pinned = false;
+            }
+            specs.push(("ladder, started on cpu".into(), from_cpu));
+        }
         if mode.is_pinned() || mode == ExecutionMode::GpuPreferred {
             specs.push((
                 "ladder, cpu_preferred forced".into(),
