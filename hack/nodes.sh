@@ -80,12 +80,23 @@ real_net_up() {
     in_ns ip route add "$(node_pod_cidr "$i")" via "$(node_ip "$i")"
     if ip netns exec "$ns" ip route show default | grep -q .; then gaia_die "netns $ns has a default route"; fi
   done
-  # the Knative autoscaler scrapes pods (queue-proxy :9090) by pod IP
+  # the Knative autoscaler scrapes pods (queue-proxy :9090) by pod IP, and before it scales a
+  # revision to zero it probes the revision's Service by name
+  # (http://REVISION.NAMESPACE.svc.cluster.local/healthz, answered by the activator): ClusterIPs
+  # go to the main namespace, whose kube-proxy DNATs them on the way (PREROUTING), and names to
+  # the cluster DNS (ip netns exec mounts /etc/netns/NAME/resolv.conf over /etc/resolv.conf).
+  # Without these, an unrouted revision with min-scale kept its pod forever ("PA is not yet
+  # backed by activator, cannot scale to zero").
   ip netns exec "$AS_NETNS" ip route add "$REAL_POD_CIDR" via "$AS_LINK_IP"
+  ip netns exec "$AS_NETNS" ip route add "$SERVICE_CIDR" via "$AS_LINK_IP"
+  mkdir -p "/etc/netns/$AS_NETNS"
+  printf 'nameserver %s\nsearch %s.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n' \
+    "$DNS_IP" "$KNATIVE_NS" >"/etc/netns/$AS_NETNS/resolv.conf"
 }
 
 real_net_down() {
   local i ns
+  rm -rf "/etc/netns/$AS_NETNS"
   for i in 1 2; do
     ns=$(node_ns "$i")
     if ip netns list | grep -qw "$ns"; then

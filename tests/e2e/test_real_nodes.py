@@ -300,7 +300,7 @@ class Load:
                 self.answers.append(json.loads(body))
             except Exception:  # noqa: BLE001 -- a failed request is counted, the load goes on
                 self.errors += 1
-                time.sleep(0.5)
+                time.sleep(0.2)
 
     def stop(self) -> None:
         self.running.clear()
@@ -371,3 +371,63 @@ def test_promotion_and_demotion_on_real_pods(cluster: Cluster, kubectl: Kubectl,
         if load:
             load.stop()
         install.stop(wait_namespace=False)
+
+
+@pytest.fixture
+def gaia_pods(cluster: Cluster):
+    """Gaia installed as pods from the overlay (2 replicas each), with the fast lease of
+    FAST_AUTOSCALER; uninstalled afterwards."""
+    overlay = Path(cluster.env["GAIA_LOCAL_OVERLAY"])
+    if not (overlay / "kustomization.yaml").exists():
+        pytest.skip("no Gaia overlay (hack/cluster.sh up --real-nodes writes it)")
+    install = GaiaInstall(cluster, Path(tempfile.mkdtemp(prefix="gaia-real-pods-")), None,
+                          autoscaler_overrides=FAST_AUTOSCALER)
+    try:
+        install.start_as_pods(overlay)
+        yield install
+    finally:
+        install.stop(wait_namespace=False)
+
+
+def test_the_standby_autoscaler_pod_leads_within_the_lease_when_the_leader_is_deleted(
+        cluster: Cluster, kubectl: Kubectl, gaia_pods: GaiaInstall):
+    def holder() -> str:
+        lease = kubectl.json("get", "lease", "gaia-autoscaler", "-n", "gaia-system")
+        return lease["spec"].get("holderIdentity") or ""
+
+    leader = wait_until(holder, timeout=60, desc="a leader")
+    pods = {p["metadata"]["name"] for p in kubectl.pods("gaia-system", "app.kubernetes.io/name=gaia-autoscaler")}
+    leader_pod = next(p for p in pods if leader.startswith(p))
+    # no graceful release: the standby must take over by the lease running out (6 s here)
+    kubectl("delete", "pod", leader_pod, "-n", "gaia-system", "--grace-period=0", "--force", "--wait=false")
+    t0 = time.monotonic()
+    new = wait_until(lambda: (h := holder()) and not h.startswith(leader_pod) and h, timeout=60,
+                     desc="the standby to lead", interval=0.5)
+    took = time.monotonic() - t0
+    assert any(new.startswith(p) for p in pods - {leader_pod}), (new, pods)
+    assert took < 6 + 4, f"the standby took {took:.1f} s (lease 6 s, retry 1 s)"
+
+
+def test_no_service_goes_unclassified_while_a_webhook_pod_is_deleted(
+        cluster: Cluster, kubectl: Kubectl, kn: Kn, namespace: str, gaia_pods: GaiaInstall):
+    """`kn service create` in a loop while one of the two webhook pods is deleted: every
+    create succeeds and every Service is classified (the webhook's failurePolicy is Ignore, so
+    a review that reached no webhook would admit the Service silently unclassified)."""
+    code = (REPO / "examples" / "functions" / "idle_wait" / "func.py").read_text()
+    kubectl("create", "configmap", "idle-src", "-n", namespace, f"--from-literal=func.py={code}")
+    webhooks = [p["metadata"]["name"] for p in kubectl.pods("gaia-system", "app.kubernetes.io/name=gaia-webhook")]
+    assert len(webhooks) == 2, webhooks
+    names = [f"f{i:02d}" for i in range(12)]
+    for i, name in enumerate(names):
+        if i == 3:
+            kubectl("delete", "pod", webhooks[0], "-n", "gaia-system", "--wait=false")
+        # --no-wait: the Services need not become Ready, only be admitted
+        kn("service", "create", name, "-n", namespace, "--image", cluster.env["GAIA_RUNTIME_IMAGE"],
+           "--mount", "/app=cm:idle-src", "--annotation", "gaia.dev/execution-mode=auto",
+           "--scale-max", "1", "--no-wait")
+        time.sleep(0.2)
+    modes = {}
+    for name in names:
+        ann = kubectl.json("get", "ksvc", name, "-n", namespace)["metadata"].get("annotations", {})
+        modes[name] = ann.get("gaia.dev/mode")
+    assert all(m == "cpu" for m in modes.values()), modes
