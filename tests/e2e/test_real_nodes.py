@@ -30,10 +30,17 @@ from tests.harness.wait import wait_until
 POD_TIMEOUT = float(os.environ.get("GAIA_E2E_REAL_POD_TIMEOUT", "420"))
 
 
+def skip_unless_required(reason: str) -> None:
+    """Skip -- or fail, where hack/test.sh runs this file on purpose (GAIA_E2E_REQUIRE_REAL_NODES=1)."""
+    if os.environ.get("GAIA_E2E_REQUIRE_REAL_NODES") == "1":
+        pytest.fail(f"required: {reason}")
+    pytest.skip(reason)
+
+
 @pytest.fixture(autouse=True)
 def real_nodes(cluster: Cluster):
     if cluster.env.get("GAIA_REAL_NODES") != "1":
-        pytest.skip("the cluster has no real nodes (hack/cluster.sh up --real-nodes)")
+        skip_unless_required("the cluster has no real nodes (hack/cluster.sh up --real-nodes)")
 
 
 def http(url: str, *, data: bytes | None = None, headers: dict | None = None, timeout: float = 60):
@@ -190,10 +197,10 @@ def test_gaia_installed_from_local_registry_runs_as_pods_and_classifies(
     Knative Service's real code from its ConfigMap."""
     overlay = cluster.env["GAIA_LOCAL_OVERLAY"]
     if not any(Path(overlay).glob("kustomization.yaml")):
-        pytest.skip("no Gaia overlay (hack/cluster.sh up --real-nodes writes it)")
+        skip_unless_required("no Gaia overlay (hack/cluster.sh up --real-nodes writes it)")
     catalog = json.loads(http(f"http://{cluster.env['GAIA_REGISTRY']}/v2/_catalog")[1])
     if "gaia/gaia-webhook" not in catalog["repositories"]:
-        pytest.skip("Gaia's images are not built (hack/build.sh gaia-images)")
+        skip_unless_required("Gaia's images are not built (hack/build.sh gaia-images)")
     installed_before = kubectl("get", "deployment", "gaia-webhook", "-n", "gaia-system",
                                check=False).returncode == 0
     kubectl("apply", "-k", overlay)
@@ -314,7 +321,7 @@ def test_promotion_and_demotion_on_real_pods(cluster: Cluster, kubectl: Kubectl,
     and is verified; once idle it is demoted to a CPU pod again. An Event explains each step."""
     overlay = Path(cluster.env["GAIA_LOCAL_OVERLAY"])
     if not (overlay / "kustomization.yaml").exists():
-        pytest.skip("no Gaia overlay (hack/cluster.sh up --real-nodes writes it)")
+        skip_unless_required("no Gaia overlay (hack/cluster.sh up --real-nodes writes it)")
     install = GaiaInstall(cluster, Path(tempfile.mkdtemp(prefix="gaia-real-promote-")), None,
                           autoscaler_overrides={**FAST_AUTOSCALER, "namespace": namespace})
     load = None
@@ -370,7 +377,7 @@ def test_promotion_and_demotion_on_real_pods(cluster: Cluster, kubectl: Kubectl,
     finally:
         if load:
             load.stop()
-        install.stop(wait_namespace=False)
+        install.stop()
 
 
 @pytest.fixture
@@ -379,14 +386,14 @@ def gaia_pods(cluster: Cluster):
     FAST_AUTOSCALER; uninstalled afterwards."""
     overlay = Path(cluster.env["GAIA_LOCAL_OVERLAY"])
     if not (overlay / "kustomization.yaml").exists():
-        pytest.skip("no Gaia overlay (hack/cluster.sh up --real-nodes writes it)")
+        skip_unless_required("no Gaia overlay (hack/cluster.sh up --real-nodes writes it)")
     install = GaiaInstall(cluster, Path(tempfile.mkdtemp(prefix="gaia-real-pods-")), None,
                           autoscaler_overrides=FAST_AUTOSCALER)
     try:
         install.start_as_pods(overlay)
         yield install
     finally:
-        install.stop(wait_namespace=False)
+        install.stop()
 
 
 def test_the_standby_autoscaler_pod_leads_within_the_lease_when_the_leader_is_deleted(

@@ -157,6 +157,13 @@ class GaiaInstall:
         """Gaia as real pods: apply -k OVERLAY (manifests/ with only the images set), the
         autoscaler's config merged with the overrides, and both Deployments rolled out."""
         self.overlay = Path(overlay)
+        # an uninstall that did not wait leaves the namespace Terminating for a while
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            ns = self.kubectl("get", "namespace", NS, "-o", "jsonpath={.status.phase}", check=False)
+            if ns.returncode != 0 or ns.stdout.strip() != "Terminating":
+                break
+            time.sleep(1)
         self.say(f"applying manifests/knative-features and {self.overlay} (kubectl apply -k)")
         self.kubectl("apply", "-k", str(REPO / "manifests" / "knative-features"))
         self.kubectl("apply", "-k", str(self.overlay))
