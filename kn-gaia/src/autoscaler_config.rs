@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use gaia_contract::duration::serde_duration;
+use gaia_contract::placement::PlacementProfiles;
 use gaia_contract::queries::{PrometheusConfig, QuerySet, USER_CONTAINER};
 use gaia_contract::DEFAULT_LATENCY_SLO;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -25,6 +26,9 @@ pub const KEY: &str = "config.yaml";
 #[serde(rename_all = "camelCase", default)]
 pub struct AutoscalerView {
     pub prometheus: PrometheusConfig,
+    /// What a CPU or GPU placement injects (`kn gaia doctor` checks the nodes and Knative's
+    /// feature flags against it).
+    pub placement: PlacementProfiles,
     pub cpu: CpuView,
     pub policy: PolicyView,
     #[serde(with = "serde_latency")]
@@ -48,6 +52,7 @@ impl Default for AutoscalerView {
     fn default() -> Self {
         AutoscalerView {
             prometheus: PrometheusConfig::default(),
+            placement: PlacementProfiles::default(),
             cpu: CpuView::default(),
             policy: PolicyView::default(),
             default_slo: DEFAULT_LATENCY_SLO,

@@ -1,7 +1,7 @@
 //! The `kn-gaia` command line (a `kn` plugin: `kn gaia <subcommand>`, or run standalone). One
 //! module per subcommand; [`Command`] lists them and [`run`] dispatches.
 
-use crate::{classify, explain, status};
+use crate::{classify, doctor, explain, status};
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// Gaia: decides whether serverless functions run on CPU or GPU.
@@ -34,6 +34,8 @@ pub enum Command {
     Status(status::Args),
     /// Why a Service has its mode (rationale, findings) and the autoscaler's decisions (Events).
     Explain(explain::Args),
+    /// Is the cluster ready for Gaia? Each check with the exact fix.
+    Doctor(doctor::Args),
 }
 
 /// Output format.
@@ -63,5 +65,6 @@ pub fn run(cli: Cli) -> i32 {
         Command::Classify(args) => classify::run(&args, out, err),
         Command::Status(args) => status::run(&args, &cli.kube, out, err),
         Command::Explain(args) => explain::run(&args, &cli.kube, out, err),
+        Command::Doctor(args) => doctor::run(&args, &cli.kube, out, err),
     }
 }

@@ -1,4 +1,4 @@
-//! `kn-gaia`: Gaia's `kn` plugin (`kn gaia classify|status|explain ...`), also run standalone.
+//! `kn-gaia`: Gaia's `kn` plugin (`kn gaia classify|status|explain|doctor ...`), also run standalone.
 //! One module per subcommand; [`cli`] lists them and dispatches.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
@@ -7,6 +7,7 @@ mod autoscaler_config;
 mod classify;
 mod cli;
 mod cluster;
+mod doctor;
 mod error;
 mod explain;
 mod prom;

@@ -10,6 +10,7 @@ shipped MutatingWebhookConfiguration's Service reference, not a URL.
 from __future__ import annotations
 
 import base64
+import json
 import ssl
 import tempfile
 import time
@@ -151,3 +152,82 @@ def test_placement_profiles_of_both_components_agree(installed):
     configs = {d["metadata"]["name"]: yaml.safe_load(d["data"]["config.yaml"])
                for d in docs if d["kind"] == "ConfigMap"}
     assert configs["gaia-webhook-config"]["placement"] == configs["gaia-autoscaler-config"]["placement"]
+
+
+def doctor(cluster: Cluster, *args: str) -> dict:
+    """`kn-gaia doctor -o json` as the cluster's admin: check id -> the check."""
+    run(["cargo", "build", "--quiet", "--locked", "--bin", "kn-gaia"], timeout=1200)
+    out = run([str(binaries(debug=True) / "kn-gaia"), "doctor", "-o", "json", *args],
+              env=cluster.process_env(), check=False)
+    assert out.returncode in (0, 1), out.stderr
+    report = {c["id"]: c for c in json.loads(out.stdout)["checks"]}
+    failed = [c for c in report.values() if c["status"] == "fail"]
+    assert (out.returncode == 1) == bool(failed), (out.returncode, failed)
+    return report
+
+
+def test_doctor_finds_each_broken_part_and_passes_once_it_is_fixed(installed, cluster, kubectl):
+    """`kn gaia doctor` on the installed cluster; then, in turn, Knative's feature flags off,
+    metrics export off, Prometheus unreachable, no node for the GPU placement and a wrong
+    caBundle: each fails its own check with a fix, and passes again once undone."""
+    prom = ["--prometheus", cluster.prometheus_url]  # the ConfigMap's URL is an in-cluster name
+    ready = ["knative-features", "metrics-exported", "prometheus", "gpu-nodes", "webhook"]
+    report = doctor(cluster, *prom)
+    assert all(report[c]["status"] == "pass" for c in ready), report
+    # built from source, Knative's namespace says "devel": a warning, not a failure
+    assert report["knative"]["status"] == "warn", report["knative"]
+
+    def broken(check: str, *args: str) -> dict:
+        r = doctor(cluster, *(args or prom))
+        assert r[check]["status"] == "fail", r[check]
+        assert r[check]["fix"], r[check]
+        return r[check]
+
+    def patch_cm(name: str, data: dict) -> None:
+        kubectl("patch", "configmap", name, "-n", "knative-serving", "--type", "merge",
+                "-p", json.dumps({"data": data}))
+
+    features = kubectl.json("get", "configmap", "config-features", "-n", "knative-serving")["data"]
+    try:
+        patch_cm("config-features", {"kubernetes.podspec-tolerations": "disabled"})
+        c = broken("knative-features")
+        assert "kubernetes.podspec-tolerations" in c["summary"] and "manifests/knative-features" in c["fix"]
+    finally:
+        patch_cm("config-features", {"kubernetes.podspec-tolerations": features["kubernetes.podspec-tolerations"]})
+    obs = kubectl.json("get", "configmap", "config-observability", "-n", "knative-serving")["data"]
+    try:
+        patch_cm("config-observability", {"request-metrics-protocol": "none"})
+        assert "request-metrics-protocol" in broken("metrics-exported")["fix"]
+    finally:
+        patch_cm("config-observability", {"request-metrics-protocol": obs["request-metrics-protocol"]})
+
+    assert "prometheus.url" in broken("prometheus", "--prometheus", "http://127.0.0.1:9")["fix"]
+
+    cm = kubectl.json("get", "configmap", "gaia-autoscaler-config", "-n", NS)
+    config = yaml.safe_load(cm["data"]["config.yaml"])
+    config["placement"]["gpu"]["nodeSelector"] = {"example.com/accelerator": "none-here"}
+    moved = {"data": {"config.yaml": yaml.safe_dump(config)}}
+    try:
+        kubectl("patch", "configmap", "gaia-autoscaler-config", "-n", NS, "--type", "merge",
+                "-p", json.dumps(moved))
+        assert "example.com/accelerator=none-here" in broken("gpu-nodes")["summary"]
+    finally:
+        kubectl("patch", "configmap", "gaia-autoscaler-config", "-n", NS, "--type", "merge",
+                "-p", json.dumps({"data": cm["data"]}))
+
+    mwc = kubectl.json("get", "mutatingwebhookconfiguration", "gaia-webhook")
+    good = mwc["webhooks"][0]["clientConfig"]["caBundle"]
+    other = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMIIBOTHER==\n-----END CERTIFICATE-----\n").decode()
+    patch = [{"op": "replace", "path": "/webhooks/0/clientConfig/caBundle", "value": other}]
+    try:
+        kubectl("patch", "mutatingwebhookconfiguration", "gaia-webhook", "--type", "json",
+                "-p", json.dumps(patch))
+        c = broken("webhook")
+        assert "does not hold the CA" in c["summary"] and "rollout restart" in c["fix"], c
+    finally:
+        patch[0]["value"] = good
+        kubectl("patch", "mutatingwebhookconfiguration", "gaia-webhook", "--type", "json",
+                "-p", json.dumps(patch))
+
+    report = doctor(cluster, *prom)
+    assert all(report[c]["status"] == "pass" for c in ready), report

@@ -1,0 +1,209 @@
+//! The I/O half: reads the facts the checks need, each part on its own, so that one that cannot
+//! be read (no right, Prometheus down) becomes that part's error and the others still count.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use gaia_contract::queries::QuerySet;
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Secret};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
+use kube::Client;
+use serde_json::Value;
+use tracing::debug;
+
+use crate::facts::{Expectations, Facts, KnativeFacts, NodeFacts, PrometheusFacts, WebhookFacts};
+use crate::Error;
+
+const KNATIVE_NS: &str = "knative-serving";
+const SERVICES_CRD: &str = "services.serving.knative.dev";
+/// How far back the series check looks.
+const SERIES_WINDOW: Duration = Duration::from_secs(600);
+
+/// Reads every fact. `queries`: the autoscaler's own (its generation, layout and overrides).
+pub async fn gather(
+    client: &Client,
+    want: &Expectations,
+    queries: &QuerySet,
+) -> Result<Facts, Error> {
+    let http = reqwest::Client::builder()
+        .timeout(want.prometheus.timeout)
+        .no_proxy()
+        .build()
+        .map_err(|e| Error::Http(e.to_string()))?;
+    let knative = knative(client).await;
+    let services = count_services(client).await;
+    let prometheus = prometheus(&http, &want.prometheus.url, queries)
+        .await
+        .map(|revisions| PrometheusFacts {
+            revisions_with_requests: revisions,
+            knative_services: services,
+        });
+    Ok(Facts {
+        knative,
+        prometheus,
+        gpu_nodes: gpu_nodes(client, want).await,
+        webhook: webhook(client, want).await,
+    })
+}
+
+fn err(e: kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
+        other => other.to_string(),
+    }
+}
+
+async fn knative(client: &Client) -> Result<KnativeFacts, String> {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let serving_installed = crds.get_opt(SERVICES_CRD).await.map_err(err)?.is_some();
+    if !serving_installed {
+        return Ok(KnativeFacts::default());
+    }
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let version_label = namespaces
+        .get_opt(KNATIVE_NS)
+        .await
+        .map_err(err)?
+        .and_then(|ns| ns.metadata.labels)
+        .and_then(|l| l.get("app.kubernetes.io/version").cloned());
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), KNATIVE_NS);
+    let data = |cm: Option<ConfigMap>| cm.map(|c| c.data.unwrap_or_default());
+    Ok(KnativeFacts {
+        serving_installed,
+        version_label,
+        features: data(cms.get_opt("config-features").await.map_err(err)?),
+        observability: data(cms.get_opt("config-observability").await.map_err(err)?),
+    })
+}
+
+async fn count_services(client: &Client) -> usize {
+    let gvk = GroupVersionKind::gvk("serving.knative.dev", "v1", "Service");
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &ApiResource::from_gvk(&gvk));
+    match api.list_metadata(&ListParams::default().limit(50)).await {
+        Ok(list) => list.items.len(),
+        Err(e) => {
+            debug!(error = %e, "cannot list Knative Services");
+            0
+        }
+    }
+}
+
+/// Revisions the autoscaler's request-rate query finds over the last 10 minutes.
+async fn prometheus(
+    http: &reqwest::Client,
+    url: &str,
+    queries: &QuerySet,
+) -> Result<usize, String> {
+    let promql = QuerySet::render(&queries.request_rate, SERIES_WINDOW);
+    let endpoint = format!("{}/api/v1/query", url.trim_end_matches('/'));
+    let endpoint = reqwest::Url::parse_with_params(&endpoint, &[("query", promql.as_str())])
+        .map_err(|e| format!("bad URL {url:?}: {e}"))?;
+    let resp = http
+        .get(endpoint)
+        .send()
+        .await
+        .map_err(|e| e.without_url().to_string())?;
+    let status = resp.status();
+    let body = resp.text().await.map_err(|e| e.without_url().to_string())?;
+    let v: Value = serde_json::from_str(&body)
+        .map_err(|_| format!("HTTP {status}, not a Prometheus API answer"))?;
+    if v.get("status").and_then(Value::as_str) != Some("success") {
+        return Err(format!(
+            "query failed: {}",
+            v.get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("no error text")
+        ));
+    }
+    Ok(v.pointer("/data/result")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len))
+}
+
+async fn gpu_nodes(client: &Client, want: &Expectations) -> Result<Vec<NodeFacts>, String> {
+    let profile = &want.placement.gpu;
+    let selector = profile
+        .node_selector
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let nodes: Api<Node> = Api::all(client.clone());
+    let list = nodes
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(err)?;
+    Ok(list
+        .items
+        .into_iter()
+        .map(|n| {
+            let spec = n.spec.unwrap_or_default();
+            let status = n.status.unwrap_or_default();
+            let allocatable = status.allocatable.unwrap_or_default();
+            NodeFacts {
+                name: n.metadata.name.unwrap_or_default(),
+                ready: status
+                    .conditions
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True"),
+                unschedulable: spec.unschedulable.unwrap_or(false),
+                taints: spec
+                    .taints
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|t| (t.key, t.value, t.effect))
+                    .collect(),
+                allocatable: profile
+                    .limits
+                    .keys()
+                    .filter_map(|r| allocatable.get(r).map(|q| (r.clone(), q.0.clone())))
+                    .collect::<BTreeMap<_, _>>(),
+            }
+        })
+        .collect())
+}
+
+async fn webhook(client: &Client, want: &Expectations) -> Result<Option<WebhookFacts>, String> {
+    let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    let Some(config) = api
+        .get_opt(&want.webhook_configuration)
+        .await
+        .map_err(err)?
+    else {
+        return Ok(None);
+    };
+    let ca_bundles = config
+        .webhooks
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|w| {
+            w.client_config.service.as_ref().is_some_and(|s| {
+                s.name == want.webhook_service && s.namespace == want.gaia_namespace
+            })
+        })
+        .map(|w| {
+            w.client_config
+                .ca_bundle
+                .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+        })
+        .collect();
+    // the caller may not read Secrets (the autoscaler may not): then only the bundle's shape
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), &want.gaia_namespace);
+    let secret_ca = match secrets.get_opt(&want.webhook_secret).await {
+        Ok(s) => s.and_then(|s| s.data).and_then(|d| {
+            d.get("ca.crt")
+                .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+        }),
+        Err(e) => {
+            debug!(error = %e, "webhook Secret not readable");
+            None
+        }
+    };
+    Ok(Some(WebhookFacts {
+        ca_bundles,
+        secret_ca,
+    }))
+}
