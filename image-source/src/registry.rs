@@ -49,6 +49,14 @@ impl Default for RegistryOptions {
     }
 }
 
+/// The registry (`host[:port]`) of an image reference; `None` when it does not parse.
+pub fn registry_of(image: &str) -> Option<String> {
+    image
+        .parse::<Reference>()
+        .ok()
+        .map(|r| r.registry().to_string())
+}
+
 /// Installs ring as rustls' process-wide provider, unless one is installed already (reqwest is
 /// built without a provider of its own, like the rest of Gaia).
 pub fn ensure_crypto_provider() {
@@ -155,11 +163,15 @@ impl Registries {
                 data,
             });
         }
-        Ok(Registries {
+        let registries = Registries {
             config_base: options,
             certificates,
             clients: Mutex::new(LruCache::new(NonZeroUsize::MIN.saturating_add(63))),
-        })
+        };
+        // Building a client loads the system's CA roots (hundreds of milliseconds in a debug
+        // build): the anonymous one is made now, not in the first review.
+        registries.client(None);
+        Ok(registries)
     }
 
     fn client(&self, credential: Option<&Credential>) -> Arc<Client> {
