@@ -161,7 +161,7 @@ pub fn credentials_for(
         }
     }
     // Stable: equal keys keep the secrets' order.
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|c| std::cmp::Reverse(c.0));
     found.into_iter().map(|(_, c)| c).collect()
 }
 

@@ -115,6 +115,8 @@ pub async fn pull_secrets(client: &Client, service: &Value, namespace: &str) -> 
 }
 
 type ReadResult = Option<Result<Arc<ImageFunction>, String>>;
+/// Reads running now, by digest and command line.
+type Inflight = Arc<Mutex<HashMap<(String, Command), watch::Receiver<ReadResult>>>>;
 
 /// A Service to finish classifying once its image is read.
 #[derive(Debug, Clone)]
@@ -138,7 +140,7 @@ pub struct ReviewContext {
 pub struct ImageSource {
     pub reader: Arc<ImageReader>,
     pub cache: Arc<ImageCache>,
-    inflight: Arc<Mutex<HashMap<(String, Command), watch::Receiver<ReadResult>>>>,
+    inflight: Inflight,
     client: Option<Client>,
     follow_ups: OnceLock<mpsc::UnboundedSender<FollowUp>>,
     finish_after_deadline: bool,
