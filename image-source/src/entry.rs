@@ -26,7 +26,7 @@ pub struct RuntimeConfig {
     pub env: Option<Vec<String>>,
 }
 
-/// Directories where function builders put the code: Knative `func` and Cloud Native
+/// Directories where function builders put the code, looked in when the config names none: Knative `func` and Cloud Native
 /// Buildpacks (`/workspace`), plain Dockerfiles (`/app`, `/usr/src/app`, `/code`), OpenShift
 /// S2I (`/opt/app-root/src`), Gaia's own runtime image (`/opt/gaia/function`).
 pub const CONVENTIONAL_DIRS: &[&str] = &[
@@ -118,6 +118,9 @@ impl Plan {
                 push(&mut roots, d.clone());
             }
         }
+        // Nothing in the config points at the code (a server script in /usr, a buildpack
+        // launcher, no working directory): where builders put it.
+        let conventional = roots.is_empty();
         for (k, v) in &env {
             if k == "GAIA_FUNCTION_DIR" {
                 if let Some(d) = paths::join(&workdir, v).filter(|d| !d.is_empty()) {
@@ -126,9 +129,11 @@ impl Plan {
                 }
             }
         }
-        for d in CONVENTIONAL_DIRS {
-            push(&mut roots, (*d).to_string());
-            push(&mut search, (*d).to_string());
+        if conventional {
+            for d in CONVENTIONAL_DIRS {
+                push(&mut roots, (*d).to_string());
+                push(&mut search, (*d).to_string());
+            }
         }
         // A root inside another root is already covered.
         let all = roots.clone();

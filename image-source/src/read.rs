@@ -283,7 +283,14 @@ pub fn select(found: Candidates, plan: &Plan) -> (Vec<SourceFile>, Option<String
         .filter(|e| files.contains_key(*e))
         .cloned()
         .collect();
-    if entries.is_empty() && plan.entry_module.is_none() {
+    // A server script outside the function's directories (Gaia's runtime image runs
+    // /usr/local/lib/gaia/function_server.py, which imports func.py by path) is not the function:
+    // the usual entry names in those directories are entries too.
+    let entry_outside = plan
+        .entry_file
+        .as_deref()
+        .is_some_and(|e| plan.root_of(e).is_none());
+    if (entries.is_empty() || entry_outside) && plan.entry_module.is_none() {
         for dir in plan.search.iter().chain(&plan.roots) {
             if let Some(name) = ENTRY_NAMES
                 .iter()
@@ -311,4 +318,46 @@ pub fn select(found: Candidates, plan: &Plan) -> (Vec<SourceFile>, Option<String
         .map(|(path, bytes)| SourceFile { path, bytes })
         .collect();
     (out, entry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::{ImageConfig, RuntimeConfig};
+
+    #[test]
+    fn a_server_script_outside_the_function_does_not_hide_it() {
+        let config = ImageConfig {
+            config: Some(RuntimeConfig {
+                entrypoint: Some(vec![
+                    "python3".into(),
+                    "/usr/local/lib/gaia/function_server.py".into(),
+                ]),
+                ..RuntimeConfig::default()
+            }),
+        };
+        let plan = Plan::new(&config, None, None);
+        let mut found = Candidates::default();
+        for (p, t) in [
+            (
+                "usr/local/lib/gaia/function_server.py",
+                "import importlib\n",
+            ),
+            ("opt/gaia/function/func.py", "from model import m\n"),
+            ("opt/gaia/function/model.py", "import torch\n"),
+            ("opt/gaia/function/unused.py", "import jax\n"),
+        ] {
+            found.files.insert(p.to_string(), t.as_bytes().to_vec());
+        }
+        let (files, _) = select(found, &plan);
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "opt/gaia/function/func.py",
+                "opt/gaia/function/model.py",
+                "usr/local/lib/gaia/function_server.py"
+            ]
+        );
+    }
 }
