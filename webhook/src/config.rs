@@ -242,6 +242,28 @@ placement:
     }
 
     #[test]
+    fn reads_the_image_section() {
+        let c = Config::parse(
+            r#"
+image:
+  registries: {plainHttp: ["reg.local:5000"], connectTimeout: 1s}
+  skipRegistries: [dev.local]
+  cacheBytes: 1048576
+  finishAfterDeadline: false
+  limits: {peekBytes: 1048576, timeout: 5s}
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.image.registries.plain_http, ["reg.local:5000"]);
+        assert_eq!(c.image.registries.connect_timeout, Duration::from_secs(1));
+        assert_eq!(c.image.limits.peek_bytes, 1 << 20);
+        assert_eq!(c.image.limits.timeout, Duration::from_secs(5));
+        assert!(!c.image.finish_after_deadline);
+        assert!(c.image.enabled, "defaults kept");
+        assert_eq!(c.image.cache_entries, 256);
+    }
+
+    #[test]
     fn bad_fields_are_named() {
         for (text, needle) in [
             ("defaultMode: fast", "defaultMode"),
