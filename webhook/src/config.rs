@@ -242,6 +242,23 @@ placement:
     }
 
     #[test]
+    fn the_shipped_configmap_parses() {
+        #[derive(Deserialize)]
+        struct Cm {
+            data: std::collections::BTreeMap<String, String>,
+        }
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../manifests/base/webhook-config.yaml"
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let cm: Cm = serde_saphyr::from_str(&text).unwrap();
+        let c = Config::parse(&cm.data["config.yaml"]).unwrap();
+        assert!(c.image.enabled);
+        assert!(c.image.skip_registries.contains("dev.local"));
+    }
+
+    #[test]
     fn reads_the_image_section() {
         let c = Config::parse(
             r#"
