@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what Gaia's build and tests need on a fresh Debian machine, when missing:
-# the Rust components (rustfmt, clippy), Debian packages (Prometheus, wrk for benchmarks),
-# and Python packages for the test harness. Safe to run again: it only adds what is missing.
+# the Rust components (rustfmt, clippy), Debian packages (Prometheus, wrk for benchmarks,
+# docker-registry for the image source's tests), and Python packages for the test harness. Safe to run again: it only adds what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=hack/lib.sh
@@ -15,7 +15,7 @@ if command -v rustup >/dev/null 2>&1; then
 fi
 
 missing=()
-for pair in prometheus:prometheus promtool:prometheus wrk:wrk shellcheck:shellcheck; do
+for pair in prometheus:prometheus promtool:prometheus wrk:wrk shellcheck:shellcheck docker-registry:docker-registry; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -23,8 +23,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   gaia_log "installing Debian packages: ${missing[*]}"
   sudo_cmd=()
   [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  # Do not let the packages' init scripts start a system-wide prometheus or registry (the
+  # tests start their own on loopback): a refusing policy-rc.d for the install, unless one exists.
+  policy=/usr/sbin/policy-rc.d created=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | "${sudo_cmd[@]}" tee "$policy" >/dev/null
+    "${sudo_cmd[@]}" chmod +x "$policy"
+    created=1
+  fi
   "${sudo_cmd[@]}" apt-get update -q >/dev/null
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+  [ "$created" -eq 0 ] || "${sudo_cmd[@]}" rm -f "$policy"
 fi
 
 python3 - <<'PY' || { gaia_log "installing Python test packages"; python3 -m pip install -q -r tests/requirements.txt; }

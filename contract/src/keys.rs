@@ -22,6 +22,12 @@ pub const RATIONALE: &str = "gaia.dev/rationale";
 pub const FINDINGS: &str = "gaia.dev/findings";
 /// Written by the webhook: hash of the analysed source; unchanged source is not re-analysed.
 pub const SOURCE_DIGEST: &str = "gaia.dev/source-digest";
+/// Written by the webhook: where the analysed source was read (`annotation`,
+/// `configmap:NAME[,NAME]`, `image:REFERENCE`).
+pub const SOURCE_ORIGIN: &str = "gaia.dev/source-origin";
+/// Written by the webhook: the manifest digest (`sha256:...`) of the image the source was read
+/// from, when it came from the image.
+pub const IMAGE_DIGEST: &str = "gaia.dev/image-digest";
 
 /// Written by the autoscaler on the Service metadata: where it wants the Service (`cpu` or
 /// `gpu`). The webhook keeps it when it re-places a template.

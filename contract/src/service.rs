@@ -135,6 +135,10 @@ impl<'a> ServiceView<'a> {
             digest: self
                 .meta_annotation(keys::SOURCE_DIGEST)
                 .map(str::to_string),
+            origin: self
+                .meta_annotation(keys::SOURCE_ORIGIN)
+                .map(str::to_string),
+            image_digest: self.meta_annotation(keys::IMAGE_DIGEST).map(str::to_string),
         })
     }
 

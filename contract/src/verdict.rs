@@ -1,5 +1,6 @@
 //! The verdict the webhook records on a Service (`gaia.dev/mode`, `mode-source`, `rationale`,
-//! `findings`, `source-digest`), and the one rule for how long its rationale may be.
+//! `findings`, `source-digest`,
+//! `source-origin`, `image-digest`), and the one rule for how long its rationale may be.
 
 use crate::{ExecutionMode, ModeSource};
 
@@ -20,6 +21,10 @@ pub struct Verdict {
     pub findings: Option<String>,
     /// `gaia.dev/source-digest`: the analysed source's hash.
     pub digest: Option<String>,
+    /// `gaia.dev/source-origin`: where the source was read.
+    pub origin: Option<String>,
+    /// `gaia.dev/image-digest`: the image read, when the source came from one.
+    pub image_digest: Option<String>,
 }
 
 /// One line of at most `max` characters: control characters and runs of whitespace become one

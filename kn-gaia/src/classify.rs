@@ -1,6 +1,8 @@
-//! `kn gaia classify PATH... [-o text|json]`: each PATH (a file, or a directory holding one
-//! function) is classified on its own. Exit 0 when every PATH was classified; 1 (with one line on
-//! stderr per PATH) otherwise.
+//! `kn gaia classify PATH|IMAGE... [-o text|json]`: each PATH (a file, or a directory holding one
+//! function) is classified on its own; an argument that is not a path on disk but an image
+//! reference (`registry/repo:tag`, `...@sha256:...`) is read from its registry with the
+//! webhook's own image source (`gaia-image-source`). Exit 0 when every argument was classified;
+//! 1 (with one line on stderr per argument) otherwise.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -13,9 +15,19 @@ use gaia_classifier::{self as classifier, Classification, Finding, Limits};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Function source files or directories.
+    /// Function source files or directories, or image references.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
+    /// A registry (`host[:port]`) spoken to over plain HTTP (repeatable).
+    #[arg(long = "plain-http", value_name = "REGISTRY")]
+    pub plain_http: Vec<String>,
+    /// A PEM file of a CA trusted for registries (repeatable).
+    #[arg(long = "ca-file", value_name = "PEM")]
+    pub ca_files: Vec<PathBuf>,
+    /// Registry credentials: a Docker config.json / `.dockerconfigjson` (default:
+    /// $DOCKER_CONFIG/config.json, else ~/.docker/config.json, when present).
+    #[arg(long = "registry-config", value_name = "FILE")]
+    pub registry_config: Option<PathBuf>,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value = "text")]
     pub output: Output,
@@ -57,6 +69,97 @@ fn write_text(out: &mut impl Write, path: &str, c: &Classification) -> std::io::
     Ok(())
 }
 
+/// Whether a command-line argument names an image rather than a path: not on disk, and a
+/// reference with a repository path or a tag or digest.
+fn is_image(arg: &std::path::Path) -> bool {
+    let text = arg.to_string_lossy();
+    !arg.exists()
+        && !text.starts_with('.')
+        && !text.starts_with('/')
+        && !text.ends_with(".py")
+        && (text.contains(':') || text.contains('@'))
+        && gaia_image_source::registry::registry_of(&text).is_some()
+}
+
+/// The Docker config with credentials, as a pull secret.
+fn registry_credentials(args: &Args) -> Result<Vec<gaia_image_source::PullSecret>, String> {
+    let path = match &args.registry_config {
+        Some(p) => Some(p.clone()),
+        None => std::env::var_os("DOCKER_CONFIG")
+            .map(|d| PathBuf::from(d).join("config.json"))
+            .or_else(|| {
+                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker/config.json"))
+            })
+            .filter(|p| p.exists()),
+    };
+    let Some(path) = path else {
+        return Ok(Vec::new());
+    };
+    let data = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(vec![gaia_image_source::PullSecret {
+        name: path.display().to_string(),
+        data,
+        legacy: false,
+    }])
+}
+
+/// Reads the function out of an image, then classifies it like a directory.
+fn classify_image(
+    args: &Args,
+    image: &str,
+    limits: &Limits,
+) -> Result<(Classification, String), String> {
+    let secrets = registry_credentials(args)?;
+    let options = gaia_image_source::RegistryOptions {
+        plain_http: args.plain_http.clone(),
+        ca_files: args.ca_files.clone(),
+        ..Default::default()
+    };
+    let read = crate::cli::block_on(async {
+        let reader = gaia_image_source::ImageReader {
+            registries: gaia_image_source::Registries::new(options)
+                .map_err(|e| crate::Error::Internal(e.to_string()))?,
+            limits: gaia_image_source::ReadLimits::default(),
+        };
+        let resolved = reader
+            .registries
+            .resolve(image, &secrets)
+            .await
+            .map_err(|e| crate::Error::Internal(e.to_string()))?;
+        reader
+            .read(resolved, &secrets, &gaia_image_source::Command::default())
+            .await
+            .map_err(|e| crate::Error::Internal(e.to_string()))
+    })
+    .map_err(|e| e.to_string())?;
+    if read.files.is_empty() {
+        return Err(format!(
+            "no Python function found in the image (looked in /{})",
+            read.roots.join(", /")
+        ));
+    }
+    let note = format!(
+        "read from {}@{}: {} file(s), {} of {} layer(s) read, {} bytes downloaded",
+        image,
+        read.digest,
+        read.files.len(),
+        read.stats.layers_read - read.stats.layers_skipped,
+        read.stats.layers,
+        read.stats.downloaded_bytes
+    );
+    let stack = limits.required_stack_bytes();
+    let (files, limits) = (read.files, limits.clone());
+    let c = std::thread::Builder::new()
+        .name("classify".into())
+        .stack_size(stack)
+        .spawn(move || classifier::classify(&files, &limits))
+        .map_err(|e| format!("cannot start a thread: {e}"))?
+        .join()
+        .map_err(|_| "the classifier failed".to_string())?
+        .map_err(|e| e.to_string())?;
+    Ok((c, note))
+}
+
 /// Runs the subcommand, writing results to `out` and errors to `err`. Returns the exit code.
 pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> i32 {
     let limits = Limits {
@@ -67,7 +170,17 @@ pub fn run(args: &Args, out: &mut impl Write, err: &mut impl Write) -> i32 {
     let mut failed = false;
     for path in &args.paths {
         let shown = path.display().to_string();
-        match classify_on_thread(path.clone(), limits.clone()) {
+        let result = if is_image(path) {
+            classify_image(args, &shown, &limits).map(|(c, note)| {
+                if args.output == Output::Text {
+                    let _ = writeln!(err, "kn-gaia: {note}");
+                }
+                c
+            })
+        } else {
+            classify_on_thread(path.clone(), limits.clone())
+        };
+        match result {
             Ok(c) => {
                 let written = match args.output {
                     Output::Text => write_text(out, &shown, &c),
@@ -113,6 +226,9 @@ mod tests {
             paths: paths.iter().map(PathBuf::from).collect(),
             output,
             max_bytes: Limits::default().max_total_bytes,
+            plain_http: Vec::new(),
+            ca_files: Vec::new(),
+            registry_config: None,
         };
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let code = run(&args, &mut out, &mut err);
@@ -128,6 +244,15 @@ mod tests {
             "{}/../examples/functions/{name}",
             env!("CARGO_MANIFEST_DIR")
         )
+    }
+
+    #[test]
+    fn image_references_are_told_from_paths() {
+        assert!(is_image(std::path::Path::new("registry.example/team/f:v1")));
+        assert!(is_image(std::path::Path::new("127.0.0.1:5000/fn@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")));
+        assert!(!is_image(std::path::Path::new(&example("matmul"))));
+        assert!(!is_image(std::path::Path::new("./func.py")));
+        assert!(!is_image(std::path::Path::new("no/such/dir")));
     }
 
     #[test]

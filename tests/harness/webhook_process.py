@@ -19,8 +19,10 @@ from tests.harness.wait import wait_until
 class WebhookProcess:
     """A gaia-webhook process in the cluster's netns, registered with the apiserver."""
 
-    def __init__(self, cluster: Cluster, kubectl: Kubectl, name: str, port: int):
+    def __init__(self, cluster: Cluster, kubectl: Kubectl, name: str, port: int,
+                 config_yaml: str | None = None):
         self.cluster, self.kubectl, self.name, self.port = cluster, kubectl, name, port
+        self.config_yaml = config_yaml
         self.dir = Path(tempfile.mkdtemp(prefix=f"{name}-"))
         self.log = self.dir / "webhook.log"
         self.proc: Proc | None = None
@@ -31,9 +33,13 @@ class WebhookProcess:
         run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
              "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
              "-keyout", str(self.dir / "tls.key"), "-out", str(self.dir / "tls.crt")])
+        extra: list[str] = []
+        if self.config_yaml is not None:
+            (self.dir / "config.yaml").write_text(self.config_yaml)
+            extra = ["--config", str(self.dir / "config.yaml")]
         self.proc = Proc(self.cluster.in_netns(str(binary), "--listen", f"127.0.0.1:{self.port}",
                                                "--tls-cert", str(self.dir / "tls.crt"),
-                                               "--tls-key", str(self.dir / "tls.key")),
+                                               "--tls-key", str(self.dir / "tls.key"), *extra),
                          self.log, self.cluster.process_env())
         wait_until(self._ready, timeout=60, desc=f"{self.name} /readyz", interval=0.5)
         self.register()

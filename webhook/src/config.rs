@@ -95,6 +95,47 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Classifications kept in memory, keyed by source digest.
     pub cache_entries: usize,
+    /// Reading the function from the user container's image (after the inline annotation and
+    /// ConfigMap volumes): docs/image-source.md.
+    pub image: ImageConfig,
+}
+
+/// The `image:` section.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct ImageConfig {
+    /// Read images at all.
+    pub enabled: bool,
+    /// Plain-HTTP registries, extra CAs, connection timeouts.
+    pub registries: gaia_image_source::RegistryOptions,
+    /// Registries never asked (Knative's `registries-skipping-tag-resolving` default: local
+    /// names that exist only on nodes).
+    pub skip_registries: BTreeSet<String>,
+    /// Bytes, entries, files and time one image read may take.
+    pub limits: gaia_image_source::ReadLimits,
+    /// Images kept in memory by digest, and the bytes they may hold together.
+    pub cache_entries: usize,
+    pub cache_bytes: usize,
+    /// When a review's budget runs out before the image is read, finish the read and write the
+    /// verdict onto the Service (needs `patch` on services.serving.knative.dev).
+    pub finish_after_deadline: bool,
+}
+
+impl Default for ImageConfig {
+    fn default() -> Self {
+        ImageConfig {
+            enabled: true,
+            registries: gaia_image_source::RegistryOptions::default(),
+            skip_registries: ["kind.local", "ko.local", "dev.local"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            limits: gaia_image_source::ReadLimits::default(),
+            cache_entries: 256,
+            cache_bytes: 64 << 20,
+            finish_after_deadline: true,
+        }
+    }
 }
 
 impl Default for Config {
@@ -116,6 +157,7 @@ impl Default for Config {
             review_deadline: Duration::from_millis(1500),
             max_body_bytes: 8 * 1024 * 1024,
             cache_entries: 1024,
+            image: ImageConfig::default(),
         }
     }
 }
@@ -153,6 +195,8 @@ impl Config {
             ("source.maxNesting", self.source.max_nesting),
             ("source.maxFiles", self.source.max_files),
             ("maxBodyBytes", self.max_body_bytes),
+            ("image.cacheEntries", self.image.cache_entries),
+            ("image.limits.maxFiles", self.image.limits.max_files),
         ];
         for (field, value) in positive {
             if value == 0 {
@@ -202,12 +246,53 @@ placement:
     }
 
     #[test]
+    fn the_shipped_configmap_parses() {
+        #[derive(Deserialize)]
+        struct Cm {
+            data: std::collections::BTreeMap<String, String>,
+        }
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../manifests/base/webhook-config.yaml"
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let cm: Cm = serde_saphyr::from_str(&text).unwrap();
+        let c = Config::parse(&cm.data["config.yaml"]).unwrap();
+        assert!(c.image.enabled);
+        assert!(c.image.skip_registries.contains("dev.local"));
+    }
+
+    #[test]
+    fn reads_the_image_section() {
+        let c = Config::parse(
+            r#"
+image:
+  registries: {plainHttp: ["reg.local:5000"], connectTimeout: 1s}
+  skipRegistries: [dev.local]
+  cacheBytes: 1048576
+  finishAfterDeadline: false
+  limits: {peekBytes: 1048576, timeout: 5s}
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.image.registries.plain_http, ["reg.local:5000"]);
+        assert_eq!(c.image.registries.connect_timeout, Duration::from_secs(1));
+        assert_eq!(c.image.limits.peek_bytes, 1 << 20);
+        assert_eq!(c.image.limits.timeout, Duration::from_secs(5));
+        assert!(!c.image.finish_after_deadline);
+        assert!(c.image.enabled, "defaults kept");
+        assert_eq!(c.image.cache_entries, 256);
+    }
+
+    #[test]
     fn bad_fields_are_named() {
         for (text, needle) in [
             ("defaultMode: fast", "defaultMode"),
             ("placment: {}", "placment"),
             ("source: {maxNesting: 0}", "source.maxNesting"),
             ("reviewDeadline: 60s", "reviewDeadline"),
+            ("image: {limits: {peekBytez: 1}}", "peekBytez"),
+            ("image: {registries: {plainHttp: nope}}", "plainHttp"),
             (
                 "placement: {cpu: {}, gpu: {tolerations: [{operator: Sometimes}]}}",
                 "placement.gpu.tolerations[0].operator",

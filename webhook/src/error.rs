@@ -26,4 +26,16 @@ pub enum Error {
     Timeout(std::time::Duration),
     #[error("classification failed: {0}")]
     ClassifierFailed(String),
+    /// The function's image could not be read.
+    #[error(transparent)]
+    Image(#[from] gaia_image_source::Error),
+    /// An image read failed in the background (the message of its error).
+    #[error("{0}")]
+    ImageRead(String),
+    /// The image is still being read after the review's budget.
+    #[error("image {reference} not read within {waited:?}")]
+    ImagePending {
+        reference: String,
+        waited: std::time::Duration,
+    },
 }

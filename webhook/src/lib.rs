@@ -8,6 +8,8 @@ pub mod admission;
 pub mod certs;
 pub mod config;
 pub mod error;
+pub mod follow_up;
+pub mod image;
 pub mod metrics;
 pub mod namespaces;
 pub mod pool;

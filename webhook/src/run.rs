@@ -8,6 +8,7 @@ use tracing::info;
 use crate::admission::Admission;
 use crate::certs::ManagedTls;
 use crate::config::{Args, Config};
+use crate::image::ImageSource;
 use crate::metrics::Metrics;
 use crate::namespaces::NamespaceLabels;
 use crate::pool::ClassifierPool;
@@ -44,13 +45,30 @@ pub async fn run(flags: Args) -> Result<(), Error> {
         config.source.clone(),
     )?;
     let kube_client = client.clone();
+    let images = if config.image.enabled {
+        Some(Arc::new(ImageSource::new(&config.image, client.clone())?))
+    } else {
+        None
+    };
     let admission = Arc::new(Admission {
         config: Arc::clone(&config),
-        sources: SourceChain::new(client),
+        sources: SourceChain::new(client, images.clone()),
         pool,
         namespaces,
         metrics: Arc::new(Metrics::new()),
     });
+    // Reviews whose image was read after their deadline are finished here (docs/image-source.md).
+    if let (Some(images), Some(client)) = (&images, &kube_client) {
+        if config.image.finish_after_deadline {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            images.set_follow_ups(tx);
+            tokio::spawn(crate::follow_up::run(
+                Arc::clone(&admission),
+                client.clone(),
+                rx,
+            ));
+        }
+    }
     let tls = match (&flags.tls_cert, &flags.tls_key, &flags.tls_secret) {
         (Some(cert), Some(key), None) => TlsSource::Files {
             cert: cert.clone(),

@@ -3,12 +3,15 @@
 //! 1. the `gaia.dev/source` annotation (one file, inline);
 //! 2. ConfigMap volumes mounted into the user container (every key ending in `.py`), read
 //!    through the API; a missing ConfigMap is not an error;
-//! 3. nothing: the caller falls back to the configured default mode.
+//! 3. the user container's image, read from its registry (`crate::image`, docs/image-source.md);
+//! 4. nothing: the caller falls back to the configured default mode.
 //!
-//! A new source (OCI image layers, say) is one more variant of [`SourceProvider`], tried in
-//! [`SourceChain::fetch`] in its place in the order.
+//! A new source is one more variant of [`SourceProvider`], tried in [`SourceChain::fetch`] in
+//! its place in the order.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
 
 use gaia_contract::{keys, placement::user_container_index};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -16,6 +19,7 @@ use kube::{Api, Client};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use crate::image::{ImageSource, ReviewContext};
 use crate::Error;
 use gaia_classifier::SourceFile;
 
@@ -24,6 +28,30 @@ use gaia_classifier::SourceFile;
 pub enum SourceOrigin {
     Inline,
     ConfigMaps(Vec<String>),
+    /// The user container's image, as referenced, and the manifest digest read.
+    Image {
+        reference: String,
+        digest: String,
+    },
+}
+
+impl SourceOrigin {
+    /// The value of `gaia.dev/source-origin`.
+    pub fn annotation(&self) -> String {
+        match self {
+            SourceOrigin::Inline => "annotation".to_string(),
+            SourceOrigin::ConfigMaps(names) => format!("configmap:{}", names.join(",")),
+            SourceOrigin::Image { reference, .. } => format!("image:{reference}"),
+        }
+    }
+
+    /// The value of `gaia.dev/image-digest`, for an image.
+    pub fn image_digest(&self) -> Option<&str> {
+        match self {
+            SourceOrigin::Image { digest, .. } => Some(digest),
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Display for SourceOrigin {
@@ -31,6 +59,7 @@ impl std::fmt::Display for SourceOrigin {
         match self {
             SourceOrigin::Inline => write!(f, "annotation {}", keys::SOURCE),
             SourceOrigin::ConfigMaps(names) => write!(f, "ConfigMap {}", names.join(", ")),
+            SourceOrigin::Image { reference, digest } => write!(f, "image {reference}@{digest}"),
         }
     }
 }
@@ -80,6 +109,8 @@ pub enum SourceProvider {
     InlineAnnotation,
     /// ConfigMap volumes mounted into the user container, read through the API.
     ConfigMapVolumes(Client),
+    /// The user container's image, read from its registry.
+    Image(Arc<ImageSource>),
 }
 
 impl SourceProvider {
@@ -87,12 +118,15 @@ impl SourceProvider {
         &self,
         service: &Value,
         namespace: &str,
+        ctx: &ReviewContext,
+        deadline: Instant,
     ) -> Result<Option<FunctionSource>, Error> {
         match self {
             SourceProvider::InlineAnnotation => Ok(inline_source(service)),
             SourceProvider::ConfigMapVolumes(client) => {
                 configmap_source(client, service, namespace).await
             }
+            SourceProvider::Image(images) => images.fetch(service, namespace, ctx, deadline).await,
         }
     }
 }
@@ -103,22 +137,29 @@ pub struct SourceChain {
 }
 
 impl SourceChain {
-    /// Inline annotation, then ConfigMap volumes when an API client is available.
-    pub fn new(client: Option<Client>) -> SourceChain {
+    /// Inline annotation, then ConfigMap volumes when an API client is available, then the
+    /// image when an image source is configured.
+    pub fn new(client: Option<Client>, images: Option<Arc<ImageSource>>) -> SourceChain {
         let mut providers = vec![SourceProvider::InlineAnnotation];
         if let Some(c) = client {
             providers.push(SourceProvider::ConfigMapVolumes(c));
         }
+        if let Some(i) = images {
+            providers.push(SourceProvider::Image(i));
+        }
         SourceChain { providers }
     }
 
+    /// The first source found; `deadline` bounds the waits of slow providers (the image).
     pub async fn fetch(
         &self,
         service: &Value,
         namespace: &str,
+        ctx: &ReviewContext,
+        deadline: Instant,
     ) -> Result<Option<FunctionSource>, Error> {
         for p in &self.providers {
-            if let Some(found) = p.fetch(service, namespace).await? {
+            if let Some(found) = p.fetch(service, namespace, ctx, deadline).await? {
                 return Ok(Some(found));
             }
         }

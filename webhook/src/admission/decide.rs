@@ -102,6 +102,8 @@ pub fn effective(
         rationale: one_line(&rationale, MAX_RATIONALE_CHARS),
         findings,
         digest,
+        origin: None,
+        image_digest: None,
     }
 }
 
@@ -167,6 +169,8 @@ pub fn mutate(
         set(keys::RATIONALE, Some(&verdict.rationale));
         set(keys::FINDINGS, verdict.findings.as_deref());
         set(keys::SOURCE_DIGEST, verdict.digest.as_deref());
+        set(keys::SOURCE_ORIGIN, verdict.origin.as_deref());
+        set(keys::IMAGE_DIGEST, verdict.image_digest.as_deref());
     }
     let placement = placement_for(&out, verdict.mode);
     apply_placement(&mut out, placement, profiles)?;
@@ -298,6 +302,8 @@ mod tests {
             rationale: "r".into(),
             findings: None,
             digest: Some("sha256:a".into()),
+            origin: Some("image:r/f:1".into()),
+            image_digest: Some("sha256:i".into()),
         };
         let p = PlacementProfiles::default();
         let once = mutate(&svc(json!({})), &v, &p).unwrap();

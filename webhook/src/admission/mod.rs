@@ -24,10 +24,12 @@ use serde_json::Value;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::config::Config;
+use crate::image::ReviewContext;
 use crate::metrics::Metrics;
 use crate::namespaces::NamespaceLabels;
 use crate::pool::{ClassifierPool, Hit};
 use crate::sources::SourceChain;
+use crate::Error;
 use decide::{Analysis, OptIn};
 use gaia_contract::Verdict;
 use review::{RequestIn, ReviewIn, ReviewOut};
@@ -119,7 +121,16 @@ impl Admission {
             .or_else(|| meta("generateName"))
             .unwrap_or_default();
         let span = info_span!("review", %namespace, %name, uid = %request.uid, op = %request.operation, dry_run = request.dry_run.unwrap_or(false));
-        self.review_request(&api_version, request, namespace)
+        let ctx = ReviewContext {
+            name: request
+                .name
+                .clone()
+                .filter(|n| !n.is_empty())
+                .or_else(|| meta("name"))
+                .unwrap_or_default(),
+            follow_up: !request.dry_run.unwrap_or(false),
+        };
+        self.review_request(&api_version, request, namespace, ctx)
             .instrument(span)
             .await
     }
@@ -129,6 +140,7 @@ impl Admission {
         api_version: &str,
         request: RequestIn,
         namespace: String,
+        ctx: ReviewContext,
     ) -> (ReviewOut, Outcome) {
         let allow = ReviewOut::allow(api_version, &request.uid);
         let is_service =
@@ -164,7 +176,15 @@ impl Admission {
         let old = request.old_object;
         let mut warnings = Vec::new();
         let verdict = self
-            .analyse(&service, old.as_ref(), &namespace, requested, &mut warnings)
+            .analyse(
+                &service,
+                old.as_ref(),
+                &namespace,
+                requested,
+                &ctx,
+                self.config.review_deadline,
+                &mut warnings,
+            )
             .await;
         self.metrics
             .observe_classification(verdict.mode, verdict.source);
@@ -192,26 +212,74 @@ impl Admission {
         }
     }
 
-    /// Finds the source and classifies it, within the review deadline.
+    /// What the webhook would make of `service` now, with `budget` for reading and
+    /// classifying: the verdict and the Service as wanted. For the follow-up of a review whose
+    /// image was read after it. `None` when the Service is not opted in or cannot be placed.
+    pub async fn desired(
+        &self,
+        service: &Value,
+        namespace: &str,
+        budget: Duration,
+    ) -> Option<(Verdict, Value)> {
+        let requested = match decide::requested_mode(service, self.namespaces.opted_in(namespace)) {
+            OptIn::Yes(m) => m,
+            _ => return None,
+        };
+        let ctx = ReviewContext::default();
+        let mut warnings = Vec::new();
+        let verdict = self
+            .analyse(
+                service,
+                None,
+                namespace,
+                requested,
+                &ctx,
+                budget,
+                &mut warnings,
+            )
+            .await;
+        let mutated = decide::mutate(service, &verdict, &self.config.placement).ok()?;
+        Some((verdict, mutated))
+    }
+
+    /// Finds the source and classifies it, within `budget` (the review deadline).
+    #[allow(clippy::too_many_arguments)]
     async fn analyse(
         &self,
         service: &Value,
         old: Option<&Value>,
         namespace: &str,
         requested: RequestedMode,
+        ctx: &ReviewContext,
+        budget: Duration,
         warnings: &mut Vec<String>,
     ) -> Verdict {
-        let deadline = Instant::now() + self.config.review_deadline;
+        let deadline = Instant::now() + budget;
         let default_mode = self.config.default_mode;
         let fetched = tokio::time::timeout(
-            self.config.review_deadline,
-            self.sources.fetch(service, namespace),
+            budget,
+            self.sources.fetch(service, namespace, ctx, deadline),
         )
         .await;
         let source = match fetched {
             Ok(Ok(Some(s))) => s,
             Ok(Ok(None)) => {
                 return decide::effective(requested, Analysis::NoSource, None, default_mode)
+            }
+            Ok(Err(Error::ImagePending { reference, waited })) => {
+                let why = format!(
+                    "image {reference} not read within {} ms",
+                    waited.as_millis()
+                );
+                let then = if ctx.follow_up && !ctx.name.is_empty() {
+                    "the read continues and the verdict will be written onto the Service"
+                } else {
+                    "the read continues; the next review uses it"
+                };
+                warnings.push(format!(
+                    "gaia: {why}: admitted with the default mode; {then}"
+                ));
+                return decide::effective(requested, Analysis::Failed(why), None, default_mode);
             }
             Ok(Err(e)) => {
                 let why = format!("source unreadable: {e}");
@@ -227,15 +295,19 @@ impl Admission {
                 return decide::effective(requested, Analysis::Failed(why), None, default_mode);
             }
         };
-        if let Some(prior) = decide::reusable_prior(service, old, &source.digest, requested) {
+        let origin = Some(source.origin.annotation());
+        let image_digest = source.origin.image_digest().map(str::to_string);
+        if let Some(mut prior) = decide::reusable_prior(service, old, &source.digest, requested) {
             debug!(digest = %source.digest, "source unchanged: earlier verdict kept");
+            prior.origin = origin;
+            prior.image_digest = image_digest;
             return prior;
         }
         let digest = source.digest.clone();
         let remaining = deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(1));
-        match self.pool.classify(&digest, source.files, remaining).await {
+        let mut verdict = match self.pool.classify(&digest, source.files, remaining).await {
             Ok((c, hit)) => {
                 self.metrics.observe_cache(hit == Hit::Cached);
                 if c.fallback {
@@ -257,7 +329,10 @@ impl Admission {
                 warnings.push(format!("gaia: {why}; the default mode is used"));
                 decide::effective(requested, Analysis::Failed(why), Some(digest), default_mode)
             }
-        }
+        };
+        verdict.origin = origin;
+        verdict.image_digest = image_digest;
+        verdict
     }
 }
 

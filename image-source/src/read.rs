@@ -1,0 +1,363 @@
+//! One image read end to end: resolve, manifest, config, then the layers from the top down,
+//! each streamed from the registry into the tar walk on a blocking thread, then links, virtual
+//! environments and import following.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gaia_classifier::SourceFile;
+use oci_client::manifest::OciDescriptor;
+use tokio::sync::mpsc;
+use tracing::{debug, info, info_span, Instrument};
+
+use crate::decode::{compression, decoder};
+use crate::entry::{ImageConfig, Plan};
+use crate::imports::reachable;
+use crate::limits::ReadLimits;
+use crate::overlay::Overlay;
+use crate::paths;
+use crate::registry::{ChannelReader, Registries, Resolved};
+use crate::walk::{Candidates, Ended, Totals, Walker};
+use crate::{Error, PullSecret};
+
+/// Largest image config read (they are a few KiB).
+const MAX_CONFIG_BYTES: u64 = 4 << 20;
+/// Chunks buffered between the download and the tar walk.
+const CHANNEL_CHUNKS: usize = 8;
+
+/// Entry files by name when the command line names none (Knative `func`'s `func.py` first;
+/// the classifier's own list).
+pub const ENTRY_NAMES: &[&str] = &[
+    "func.py",
+    "main.py",
+    "app.py",
+    "handler.py",
+    "lambda_function.py",
+    "service.py",
+    "__main__.py",
+];
+
+/// What the container runs, when the Service overrides the image's Entrypoint/Cmd.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Command {
+    pub command: Option<Vec<String>>,
+    pub args: Option<Vec<String>>,
+}
+
+/// How much of the image was read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReadStats {
+    pub layers: usize,
+    pub layers_read: usize,
+    /// Layers left unread or stopped early (dependency layers, past the function).
+    pub layers_skipped: usize,
+    pub downloaded_bytes: u64,
+    pub unpacked_bytes: u64,
+    pub entries: u64,
+    pub elapsed: Duration,
+}
+
+/// A function read from an image.
+#[derive(Debug, Clone)]
+pub struct ImageFunction {
+    /// As written in the Service.
+    pub reference: String,
+    /// The manifest digest that was read.
+    pub digest: String,
+    /// The function's files by image path (`app/func.py`), sorted.
+    pub files: Vec<SourceFile>,
+    /// The entry file (image path), when found.
+    pub entry: Option<String>,
+    /// The directories looked in.
+    pub roots: Vec<String>,
+    pub stats: ReadStats,
+}
+
+impl ImageFunction {
+    /// Bytes held in memory (for the cache's bound).
+    pub fn weight(&self) -> usize {
+        self.files
+            .iter()
+            .map(|f| f.path.len() + f.bytes.len() + 64)
+            .sum::<usize>()
+            + self.reference.len()
+            + 256
+    }
+}
+
+/// Reads functions out of images.
+pub struct ImageReader {
+    pub registries: Registries,
+    pub limits: ReadLimits,
+}
+
+impl ImageReader {
+    /// Reads the image `resolved` names (see [`Registries::resolve`]), within the limits and
+    /// their timeout.
+    pub async fn read(
+        &self,
+        resolved: Resolved,
+        secrets: &[PullSecret],
+        command: &Command,
+    ) -> Result<ImageFunction, Error> {
+        let span =
+            info_span!("image_read", reference = %resolved.reference, digest = %resolved.digest);
+        let timeout = self.limits.timeout;
+        match tokio::time::timeout(timeout, self.read_inner(resolved, secrets, command))
+            .instrument(span)
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout(timeout)),
+        }
+    }
+
+    async fn read_inner(
+        &self,
+        mut resolved: Resolved,
+        secrets: &[PullSecret],
+        command: &Command,
+    ) -> Result<ImageFunction, Error> {
+        let started = Instant::now();
+        let deadline = started + self.limits.timeout;
+        let (manifest, _) = self.registries.manifest(&mut resolved, secrets).await?;
+        let downloaded = Arc::new(AtomicU64::new(0));
+        let config_bytes = fetch_small(&resolved, &manifest.config).await?;
+        let config: ImageConfig =
+            serde_json::from_slice(&config_bytes).map_err(|e| Error::Image {
+                reference: resolved.reference.clone(),
+                message: format!("image config: {e}"),
+            })?;
+        let plan = Arc::new(Plan::new(
+            &config,
+            command.command.as_deref(),
+            command.args.as_deref(),
+        ));
+        debug!(roots = ?plan.roots, entry = ?plan.entry_file, module = ?plan.entry_module, "plan");
+        let mut stats = ReadStats {
+            layers: manifest.layers.len(),
+            ..ReadStats::default()
+        };
+        let mut state = WalkState::default();
+        for layer in manifest.layers.iter().rev().take(self.limits.max_layers) {
+            let Some(comp) = compression(&layer.media_type) else {
+                stats.layers_skipped += 1;
+                continue;
+            };
+            let (tx, rx) = mpsc::channel(CHANNEL_CHUNKS);
+            let pump = {
+                let resolved = resolved.clone();
+                let layer = layer.clone();
+                let downloaded = Arc::clone(&downloaded);
+                let limit = self.limits.max_download_bytes;
+                AbortOnDrop(tokio::spawn(async move {
+                    Registries::stream_blob(&resolved, &layer, tx, downloaded, limit).await
+                }))
+            };
+            let digest = layer.digest.clone();
+            let limits = self.limits.clone();
+            let plan_for_walk = Arc::clone(&plan);
+            let mut moved = std::mem::take(&mut state);
+            let walked = tokio::task::spawn_blocking(move || {
+                let walker = Walker {
+                    digest: &digest,
+                    plan: &plan_for_walk,
+                    limits: &limits,
+                    deadline,
+                };
+                let result = decoder(comp, ChannelReader::new(rx), &digest).and_then(|tar| {
+                    walker.walk(tar, &mut moved.overlay, &mut moved.found, &mut moved.totals)
+                });
+                (moved, result)
+            })
+            .await
+            .map_err(|e| Error::Internal(format!("the layer walk stopped: {e}")))?;
+            state = walked.0;
+            // A failed download explains a truncated tar better than the tar does.
+            if let Ok(Ok(Err(e))) = tokio::time::timeout(Duration::ZERO, pump.join()).await {
+                if walked.1.is_err() {
+                    return Err(e);
+                }
+            }
+            if downloaded.load(Ordering::Relaxed) > self.limits.max_download_bytes {
+                return Err(Error::Budget {
+                    what: "downloaded layer bytes",
+                    limit: self.limits.max_download_bytes,
+                    setting: "image.limits.maxDownloadBytes",
+                });
+            }
+            let walk = walked.1?;
+            stats.layers_read += 1;
+            if walk.ended != Ended::Complete {
+                stats.layers_skipped += 1;
+            }
+        }
+        stats.downloaded_bytes = downloaded.load(Ordering::Relaxed);
+        stats.unpacked_bytes = state.totals.unpacked_bytes;
+        stats.entries = state.totals.entries;
+        let (files, entry) = select(state.found, &plan);
+        stats.elapsed = started.elapsed();
+        info!(files = files.len(), entry = ?entry, downloaded = stats.downloaded_bytes, unpacked = stats.unpacked_bytes, layers = stats.layers, skipped = stats.layers_skipped, elapsed_ms = stats.elapsed.as_millis() as u64, "image read");
+        Ok(ImageFunction {
+            reference: resolved.reference.clone(),
+            digest: resolved.digest.clone(),
+            files,
+            entry,
+            roots: plan.roots.clone(),
+            stats,
+        })
+    }
+}
+
+#[derive(Default)]
+struct WalkState {
+    overlay: Overlay,
+    found: Candidates,
+    totals: Totals,
+}
+
+/// A spawned task that is aborted when its handle goes away (a timed-out read stops its
+/// downloads).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> AbortOnDrop<T> {
+    async fn join(mut self) -> Result<T, tokio::task::JoinError> {
+        (&mut self.0).await
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn fetch_small(resolved: &Resolved, descriptor: &OciDescriptor) -> Result<Vec<u8>, Error> {
+    if descriptor.size < 0 || descriptor.size as u64 > MAX_CONFIG_BYTES {
+        return Err(Error::Image {
+            reference: resolved.reference.clone(),
+            message: format!(
+                "config of {} bytes (at most {MAX_CONFIG_BYTES})",
+                descriptor.size
+            ),
+        });
+    }
+    let (tx, mut rx) = mpsc::channel(CHANNEL_CHUNKS);
+    let counter = Arc::new(AtomicU64::new(0));
+    let pump = Registries::stream_blob(resolved, descriptor, tx, counter, MAX_CONFIG_BYTES);
+    let collect = async {
+        let mut out = Vec::new();
+        while let Some(chunk) = rx.recv().await {
+            let chunk = chunk.map_err(|e| Error::Image {
+                reference: resolved.reference.clone(),
+                message: format!("config: {e}"),
+            })?;
+            out.extend_from_slice(&chunk);
+        }
+        Ok::<_, Error>(out)
+    };
+    let (pumped, collected) = tokio::join!(pump, collect);
+    pumped?;
+    collected
+}
+
+/// The function's files from the candidates: links resolved, virtual environments dropped,
+/// then what the entry reaches (every candidate when no entry is known). Paths are image paths.
+pub fn select(found: Candidates, plan: &Plan) -> (Vec<SourceFile>, Option<String>) {
+    let Candidates {
+        mut files,
+        links,
+        venvs,
+        ..
+    } = found;
+    for (link, target) in links {
+        if let Some(bytes) = files.get(&target).cloned() {
+            files.entry(link).or_insert(bytes);
+        }
+    }
+    files.retain(|path, _| !venvs.iter().any(|v| paths::is_under(path, v)));
+    let mut entries: Vec<String> = plan
+        .entry_file
+        .iter()
+        .filter(|e| files.contains_key(*e))
+        .cloned()
+        .collect();
+    // A server script outside the function's directories (Gaia's runtime image runs
+    // /usr/local/lib/gaia/function_server.py, which imports func.py by path) is not the function:
+    // the usual entry names in those directories are entries too.
+    let entry_outside = plan
+        .entry_file
+        .as_deref()
+        .is_some_and(|e| plan.root_of(e).is_none());
+    if (entries.is_empty() || entry_outside) && plan.entry_module.is_none() {
+        for dir in plan.search.iter().chain(&plan.roots) {
+            if let Some(name) = ENTRY_NAMES
+                .iter()
+                .map(|n| {
+                    if dir.is_empty() {
+                        n.to_string()
+                    } else {
+                        format!("{dir}/{n}")
+                    }
+                })
+                .find(|p| files.contains_key(p))
+            {
+                if !entries.contains(&name) {
+                    entries.push(name);
+                }
+            }
+        }
+    }
+    let has_entry = !entries.is_empty() || plan.entry_module.is_some();
+    let keep = has_entry.then(|| reachable(&files, plan, &entries));
+    let entry = entries.first().cloned();
+    let out = files
+        .into_iter()
+        .filter(|(p, _)| keep.as_ref().is_none_or(|k| k.contains(p)))
+        .map(|(path, bytes)| SourceFile { path, bytes })
+        .collect();
+    (out, entry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::{ImageConfig, RuntimeConfig};
+
+    #[test]
+    fn a_server_script_outside_the_function_does_not_hide_it() {
+        let config = ImageConfig {
+            config: Some(RuntimeConfig {
+                entrypoint: Some(vec![
+                    "python3".into(),
+                    "/usr/local/lib/gaia/function_server.py".into(),
+                ]),
+                ..RuntimeConfig::default()
+            }),
+        };
+        let plan = Plan::new(&config, None, None);
+        let mut found = Candidates::default();
+        for (p, t) in [
+            (
+                "usr/local/lib/gaia/function_server.py",
+                "import importlib\n",
+            ),
+            ("opt/gaia/function/func.py", "from model import m\n"),
+            ("opt/gaia/function/model.py", "import torch\n"),
+            ("opt/gaia/function/unused.py", "import jax\n"),
+        ] {
+            found.files.insert(p.to_string(), t.as_bytes().to_vec());
+        }
+        let (files, _) = select(found, &plan);
+        let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "opt/gaia/function/func.py",
+                "opt/gaia/function/model.py",
+                "usr/local/lib/gaia/function_server.py"
+            ]
+        );
+    }
+}
