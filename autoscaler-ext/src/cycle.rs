@@ -848,6 +848,237 @@ mod tests {
         assert!(cycle.streaks.is_empty());
     }
 
+    /// Records ladder actions: (name, kind, note).
+    #[derive(Default)]
+    struct LadderRecording(std::sync::Mutex<Vec<(String, &'static str, String)>>);
+
+    impl Actuator for LadderRecording {
+        async fn act(&self, _: &ManagedService, _: &Decision) -> Result<(), Error> {
+            panic!("a ladder cycle decided with decide")
+        }
+        async fn act_ladder(&self, svc: &ManagedService, a: &LadderAction) -> Result<(), Error> {
+            self.0
+                .lock()
+                .unwrap()
+                .push((svc.name.clone(), a.decision.kind(), a.note.clone()));
+            Ok(())
+        }
+        async fn warn(
+            &self,
+            svc: &ManagedService,
+            reason: &'static str,
+            n: String,
+        ) -> Result<(), Error> {
+            self.0.lock().unwrap().push((svc.name.clone(), reason, n));
+            Ok(())
+        }
+    }
+
+    fn ladder_settings() -> CycleSettings {
+        let mut c = Config::default();
+        c.ladder = Some(LadderConfig::cpu_shared_gpu(143_771.0, 7));
+        CycleSettings::from_config(&c)
+    }
+
+    fn within_slo(names: &[&str]) -> RawObservations {
+        let mut raw = RawObservations {
+            queries: 7,
+            ..Default::default()
+        };
+        for n in names {
+            let rev = RevisionKey::new("ns", format!("{n}-1"));
+            raw.p95_short_ms.insert(rev.clone(), 40.0);
+            raw.p95_long_ms.insert(rev.clone(), 40.0);
+            raw.p50_short_ms.insert(rev.clone(), 30.0);
+            raw.rps_short.insert(rev.clone(), 5.0);
+            raw.rps_long.insert(rev.clone(), 5.0);
+            raw.mean_latency_ms.insert(rev.clone(), 35.0);
+            raw.cpu_cores
+                .insert(PodKey::new("ns", format!("{n}-1-pod")), 0.2);
+        }
+        raw
+    }
+
+    fn sliced_node(free: u32, taints: &[(&str, &str)]) -> Arc<NodeShape> {
+        use crate::cluster::nodes::Taint;
+        Arc::new(NodeShape {
+            name: "sliced".into(),
+            labels: [("nvidia.com/gpu.present".to_string(), "true".to_string())].into(),
+            taints: taints
+                .iter()
+                .map(|(k, e)| Taint {
+                    key: (*k).into(),
+                    value: String::new(),
+                    effect: (*e).into(),
+                })
+                .collect(),
+            allocatable: [("nvidia.com/gpu.shared".to_string(), free)].into(),
+            schedulable: true,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_ladder_moves_a_light_function_to_the_cheaper_shared_gpu_while_a_unit_is_free() {
+        let snap = Snapshot {
+            services: vec![svc("a", "cpu_preferred"), svc("b", "cpu_preferred")],
+            pods: vec![pod("a-1"), pod("b-1")],
+            nodes: vec![],
+        };
+        let rungs = RungSnapshot {
+            nodes: vec![sliced_node(1, &[("nvidia.com/gpu", "NoSchedule")])],
+            pods: vec![],
+        };
+        let act = LadderRecording::default();
+        let mut cycle = Cycle::new(ladder_settings());
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let r = cycle
+            .run_ladder(
+                &snap,
+                &rungs,
+                &Table(Ok(within_slo(&["a", "b"]))),
+                &act,
+                t0,
+                None,
+            )
+            .await;
+        // one free slice: a takes it, b (decided after a) finds none and stays on the CPU
+        assert_eq!(r.decisions.get("economize"), Some(&1), "{r:?}");
+        assert_eq!(r.holds.get("within_slo"), Some(&1), "{r:?}");
+        let acted = act.0.lock().unwrap().clone();
+        assert_eq!(acted.len(), 1, "{acted:?}");
+        let (name, kind, note) = &acted[0];
+        assert_eq!((name.as_str(), *kind), ("a", "economize"));
+        assert!(note.contains("→ gpu-shared"), "{note}");
+        assert!(
+            note.contains("cost per 1,000 requests: cpu $0.0076 (measured), gpu-shared $0.0038 (estimated), gpu $0.0266 (estimated)"),
+            "{note}"
+        );
+        // next cycle: the slice is promised to a (its pod is not there yet): b still holds
+        let r = cycle
+            .run_ladder(
+                &snap,
+                &rungs,
+                &Table(Ok(within_slo(&["a", "b"]))),
+                &act,
+                add(t0, Duration::from_secs(10)),
+                None,
+            )
+            .await;
+        assert_eq!(r.decisions.get("economize"), None, "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn a_slice_on_a_node_the_rung_does_not_tolerate_is_not_free() {
+        let snap = Snapshot {
+            services: vec![svc("a", "cpu_preferred")],
+            pods: vec![pod("a-1")],
+            nodes: vec![],
+        };
+        let rungs = RungSnapshot {
+            nodes: vec![sliced_node(
+                7,
+                &[("nvidia.com/gpu", "NoSchedule"), ("team", "NoExecute")],
+            )],
+            pods: vec![],
+        };
+        let act = LadderRecording::default();
+        let mut cycle = Cycle::new(ladder_settings());
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let r = cycle
+            .run_ladder(
+                &snap,
+                &rungs,
+                &Table(Ok(within_slo(&["a"]))),
+                &act,
+                t0,
+                None,
+            )
+            .await;
+        assert_eq!(r.holds.get("within_slo"), Some(&1), "{r:?}");
+        assert!(act.0.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_ladder_promotes_a_slow_busy_function_one_rung_or_says_there_is_no_room() {
+        let snap = Snapshot {
+            services: vec![svc("a", "cpu_preferred")],
+            pods: vec![pod("a-1")],
+            nodes: vec![],
+        };
+        let full = RungSnapshot {
+            nodes: vec![sliced_node(1, &[])],
+            pods: vec![Arc::new(PodUnits {
+                node: Some("sliced".into()),
+                units: vec![0, 1, 0],
+            })],
+        };
+        let act = LadderRecording::default();
+        let mut cycle = Cycle::new(ladder_settings());
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let observer = Table(Ok(slow_and_busy(&["a"])));
+        for i in 0..2 {
+            cycle
+                .run_ladder(
+                    &snap,
+                    &full,
+                    &observer,
+                    &act,
+                    add(t0, Duration::from_secs(10 * i)),
+                    None,
+                )
+                .await;
+        }
+        let acted = act.0.lock().unwrap().clone();
+        assert_eq!(acted.len(), 1, "{acted:?}");
+        assert_eq!(acted[0].1, "no_capacity");
+        assert!(
+            acted[0].2.contains("cost per 1,000 requests"),
+            "{}",
+            acted[0].2
+        );
+        // a slice frees up: promoted one rung, to the shared GPU
+        let free = RungSnapshot {
+            nodes: vec![sliced_node(1, &[])],
+            pods: vec![],
+        };
+        let r = cycle
+            .run_ladder(
+                &snap,
+                &free,
+                &observer,
+                &act,
+                add(t0, Duration::from_secs(20)),
+                None,
+            )
+            .await;
+        assert_eq!(r.decisions.get("promote"), Some(&1), "{r:?}");
+        let acted = act.0.lock().unwrap().clone();
+        assert!(acted[1].2.contains("→ gpu-shared"), "{}", acted[1].2);
+    }
+
+    #[tokio::test]
+    async fn without_a_ladder_run_ladder_is_run() {
+        let snap = Snapshot {
+            services: vec![svc("a", "cpu_preferred")],
+            pods: vec![pod("a-1")],
+            nodes: vec![],
+        };
+        let act = Recording::default();
+        let mut cycle = Cycle::new(settings());
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let r = cycle
+            .run_ladder(
+                &snap,
+                &RungSnapshot::default(),
+                &Table(Ok(slow_and_busy(&["a"]))),
+                &act,
+                t0,
+                None,
+            )
+            .await;
+        assert_eq!(r.holds.get("sustaining"), Some(&1), "{r:?}");
+    }
+
     #[tokio::test]
     async fn unreadable_annotations_warn_once_and_hold() {
         let mut bad = (*svc("a", "cpu_preferred")).clone();
