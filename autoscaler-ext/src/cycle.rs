@@ -875,9 +875,10 @@ mod tests {
     }
 
     fn ladder_settings() -> CycleSettings {
-        let mut c = Config::default();
-        c.ladder = Some(LadderConfig::cpu_shared_gpu(143_771.0, 7));
-        CycleSettings::from_config(&c)
+        CycleSettings::from_config(&Config {
+            ladder: Some(LadderConfig::cpu_shared_gpu(143_771.0, 7)),
+            ..Config::default()
+        })
     }
 
     fn within_slo(names: &[&str]) -> RawObservations {
