@@ -558,6 +558,44 @@ ladder:
     }
 
     #[test]
+    fn the_shipped_configmap_and_its_commented_ladder_are_valid() {
+        let text = include_str!("../../manifests/base/autoscaler-config.yaml");
+        let body = text
+            .split_once("config.yaml: |\n")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        let plain: Vec<&str> = body
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .map(|l| l.strip_prefix("    ").unwrap_or(l))
+            .collect();
+        let c = Config::from_text(&plain.join("\n")).unwrap();
+        c.validate().unwrap();
+        assert!(c.ladder.is_none());
+        // the example, uncommented
+        let example: Vec<&str> = body
+            .lines()
+            .skip_while(|l| l.trim() != "# ladder:")
+            .filter_map(|l| l.strip_prefix("    # "))
+            .collect();
+        assert!(example.len() > 10, "{example:?}");
+        let mut with = plain.join("\n");
+        with.push('\n');
+        with.push_str(&example.join("\n"));
+        let c = Config::from_text(&with).unwrap();
+        c.validate().unwrap();
+        let names: Vec<&str> = c
+            .ladder
+            .as_ref()
+            .unwrap()
+            .rungs
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
+        assert_eq!(names, ["cpu", "gpu-shared", "gpu"]);
+    }
+
+    #[test]
     fn ladder_errors_name_the_field() {
         let err = Config::from_text(&LADDER.replace("gpuMemoryMib: 20538", "gpuMemory: 20538"))
             .unwrap_err();
