@@ -328,7 +328,10 @@ async fn a_cycle_over_real_prometheus_promotes_the_busy_function_not_the_sleepy_
 
 /// Records ladder actions: (name, kind, rung moved to, note).
 #[derive(Default)]
-struct LadderRecording(std::sync::Mutex<Vec<(String, &'static str, Option<usize>, String)>>);
+struct LadderRecording(std::sync::Mutex<Vec<LadderActed>>);
+
+/// (Service, decision kind or warning reason, rung moved to, note).
+type LadderActed = (String, &'static str, Option<usize>, String);
 
 impl Actuator for LadderRecording {
     async fn act(&self, _: &ManagedService, _: &Decision) -> Result<(), Error> {
