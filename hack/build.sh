@@ -233,6 +233,18 @@ build_kingress() {
 # ---------------------------------------------------------------- real worker nodes
 # (hack/build.sh --real-nodes, or the components by name; cluster.sh up --real-nodes)
 
+# The GPU stand-in: a device plugin that advertises fake nvidia.com/gpu devices on the
+# GPU-pool worker (hack/standins/gpu-device-plugin/main.go says why and how).
+build_gpu-standin() {
+  local out=$GAIA_GPU_STANDIN_DIR
+  if [[ -x $out/gpu-device-plugin ]]; then gaia_log "GPU stand-in device plugin: cached"; return; fi
+  gaia_log "building the GPU stand-in device plugin (hack/standins/gpu-device-plugin)"
+  local tmp="$out.tmp"; rm -rf "$tmp"; mkdir -p "$tmp"
+  (cd "$GAIA_ROOT/hack/standins/gpu-device-plugin" && run_step gpu-standin-build go build -v -trimpath \
+    -mod=readonly -ldflags "-s -w" -o "$tmp/gpu-device-plugin" .)
+  finish "$tmp" "$out"
+}
+
 build_node-deps() {
   # containerd + runc (Debian: 1.6.20 / 1.1.5), CNI plugins, the OCI registry, mmdebstrap
   # (function runtime rootfs), iptables + conntrack (kube-proxy, iptables mode).
@@ -440,21 +452,30 @@ build_gaia-images() {
   fi
   local target="${CARGO_TARGET_DIR:-$GAIA_ROOT/target}" version bin
   version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' "$GAIA_ROOT/Cargo.toml")
-  (cd "$GAIA_ROOT" && run_step gaia-cargo-build cargo build --release --locked --bin gaia-webhook --bin gaia-autoscaler)
+  # GAIA_IMAGE_PROFILE=debug: the binaries the tests build anyway (hack/test.sh), which saves
+  # a release build of the workspace (about 20 minutes on 2 cores); the image's label says so.
+  local profile=${GAIA_IMAGE_PROFILE:-release} flags=(--locked --bin gaia-webhook --bin gaia-autoscaler)
+  case $profile in
+    release) flags+=(--release) ;;
+    debug) ;;
+    *) gaia_die "GAIA_IMAGE_PROFILE must be release or debug, not $profile" ;;
+  esac
+  (cd "$GAIA_ROOT" && run_step gaia-cargo-build cargo build "${flags[@]}")
   [[ -f $GAIA_IMAGES_DIR/images.list ]] || : >"$GAIA_IMAGES_DIR/images.list"
   for bin in gaia-webhook gaia-autoscaler; do
     local ref="gaia/$bin:$version" dir
     dir="$GAIA_IMAGES_DIR/${ref//[:\/]/_}"
-    h=$(cat "$target/release/$bin" "$IMAGES_PY" "$base" | sha256sum | cut -c1-16)
+    h=$(cat "$target/$profile/$bin" "$IMAGES_PY" "$base" | sha256sum | cut -c1-16)
     if ! image_done "$dir" "$h"; then
       local root="$dir.root"
       rm -rf "$root"; mkdir -p "$root/usr/local/bin"
-      install -m 0755 "$target/release/$bin" "$root/usr/local/bin/$bin"
+      install -m 0755 "$target/$profile/$bin" "$root/usr/local/bin/$bin"
       python3 "$IMAGES_PY" layer-dir "$dir.bin.tar" "$root"
       # shellcheck disable=SC2016  # the entrypoint's shell expands $GAIA_BIN, not this one
       python3 "$IMAGES_PY" image "$dir" --layer "$base" --layer "$dir.bin.tar" \
         --env "GAIA_BIN=/usr/local/bin/$bin" --user 65532:65532 \
-        --entrypoint '["/bin/sh", "-c", "exec \"$GAIA_BIN\" \"$@\"", "gaia"]' --name "$ref" >/dev/null
+        --entrypoint '["/bin/sh", "-c", "exec \"$GAIA_BIN\" \"$@\"", "gaia"]' --name "$ref" \
+        --label "dev.gaia.build-profile=$profile" >/dev/null
       echo "$h" >"$dir/inputs"
       rm -rf "$root" "$dir.bin.tar"
     fi
@@ -462,7 +483,7 @@ build_gaia-images() {
     echo "$ref $dir" >>"$GAIA_IMAGES_DIR/images.list.tmp"
     mv "$GAIA_IMAGES_DIR/images.list.tmp" "$GAIA_IMAGES_DIR/images.list"
   done
-  gaia_log "gaia images: gaia/gaia-webhook:$version, gaia/gaia-autoscaler:$version"
+  gaia_log "gaia images: gaia/gaia-webhook:$version, gaia/gaia-autoscaler:$version ($profile build)"
 }
 
 # The function runtime: a Debian bookworm rootfs made by mmdebstrap from Debian packages
@@ -490,12 +511,16 @@ build_runtime_image() {
     mv "$rootfs.tmp" "$rootfs"
   fi
   local srv="$GAIA_ROOT/hack/images/runtime/function_server.py"
-  srv_hash=$(cat "$srv" "$IMAGES_PY" | sha256sum | cut -c1-8)
+  # the GPU stand-in's sampler and the calibrated profiles it answers with
+  local standin=("$GAIA_ROOT/tests/harness/gpu_profile.py" "$GAIA_ROOT"/tests/eval/profiles/*.json)
+  srv_hash=$(cat "$srv" "${standin[@]}" "$IMAGES_PY" | sha256sum | cut -c1-8)
   dir="$GAIA_IMAGES_DIR/${ref//[:\/]/_}"
   if ! image_done "$dir" "$rfs_hash-$srv_hash"; then
     local root="$dir.root"
-    rm -rf "$root"; mkdir -p "$root/usr/local/lib/gaia" "$root/app"
+    rm -rf "$root"; mkdir -p "$root/usr/local/lib/gaia" "$root/usr/local/share/gaia/profiles" "$root/app"
     cp "$srv" "$root/usr/local/lib/gaia/function_server.py"
+    cp "$GAIA_ROOT/tests/harness/gpu_profile.py" "$root/usr/local/lib/gaia/gpu_profile.py"
+    cp "$GAIA_ROOT"/tests/eval/profiles/*.json "$root/usr/local/share/gaia/profiles/"
     python3 "$IMAGES_PY" layer-dir "$dir.server.tar" "$root"
     python3 "$IMAGES_PY" image "$dir" --layer "$rootfs" --layer "$dir.server.tar" \
       --entrypoint '["python3", "/usr/local/lib/gaia/function_server.py"]' \
@@ -509,14 +534,14 @@ build_runtime_image() {
 
 main() {
   local all=(deps etcd kwok kubernetes knative kn kingress) t0=$SECONDS c
-  local real=(node-deps traefik coredns prometheus images)
+  local real=(node-deps traefik coredns prometheus gpu-standin images)
   if [[ ${1:-} == --real-nodes ]]; then shift; (($#)) || set -- "${all[@]}" "${real[@]}"; fi
   if (($# == 0)) && [[ ${GAIA_NODES:-} == real ]]; then set -- "${all[@]}" "${real[@]}"; fi
   (($#)) || set -- "${all[@]}"
   gaia_log "build: cache $GAIA_CACHE ($(go version | cut -d' ' -f3), $(nproc) cores)"
   for c in "$@"; do
     case $c in
-      deps|etcd|kwok|kubernetes|knative|kn|kingress|node-deps|traefik|coredns|prometheus|images|gaia-images) "build_$c" ;;
+      deps|etcd|kwok|kubernetes|knative|kn|kingress|node-deps|traefik|coredns|prometheus|gpu-standin|images|gaia-images) "build_$c" ;;
       *) gaia_die "unknown component $c" ;;
     esac
   done

@@ -27,6 +27,11 @@ gaia_standin_hash() {
   (cd "$GAIA_ROOT/hack/standins/kingress" && cat go.mod go.sum ./*.go | sha256sum | cut -c1-12)
 }
 GAIA_KINGRESS_DIR="$GAIA_OUT/kingress-standin-$(gaia_standin_hash 2>/dev/null || echo none)-r$GAIA_BUILD_REV"
+# The GPU stand-in's device plugin (real nodes: the GPU-pool worker's nvidia.com/gpu).
+gaia_gpu_standin_hash() {
+  (cd "$GAIA_ROOT/hack/standins/gpu-device-plugin" && cat go.mod go.sum ./*.go | sha256sum | cut -c1-12)
+}
+GAIA_GPU_STANDIN_DIR="$GAIA_OUT/gpu-standin-$(gaia_gpu_standin_hash 2>/dev/null || echo none)-r$GAIA_BUILD_REV"
 
 gaia_log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 gaia_die() { gaia_log "ERROR: $*"; exit 1; }

@@ -25,7 +25,12 @@ REGISTRY="$NS_IP:5000"  # NS_IP: cluster.sh
 TRAEFIK_CLASS=traefik.ingress.networking.knative.dev
 WORKERS=(cpu-worker-1 gpu-worker-1)
 REAL_COMPONENTS=(registry coredns containerd-w1 containerd-w2 kubelet-w1 kubelet-w2
-  kube-proxy-cp kube-proxy-w1 kube-proxy-w2 traefik)
+  gpu-standin-w2 kube-proxy-cp kube-proxy-w1 kube-proxy-w2 traefik)
+# The GPU stand-in (the one thing that cannot exist here): a device plugin advertising
+# nvidia.com/gpu on the GPU-pool worker; its containers get GAIA_GPU_STANDIN=$GAIA_GPU_PROFILE
+# and the function server answers with that calibrated profile's GPU latency.
+GAIA_GPU_PROFILE=${GAIA_GPU_PROFILE:-h100}
+GAIA_GPU_DEVICES=${GAIA_GPU_DEVICES:-1}
 # The kubelet's embedded cAdvisor labels container metrics (pod, container, namespace) only
 # when it finds the node's containerd; it looks at /run/containerd/containerd.sock unless the
 # kubelet's (deprecated, still registered in 1.34) cAdvisor flag --containerd says otherwise.
@@ -75,12 +80,23 @@ real_net_up() {
     in_ns ip route add "$(node_pod_cidr "$i")" via "$(node_ip "$i")"
     if ip netns exec "$ns" ip route show default | grep -q .; then gaia_die "netns $ns has a default route"; fi
   done
-  # the Knative autoscaler scrapes pods (queue-proxy :9090) by pod IP
+  # the Knative autoscaler scrapes pods (queue-proxy :9090) by pod IP, and before it scales a
+  # revision to zero it probes the revision's Service by name
+  # (http://REVISION.NAMESPACE.svc.cluster.local/healthz, answered by the activator): ClusterIPs
+  # go to the main namespace, whose kube-proxy DNATs them on the way (PREROUTING), and names to
+  # the cluster DNS (ip netns exec mounts /etc/netns/NAME/resolv.conf over /etc/resolv.conf).
+  # Without these, an unrouted revision with min-scale kept its pod forever ("PA is not yet
+  # backed by activator, cannot scale to zero").
   ip netns exec "$AS_NETNS" ip route add "$REAL_POD_CIDR" via "$AS_LINK_IP"
+  ip netns exec "$AS_NETNS" ip route add "$SERVICE_CIDR" via "$AS_LINK_IP"
+  mkdir -p "/etc/netns/$AS_NETNS"
+  printf 'nameserver %s\nsearch %s.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n' \
+    "$DNS_IP" "$KNATIVE_NS" >"/etc/netns/$AS_NETNS/resolv.conf"
 }
 
 real_net_down() {
   local i ns
+  rm -rf "/etc/netns/$AS_NETNS"
   for i in 1 2; do
     ns=$(node_ns "$i")
     if ip netns list | grep -qw "$ns"; then
@@ -448,7 +464,8 @@ EOF
 real_check_built() {
   local f
   for f in "$GAIA_K8S_DIR/kubelet" "$GAIA_K8S_DIR/kube-proxy" "$GAIA_TRAEFIK_DIR/traefik" \
-    "$GAIA_COREDNS_DIR/coredns" "$GAIA_PROMETHEUS_DIR/prometheus" "$GAIA_IMAGES_DIR/images.list"; do
+    "$GAIA_COREDNS_DIR/coredns" "$GAIA_PROMETHEUS_DIR/prometheus" "$GAIA_IMAGES_DIR/images.list" \
+    "$GAIA_GPU_STANDIN_DIR/gpu-device-plugin"; do
     [[ -e $f ]] || gaia_die "$f is missing: run hack/build.sh --real-nodes first"
   done
   local c
@@ -499,6 +516,11 @@ real_nodes_up() {
       --hostname-override="$(node_name "$i")" --node-ip="$(node_ip "$i")" \
       --node-labels="$labels" "${taints[@]}" --containerd="$(node_sock "$i")" --v=1
   done
+  # The kubelet's plugin watcher finds the stand-in's socket in <root-dir>/plugins_registry.
+  d=$(node_dir 2)
+  start_node gpu-standin-w2 2 "$GAIA_GPU_STANDIN_DIR/gpu-device-plugin" \
+    --registry-dir="$d/kubelet/plugins_registry" --resource=nvidia.com/gpu \
+    --devices="$GAIA_GPU_DEVICES" --node="$(node_name 2)" --profile="$GAIA_GPU_PROFILE"
   kube_proxy_config gaia-control-plane "$STATE/kube-proxy-cp.yaml"
   start kube-proxy-cp "$NETNS" "$GAIA_K8S_DIR/kube-proxy" --config="$STATE/kube-proxy-cp.yaml" --v=1
   for i in 1 2; do
@@ -509,13 +531,11 @@ real_nodes_up() {
   start coredns "$NETNS" "$GAIA_COREDNS_DIR/coredns" -conf "$STATE/Corefile"
 }
 
-# After the nodes registered: the GPU worker's nvidia.com/gpu (the documented way to
-# advertise an extended resource: a JSON patch of the node's status), KWOK nodes tainted so
+# After the nodes registered: the GPU worker's nvidia.com/gpu, advertised by the stand-in's
+# device plugin through the kubelet (as NVIDIA's device plugin does); KWOK nodes tainted so
 # that only pods that ask for them (scale tests: toleration gaia.dev/kwok) land there.
 real_nodes_ready() {
   wait_for "real nodes Ready" 120 real_nodes_are_ready
-  k patch node "$(node_name 2)" --subresource=status --type=json \
-    -p '[{"op":"add","path":"/status/capacity/nvidia.com~1gpu","value":"1"}]' >/dev/null
   local n
   for n in cpu-node-1 cpu-node-2 cpu-node-3 gpu-node-1 gpu-node-2; do
     k taint node "$n" gaia.dev/kwok=fake:NoSchedule --overwrite >/dev/null
@@ -532,7 +552,7 @@ real_nodes_are_ready() {
 }
 
 gpu_allocatable() {
-  [[ $(k get node "$(node_name 2)" -o jsonpath='{.status.allocatable.nvidia\.com/gpu}') == 1 ]]
+  [[ $(k get node "$(node_name 2)" -o jsonpath='{.status.allocatable.nvidia\.com/gpu}') == "$GAIA_GPU_DEVICES" ]]
 }
 
 real_traefik_up() {
@@ -616,9 +636,20 @@ kind: Kustomization
 resources:
   - $rel
 images:
-  - {name: gaia/gaia-webhook, newName: $REGISTRY/gaia/gaia-webhook, newTag: "$version"}
-  - {name: gaia/gaia-autoscaler, newName: $REGISTRY/gaia/gaia-autoscaler, newTag: "$version"}
+$(real_gaia_image gaia-webhook "$version")
+$(real_gaia_image gaia-autoscaler "$version")
 EOF
+}
+
+# One kustomize image entry: pinned to the digest pushed (a tag moves when the image is rebuilt,
+# and a kubelet that has the tag already would not pull it again), else the tag.
+real_gaia_image() { # name version
+  local dir="$GAIA_IMAGES_DIR/gaia_$1_$2" digest
+  if [[ -f $dir/index.json ]] && digest=$(python3 "$GAIA_ROOT/hack/images/oci.py" digest "$dir"); then
+    echo "  - {name: gaia/$1, newName: $REGISTRY/gaia/$1, digest: \"$digest\"}"
+  else
+    echo "  - {name: gaia/$1, newName: $REGISTRY/gaia/$1, newTag: \"$2\"}"
+  fi
 }
 
 # ---------------------------------------------------------------- down

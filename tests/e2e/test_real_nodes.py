@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
+import threading
+import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -16,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness.cluster_env import Cluster
+from tests.harness.install import GaiaInstall
 from tests.harness.kn import Kn
 from tests.harness.kubectl import Kubectl
 from tests.harness.paths import REPO
@@ -26,10 +30,17 @@ from tests.harness.wait import wait_until
 POD_TIMEOUT = float(os.environ.get("GAIA_E2E_REAL_POD_TIMEOUT", "420"))
 
 
+def skip_unless_required(reason: str) -> None:
+    """Skip -- or fail, where hack/test.sh runs this file on purpose (GAIA_E2E_REQUIRE_REAL_NODES=1)."""
+    if os.environ.get("GAIA_E2E_REQUIRE_REAL_NODES") == "1":
+        pytest.fail(f"required: {reason}")
+    pytest.skip(reason)
+
+
 @pytest.fixture(autouse=True)
 def real_nodes(cluster: Cluster):
     if cluster.env.get("GAIA_REAL_NODES") != "1":
-        pytest.skip("the cluster has no real nodes (hack/cluster.sh up --real-nodes)")
+        skip_unless_required("the cluster has no real nodes (hack/cluster.sh up --real-nodes)")
 
 
 def http(url: str, *, data: bytes | None = None, headers: dict | None = None, timeout: float = 60):
@@ -186,10 +197,10 @@ def test_gaia_installed_from_local_registry_runs_as_pods_and_classifies(
     Knative Service's real code from its ConfigMap."""
     overlay = cluster.env["GAIA_LOCAL_OVERLAY"]
     if not any(Path(overlay).glob("kustomization.yaml")):
-        pytest.skip("no Gaia overlay (hack/cluster.sh up --real-nodes writes it)")
+        skip_unless_required("no Gaia overlay (hack/cluster.sh up --real-nodes writes it)")
     catalog = json.loads(http(f"http://{cluster.env['GAIA_REGISTRY']}/v2/_catalog")[1])
     if "gaia/gaia-webhook" not in catalog["repositories"]:
-        pytest.skip("Gaia's images are not built (hack/build.sh gaia-images)")
+        skip_unless_required("Gaia's images are not built (hack/build.sh gaia-images)")
     installed_before = kubectl("get", "deployment", "gaia-webhook", "-n", "gaia-system",
                                check=False).returncode == 0
     kubectl("apply", "-k", overlay)
@@ -215,3 +226,215 @@ def test_gaia_installed_from_local_registry_runs_as_pods_and_classifies(
     finally:
         if not installed_before:
             kubectl("delete", "-k", overlay, "--wait=false", check=False)
+
+
+def test_gpu_standin_device_plugin_allocates_and_the_kubelet_enforces_capacity(
+        cluster: Cluster, kubectl: Kubectl, namespace: str):
+    """The GPU stand-in's device plugin (hack/standins/gpu-device-plugin) advertises the
+    worker's nvidia.com/gpu through the kubelet: an allocated container sees the device ID and
+    GAIA_GPU_STANDIN, and a second pod asking for the one GPU waits until the first is gone."""
+    gpu = kubectl.json("get", "node", cluster.env["GAIA_GPU_WORKER"])
+    assert gpu["status"]["allocatable"]["nvidia.com/gpu"] == "1"
+
+    def pod(name: str, command: str) -> str:
+        return f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: {name}}}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 1
+  nodeSelector: {{nvidia.com/gpu.present: "true"}}
+  tolerations: [{{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}}]
+  containers:
+  - name: c
+    image: {cluster.env["GAIA_RUNTIME_IMAGE"]}
+    command: [sh, -c, {json.dumps(command)}]
+    resources: {{limits: {{nvidia.com/gpu: 1}}}}
+"""
+    kubectl.apply(pod("holder", 'echo "devices=$NVIDIA_VISIBLE_DEVICES standin=$GAIA_GPU_STANDIN"; sleep 600'),
+                  namespace)
+    wait_until(lambda: kubectl.json("get", "pod", "holder", "-n", namespace)["status"].get("phase") == "Running",
+               timeout=POD_TIMEOUT, desc="GPU holder pod running")
+    logs = wait_until(lambda: (t := kubectl("logs", "holder", "-n", namespace).stdout) and t,
+                      timeout=30, desc="holder's log")
+    assert f"devices=GPU-standin-{cluster.env['GAIA_GPU_WORKER']}-0 standin=h100" in logs, logs
+
+    kubectl.apply(pod("waiter", "echo got the gpu"), namespace)
+    unschedulable = wait_until(
+        lambda: [c for c in kubectl.json("get", "pod", "waiter", "-n", namespace)["status"].get("conditions", [])
+                 if c["type"] == "PodScheduled" and c["status"] == "False"],
+        timeout=60, desc="the second GPU pod unschedulable")
+    assert "nvidia.com/gpu" in unschedulable[0].get("message", ""), unschedulable
+    kubectl("delete", "pod", "holder", "-n", namespace, "--wait=true", timeout=120)
+    done = wait_until(
+        lambda: (p := kubectl.json("get", "pod", "waiter", "-n", namespace))["status"].get("phase")
+        in ("Succeeded", "Failed") and p,
+        timeout=POD_TIMEOUT, desc="the second GPU pod to run once the first is gone")
+    assert done["status"]["phase"] == "Succeeded"
+    assert done["spec"]["nodeName"] == cluster.env["GAIA_GPU_WORKER"]
+
+
+# The product's rules with a shorter clock, as in tests/e2e/test_autoscaler.py, but windows
+# long enough for real cAdvisor data: the kubelet's cAdvisor stamps its CPU samples every
+# 10-15 s (housekeeping), so a 20 s rate() often holds one sample and no rate.
+FAST_AUTOSCALER = {
+    "interval": "2s",
+    "policy": {"shortWindow": "40s", "longWindow": "80s", "promote": {"minRequests": 10},
+               "verify": {"settle": "20s", "minRequests": 10}, "hysteresis": {"minDwell": "30s"},
+               "rolloutTimeout": "5m"},
+    "leaderElection": {"leaseDuration": "6s", "renewDeadline": "4s", "retryPeriod": "1s"},
+}
+
+
+class Load:
+    """Back-to-back requests through the ingress in a thread: how real users would load it."""
+
+    def __init__(self, cluster: Cluster, host: str, body: dict):
+        self.url, self.host, self.body = cluster.env["GAIA_INGRESS_URL"], host, json.dumps(body).encode()
+        self.answers: list[dict] = []
+        self.errors = 0
+        self.running = threading.Event()
+        self.running.set()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while self.running.is_set():
+            try:
+                _, body = http(self.url, data=self.body, timeout=30,
+                               headers={"Host": self.host, "Content-Type": "application/json"})
+                self.answers.append(json.loads(body))
+            except Exception:  # noqa: BLE001 -- a failed request is counted, the load goes on
+                self.errors += 1
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.running.clear()
+        self.thread.join(timeout=60)
+
+
+def test_promotion_and_demotion_on_real_pods(cluster: Cluster, kubectl: Kubectl, kn: Kn, namespace: str):
+    """Gaia installed as pods; a cpu_preferred function (the matmul example, its code in a
+    ConfigMap) pushed past its SLO by real CPU work on the CPU worker is promoted: the new
+    revision's pod runs on the GPU-pool worker (the stand-in answers there), takes the traffic
+    and is verified; once idle it is demoted to a CPU pod again. An Event explains each step."""
+    overlay = Path(cluster.env["GAIA_LOCAL_OVERLAY"])
+    if not (overlay / "kustomization.yaml").exists():
+        skip_unless_required("no Gaia overlay (hack/cluster.sh up --real-nodes writes it)")
+    install = GaiaInstall(cluster, Path(tempfile.mkdtemp(prefix="gaia-real-promote-")), None,
+                          autoscaler_overrides={**FAST_AUTOSCALER, "namespace": namespace})
+    load = None
+    try:
+        install.start_as_pods(overlay)
+        code = (REPO / "examples" / "functions" / "matmul" / "func.py").read_text()
+        kubectl("create", "configmap", "matmul-src", "-n", namespace, f"--from-literal=func.py={code}")
+        kn("service", "create", "matmul", "-n", namespace, "--image", cluster.env["GAIA_RUNTIME_IMAGE"],
+           "--mount", "/app=cm:matmul-src", "--scale-min", "1", "--request", "cpu=250m", "--limit", "cpu=1",
+           "--annotation", "gaia.dev/execution-mode=auto", "--annotation", "gaia.dev/latency-slo=200ms",
+           "--no-wait")
+        ann = kubectl.json("get", "ksvc", "matmul", "-n", namespace)["metadata"]["annotations"]
+        assert ann["gaia.dev/mode"] == "cpu_preferred", ann
+
+        def ready(not_in: set[str]) -> str | None:
+            st = kubectl.json("get", "ksvc", "matmul", "-n", namespace).get("status", {})
+            r = st.get("latestReadyRevisionName")
+            return r if r and r == st.get("latestCreatedRevisionName") and r not in not_in else None
+
+        def node_of(revision: str) -> str:
+            pods = [p for p in kubectl.pods(namespace, f"serving.knative.dev/revision={revision}")
+                    if p["status"].get("phase") == "Running"]
+            return pods[0]["spec"]["nodeName"] if pods else ""
+
+        r1 = wait_until(lambda: ready(set()), timeout=POD_TIMEOUT, desc="the CPU revision Ready")
+        assert node_of(r1) == cluster.env["GAIA_CPU_WORKER"]
+        host = urllib.parse.urlparse(kubectl.json("get", "ksvc", "matmul", "-n", namespace)["status"]["url"]).hostname
+        load = Load(cluster, host, {"size": 1024})  # about 1 s on one throttled core here
+
+        def desired(want: str) -> bool:
+            a = kubectl.json("get", "ksvc", "matmul", "-n", namespace)["metadata"]["annotations"]
+            return a.get("gaia.dev/desired-placement") == want
+
+        wait_until(lambda: desired("gpu"), timeout=300, desc="promotion to gpu", interval=2)
+        assert any(a.get("device") == "cpu" for a in load.answers)  # the real CPU computed first
+        ev = kubectl.events_for(namespace, "matmul", "PromotedToGpu")
+        assert ev and "SLO 200ms" in ev[0]["message"], ev
+        r2 = wait_until(lambda: ready({r1}), timeout=POD_TIMEOUT, desc="the GPU revision Ready")
+        assert node_of(r2) == cluster.env["GAIA_GPU_WORKER"]
+        # the traffic moved: answers now come from the GPU stand-in
+        n = len(load.answers)
+        wait_until(lambda: any(a.get("standin") == "gpu" for a in load.answers[n:]), timeout=120,
+                   desc="answers from the GPU revision")
+        wait_until(lambda: kubectl.events_for(namespace, "matmul", "GpuVerified"), timeout=180,
+                   desc="GpuVerified Event")
+
+        load.stop()
+        wait_until(lambda: desired("cpu"), timeout=400, desc="demotion to cpu once idle", interval=2)
+        ev = kubectl.events_for(namespace, "matmul", "DemotedToCpu")
+        assert ev and "idle" in ev[0]["message"], ev
+        r3 = wait_until(lambda: ready({r1, r2}), timeout=POD_TIMEOUT, desc="the new CPU revision Ready")
+        assert node_of(r3) == cluster.env["GAIA_CPU_WORKER"]
+    finally:
+        if load:
+            load.stop()
+        install.stop()
+
+
+@pytest.fixture
+def gaia_pods(cluster: Cluster):
+    """Gaia installed as pods from the overlay (2 replicas each), with the fast lease of
+    FAST_AUTOSCALER; uninstalled afterwards."""
+    overlay = Path(cluster.env["GAIA_LOCAL_OVERLAY"])
+    if not (overlay / "kustomization.yaml").exists():
+        skip_unless_required("no Gaia overlay (hack/cluster.sh up --real-nodes writes it)")
+    install = GaiaInstall(cluster, Path(tempfile.mkdtemp(prefix="gaia-real-pods-")), None,
+                          autoscaler_overrides=FAST_AUTOSCALER)
+    try:
+        install.start_as_pods(overlay)
+        yield install
+    finally:
+        install.stop()
+
+
+def test_the_standby_autoscaler_pod_leads_within_the_lease_when_the_leader_is_deleted(
+        cluster: Cluster, kubectl: Kubectl, gaia_pods: GaiaInstall):
+    def holder() -> str:
+        lease = kubectl.json("get", "lease", "gaia-autoscaler", "-n", "gaia-system")
+        return lease["spec"].get("holderIdentity") or ""
+
+    leader = wait_until(holder, timeout=60, desc="a leader")
+    pods = {p["metadata"]["name"] for p in kubectl.pods("gaia-system", "app.kubernetes.io/name=gaia-autoscaler")}
+    leader_pod = next(p for p in pods if leader.startswith(p))
+    # no graceful release: the standby must take over by the lease running out (6 s here)
+    kubectl("delete", "pod", leader_pod, "-n", "gaia-system", "--grace-period=0", "--force", "--wait=false")
+    t0 = time.monotonic()
+    new = wait_until(lambda: (h := holder()) and not h.startswith(leader_pod) and h, timeout=60,
+                     desc="the standby to lead", interval=0.5)
+    took = time.monotonic() - t0
+    assert any(new.startswith(p) for p in pods - {leader_pod}), (new, pods)
+    assert took < 6 + 4, f"the standby took {took:.1f} s (lease 6 s, retry 1 s)"
+
+
+def test_no_service_goes_unclassified_while_a_webhook_pod_is_deleted(
+        cluster: Cluster, kubectl: Kubectl, kn: Kn, namespace: str, gaia_pods: GaiaInstall):
+    """`kn service create` in a loop while one of the two webhook pods is deleted: every
+    create succeeds and every Service is classified (the webhook's failurePolicy is Ignore, so
+    a review that reached no webhook would admit the Service silently unclassified)."""
+    code = (REPO / "examples" / "functions" / "idle_wait" / "func.py").read_text()
+    kubectl("create", "configmap", "idle-src", "-n", namespace, f"--from-literal=func.py={code}")
+    webhooks = [p["metadata"]["name"] for p in kubectl.pods("gaia-system", "app.kubernetes.io/name=gaia-webhook")]
+    assert len(webhooks) == 2, webhooks
+    names = [f"f{i:02d}" for i in range(12)]
+    for i, name in enumerate(names):
+        if i == 3:
+            kubectl("delete", "pod", webhooks[0], "-n", "gaia-system", "--wait=false")
+        # --no-wait: the Services need not become Ready, only be admitted
+        kn("service", "create", name, "-n", namespace, "--image", cluster.env["GAIA_RUNTIME_IMAGE"],
+           "--mount", "/app=cm:idle-src", "--annotation", "gaia.dev/execution-mode=auto",
+           "--scale-max", "1", "--no-wait")
+        time.sleep(0.2)
+    modes = {}
+    for name in names:
+        ann = kubectl.json("get", "ksvc", name, "-n", namespace)["metadata"].get("annotations", {})
+        modes[name] = ann.get("gaia.dev/mode")
+    assert all(m == "cpu" for m in modes.values()), modes

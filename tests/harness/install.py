@@ -9,6 +9,11 @@ every API call goes through the manifests' RBAC. The webhook Service gets one mo
 EndpointSlice pointing at the process (the namespace's address), so the apiserver reaches the
 webhook through the shipped MutatingWebhookConfiguration's Service reference.
 
+On a cluster with real nodes (``hack/cluster.sh up --real-nodes``), ``start_as_pods`` installs
+Gaia as the README tells platform teams: ``kubectl apply -k`` of the overlay that only sets the
+images to the cluster's registry (``GAIA_LOCAL_OVERLAY``); both Deployments run as real pods,
+and the apiserver reaches the webhook through its Service.
+
 Plain Python (no pytest).
 """
 from __future__ import annotations
@@ -33,11 +38,12 @@ class GaiaInstall:
     """apply -k manifests/, then the webhook (``webhook_replicas`` of it, on consecutive ports
     from ``webhook_port``) and the autoscaler binaries as processes."""
 
-    def __init__(self, cluster: Cluster, workdir: Path, binaries: Path,
+    def __init__(self, cluster: Cluster, workdir: Path, binaries: Path | None,
                  autoscaler_overrides: dict | None = None, webhook_port: int = 9443,
                  webhook_replicas: int = 1, autoscaler_listen: str = "127.0.0.1:18080",
                  say: Callable[[str], None] = print):
-        self.cluster, self.workdir, self.binaries = cluster, Path(workdir), Path(binaries)
+        self.cluster, self.workdir = cluster, Path(workdir)
+        self.binaries = Path(binaries) if binaries else None  # None: only start_as_pods
         self.kubectl = Kubectl(cluster)
         self.autoscaler_overrides = autoscaler_overrides or {}
         self.webhook_port, self.webhook_replicas = webhook_port, webhook_replicas
@@ -48,11 +54,12 @@ class GaiaInstall:
         self.webhook: Proc | None = None      # the first of self.webhooks
         self.autoscaler: Proc | None = None
         self.docs: list[dict] = []            # manifests/ as kustomize renders it
+        self.overlay: Path | None = None      # set by start_as_pods
         self.workdir.mkdir(parents=True, exist_ok=True)
 
     # helpers
-    def rendered(self) -> list[dict]:
-        return [d for d in yaml.safe_load_all(self.kubectl("kustomize", str(REPO / "manifests")).stdout) if d]
+    def rendered(self, kustomization: Path = REPO / "manifests") -> list[dict]:
+        return [d for d in yaml.safe_load_all(self.kubectl("kustomize", str(kustomization)).stdout) if d]
 
     def sa_kubeconfig(self, sa: str) -> Path:
         """A kubeconfig that authenticates as the ServiceAccount, with a token the API issues."""
@@ -146,11 +153,38 @@ class GaiaInstall:
             time.sleep(1)
         self.say("gaia-webhook ready (caBundle in place); gaia-autoscaler running")
 
+    def start_as_pods(self, overlay: Path, timeout: float = 300) -> None:
+        """Gaia as real pods: apply -k OVERLAY (manifests/ with only the images set), the
+        autoscaler's config merged with the overrides, and both Deployments rolled out."""
+        self.overlay = Path(overlay)
+        # an uninstall that did not wait leaves the namespace Terminating for a while
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            ns = self.kubectl("get", "namespace", NS, "-o", "jsonpath={.status.phase}", check=False)
+            if ns.returncode != 0 or ns.stdout.strip() != "Terminating":
+                break
+            time.sleep(1)
+        self.say(f"applying manifests/knative-features and {self.overlay} (kubectl apply -k)")
+        self.kubectl("apply", "-k", str(REPO / "manifests" / "knative-features"))
+        self.kubectl("apply", "-k", str(self.overlay))
+        self.docs = docs = self.rendered(self.overlay)
+        overrides: dict = {"prometheus": {"url": self.cluster.prometheus_url}}
+        _merge(overrides, self.autoscaler_overrides)
+        config = self.config_file(docs, "gaia-autoscaler-config", overrides)
+        cm = self.kubectl("create", "configmap", "gaia-autoscaler-config", "-n", NS,
+                          f"--from-file=config.yaml={config}", "--dry-run=client", "-o", "json").stdout
+        self.kubectl("apply", "-f", "-", input=cm)
+        self.kubectl("rollout", "restart", "deployment/gaia-autoscaler", "-n", NS)
+        for name in ("gaia-webhook", "gaia-autoscaler"):
+            self.kubectl("rollout", "status", f"deployment/{name}", "-n", NS,
+                         f"--timeout={int(timeout)}s", timeout=timeout + 30)
+        self.say("gaia-webhook and gaia-autoscaler rolled out as pods")
+
     def stop(self, wait_namespace: bool = True) -> None:
         """Uninstall first (so no webhook registration outlives its process), then stop."""
         self.kubectl("delete", "endpointslice", SLICE, "-n", NS, "--ignore-not-found", check=False)
-        self.kubectl("delete", "-k", str(REPO / "manifests"), "--ignore-not-found", "--wait=false",
-                     check=False)
+        self.kubectl("delete", "-k", str(self.overlay or REPO / "manifests"), "--ignore-not-found",
+                     "--wait=false", check=False)
         for p in reversed(self.procs):
             p.stop()
         if wait_namespace:

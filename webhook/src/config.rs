@@ -65,6 +65,10 @@ pub struct Args {
     /// Seconds given to in-flight reviews on shutdown.
     #[arg(long, default_value_t = 10)]
     pub drain_seconds: u64,
+    /// Seconds the webhook keeps answering after SIGTERM, not ready, before it stops accepting
+    /// (so that Kubernetes takes the pod out of the Service's endpoints first).
+    #[arg(long, default_value_t = 5)]
+    pub shutdown_delay_seconds: u64,
     /// Log format.
     #[arg(long, env = "GAIA_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

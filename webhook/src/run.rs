@@ -93,6 +93,7 @@ pub async fn run(flags: Args) -> Result<(), Error> {
             tls,
             reload_every: Duration::from_secs(2),
             drain: Duration::from_secs(flags.drain_seconds),
+            shutdown_delay: Duration::from_secs(flags.shutdown_delay_seconds),
             metrics_listen: flags.metrics_listen,
         },
         shutdown_signal(),

@@ -2,14 +2,17 @@
 //!
 //! - `POST /mutate`: AdmissionReview in, AdmissionReview out (always HTTP 200 with a review);
 //! - `GET /healthz`: the process is serving;
-//! - `GET /readyz`: ready to answer correctly (namespace labels loaded);
+//! - `GET /readyz`: ready to answer correctly (namespace labels loaded), and not shutting down;
 //! - `GET /metrics`: Prometheus text.
 //!
 //! The certificate and key are re-read when their files change, so a rotated Secret (mounted
-//! as files) takes effect without a restart. On shutdown, in-flight reviews are finished first.
+//! as files) takes effect without a restart. On shutdown the server first keeps answering, not
+//! ready, for `shutdown_delay` (Kubernetes removes the pod from the Service's endpoints), then
+//! stops accepting and finishes the reviews in flight.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -19,7 +22,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use axum_server::tls_rustls::RustlsConfig;
 use axum_server::Handle;
 use tracing::{info, warn};
@@ -50,6 +53,12 @@ pub struct ServerOptions {
     pub reload_every: Duration,
     /// How long in-flight requests get to finish on shutdown.
     pub drain: Duration,
+    /// How long the server keeps answering after the shutdown signal, with `/readyz` failing,
+    /// before it stops accepting: the time Kubernetes needs to take a terminating pod out of the
+    /// Service's endpoints (EndpointSlice, then kube-proxy). Without it the apiserver's next
+    /// review can reach a closed port and, with `failurePolicy: Ignore`, a Service is admitted
+    /// unclassified.
+    pub shutdown_delay: Duration,
     /// Optional plain-HTTP listener for `/metrics`, `/healthz` and `/readyz` only.
     pub metrics_listen: Option<SocketAddr>,
 }
@@ -69,6 +78,20 @@ fn plain_router() -> Router<Arc<Admission>> {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+}
+
+/// Set once the shutdown signal arrived: `/readyz` fails from then on.
+#[derive(Clone, Default)]
+pub struct Draining(Arc<AtomicBool>);
+
+impl Draining {
+    pub fn start(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 async fn mutate(
@@ -91,8 +114,13 @@ async fn mutate(
     Json(review).into_response()
 }
 
-async fn readyz(State(admission): State<Arc<Admission>>) -> Response {
-    if admission.namespaces.is_ready() {
+async fn readyz(
+    State(admission): State<Arc<Admission>>,
+    draining: Option<Extension<Draining>>,
+) -> Response {
+    if draining.is_some_and(|Extension(d)| d.is_draining()) {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
+    } else if admission.namespaces.is_ready() {
         "ok".into_response()
     } else {
         (
@@ -157,6 +185,7 @@ pub async fn serve(
         }
     };
     let handle = Handle::new();
+    let draining = Draining::default();
     let mut plain = None;
     if let Some(addr) = options.metrics_listen {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -166,16 +195,27 @@ pub async fn serve(
                 source,
             })?;
         info!(%addr, "serving /metrics over plain HTTP");
-        let app = plain_router().with_state(Arc::clone(&admission));
+        let app = plain_router()
+            .with_state(Arc::clone(&admission))
+            .layer(Extension(draining.clone()));
         plain = Some(tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         }));
     }
 
-    let drain = options.drain;
+    let (drain, delay) = (options.drain, options.shutdown_delay);
     let stopper = handle.clone();
+    let signalled = draining.clone();
     tokio::spawn(async move {
         shutdown.await;
+        signalled.start();
+        if !delay.is_zero() {
+            info!(
+                ?delay,
+                "shutting down: not ready any more, still answering until the endpoint is gone"
+            );
+            tokio::time::sleep(delay).await;
+        }
         info!(?drain, "shutting down: draining in-flight reviews");
         stopper.graceful_shutdown(Some(drain));
     });
@@ -183,7 +223,11 @@ pub async fn serve(
     info!(addr = %options.listen, "serving admission reviews over HTTPS");
     let result = axum_server::bind_rustls(options.listen, tls)
         .handle(handle)
-        .serve(router(admission).into_make_service())
+        .serve(
+            router(admission)
+                .layer(Extension(draining))
+                .into_make_service(),
+        )
         .await;
     reloader.abort();
     if let Some(p) = plain {

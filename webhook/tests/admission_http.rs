@@ -367,6 +367,58 @@ fn a_rotated_certificate_is_served_without_restart() {
 }
 
 #[test]
+fn after_sigterm_it_answers_not_ready_until_the_delay_is_over() {
+    // what a terminating pod does while Kubernetes removes it from the Service's endpoints
+    let mut w = Webhook::start_with(None, &["--shutdown-delay-seconds", "2"]);
+    let ready = |w: &Webhook| {
+        w.client()
+            .get(w.url("/readyz"))
+            .send()
+            .map(|r| r.status().as_u16())
+    };
+    assert_eq!(ready(&w).ok(), Some(200));
+    let signalled = Instant::now();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &w.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while ready(&w).ok() != Some(503) {
+        assert!(
+            Instant::now() < deadline,
+            "/readyz still ready after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // a review sent now, inside the delay, is still classified
+    let svc = kn_service("late", Some("auto"), Some(SLEEPER));
+    let resp = w.review(&admission_review("CREATE", Some(&svc), None));
+    assert!(
+        signalled.elapsed() < Duration::from_secs(2),
+        "the review came too late to tell"
+    );
+    assert_eq!(
+        annotation(&patched(&svc, &resp), "gaia.dev/mode"),
+        "cpu",
+        "{resp}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(code) = w.child.try_wait().expect("wait") {
+            assert!(code.success(), "exit status {code}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "did not exit after the delay");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(2),
+        "exited before the delay"
+    );
+}
+
+#[test]
 fn sigterm_drains_and_exits_cleanly() {
     let mut w = Webhook::start(None);
     let svc = kn_service("drain", Some("auto"), Some(TEXT_GENERATION_INLINE));

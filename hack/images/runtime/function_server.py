@@ -14,13 +14,25 @@ before the function can answer. Requests:
   GET  /            the same with an empty request ({})
   GET  /healthz     200 {"ok": true, "function": ...} (liveness/readiness if one is configured)
 
-Only the standard library: it runs on any image with python3.
+GPU STAND-IN mode (the test harness's, for the GPU-pool worker of the local cluster, which has
+no GPU): when the container was given ``GAIA_GPU_STANDIN=PROFILE`` -- by the stand-in device
+plugin (hack/standins/gpu-device-plugin) when the pod was allocated an ``nvidia.com/gpu`` -- the
+function is still imported (its cold start is real), but a request is answered after the
+latency the calibrated profile (``$GAIA_PROFILES_DIR/PROFILE.json``, gaia-calibration/1,
+measured on a real GPU: docs/calibration.md) gives the workload on a GPU, without computing:
+``{"standin": "gpu", "profile", "workload", "seconds", ...}`` with the header
+``X-Gaia-Standin: gpu``. The workload is ``$GAIA_STANDIN_WORKLOAD``, else the Knative Service's
+name (``$K_SERVICE``) with ``-`` read as ``_``, as the emulator reads it.
+
+Only the standard library (and, in stand-in mode, tests/harness/gpu_profile.py, which the
+image carries next to this file): it runs on any image with python3.
 """
 from __future__ import annotations
 
 import importlib.util
 import json
 import os
+import random
 import signal
 import sys
 import threading
@@ -46,6 +58,38 @@ def load_function():
 
 HANDLE, SOURCE = None, None
 STARTED = time.time()
+STANDIN = None
+
+
+class GpuStandin:
+    """Answers like the calibrated GPU would: the profile's latency, no computation."""
+
+    def __init__(self, profile: str):
+        try:
+            from gpu_profile import Profiles  # shipped next to this file in the image
+        except ImportError as exc:
+            raise SystemExit(f"function server: GPU stand-in {profile!r} requested, but "
+                             f"gpu_profile.py is not importable: {exc}")
+        path = Path(os.environ.get("GAIA_PROFILES_DIR", "/usr/local/share/gaia/profiles")) / f"{profile}.json"
+        if not path.is_file():
+            raise SystemExit(f"function server: GPU stand-in profile {path} not found")
+        self.profile = profile
+        self.profiles = Profiles(path)
+        self.workload = os.environ.get("GAIA_STANDIN_WORKLOAD") or \
+            os.environ.get("K_SERVICE", "").replace("-", "_")
+        self.rng = random.Random()
+        self.lock = threading.Lock()
+        if self.workload not in self.profiles.workloads:
+            raise SystemExit(f"function server: GPU stand-in: profile {profile!r} has no workload "
+                             f"{self.workload!r} (set GAIA_STANDIN_WORKLOAD to one of "
+                             f"{sorted(self.profiles.workloads)})")
+
+    def answer(self, request: dict) -> dict:
+        with self.lock:  # random.Random is not meant to be shared between threads unguarded
+            latency, _busy = self.profiles.sample(self.workload, "gpu", request, self.rng)
+        time.sleep(latency)
+        return {"standin": "gpu", "profile": self.profile, "workload": self.workload,
+                "device": "cuda (stand-in)", "seconds": latency}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -59,6 +103,8 @@ class Handler(BaseHTTPRequestHandler):
         body = json.dumps(obj).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
+        if STANDIN is not None:
+            self.send_header("X-Gaia-Standin", "gpu")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -68,14 +114,15 @@ class Handler(BaseHTTPRequestHandler):
             self._send(400, {"error": "the request body must be a JSON object"})
             return
         try:
-            self._send(200, HANDLE(request))
+            self._send(200, STANDIN.answer(request) if STANDIN is not None else HANDLE(request))
         except Exception as exc:  # the function's failure is the caller's answer
             traceback.print_exc()
             self._send(500, {"error": f"{type(exc).__name__}: {exc}"})
 
     def do_GET(self):
         if self.path.startswith("/healthz"):
-            self._send(200, {"ok": True, "function": SOURCE, "uptime_s": time.time() - STARTED})
+            self._send(200, {"ok": True, "function": SOURCE, "uptime_s": time.time() - STARTED,
+                             "standin": STANDIN.profile if STANDIN is not None else None})
         else:
             self._invoke({})
 
@@ -91,13 +138,17 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main() -> None:
-    global HANDLE, SOURCE
+    global HANDLE, SOURCE, STANDIN
     t0 = time.time()
     HANDLE, SOURCE = load_function()
+    if os.environ.get("GAIA_GPU_STANDIN"):
+        STANDIN = GpuStandin(os.environ["GAIA_GPU_STANDIN"])
     port = int(os.environ.get("PORT", "8080"))
     server = ThreadingHTTPServer(("", port), Handler)
     server.daemon_threads = True
-    print(f"function server: {SOURCE} loaded in {time.time() - t0:.2f}s, listening on :{port}",
+    mode = (f"GPU STAND-IN: answers with profile {STANDIN.profile}'s GPU latency for workload "
+            f"{STANDIN.workload}" if STANDIN is not None else "computes on this node")
+    print(f"function server: {SOURCE} loaded in {time.time() - t0:.2f}s, listening on :{port} ({mode})",
           flush=True)
 
     def stop(signum, frame):

@@ -71,6 +71,11 @@ pub fn free_port() -> u16 {
 
 impl Webhook {
     pub fn start(config_yaml: Option<&str>) -> Webhook {
+        Webhook::start_with(config_yaml, &["--shutdown-delay-seconds", "0"])
+    }
+
+    /// Started with more command-line arguments.
+    pub fn start_with(config_yaml: Option<&str>, args: &[&str]) -> Webhook {
         let dir = tempfile::tempdir().expect("tempdir");
         let pki = Pki::new("gaia-webhook");
         let (cert, key) = pki.write(dir.path());
@@ -82,7 +87,8 @@ impl Webhook {
             .arg(&cert)
             .arg("--tls-key")
             .arg(&key)
-            .args(["--kube", "false", "--drain-seconds", "5"]);
+            .args(["--kube", "false", "--drain-seconds", "5"])
+            .args(args);
         if let Some(text) = config_yaml {
             let path = dir.path().join("config.yaml");
             std::fs::write(&path, text).expect("config");
