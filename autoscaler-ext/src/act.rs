@@ -16,7 +16,10 @@
 
 use std::future::Future;
 
-use gaia_contract::{apply_placement, keys, Observed, Placement, PlacementProfiles, ServiceView};
+use gaia_contract::{
+    apply_placement, apply_profile, keys, Observed, Placement, PlacementProfile, PlacementProfiles,
+    ServiceView,
+};
 use json_patch::jsonptr::PointerBuf;
 use json_patch::{Patch, PatchOperation, TestOperation};
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -28,6 +31,7 @@ use tracing::{info, warn};
 
 use crate::cluster::service::{api_resource, ManagedService};
 use crate::Error;
+use gaia_policy::ladder::{LadderConfig, LadderDecision, LadderMemory, LadderMoveKind};
 use gaia_policy::{Decision, MoveKind};
 
 /// The patch that moves `object` to `to` and records `observed`.
@@ -70,6 +74,94 @@ fn set_annotation(object: &mut Value, key: &str, value: &str) {
         *ann = Value::Object(Default::default());
     }
     ann[key] = Value::String(value.to_string());
+}
+
+/// The coarse placement of a rung: the first is the CPU, every other a GPU.
+pub fn rung_placement(rung: usize) -> Placement {
+    if rung == 0 {
+        Placement::Cpu
+    } else {
+        Placement::Gpu
+    }
+}
+
+/// The patch that moves `object` to rung `to` of `ladder` and records `memory`: the rung's
+/// profile through [`apply_profile`] (what any rung's or either placement's profile owns is
+/// removed first, so a move never leaves a whole GPU next to a slice), `gaia.dev/rung` and
+/// `gaia.dev/placed-for` on the template, `gaia.dev/desired-placement` (`cpu` for the first
+/// rung, `gpu` for the others) and `gaia.dev/ladder` on the metadata.
+pub fn ladder_move_patch(
+    object: &Value,
+    ladder: &LadderConfig,
+    to: usize,
+    memory: &LadderMemory,
+    profiles: &PlacementProfiles,
+) -> Result<Patch, gaia_contract::ContractError> {
+    let rung = ladder
+        .rungs
+        .get(to)
+        .ok_or_else(|| gaia_contract::ContractError::InvalidProfile(format!("no rung {to}")))?;
+    let mut owned: Vec<&PlacementProfile> = vec![&profiles.cpu, &profiles.gpu];
+    owned.extend(ladder.rungs.iter().map(|r| &r.profile));
+    let placement = rung_placement(to);
+    let mut modified = object.clone();
+    apply_profile(&mut modified, placement, &rung.profile, &owned)?;
+    if let Some(a) = modified
+        .pointer_mut("/spec/template/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        a.insert(keys::RUNG.into(), Value::String(rung.name.clone()));
+    }
+    set_annotation(&mut modified, keys::DESIRED_PLACEMENT, placement.as_str());
+    if let Some(a) = modified
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
+        a.remove(keys::LEGACY_PLACEMENT);
+    }
+    set_annotation(&mut modified, keys::LADDER, &memory.to_annotation());
+    Ok(guarded(object, &modified))
+}
+
+/// The patch that only records the ladder's `memory`.
+pub fn ladder_remember_patch(object: &Value, memory: &LadderMemory) -> Patch {
+    let mut modified = object.clone();
+    set_annotation(&mut modified, keys::LADDER, &memory.to_annotation());
+    guarded(object, &modified)
+}
+
+/// A ladder decision to carry out, with the note its Event carries (the rule's numbers and the
+/// cost of 1,000 requests per rung).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LadderAction {
+    pub decision: LadderDecision,
+    pub note: String,
+}
+
+/// What a ladder decision says in an Event: type, reason, action, and the note.
+pub fn ladder_event_for(
+    action: &LadderAction,
+) -> Option<(EventType, &'static str, &'static str, String)> {
+    let note = action.note.clone();
+    match &action.decision {
+        LadderDecision::Hold(_) => None,
+        LadderDecision::Move(m) => {
+            let (t, reason, verb) = match m.kind {
+                LadderMoveKind::Promote => (EventType::Normal, "PromotedOnLadder", "Promote"),
+                LadderMoveKind::Economize => (EventType::Normal, "EconomizedOnLadder", "Economize"),
+                LadderMoveKind::Demote => (EventType::Normal, "DemotedOnLadder", "Demote"),
+                LadderMoveKind::Revert => (EventType::Normal, "RevertedOnLadder", "Revert"),
+                LadderMoveKind::Rollback => (EventType::Warning, "RolledBack", "Rollback"),
+            };
+            Some((t, reason, verb, note))
+        }
+        LadderDecision::Remember { .. } => {
+            Some((EventType::Normal, "RungVerified", "Verify", note))
+        }
+        LadderDecision::NoCapacity { .. } => {
+            Some((EventType::Warning, "NoRungCapacity", "Promote", note))
+        }
+    }
 }
 
 /// The diff from `before` to `after`, preceded by a test of the resourceVersion of `before`.
@@ -119,6 +211,17 @@ pub trait Actuator: Sync {
         decision: &Decision,
     ) -> impl Future<Output = Result<(), Error>> + Send;
 
+    /// Carries out a ladder decision (a placement ladder is configured). The default does
+    /// nothing, for actuators that only know the two placements.
+    fn act_ladder(
+        &self,
+        svc: &ManagedService,
+        action: &LadderAction,
+    ) -> impl Future<Output = Result<(), Error>> + Send {
+        let _ = (svc, action);
+        async { Ok(()) }
+    }
+
     /// A Warning Event about the Service itself (an unreadable annotation...).
     fn warn(
         &self,
@@ -134,6 +237,7 @@ pub struct KubeActuator {
     client: kube::Client,
     recorder: Recorder,
     profiles: PlacementProfiles,
+    ladder: Option<std::sync::Arc<LadderConfig>>,
     leading: watch::Receiver<bool>,
     dry_run: bool,
 }
@@ -154,9 +258,16 @@ impl KubeActuator {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             profiles,
+            ladder: None,
             leading,
             dry_run,
         }
+    }
+
+    /// Acts on ladder decisions with `ladder`'s rungs.
+    pub fn with_ladder(mut self, ladder: Option<std::sync::Arc<LadderConfig>>) -> Self {
+        self.ladder = ladder;
+        self
     }
 
     fn api(&self, namespace: &str) -> Api<DynamicObject> {
@@ -235,14 +346,30 @@ impl KubeActuator {
     }
 }
 
-/// What a decision depends on in the object: the template's placement and our memory.
-fn decided_from(object: &Value) -> (Option<Placement>, Option<Value>) {
-    (
-        ServiceView::new(object).placed_for(),
+/// What a decision depends on in the object: the template's placement (and rung) and our
+/// memory (and the ladder's).
+fn decided_from(
+    object: &Value,
+) -> (
+    Option<Placement>,
+    Option<Value>,
+    Option<Value>,
+    Option<Value>,
+) {
+    let meta = |k: &str| {
         object
             .pointer("/metadata/annotations")
-            .and_then(|a| a.get(keys::OBSERVED))
+            .and_then(|a| a.get(k))
+            .cloned()
+    };
+    (
+        ServiceView::new(object).placed_for(),
+        meta(keys::OBSERVED),
+        object
+            .pointer("/spec/template/metadata/annotations")
+            .and_then(|a| a.get(keys::RUNG))
             .cloned(),
+        meta(keys::LADDER),
     )
 }
 
@@ -298,6 +425,46 @@ impl Actuator for KubeActuator {
         if let Some((t, reason, action, note)) = event_for(decision) {
             // The move happened; a lost Event is logged, not retried.
             if let Err(e) = self.publish(svc, t, reason, action, note).await {
+                warn!(namespace = %svc.namespace, name = %svc.name, error = %e, "Event not recorded");
+            }
+        }
+        Ok(())
+    }
+
+    async fn act_ladder(&self, svc: &ManagedService, action: &LadderAction) -> Result<(), Error> {
+        if self.dry_run {
+            info!(namespace = %svc.namespace, name = %svc.name, decision = action.decision.kind(),
+                  "dry run: not acting");
+            return Ok(());
+        }
+        let Some(ladder) = self.ladder.as_deref() else {
+            return Err(Error::config(
+                "ladder",
+                "a ladder decision without a ladder",
+            ));
+        };
+        match &action.decision {
+            LadderDecision::Hold(_) => return Ok(()),
+            LadderDecision::Move(m) => {
+                self.patch_with_retry(svc, |obj| {
+                    ladder_move_patch(obj, ladder, m.to, &m.memory, &self.profiles).map_err(
+                        |source| Error::Placement {
+                            namespace: svc.namespace.clone(),
+                            name: svc.name.clone(),
+                            source,
+                        },
+                    )
+                })
+                .await?
+            }
+            LadderDecision::Remember { memory, .. } => {
+                self.patch_with_retry(svc, |obj| Ok(ladder_remember_patch(obj, memory)))
+                    .await?
+            }
+            LadderDecision::NoCapacity { .. } => {}
+        }
+        if let Some((t, reason, verb, note)) = ladder_event_for(action) {
+            if let Err(e) = self.publish(svc, t, reason, verb, note).await {
                 warn!(namespace = %svc.namespace, name = %svc.name, error = %e, "Event not recorded");
             }
         }
@@ -432,6 +599,109 @@ mod tests {
             note: "x".into(),
         };
         assert_eq!(event_for(&n).unwrap().0, EventType::Warning);
+    }
+
+    #[test]
+    fn a_ladder_move_places_the_rung_and_records_it() {
+        let ladder = LadderConfig::cpu_shared_gpu(143_771.0, 7);
+        let profiles = PlacementProfiles::default();
+        let before = ksvc();
+        let memory = LadderMemory {
+            useless_promotions: 1,
+            ..LadderMemory::default()
+        };
+        let patch = ladder_move_patch(&before, &ladder, 1, &memory, &profiles).unwrap();
+        let PatchOperation::Test(t) = &patch.0[0] else {
+            panic!("{patch:?}")
+        };
+        assert_eq!(t.value, json!("41"));
+        let mut after = before.clone();
+        json_patch::patch(&mut after, &patch).unwrap();
+        let ann = &after["metadata"]["annotations"];
+        assert_eq!(ann["gaia.dev/desired-placement"], "gpu");
+        assert_eq!(ann["team"], "ml");
+        let read = LadderMemory::from_annotation(ann["gaia.dev/ladder"].as_str()).unwrap();
+        assert_eq!(read, memory);
+        let tmpl = &after["spec"]["template"];
+        assert_eq!(
+            tmpl["metadata"]["annotations"]["gaia.dev/rung"],
+            "gpu-shared"
+        );
+        assert_eq!(
+            tmpl["metadata"]["annotations"]["gaia.dev/placed-for"],
+            "gpu"
+        );
+        let limits = &tmpl["spec"]["containers"][0]["resources"]["limits"];
+        assert_eq!(limits["nvidia.com/gpu.shared"], "1");
+        assert!(limits.get("nvidia.com/gpu").is_none(), "{limits}");
+        assert_eq!(limits["cpu"], "2");
+        assert_eq!(
+            tmpl["spec"]["nodeSelector"]["nvidia.com/gpu.present"],
+            "true"
+        );
+        let m = ManagedService::from_value(after.clone(), "nvidia.com/gpu").unwrap();
+        assert_eq!((m.rung_in(&ladder), m.placement), (1, Placement::Gpu));
+        // the webhook, re-placing on the UPDATE with its two profiles, leaves the slice alone
+        let mut webhooked = after.clone();
+        apply_placement(&mut webhooked, Placement::Gpu, &profiles).unwrap();
+        assert_eq!(webhooked, after);
+        // up to the whole GPU: the slice goes, one GPU comes
+        after["metadata"]["resourceVersion"] = json!("42");
+        let patch = ladder_move_patch(&after, &ladder, 2, &memory, &profiles).unwrap();
+        let mut whole = after.clone();
+        json_patch::patch(&mut whole, &patch).unwrap();
+        let limits = &whole["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"];
+        assert_eq!(limits["nvidia.com/gpu"], "1");
+        assert!(limits.get("nvidia.com/gpu.shared").is_none(), "{limits}");
+        // down to the CPU: nothing of any GPU rung is left
+        let patch = ladder_move_patch(&whole, &ladder, 0, &memory, &profiles).unwrap();
+        let mut cpu = whole.clone();
+        json_patch::patch(&mut cpu, &patch).unwrap();
+        assert_eq!(
+            cpu["metadata"]["annotations"]["gaia.dev/desired-placement"],
+            "cpu"
+        );
+        let spec = &cpu["spec"]["template"]["spec"];
+        assert!(spec.get("nodeSelector").is_none() && spec.get("tolerations").is_none());
+        assert_eq!(
+            spec["containers"][0]["resources"]["limits"],
+            json!({"cpu": "2"})
+        );
+        assert_eq!(
+            cpu["spec"]["template"]["metadata"]["annotations"]["gaia.dev/rung"],
+            "cpu"
+        );
+        // a patch of the memory only
+        let patch = ladder_remember_patch(&before, &memory);
+        let mut remembered = before.clone();
+        json_patch::patch(&mut remembered, &patch).unwrap();
+        assert_eq!(remembered["spec"], before["spec"]);
+    }
+
+    #[test]
+    fn every_acting_ladder_decision_has_an_event_with_its_note() {
+        use gaia_policy::ladder::RungChange;
+        use gaia_policy::Hold;
+        let a = |decision| LadderAction {
+            decision,
+            note: "p95 40ms; cost per 1,000 requests: cpu $0.0076 (measured)".into(),
+        };
+        assert!(ladder_event_for(&a(LadderDecision::Hold(Hold::WithinSlo))).is_none());
+        let m = a(LadderDecision::Move(RungChange {
+            kind: LadderMoveKind::Economize,
+            from: 0,
+            to: 1,
+            note: String::new(),
+            memory: LadderMemory::default(),
+        }));
+        let (t, reason, _, note) = ladder_event_for(&m).unwrap();
+        assert_eq!((t, reason), (EventType::Normal, "EconomizedOnLadder"));
+        assert!(note.contains("cost per 1,000 requests"), "{note}");
+        let n = a(LadderDecision::NoCapacity {
+            rung: 1,
+            note: String::new(),
+        });
+        assert_eq!(ladder_event_for(&n).unwrap().1, "NoRungCapacity");
     }
 
     #[test]

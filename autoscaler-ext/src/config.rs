@@ -15,6 +15,7 @@ use crate::Error;
 use gaia_contract::duration::{format_duration, parse_duration, serde_duration};
 use gaia_contract::logging::LogFormat;
 use gaia_contract::queries::{PrometheusConfig, QuerySet};
+use gaia_policy::ladder::LadderConfig;
 use gaia_policy::{PolicyConfig, DEFAULT_CAPACITY_WITHOUT_LIMIT, DEFAULT_INTERVAL};
 
 /// Command line. Flags override the file.
@@ -73,6 +74,11 @@ pub struct Config {
     /// A "no GPU free" Event for the same Service is repeated at most this often.
     #[serde(with = "serde_duration")]
     pub no_gpu_event_every: Duration,
+    /// A placement ladder (docs/ladder.md): more rungs than the two placements, each with its
+    /// profile, resource, price and GPU memory. Absent (the default): today's two placements,
+    /// decided as before.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ladder: Option<LadderConfig>,
 }
 
 impl Default for Config {
@@ -89,6 +95,7 @@ impl Default for Config {
             leader_election: LeaderElectionConfig::default(),
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             no_gpu_event_every: Duration::from_secs(300),
+            ladder: None,
         }
     }
 }
@@ -302,6 +309,9 @@ impl Config {
         self.placement
             .validate()
             .map_err(|e| Error::config("placement", e.to_string()))?;
+        if let Some(ladder) = &self.ladder {
+            validate_ladder(ladder)?;
+        }
         let le = &self.leader_election;
         if le.enabled {
             if le.name.trim().is_empty() {
@@ -317,6 +327,78 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The ladder's own rules ([`LadderConfig::validate`]), then what the controller needs of each
+/// rung's profile: it must be a valid profile, and a GPU rung's pods must ask for the units its
+/// capacity is counted in (its `resource` in `profile.limits`, `amount` of them).
+fn validate_ladder(ladder: &LadderConfig) -> Result<(), Error> {
+    ladder.validate()?;
+    for (i, rung) in ladder.rungs.iter().enumerate() {
+        let at = |f: &str| format!("ladder.rungs[{i}].profile.{f}");
+        let p = &rung.profile;
+        for (k, v) in &p.node_selector {
+            if k.trim().is_empty() {
+                return Err(Error::config(at("nodeSelector"), "has an empty key"));
+            }
+            if v.len() > 63 {
+                return Err(Error::config(
+                    at(&format!("nodeSelector.{k}")),
+                    "value longer than 63 characters",
+                ));
+            }
+        }
+        for (k, v) in &p.limits {
+            if k.trim().is_empty() || v.trim().is_empty() {
+                return Err(Error::config(
+                    at(&format!("limits.{k}")),
+                    "empty resource name or quantity",
+                ));
+            }
+        }
+        for (j, t) in p.tolerations.iter().enumerate() {
+            if let Some(op) = t.operator.as_deref() {
+                if op != "Equal" && op != "Exists" {
+                    return Err(Error::config(
+                        at(&format!("tolerations[{j}].operator")),
+                        format!("{op:?} is not Equal or Exists"),
+                    ));
+                }
+            }
+        }
+        match &rung.resource {
+            Some(resource) => {
+                let asked = p
+                    .limits
+                    .get(resource)
+                    .and_then(|q| q.trim().parse::<u32>().ok());
+                if asked != Some(rung.amount) {
+                    return Err(Error::config(
+                        at("limits"),
+                        format!(
+                            "must set {resource}: \"{}\" (the rung's amount), so its pods ask for \
+                             the units its capacity is counted in",
+                            rung.amount
+                        ),
+                    ));
+                }
+            }
+            None => {
+                if let Some(other) = ladder
+                    .rungs
+                    .iter()
+                    .filter_map(|r| r.resource.as_deref())
+                    .find(|r| p.limits.contains_key(*r))
+                {
+                    return Err(Error::config(
+                        at("limits"),
+                        format!("the CPU rung must not ask for {other}"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A contract error about a setting, as the configuration error naming its field.
@@ -427,6 +509,156 @@ mod tests {
         for (field, mutate) in cases {
             let mut c = Config::default();
             mutate(&mut c);
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains(field), "expected {field} in {err}");
+        }
+    }
+
+    const LADDER: &str = r#"
+ladder:
+  rungs:
+    - name: cpu
+      pricePerSecond: 0.000038
+    - name: gpu-shared
+      resource: nvidia.com/gpu.shared
+      pricePerSecond: 0.000019
+      gpuMemoryMib: 20538
+      profile:
+        nodeSelector: {nvidia.com/gpu.present: "true"}
+        tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]
+        limits: {nvidia.com/gpu.shared: "1"}
+    - name: gpu
+      resource: nvidia.com/gpu
+      pricePerSecond: 0.000133
+      gpuMemoryMib: 143771
+      profile:
+        nodeSelector: {nvidia.com/gpu.present: "true"}
+        tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]
+        limits: {nvidia.com/gpu: "1"}
+"#;
+
+    #[test]
+    fn no_ladder_section_is_todays_config_and_prints_the_same() {
+        let c = Config::default();
+        assert!(c.ladder.is_none());
+        let yaml = serde_saphyr::to_string(&c).unwrap();
+        assert!(!yaml.contains("ladder"), "{yaml}");
+    }
+
+    #[test]
+    fn a_ladder_section_is_read_validated_and_round_trips() {
+        let c = Config::from_text(LADDER).unwrap();
+        c.validate().unwrap();
+        let ladder = c.ladder.clone().unwrap();
+        let mut expected = LadderConfig::cpu_shared_gpu(143_771.0, 7);
+        expected.rungs[1].gpu_memory_mib = Some(20538.0);
+        assert_eq!(ladder, expected);
+        let yaml = serde_saphyr::to_string(&c).unwrap();
+        assert_eq!(Config::from_text(&yaml).unwrap(), c);
+    }
+
+    #[test]
+    fn the_shipped_configmap_and_its_commented_ladder_are_valid() {
+        let text = include_str!("../../manifests/base/autoscaler-config.yaml");
+        let body = text
+            .split_once("config.yaml: |\n")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        let plain: Vec<&str> = body
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .map(|l| l.strip_prefix("    ").unwrap_or(l))
+            .collect();
+        let c = Config::from_text(&plain.join("\n")).unwrap();
+        c.validate().unwrap();
+        assert!(c.ladder.is_none());
+        // the example, uncommented
+        let example: Vec<&str> = body
+            .lines()
+            .skip_while(|l| l.trim() != "# ladder:")
+            .filter_map(|l| l.strip_prefix("    # "))
+            .collect();
+        assert!(example.len() > 10, "{example:?}");
+        let mut with = plain.join("\n");
+        with.push('\n');
+        with.push_str(&example.join("\n"));
+        let c = Config::from_text(&with).unwrap();
+        c.validate().unwrap();
+        let names: Vec<&str> = c
+            .ladder
+            .as_ref()
+            .unwrap()
+            .rungs
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
+        assert_eq!(names, ["cpu", "gpu-shared", "gpu"]);
+    }
+
+    #[test]
+    fn ladder_errors_name_the_field() {
+        let err = Config::from_text(&LADDER.replace("gpuMemoryMib: 20538", "gpuMemory: 20538"))
+            .unwrap_err();
+        assert!(err.contains("gpuMemory"), "{err}");
+        type Mutation = Box<dyn Fn(&mut LadderConfig)>;
+        let cases: Vec<(&str, Mutation)> = vec![
+            ("ladder.rungs", Box::new(|l| l.rungs.truncate(1))),
+            (
+                "ladder.rungs[2].name",
+                Box::new(|l| l.rungs[2].name = "cpu".into()),
+            ),
+            (
+                "ladder.rungs[1].pricePerSecond",
+                Box::new(|l| l.rungs[1].price_per_second = f64::NAN),
+            ),
+            (
+                "ladder.rungs[0].resource",
+                Box::new(|l| l.rungs[0].resource = Some("nvidia.com/gpu".into())),
+            ),
+            (
+                "ladder.rungs[1].resource",
+                Box::new(|l| l.rungs[1].resource = None),
+            ),
+            (
+                "ladder.rungs[1].gpuMemoryMib",
+                Box::new(|l| l.rungs[1].gpu_memory_mib = Some(0.0)),
+            ),
+            (
+                "ladder.rungs[1].profile.limits",
+                Box::new(|l| l.rungs[1].profile.limits.clear()),
+            ),
+            (
+                "ladder.rungs[1].profile.limits",
+                Box::new(|l| l.rungs[1].amount = 2),
+            ),
+            (
+                "ladder.rungs[0].profile.limits",
+                Box::new(|l| {
+                    l.rungs[0]
+                        .profile
+                        .limits
+                        .insert("nvidia.com/gpu".into(), "1".into());
+                }),
+            ),
+            (
+                "ladder.rungs[2].profile.tolerations[0].operator",
+                Box::new(|l| l.rungs[2].profile.tolerations[0].operator = Some("Maybe".into())),
+            ),
+            (
+                "ladder.rungs[1].profile.nodeSelector",
+                Box::new(|l| {
+                    l.rungs[1]
+                        .profile
+                        .node_selector
+                        .insert(" ".into(), "x".into());
+                }),
+            ),
+        ];
+        for (field, mutate) in cases {
+            let mut c = Config::from_text(LADDER).unwrap();
+            if let Some(l) = c.ladder.as_mut() {
+                mutate(l);
+            }
             let err = c.validate().unwrap_err().to_string();
             assert!(err.contains(field), "expected {field} in {err}");
         }

@@ -13,14 +13,18 @@ use gaia_contract::Placement;
 use jiff::Timestamp;
 use tracing::{debug, info, info_span, warn, Instrument};
 
-use crate::act::Actuator;
+use crate::act::{Actuator, LadderAction};
 use crate::cluster::gpu::GpuPool;
-use crate::cluster::nodes::NodeInfo;
+use crate::cluster::nodes::{NodeInfo, NodeShape};
 use crate::cluster::pods::PodInfo;
+use crate::cluster::rungs::{PodUnits, RungPools};
 use crate::cluster::service::ManagedService;
 use crate::config::Config;
 use crate::observe::{revision_stats, Observe, RawObservations, RevisionKey};
 use gaia_policy::clock::{add, secs_between};
+use gaia_policy::ladder::{
+    self, cost_line, costs_per_1000, LadderConfig, LadderDecision, LadderState,
+};
 use gaia_policy::{
     self as policy, Decision, GpuAvailability, Hold, PolicyConfig, Rollout, ServiceState,
 };
@@ -46,6 +50,15 @@ pub struct CycleSettings {
     pub concurrency: usize,
     /// The cluster's queue-proxy records latencies under 1 s as 0 s (`prometheus.knativeVersion`).
     pub latency_truncated: bool,
+    /// The placement ladder, when one is configured: [`Cycle::run_ladder`] decides with it.
+    pub ladder: Option<Arc<LadderConfig>>,
+}
+
+/// What the API said about the ladder's resources, at the start of the cycle.
+#[derive(Debug, Clone, Default)]
+pub struct RungSnapshot {
+    pub nodes: Vec<Arc<NodeShape>>,
+    pub pods: Vec<Arc<PodUnits>>,
 }
 
 impl CycleSettings {
@@ -58,6 +71,7 @@ impl CycleSettings {
             warn_every: c.no_gpu_event_every,
             concurrency: 8,
             latency_truncated: c.prometheus.latency_truncated(),
+            ladder: c.ladder.clone().map(Arc::new),
         }
     }
 }
@@ -95,6 +109,8 @@ pub struct Cycle {
     /// GPUs promised to promotions whose revision is not settled yet.
     reservations: HashMap<ServiceKey, (u32, Timestamp)>,
     last_warning: HashMap<(ServiceKey, &'static str), Timestamp>,
+    /// Ladder moves issued whose revision has not settled: (rung, units per pod, pods, until).
+    rung_reservations: HashMap<ServiceKey, (usize, u32, u32, Timestamp)>,
 }
 
 impl Cycle {
@@ -104,6 +120,7 @@ impl Cycle {
             streaks: HashMap::new(),
             reservations: HashMap::new(),
             last_warning: HashMap::new(),
+            rung_reservations: HashMap::new(),
         }
     }
 
@@ -252,6 +269,298 @@ impl Cycle {
         report
     }
 
+    /// Runs one cycle on the placement ladder (`settings.ladder`; without one, [`Cycle::run`]).
+    /// The same steps as [`Cycle::run`]: observe, decide every Service with
+    /// [`gaia_policy::ladder::decide_ladder`] in a stable order, taking the units of a rung from
+    /// its pool as moves onto it are decided, act.
+    pub async fn run_ladder<O: Observe, A: Actuator>(
+        &mut self,
+        snap: &Snapshot,
+        rungs: &RungSnapshot,
+        observer: &O,
+        actuator: &A,
+        now: Timestamp,
+        at: Option<i64>,
+    ) -> CycleReport {
+        let Some(ladder) = self.settings.ladder.clone() else {
+            return self.run(snap, observer, actuator, now, at).await;
+        };
+        let started = Instant::now();
+        let mut report = CycleReport {
+            services: snap.services.len(),
+            ..CycleReport::default()
+        };
+        let observed = observer.observe(at).await;
+        report.observe_duration = started.elapsed();
+        let raw: Option<RawObservations> = match observed {
+            Ok(raw) => {
+                report.prometheus_queries = raw.queries;
+                Some(raw)
+            }
+            Err(e) => {
+                warn!(error = %e, "Prometheus failed: holding every Service this cycle");
+                report.prometheus_error = Some(e.to_string());
+                None
+            }
+        };
+        let mut pods_by_revision: HashMap<RevisionKey, Vec<&PodInfo>> = HashMap::new();
+        for p in &snap.pods {
+            if let Some(rev) = &p.revision {
+                pods_by_revision
+                    .entry(RevisionKey::new(&p.namespace, rev))
+                    .or_default()
+                    .push(p);
+            }
+        }
+        let by_key: HashMap<ServiceKey, &Arc<ManagedService>> = snap
+            .services
+            .iter()
+            .map(|s| ((s.namespace.clone(), s.name.clone()), s))
+            .collect();
+        // A reservation ends when the revision settled on its rung (its pods now count) or
+        // timed out.
+        self.rung_reservations.retain(|k, (rung, _, _, until)| {
+            now < *until
+                && by_key.get(k).is_some_and(|s| {
+                    !(s.rollout == Rollout::Settled && s.rung_in(&ladder) == *rung)
+                })
+        });
+        let reserved: Vec<(usize, u32)> = self
+            .rung_reservations
+            .values()
+            .flat_map(|(rung, units, pods, _)| (0..*pods).map(move |_| (*rung, *units)))
+            .collect();
+        let shapes: Vec<&NodeShape> = rungs.nodes.iter().map(|n| n.as_ref()).collect();
+        let units: Vec<&PodUnits> = rungs.pods.iter().map(|p| p.as_ref()).collect();
+        let mut pools = RungPools::new(&ladder, &shapes, &units, &reserved);
+        {
+            let nodes: Vec<&NodeInfo> = snap.nodes.iter().map(|n| n.as_ref()).collect();
+            let pods: Vec<&PodInfo> = snap.pods.iter().map(|p| p.as_ref()).collect();
+            report.gpu = GpuPool::new(&nodes, &pods, &[]).availability();
+        }
+
+        let mut order: Vec<&Arc<ManagedService>> = snap.services.iter().collect();
+        order.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+        let mut actions: Vec<(Arc<ManagedService>, LadderAction)> = Vec::new();
+        let mut warnings: Vec<(Arc<ManagedService>, &'static str, String)> = Vec::new();
+        for svc in order {
+            let key = (svc.namespace.clone(), svc.name.clone());
+            let (action, streak) = self.decide_one_on_ladder(
+                svc,
+                raw.as_ref(),
+                &pods_by_revision,
+                &pools,
+                &ladder,
+                now,
+                &mut warnings,
+            );
+            let decision = &action.decision;
+            *report.decisions.entry(decision.kind()).or_default() += 1;
+            if let LadderDecision::Hold(h) = decision {
+                *report.holds.entry(h.as_str()).or_default() += 1;
+            }
+            if streak > 0 {
+                self.streaks.insert(key.clone(), streak);
+            } else {
+                self.streaks.remove(&key);
+            }
+            match decision {
+                LadderDecision::Hold(h) => {
+                    debug!(namespace = %svc.namespace, name = %svc.name, decision = decision.kind(),
+                           hold = h.as_str(), streak, "hold");
+                    continue;
+                }
+                LadderDecision::Move(m) if ladder.rungs[m.to].is_gpu() => {
+                    let per_pod = ladder.rungs[m.to].amount;
+                    let n = svc.min_scale.max(1);
+                    for _ in 0..n {
+                        pools.take(m.to, per_pod);
+                    }
+                    self.rung_reservations.insert(
+                        key.clone(),
+                        (
+                            m.to,
+                            per_pod,
+                            n,
+                            add(now, self.settings.policy.rollout_timeout),
+                        ),
+                    );
+                }
+                LadderDecision::Move(_) => {
+                    self.rung_reservations.remove(&key);
+                }
+                LadderDecision::NoCapacity { .. } if !self.may_warn(&key, "NoCapacity", now) => {
+                    continue
+                }
+                _ => {}
+            }
+            info!(namespace = %svc.namespace, name = %svc.name, decision = decision.kind(),
+                  note = %action.note, "decided");
+            actions.push((svc.clone(), action));
+        }
+
+        let results = futures::stream::iter(actions)
+            .map(|(svc, action)| {
+                let span = info_span!("act", namespace = %svc.namespace, name = %svc.name);
+                async move {
+                    let result = actuator.act_ladder(&svc, &action).await;
+                    if let Err(e) = &result {
+                        warn!(error = %e, decision = action.decision.kind(), "could not act");
+                    }
+                    (svc, action, result.is_err())
+                }
+                .instrument(span)
+            })
+            .buffer_unordered(self.settings.concurrency.max(1))
+            .collect::<Vec<_>>()
+            .await;
+        for (svc, action, failed) in results {
+            if failed {
+                report.act_errors += 1;
+                if matches!(&action.decision, LadderDecision::Move(_)) {
+                    self.rung_reservations
+                        .remove(&(svc.namespace.clone(), svc.name.clone()));
+                }
+            }
+        }
+        for (svc, reason, note) in warnings {
+            if let Err(e) = actuator.warn(&svc, reason, note).await {
+                warn!(namespace = %svc.namespace, name = %svc.name, error = %e, "warning Event not recorded");
+            }
+        }
+        self.streaks.retain(|k, _| by_key.contains_key(k));
+        self.last_warning.retain(|(k, _), _| by_key.contains_key(k));
+        self.rung_reservations.retain(|k, _| by_key.contains_key(k));
+        report.duration = started.elapsed();
+        report
+    }
+
+    /// Builds the ladder's inputs for one Service and asks it; the note of an acting decision
+    /// ends with the cost of 1,000 requests per rung.
+    #[allow(clippy::too_many_arguments)]
+    fn decide_one_on_ladder(
+        &mut self,
+        svc: &ManagedService,
+        raw: Option<&RawObservations>,
+        pods_by_revision: &HashMap<RevisionKey, Vec<&PodInfo>>,
+        pools: &RungPools,
+        ladder: &LadderConfig,
+        now: Timestamp,
+        warnings: &mut Vec<(Arc<ManagedService>, &'static str, String)>,
+    ) -> (LadderAction, u32) {
+        let key = (svc.namespace.clone(), svc.name.clone());
+        let held = |h: Hold| {
+            (
+                LadderAction {
+                    decision: LadderDecision::Hold(h),
+                    note: String::new(),
+                },
+                0,
+            )
+        };
+        let mut warn_once = |this: &mut Self, reason: &'static str, note: String| {
+            if this.may_warn(&key, reason, now) {
+                warn!(namespace = %svc.namespace, name = %svc.name, %note, "cannot manage");
+                warnings.push((Arc::new(svc.clone()), reason, note));
+            }
+        };
+        let mode = match &svc.mode {
+            Ok(m) => *m,
+            Err(text) => {
+                warn_once(
+                    self,
+                    "InvalidMode",
+                    format!(
+                        "gaia.dev/mode {text:?} is not cpu, cpu_preferred, gpu_preferred or gpu"
+                    ),
+                );
+                return held(Hold::Pinned);
+            }
+        };
+        if mode.is_pinned() {
+            return held(Hold::Pinned);
+        }
+        let memory = match &svc.ladder {
+            Ok(m) => m.clone(),
+            Err(e) => {
+                warn_once(
+                    self,
+                    "InvalidLadder",
+                    format!(
+                        "gaia.dev/ladder is unreadable ({e}); not moving it until fixed or removed"
+                    ),
+                );
+                return held(Hold::MetricsUnavailable);
+            }
+        };
+        let slo = match &svc.slo {
+            None => self.settings.default_slo,
+            Some(Ok(d)) => *d,
+            Some(Err(text)) => {
+                warn_once(self, "InvalidLatencySlo", format!("gaia.dev/latency-slo {text:?} is not a latency such as 500ms; not moving it until fixed"));
+                return held(Hold::NoLatencyData);
+            }
+        };
+        let pods = svc.min_scale.max(1);
+        let state = LadderState {
+            mode,
+            rung: svc.rung_in(ladder),
+            rollout: svc.rollout,
+            slo,
+            memory,
+            pods,
+            violation_streak: self.streaks.get(&key).copied().unwrap_or(0),
+            created: svc.created,
+            // The classifier reports no dtype yet: the model's GPU memory is unknown, so
+            // every rung is taken to hold it.
+            model_gpu_mib: None,
+        };
+        // A p95 made of whole seconds cannot be held against an objective under one: the
+        // latencies are dropped, so only the rates (idle) can move the Service.
+        let blind = self.settings.latency_truncated && slo < Duration::from_secs(1);
+        let stats = raw.map(|raw| {
+            let mut st = match &svc.serving_revision {
+                Some(rev) => {
+                    let rk = RevisionKey::new(&svc.namespace, rev);
+                    let pods = pods_by_revision.get(&rk).map(Vec::as_slice).unwrap_or(&[]);
+                    revision_stats(raw, &rk, pods, self.settings.cpu_capacity_without_limit)
+                }
+                None => Default::default(),
+            };
+            if blind {
+                st.p95_short_ms = None;
+                st.p95_long_ms = None;
+                st.p50_short_ms = None;
+            }
+            st
+        });
+        let out = ladder::decide_ladder(
+            &state,
+            stats.as_ref(),
+            &pools.availability(),
+            ladder,
+            &self.settings.policy,
+            now,
+        );
+        let mut decision = out.decision;
+        if blind && decision == LadderDecision::Hold(Hold::NoLatencyData) {
+            decision = LadderDecision::Hold(Hold::LatencyUnreliable);
+            warn_once(
+                self,
+                "LatencyUnreliable",
+                format!(
+                    "this Knative release records latencies under 1 s as 0 s: the {} objective \
+                     cannot be judged, so Gaia holds (upgrade Knative to 1.19.9, 1.20.2, 1.21 or \
+                     later, or set an objective of 1s or more)",
+                    gaia_contract::duration::format_latency(slo)
+                ),
+            );
+        }
+        let rps = stats.as_ref().and_then(|s| s.rps_short);
+        let note = ladder_note(&decision, &state, ladder, rps);
+        (LadderAction { decision, note }, out.violation_streak)
+    }
+
     fn may_warn(&mut self, key: &ServiceKey, what: &'static str, now: Timestamp) -> bool {
         let every = self.settings.warn_every.as_secs_f64();
         let slot = (key.clone(), what);
@@ -352,6 +661,31 @@ impl Cycle {
             );
         }
         (out.decision, out.violation_streak)
+    }
+}
+
+/// The note of a ladder decision, ending with the cost of 1,000 requests per rung (the rules
+/// put it in most notes; the others get it here, from the memory written back).
+fn ladder_note(
+    d: &LadderDecision,
+    s: &LadderState,
+    ladder: &LadderConfig,
+    rps: Option<f64>,
+) -> String {
+    let (note, memory) = match d {
+        LadderDecision::Hold(h) => return h.as_str().to_string(),
+        LadderDecision::Move(m) => (m.note.as_str(), &m.memory),
+        LadderDecision::Remember { memory, note } => (note.as_str(), memory),
+        LadderDecision::NoCapacity { note, .. } => (note.as_str(), &s.memory),
+    };
+    if note.contains("cost per 1,000 requests") {
+        return note.to_string();
+    }
+    let costs = cost_line(&costs_per_1000(ladder, memory, rps, s.pods));
+    if note.is_empty() {
+        costs
+    } else {
+        format!("{note}; {costs}")
     }
 }
 
@@ -512,6 +846,238 @@ mod tests {
         assert_eq!(r.holds.get("metrics_unavailable"), Some(&1));
         assert!(act.0.lock().unwrap().is_empty());
         assert!(cycle.streaks.is_empty());
+    }
+
+    /// Records ladder actions: (name, kind, note).
+    #[derive(Default)]
+    struct LadderRecording(std::sync::Mutex<Vec<(String, &'static str, String)>>);
+
+    impl Actuator for LadderRecording {
+        async fn act(&self, _: &ManagedService, _: &Decision) -> Result<(), Error> {
+            panic!("a ladder cycle decided with decide")
+        }
+        async fn act_ladder(&self, svc: &ManagedService, a: &LadderAction) -> Result<(), Error> {
+            self.0
+                .lock()
+                .unwrap()
+                .push((svc.name.clone(), a.decision.kind(), a.note.clone()));
+            Ok(())
+        }
+        async fn warn(
+            &self,
+            svc: &ManagedService,
+            reason: &'static str,
+            n: String,
+        ) -> Result<(), Error> {
+            self.0.lock().unwrap().push((svc.name.clone(), reason, n));
+            Ok(())
+        }
+    }
+
+    fn ladder_settings() -> CycleSettings {
+        CycleSettings::from_config(&Config {
+            ladder: Some(LadderConfig::cpu_shared_gpu(143_771.0, 7)),
+            ..Config::default()
+        })
+    }
+
+    fn within_slo(names: &[&str]) -> RawObservations {
+        let mut raw = RawObservations {
+            queries: 7,
+            ..Default::default()
+        };
+        for n in names {
+            let rev = RevisionKey::new("ns", format!("{n}-1"));
+            raw.p95_short_ms.insert(rev.clone(), 40.0);
+            raw.p95_long_ms.insert(rev.clone(), 40.0);
+            raw.p50_short_ms.insert(rev.clone(), 30.0);
+            raw.rps_short.insert(rev.clone(), 5.0);
+            raw.rps_long.insert(rev.clone(), 5.0);
+            raw.mean_latency_ms.insert(rev.clone(), 35.0);
+            raw.cpu_cores
+                .insert(PodKey::new("ns", format!("{n}-1-pod")), 0.2);
+        }
+        raw
+    }
+
+    fn sliced_node(free: u32, taints: &[(&str, &str)]) -> Arc<NodeShape> {
+        use crate::cluster::nodes::Taint;
+        Arc::new(NodeShape {
+            name: "sliced".into(),
+            labels: [("nvidia.com/gpu.present".to_string(), "true".to_string())].into(),
+            taints: taints
+                .iter()
+                .map(|(k, e)| Taint {
+                    key: (*k).into(),
+                    value: String::new(),
+                    effect: (*e).into(),
+                })
+                .collect(),
+            allocatable: [("nvidia.com/gpu.shared".to_string(), free)].into(),
+            schedulable: true,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_ladder_moves_a_light_function_to_the_cheaper_shared_gpu_while_a_unit_is_free() {
+        let snap = Snapshot {
+            services: vec![svc("a", "cpu_preferred"), svc("b", "cpu_preferred")],
+            pods: vec![pod("a-1"), pod("b-1")],
+            nodes: vec![],
+        };
+        let rungs = RungSnapshot {
+            nodes: vec![sliced_node(1, &[("nvidia.com/gpu", "NoSchedule")])],
+            pods: vec![],
+        };
+        let act = LadderRecording::default();
+        let mut cycle = Cycle::new(ladder_settings());
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let r = cycle
+            .run_ladder(
+                &snap,
+                &rungs,
+                &Table(Ok(within_slo(&["a", "b"]))),
+                &act,
+                t0,
+                None,
+            )
+            .await;
+        // one free slice: a takes it, b (decided after a) finds none and stays on the CPU
+        assert_eq!(r.decisions.get("economize"), Some(&1), "{r:?}");
+        assert_eq!(r.holds.get("within_slo"), Some(&1), "{r:?}");
+        let acted = act.0.lock().unwrap().clone();
+        assert_eq!(acted.len(), 1, "{acted:?}");
+        let (name, kind, note) = &acted[0];
+        assert_eq!((name.as_str(), *kind), ("a", "economize"));
+        assert!(note.contains("→ gpu-shared"), "{note}");
+        assert!(
+            note.contains("cost per 1,000 requests: cpu $0.0076 (measured), gpu-shared $0.0038 (estimated), gpu $0.0266 (estimated)"),
+            "{note}"
+        );
+        // next cycle: the slice is promised to a (its pod is not there yet): b still holds
+        let r = cycle
+            .run_ladder(
+                &snap,
+                &rungs,
+                &Table(Ok(within_slo(&["a", "b"]))),
+                &act,
+                add(t0, Duration::from_secs(10)),
+                None,
+            )
+            .await;
+        assert_eq!(r.decisions.get("economize"), None, "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn a_slice_on_a_node_the_rung_does_not_tolerate_is_not_free() {
+        let snap = Snapshot {
+            services: vec![svc("a", "cpu_preferred")],
+            pods: vec![pod("a-1")],
+            nodes: vec![],
+        };
+        let rungs = RungSnapshot {
+            nodes: vec![sliced_node(
+                7,
+                &[("nvidia.com/gpu", "NoSchedule"), ("team", "NoExecute")],
+            )],
+            pods: vec![],
+        };
+        let act = LadderRecording::default();
+        let mut cycle = Cycle::new(ladder_settings());
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let r = cycle
+            .run_ladder(
+                &snap,
+                &rungs,
+                &Table(Ok(within_slo(&["a"]))),
+                &act,
+                t0,
+                None,
+            )
+            .await;
+        assert_eq!(r.holds.get("within_slo"), Some(&1), "{r:?}");
+        assert!(act.0.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_ladder_promotes_a_slow_busy_function_one_rung_or_says_there_is_no_room() {
+        let snap = Snapshot {
+            services: vec![svc("a", "cpu_preferred")],
+            pods: vec![pod("a-1")],
+            nodes: vec![],
+        };
+        let full = RungSnapshot {
+            nodes: vec![sliced_node(1, &[])],
+            pods: vec![Arc::new(PodUnits {
+                node: Some("sliced".into()),
+                units: vec![0, 1, 0],
+            })],
+        };
+        let act = LadderRecording::default();
+        let mut cycle = Cycle::new(ladder_settings());
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let observer = Table(Ok(slow_and_busy(&["a"])));
+        for i in 0..2 {
+            cycle
+                .run_ladder(
+                    &snap,
+                    &full,
+                    &observer,
+                    &act,
+                    add(t0, Duration::from_secs(10 * i)),
+                    None,
+                )
+                .await;
+        }
+        let acted = act.0.lock().unwrap().clone();
+        assert_eq!(acted.len(), 1, "{acted:?}");
+        assert_eq!(acted[0].1, "no_capacity");
+        assert!(
+            acted[0].2.contains("cost per 1,000 requests"),
+            "{}",
+            acted[0].2
+        );
+        // a slice frees up: promoted one rung, to the shared GPU
+        let free = RungSnapshot {
+            nodes: vec![sliced_node(1, &[])],
+            pods: vec![],
+        };
+        let r = cycle
+            .run_ladder(
+                &snap,
+                &free,
+                &observer,
+                &act,
+                add(t0, Duration::from_secs(20)),
+                None,
+            )
+            .await;
+        assert_eq!(r.decisions.get("promote"), Some(&1), "{r:?}");
+        let acted = act.0.lock().unwrap().clone();
+        assert!(acted[1].2.contains("→ gpu-shared"), "{}", acted[1].2);
+    }
+
+    #[tokio::test]
+    async fn without_a_ladder_run_ladder_is_run() {
+        let snap = Snapshot {
+            services: vec![svc("a", "cpu_preferred")],
+            pods: vec![pod("a-1")],
+            nodes: vec![],
+        };
+        let act = Recording::default();
+        let mut cycle = Cycle::new(settings());
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let r = cycle
+            .run_ladder(
+                &snap,
+                &RungSnapshot::default(),
+                &Table(Ok(slow_and_busy(&["a"]))),
+                &act,
+                t0,
+                None,
+            )
+            .await;
+        assert_eq!(r.holds.get("sustaining"), Some(&1), "{r:?}");
     }
 
     #[tokio::test]

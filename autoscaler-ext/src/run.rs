@@ -15,11 +15,12 @@ use tracing::{info, info_span, warn, Instrument};
 
 use crate::act::KubeActuator;
 use crate::cluster::index::Index;
-use crate::cluster::nodes::{label_selector, node_info, NodeInfo};
-use crate::cluster::pods::{pod_info, PodInfo, NON_TERMINAL};
+use crate::cluster::nodes::{gpu_node_info, label_selector, node_shape, NodeInfo, NodeShape};
+use crate::cluster::pods::{pod_info, requested_units, PodInfo, NON_TERMINAL};
+use crate::cluster::rungs::PodUnits;
 use crate::cluster::service::{api_resource, ManagedService};
 use crate::config::{Args, Config};
-use crate::cycle::{Cycle, CycleSettings, Snapshot};
+use crate::cycle::{Cycle, CycleSettings, RungSnapshot, Snapshot};
 use crate::leader::{identity, LeaderElector};
 use crate::observe::prometheus::PromObserver;
 use crate::server::{self, AppState, Health};
@@ -60,8 +61,15 @@ pub async fn run(args: Args) -> Result<(), Error> {
 
     // Watches.
     let services: Arc<Index<ManagedService>> = Arc::new(Index::new());
-    let pods: Arc<Index<PodInfo>> = Arc::new(Index::new());
-    let nodes: Arc<Index<NodeInfo>> = Arc::new(Index::new());
+    let pods: Arc<Index<PodEntry>> = Arc::new(Index::new());
+    let nodes: Arc<Index<NodeEntry>> = Arc::new(Index::new());
+    let ladder = config.ladder.clone().map(Arc::new);
+    // The ladder's resources, rung by rung ("" for the CPU rung, which has none).
+    let rung_resources: Vec<String> = ladder
+        .iter()
+        .flat_map(|l| l.rungs.iter())
+        .map(|r| r.resource.clone().unwrap_or_default())
+        .collect();
     let gpu = config.gpu.resource.clone();
     let container = config.cpu.container.clone();
     let mut tasks = Vec::new();
@@ -88,25 +96,73 @@ pub async fn run(args: Args) -> Result<(), Error> {
     }
     {
         let gpu = gpu.clone();
+        let resources = rung_resources.clone();
         tasks.push(tokio::spawn(watch_into(
             Api::<Pod>::all(client.clone()),
             watcher::Config::default().fields(NON_TERMINAL),
             pods.clone(),
-            move |p: &Pod| pod_info(p, &gpu, &container),
+            move |p: &Pod| {
+                let info = pod_info(p, &gpu, &container)?;
+                let units = PodUnits {
+                    node: info.node.clone(),
+                    units: resources
+                        .iter()
+                        .map(|r| {
+                            if r.is_empty() {
+                                0
+                            } else {
+                                requested_units(p, r)
+                            }
+                        })
+                        .collect(),
+                };
+                Some(PodEntry {
+                    info: Arc::new(info),
+                    units: units.uses_any().then(|| Arc::new(units)),
+                })
+            },
             "pods",
             metrics.clone(),
             shutdown.clone(),
         )));
     }
-    tasks.push(tokio::spawn(watch_into(
-        Api::<Node>::all(client.clone()),
-        watcher::Config::default().labels(&label_selector(&config.gpu_node_selector())),
-        nodes.clone(),
-        move |n: &Node| node_info(n, &gpu),
-        "nodes",
-        metrics.clone(),
-        shutdown.clone(),
-    )));
+    {
+        // Without a ladder, the GPU pool's nodes only (as before); with one, every node: its
+        // rungs may select other nodes than the GPU placement does.
+        let gpu_selector = config.gpu_node_selector();
+        let watch = match &ladder {
+            None => watcher::Config::default().labels(&label_selector(&gpu_selector)),
+            Some(_) => watcher::Config::default(),
+        };
+        let gpu_profile = config.placement.gpu.clone();
+        let with_shape = ladder.is_some();
+        let resources = rung_resources.clone();
+        tasks.push(tokio::spawn(watch_into(
+            Api::<Node>::all(client.clone()),
+            watch,
+            nodes.clone(),
+            move |n: &Node| {
+                let info = gpu_node_info(n, &gpu, &gpu_profile)?;
+                let refs: Vec<&str> = resources
+                    .iter()
+                    .filter(|r| !r.is_empty())
+                    .map(String::as_str)
+                    .collect();
+                let shape = with_shape.then(|| Arc::new(node_shape(n, &refs)));
+                let in_gpu_pool = shape
+                    .as_ref()
+                    .is_none_or(|s| gpu_selector.iter().all(|(k, v)| s.labels.get(k) == Some(v)));
+                Some(NodeEntry {
+                    info: Arc::new(info),
+                    shape,
+                    in_gpu_pool,
+                })
+            },
+            "nodes",
+            metrics.clone(),
+            shutdown.clone(),
+        )));
+    }
 
     // Leader election.
     let me = identity();
@@ -137,7 +193,12 @@ pub async fn run(args: Args) -> Result<(), Error> {
         config.placement.clone(),
         leading.clone(),
         args.dry_run,
-    );
+    )
+    .with_ladder(ladder.clone());
+    if let Some(l) = &ladder {
+        let names: Vec<&str> = l.rungs.iter().map(|r| r.name.as_str()).collect();
+        info!(rungs = ?names, "placement ladder on: deciding with decide_ladder");
+    }
     let mut cycle = Cycle::new(CycleSettings::from_config(&config));
     let mut ticker = tokio::time::interval(config.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -156,15 +217,45 @@ pub async fn run(args: Args) -> Result<(), Error> {
         if !lead || !synced {
             continue;
         }
+        let pod_entries = pods.snapshot();
+        let node_entries = nodes.snapshot();
         let snap = Snapshot {
             services: services.snapshot(),
-            pods: pods.snapshot(),
-            nodes: nodes.snapshot(),
+            pods: pod_entries.iter().map(|p| p.info.clone()).collect(),
+            nodes: node_entries
+                .iter()
+                .filter(|n| n.in_gpu_pool)
+                .map(|n| n.info.clone())
+                .collect(),
         };
-        let report = cycle
-            .run(&snap, &observer, &actuator, jiff::Timestamp::now(), None)
-            .instrument(info_span!("cycle"))
-            .await;
+        let report = match &ladder {
+            None => {
+                cycle
+                    .run(&snap, &observer, &actuator, jiff::Timestamp::now(), None)
+                    .instrument(info_span!("cycle"))
+                    .await
+            }
+            Some(_) => {
+                let rungs = RungSnapshot {
+                    nodes: node_entries
+                        .iter()
+                        .filter_map(|n| n.shape.clone())
+                        .collect(),
+                    pods: pod_entries.iter().filter_map(|p| p.units.clone()).collect(),
+                };
+                cycle
+                    .run_ladder(
+                        &snap,
+                        &rungs,
+                        &observer,
+                        &actuator,
+                        jiff::Timestamp::now(),
+                        None,
+                    )
+                    .instrument(info_span!("cycle"))
+                    .await
+            }
+        };
         metrics.record(&report);
         info!(services = report.services, queries = report.prometheus_queries,
               ms = report.duration.as_millis() as u64, decisions = ?report.decisions,
@@ -185,6 +276,22 @@ pub async fn run(args: Args) -> Result<(), Error> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// A pod as the watch keeps it: what every cycle reads, and its use of the ladder's resources
+/// (only for pods that use any).
+struct PodEntry {
+    info: Arc<PodInfo>,
+    units: Option<Arc<PodUnits>>,
+}
+
+/// A node as the watch keeps it: its GPUs for the two placements (none when the GPU profile
+/// cannot use it), its shape for the ladder's rungs (with a ladder only), and whether it is in
+/// the GPU pool (`gpu.nodeSelector`).
+struct NodeEntry {
+    info: Arc<NodeInfo>,
+    shape: Option<Arc<NodeShape>>,
+    in_gpu_pool: bool,
 }
 
 /// Feeds `index` from a watch until shutdown. Watch errors are retried with back-off.

@@ -8,15 +8,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{close, cpu_pods, steady, Dataset, Gen, Phase, PromServer, RevisionSeries};
-use gaia_autoscaler::act::Actuator;
-use gaia_autoscaler::cluster::nodes::NodeInfo;
+use gaia_autoscaler::act::{Actuator, LadderAction};
+use gaia_autoscaler::cluster::nodes::{NodeInfo, NodeShape, Taint};
+use gaia_autoscaler::cluster::rungs::PodUnits;
 use gaia_autoscaler::cluster::service::ManagedService;
 use gaia_autoscaler::config::Config;
-use gaia_autoscaler::cycle::{Cycle, CycleSettings, Snapshot};
+use gaia_autoscaler::cycle::{Cycle, CycleSettings, RungSnapshot, Snapshot};
 use gaia_autoscaler::observe::prometheus::PromObserver;
 use gaia_autoscaler::observe::{Observe, PodKey, RevisionKey};
 use gaia_autoscaler::Error;
 use gaia_contract::queries::{Generation, LabelLayout, QueryOverrides, QuerySet};
+use gaia_policy::ladder::{LadderConfig, LadderDecision};
 use gaia_policy::Decision;
 use serde_json::json;
 
@@ -322,4 +324,131 @@ async fn a_cycle_over_real_prometheus_promotes_the_busy_function_not_the_sleepy_
             ("burst".to_string(), "no_gpu"),
         ]
     );
+}
+
+/// Records ladder actions: (name, kind, rung moved to, note).
+#[derive(Default)]
+struct LadderRecording(std::sync::Mutex<Vec<LadderActed>>);
+
+/// (Service, decision kind or warning reason, rung moved to, note).
+type LadderActed = (String, &'static str, Option<usize>, String);
+
+impl Actuator for LadderRecording {
+    async fn act(&self, _: &ManagedService, _: &Decision) -> Result<(), Error> {
+        panic!("a ladder cycle decided with decide")
+    }
+    async fn act_ladder(&self, svc: &ManagedService, a: &LadderAction) -> Result<(), Error> {
+        let to = match &a.decision {
+            LadderDecision::Move(m) => Some(m.to),
+            _ => None,
+        };
+        self.0
+            .lock()
+            .unwrap()
+            .push((svc.name.clone(), a.decision.kind(), to, a.note.clone()));
+        Ok(())
+    }
+    async fn warn(
+        &self,
+        svc: &ManagedService,
+        reason: &'static str,
+        n: String,
+    ) -> Result<(), Error> {
+        self.0
+            .lock()
+            .unwrap()
+            .push((svc.name.clone(), reason, None, n));
+        Ok(())
+    }
+}
+
+fn sliced(name: &str, taints: &[(&str, &str)]) -> Arc<NodeShape> {
+    Arc::new(NodeShape {
+        name: name.into(),
+        labels: [("nvidia.com/gpu.present".to_string(), "true".to_string())].into(),
+        taints: taints
+            .iter()
+            .map(|(k, e)| Taint {
+                key: (*k).into(),
+                value: String::new(),
+                effect: (*e).into(),
+            })
+            .collect(),
+        allocatable: [("nvidia.com/gpu.shared".to_string(), 7)].into(),
+        schedulable: true,
+    })
+}
+
+#[tokio::test]
+async fn a_ladder_cycle_over_real_prometheus_promotes_one_rung_onto_the_one_free_slice() {
+    let ds = dataset();
+    let prom = PromServer::start(&ds, &[Gen::OpenTelemetry]);
+    let pods = ds.revisions.iter().flat_map(cpu_pods).collect();
+    let snap = Snapshot {
+        services: vec![
+            ksvc("team-a", "matmul", "matmul-00001", "cpu"),
+            ksvc("team-b", "sleepy", "sleepy-00001", "cpu"),
+            ksvc("team-b", "burst", "burst-00001", "cpu"),
+            ksvc("team-c", "quiet", "quiet-00001", "cpu"),
+        ],
+        pods,
+        nodes: vec![],
+    };
+    // Two time-sliced nodes of 7 slices: on the first, 6 are taken; the second carries a
+    // taint the shared rung does not tolerate, so its 7 free slices are none of ours. No node
+    // has a whole GPU.
+    let rungs = RungSnapshot {
+        nodes: vec![
+            sliced("sliced-1", &[("nvidia.com/gpu", "NoSchedule")]),
+            sliced(
+                "sliced-2",
+                &[("nvidia.com/gpu", "NoSchedule"), ("team", "NoSchedule")],
+            ),
+        ],
+        pods: (0..6)
+            .map(|_| {
+                Arc::new(PodUnits {
+                    node: Some("sliced-1".into()),
+                    units: vec![0, 1, 0],
+                })
+            })
+            .collect(),
+    };
+    let config = Config {
+        ladder: Some(LadderConfig::cpu_shared_gpu(143_771.0, 7)),
+        ..Config::default()
+    };
+    config.validate().expect("valid");
+    let observer = observer(&prom.url, Generation::OpenTelemetry);
+    let actuator = LadderRecording::default();
+    let mut cycle = Cycle::new(CycleSettings::from_config(&config));
+    let t0 = jiff::Timestamp::now();
+    for i in 0..3 {
+        let now = gaia_policy::clock::add(t0, Duration::from_secs(10 * i));
+        let r = cycle
+            .run_ladder(&snap, &rungs, &observer, &actuator, now, Some(ds.end()))
+            .await;
+        assert_eq!(r.prometheus_queries, 7, "constant: {r:?}");
+        assert!(r.prometheus_error.is_none(), "{r:?}");
+        assert_eq!(r.holds.get("not_compute_bound"), Some(&1), "sleepy: {r:?}");
+    }
+    let acted = actuator.0.lock().unwrap().clone();
+    let kinds: Vec<(&str, &str, Option<usize>)> = acted
+        .iter()
+        .map(|(n, k, to, _)| (n.as_str(), *k, *to))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            // severe and CPU-bound: one rung up, onto the last free slice
+            ("matmul", "promote", Some(1)),
+            // sustained, but the slice is taken and no rung above has room
+            ("burst", "no_capacity", None),
+        ],
+        "{acted:?}"
+    );
+    assert!(acted[0].3.contains("→ gpu-shared"), "{}", acted[0].3);
+    for (_, _, _, note) in &acted {
+        assert!(note.contains("cost per 1,000 requests: cpu $"), "{note}");
+    }
 }

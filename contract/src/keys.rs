@@ -41,6 +41,14 @@ pub const PLACED_FOR: &str = "gaia.dev/placed-for";
 pub const LEGACY_PLACEMENT: &str = "gaia.dev/placement";
 /// Written by the autoscaler: what it saw and remembers (JSON, see [`crate::Observed`]).
 pub const OBSERVED: &str = "gaia.dev/observed";
+/// Written by the autoscaler on `spec.template.metadata` when a placement ladder is configured:
+/// the rung (`cpu`, `gpu-shared`, `gpu`, ...) the template was placed for. `gaia.dev/placed-for`
+/// then says `cpu` for the first rung and `gpu` for every other one. While it is there,
+/// [`crate::apply_placement`] leaves a template already placed for that coarse placement alone.
+pub const RUNG: &str = "gaia.dev/rung";
+/// Written by the autoscaler on the Service metadata when a placement ladder is configured: what
+/// it remembers per rung (JSON, `gaia_policy::ladder::LadderMemory`).
+pub const LADDER: &str = "gaia.dev/ladder";
 
 /// Field manager the autoscaler names on its writes. It writes with a JSON patch guarded by a
 /// `test` of the resourceVersion (not server-side apply: see `autoscaler-ext/src/act.rs`).

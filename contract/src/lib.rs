@@ -36,7 +36,7 @@ pub use duration::{format_duration, parse_duration, parse_latency, DEFAULT_LATEN
 pub use findings::{Finding, FindingKind};
 pub use mode::{ExecutionMode, ModeSource, Placement, RequestedMode};
 pub use observed::{MoveKind, Observed, PlacementMove, RememberedLatency};
-pub use placement::{apply_placement, PlacementProfile, PlacementProfiles};
+pub use placement::{apply_placement, apply_profile, PlacementProfile, PlacementProfiles};
 pub use service::ServiceView;
 pub use verdict::Verdict;
 

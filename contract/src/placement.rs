@@ -147,6 +147,51 @@ pub fn apply_placement(
     placement: Placement,
     profiles: &PlacementProfiles,
 ) -> Result<(), ContractError> {
+    // A template the autoscaler placed on a rung of its ladder (`gaia.dev/rung`) for this same
+    // coarse placement keeps the rung's profile: the two profiles here do not know the rung's
+    // resource (`nvidia.com/gpu.shared`...), and re-placing it would add a whole GPU next to it.
+    if placed_on_a_rung_for(service, placement) {
+        if let Some(a) = service
+            .pointer_mut("/spec/template/metadata/annotations")
+            .and_then(Value::as_object_mut)
+        {
+            a.remove(keys::LEGACY_PLACEMENT);
+        }
+        return Ok(());
+    }
+    let owned = profiles.all();
+    apply_profile(service, placement, profiles.get(placement), &owned)
+}
+
+/// True when the template carries `gaia.dev/rung` and was placed for `placement`.
+fn placed_on_a_rung_for(service: &Value, placement: Placement) -> bool {
+    let Some(a) = service.pointer("/spec/template/metadata/annotations") else {
+        return false;
+    };
+    let rung = a
+        .get(keys::RUNG)
+        .and_then(Value::as_str)
+        .is_some_and(|r| !r.trim().is_empty());
+    let placed = a
+        .get(keys::PLACED_FOR)
+        .and_then(Value::as_str)
+        .and_then(|p| p.parse::<Placement>().ok());
+    rung && placed == Some(placement) && service.pointer("/spec/template/spec/containers").is_some()
+}
+
+/// Rewrites the template for `target`, recorded as `placed_for`: first removes what any of
+/// `owned` owns (nodeSelector keys, tolerations, user-container limits), then adds `target`'s.
+/// [`apply_placement`] is this with the two profiles; the autoscaler's ladder calls it with the
+/// rung's profile and every rung's (and both placement profiles') as `owned`, then records the
+/// rung in `gaia.dev/rung`. Removes `gaia.dev/rung` from the template: a caller placing for a
+/// rung writes it again.
+pub fn apply_profile(
+    service: &mut Value,
+    placed_for: Placement,
+    target: &PlacementProfile,
+    owned: &[&PlacementProfile],
+) -> Result<(), ContractError> {
+    let placement = placed_for;
     let template = object_at(service, &["spec", "template"])?;
     let annotations = child_object(template, "metadata", "spec.template.metadata")?;
     let annotations = child_object(
@@ -155,6 +200,7 @@ pub fn apply_placement(
         "spec.template.metadata.annotations",
     )?;
     annotations.remove(keys::LEGACY_PLACEMENT);
+    annotations.remove(keys::RUNG);
     annotations.insert(
         keys::PLACED_FOR.to_string(),
         Value::String(placement.as_str().to_string()),
@@ -164,11 +210,10 @@ pub fn apply_placement(
         Some(Value::Object(pod)) => pod,
         _ => return Err(ContractError::NoContainers),
     };
-    let target = profiles.get(placement);
 
     // nodeSelector
     let mut selector = take_object(pod, "nodeSelector", "spec.template.spec.nodeSelector")?;
-    for profile in profiles.all() {
+    for profile in owned {
         for key in profile.node_selector.keys() {
             selector.remove(key);
         }
@@ -189,10 +234,9 @@ pub fn apply_placement(
         }
     };
     tolerations.retain(|t| {
-        !profiles
-            .all()
+        !owned
             .iter()
-            .any(|p| p.tolerations.iter().any(|owned| owned.matches(t)))
+            .any(|p| p.tolerations.iter().any(|o| o.matches(t)))
     });
     for t in &target.tolerations {
         tolerations.push(serde_json::to_value(t).unwrap_or(Value::Null));
@@ -216,7 +260,7 @@ pub fn apply_placement(
     let mut resources = take_object(container, "resources", "resources")?;
     let mut limits = take_object(&mut resources, "limits", "resources.limits")?;
     let mut requests = take_object(&mut resources, "requests", "resources.requests")?;
-    for profile in profiles.all() {
+    for profile in owned {
         for key in profile.limits.keys() {
             limits.remove(key);
             if key.contains('/') {
@@ -439,6 +483,53 @@ mod tests {
         apply_placement(&mut s, Placement::Gpu, &profiles).unwrap();
         assert!(s["spec"]["template"]["spec"]["nodeSelector"]
             .get("gaia.dev/pool")
+            .is_none());
+    }
+
+    fn shared_rung() -> PlacementProfile {
+        let mut p = PlacementProfiles::default().gpu;
+        p.limits = BTreeMap::from([("nvidia.com/gpu.shared".into(), "1".into())]);
+        p
+    }
+
+    #[test]
+    fn a_rung_profile_replaces_every_owned_profile_and_the_webhook_keeps_it() {
+        let profiles = PlacementProfiles::default();
+        let shared = shared_rung();
+        let owned = [&profiles.cpu, &profiles.gpu, &shared];
+        let mut s = service();
+        apply_placement(&mut s, Placement::Gpu, &profiles).unwrap();
+        apply_profile(&mut s, Placement::Gpu, &shared, &owned).unwrap();
+        s["spec"]["template"]["metadata"]["annotations"][keys::RUNG] = json!("gpu-shared");
+        let limits = &s["spec"]["template"]["spec"]["containers"][1]["resources"]["limits"];
+        assert_eq!(limits["nvidia.com/gpu.shared"], "1");
+        assert!(limits.get("nvidia.com/gpu").is_none(), "{limits}");
+        assert_eq!(limits["memory"], "1Gi");
+        // the webhook re-places a Service on every UPDATE with its two profiles: a template on
+        // a rung for the same coarse placement is left as it is (no whole GPU added)
+        let before = s.clone();
+        apply_placement(&mut s, Placement::Gpu, &profiles).unwrap();
+        assert_eq!(s, before);
+        // another placement is applied, and drops the rung's record
+        apply_placement(&mut s, Placement::Cpu, &profiles).unwrap();
+        assert!(s["spec"]["template"]["metadata"]["annotations"]
+            .get(keys::RUNG)
+            .is_none());
+        // back to the CPU rung through the ladder: nothing of any rung is left
+        let mut t = before.clone();
+        apply_profile(&mut t, Placement::Cpu, &profiles.cpu, &owned).unwrap();
+        let pod = &t["spec"]["template"]["spec"];
+        let orig = service();
+        assert_eq!(
+            pod["nodeSelector"],
+            orig["spec"]["template"]["spec"]["nodeSelector"]
+        );
+        assert_eq!(
+            pod["tolerations"],
+            orig["spec"]["template"]["spec"]["tolerations"]
+        );
+        assert!(pod["containers"][1]["resources"]["limits"]
+            .get("nvidia.com/gpu.shared")
             .is_none());
     }
 

@@ -9,6 +9,7 @@ use gaia_contract::duration::serde_duration;
 use gaia_contract::placement::PlacementProfiles;
 use gaia_contract::queries::{PrometheusConfig, QuerySet, USER_CONTAINER};
 use gaia_contract::DEFAULT_LATENCY_SLO;
+use gaia_policy::ladder::LadderConfig;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use serde::Deserialize;
@@ -33,6 +34,9 @@ pub struct AutoscalerView {
     pub policy: PolicyView,
     #[serde(with = "serde_latency")]
     pub default_slo: Duration,
+    /// The placement ladder, when one is configured: `kn gaia status` shows each Service's
+    /// rung and the cost of 1,000 requests per rung.
+    pub ladder: Option<LadderConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -56,6 +60,7 @@ impl Default for AutoscalerView {
             cpu: CpuView::default(),
             policy: PolicyView::default(),
             default_slo: DEFAULT_LATENCY_SLO,
+            ladder: None,
         }
     }
 }
@@ -167,6 +172,29 @@ leaderElection: {name: x}
         let q = v.queries();
         assert_eq!(q.revision_label, "revision");
         assert!(q.cpu_usage.contains("container=\"app\""), "{}", q.cpu_usage);
+    }
+
+    #[test]
+    fn reads_the_ladder_when_there_is_one() {
+        assert!(AutoscalerView::parse("defaultSlo: 1s")
+            .unwrap()
+            .ladder
+            .is_none());
+        let v = AutoscalerView::parse(
+            r#"
+ladder:
+  rungs:
+    - {name: cpu, pricePerSecond: 0.000038}
+    - name: gpu-shared
+      resource: nvidia.com/gpu.shared
+      pricePerSecond: 0.000019
+      profile: {limits: {nvidia.com/gpu.shared: "1"}}
+"#,
+        )
+        .unwrap();
+        let l = v.ladder.unwrap();
+        assert_eq!(l.rungs[1].name, "gpu-shared");
+        assert_eq!(l.rungs[1].price_per_second, 0.000019);
     }
 
     #[test]

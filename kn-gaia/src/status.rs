@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::ValueEnum;
 use gaia_contract::queries::Generation;
 use gaia_contract::{keys, Observed, PlacementMove, RememberedLatency, ServiceView};
+use gaia_policy::ladder::{cost_line, costs_per_1000, LadderConfig, LadderMemory, RungMove};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -116,6 +117,35 @@ pub struct ServiceStatus {
     /// Problems reading this Service's annotations.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// With a placement ladder configured: the rung and the cost of 1,000 requests per rung.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ladder: Option<LadderStatus>,
+    /// What the ladder remembers (`gaia.dev/ladder`), and the pods a revision starts with.
+    #[serde(skip)]
+    ladder_memory: LadderMemory,
+    #[serde(skip)]
+    pods: u32,
+}
+
+/// A Service on the placement ladder.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LadderStatus {
+    /// The rung the template was placed for (`gaia.dev/rung`); none when the ladder has not
+    /// placed it yet.
+    pub rung: Option<String>,
+    /// Per rung, $ per 1,000 requests: at the load remembered on that rung (measured), else at
+    /// the current load (estimated); none without a load.
+    pub cost_per_1000: Vec<RungCostView>,
+    pub last_move: Option<RungMove>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RungCostView {
+    pub rung: String,
+    pub usd: Option<f64>,
+    pub measured: bool,
 }
 
 impl ServiceStatus {
@@ -129,6 +159,13 @@ impl ServiceStatus {
             Err(e) => {
                 warnings.push(format!("unreadable {}: {e}", keys::OBSERVED));
                 Observed::default()
+            }
+        };
+        let ladder_memory = match LadderMemory::from_annotation(v.meta_annotation(keys::LADDER)) {
+            Ok(m) => m,
+            Err(e) => {
+                warnings.push(format!("unreadable {}: {e}", keys::LADDER));
+                LadderMemory::default()
             }
         };
         let slo = own(v.annotation(keys::LATENCY_SLO));
@@ -171,7 +208,38 @@ impl ServiceStatus {
             },
             last_move: observed.last_move,
             warnings,
+            ladder: None,
+            ladder_memory,
+            pods: v.min_scale().max(1),
         }
+    }
+
+    /// With a ladder configured: the rung (from `gaia.dev/rung` on the template) and the cost
+    /// of 1,000 requests per rung, as the autoscaler's Events state it (call after [`apply`],
+    /// so that estimates use the current load).
+    ///
+    /// [`apply`]: ServiceStatus::apply
+    pub fn with_ladder(&mut self, svc: &Value, ladder: &LadderConfig) {
+        let v = ServiceView::new(svc);
+        let rung = v
+            .template_annotation(keys::RUNG)
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(str::to_string);
+        let cost_per_1000 =
+            costs_per_1000(ladder, &self.ladder_memory, self.current_rps, self.pods)
+                .into_iter()
+                .map(|c| RungCostView {
+                    rung: c.rung,
+                    usd: c.usd_per_1000,
+                    measured: c.measured,
+                })
+                .collect();
+        self.ladder = Some(LadderStatus {
+            rung,
+            cost_per_1000,
+            last_move: self.ladder_memory.last_move.clone(),
+        });
     }
 
     /// Fills in the current numbers: those of the revision the autoscaler decides on.
@@ -202,7 +270,14 @@ fn fmt_rps(rps: Option<f64>) -> String {
     }
 }
 
-fn placement_cell(p: &PlacementView) -> String {
+fn placement_cell(p: &PlacementView, ladder: Option<&LadderStatus>) -> String {
+    if let Some(rung) = ladder.and_then(|l| l.rung.as_ref()) {
+        // On the ladder the rung says more than `gpu`; a move not rolled out yet still shows.
+        return match (&p.desired, &p.template) {
+            (Some(d), Some(t)) if d != t => format!("{rung}->{d}"),
+            _ => rung.clone(),
+        };
+    }
     match (&p.desired, &p.template) {
         (None, None) => "-".into(),
         (Some(d), Some(t)) if d == t => t.clone(),
@@ -294,7 +369,7 @@ fn cells(r: &ServiceStatus) -> Vec<String> {
         r.name.clone(),
         r.mode.clone().unwrap_or_else(|| "-".into()),
         r.mode_source.clone().unwrap_or_else(|| "-".into()),
-        placement_cell(&r.placement),
+        placement_cell(&r.placement, r.ladder.as_ref()),
         r.latency_slo
             .value
             .clone()
@@ -352,6 +427,47 @@ fn write_notes(
     r: &ServiceStatus,
     now: jiff::Timestamp,
 ) -> std::io::Result<()> {
+    if let Some(l) = &r.ladder {
+        // The autoscaler's cost line, wrapped at the table's width (never cut: it is the point).
+        let items: Vec<String> = l
+            .cost_per_1000
+            .iter()
+            .map(|c| {
+                cost_line(&[gaia_policy::ladder::RungCost {
+                    rung: c.rung.clone(),
+                    usd_per_1000: c.usd,
+                    measured: c.measured,
+                }])
+                .trim_start_matches("cost per 1,000 requests: ")
+                .to_string()
+            })
+            .collect();
+        let mut line = String::from("  cost per 1,000 requests:");
+        for (i, item) in items.iter().enumerate() {
+            let piece = if i + 1 < items.len() {
+                format!(" {item},")
+            } else {
+                format!(" {item}")
+            };
+            if line.chars().count() + piece.chars().count() > MAX_WIDTH {
+                writeln!(out, "{line}")?;
+                line = String::from("   ");
+            }
+            line.push_str(&piece);
+        }
+        writeln!(out, "{line}")?;
+        if let Some(m) = &l.last_move {
+            let line = format!(
+                "  last move {}->{} ({}) {}: {}",
+                m.from,
+                m.to,
+                m.kind.as_str(),
+                ago(m.at, now),
+                m.reason
+            );
+            writeln!(out, "{}", clip(&line, MAX_WIDTH))?;
+        }
+    }
     if let Some(m) = &r.last_move {
         let line = format!(
             "  last move {}->{} {}: {}",
@@ -483,10 +599,12 @@ pub async fn gather(args: &Args, kube: &KubeArgs) -> Result<Report, Error> {
         .unwrap_or(c.default_namespace.clone());
     let mut notes = Vec::new();
     let mut empty_message = None;
+    let mut services: Vec<Value> = Vec::new();
     let mut rows: Vec<ServiceStatus> = match &args.name {
         Some(name) => {
             let svc = cluster::get_service(&c.client, &ns, name).await?;
             let mut row = ServiceStatus::from_service(&svc);
+            services.push(svc);
             if !row.opted_in && cluster::namespace_injected(&c.client, &ns).await {
                 row.opted_in = true;
             }
@@ -502,11 +620,13 @@ pub async fn gather(args: &Args, kube: &KubeArgs) -> Result<Report, Error> {
         None => {
             let scope = (!args.all_namespaces).then_some(ns.as_str());
             let all = cluster::list_services(&c.client, scope).await?;
-            let rows: Vec<ServiceStatus> = all
+            services = all
                 .iter()
                 .filter(|s| ServiceView::new(s).opted_in())
-                .map(ServiceStatus::from_service)
+                .cloned()
                 .collect();
+            let rows: Vec<ServiceStatus> =
+                services.iter().map(ServiceStatus::from_service).collect();
             if rows.is_empty() {
                 let where_ =
                     scope.map_or("any namespace".to_string(), |n| format!("namespace {n}"));
@@ -528,8 +648,15 @@ pub async fn gather(args: &Args, kube: &KubeArgs) -> Result<Report, Error> {
                 .to_string(),
         );
     }
+    // The autoscaler's config: its queries (with --prometheus) and its ladder. Its absence is
+    // only worth a note when its queries are used.
+    let loaded = autoscaler_config::load(&c.client, &args.gaia_namespace).await;
+    let ladder = loaded
+        .as_ref()
+        .ok()
+        .and_then(|(view, _)| view.ladder.clone());
     if let Some(url) = &args.prometheus {
-        let mut view = match autoscaler_config::load(&c.client, &args.gaia_namespace).await {
+        let mut view = match loaded {
             Ok((view, Origin::ConfigMap(_))) => view,
             Ok((view, Origin::Defaults)) => {
                 notes.push(format!(
@@ -566,6 +693,11 @@ pub async fn gather(args: &Args, kube: &KubeArgs) -> Result<Report, Error> {
             Err(e) => notes.push(format!(
                 "warning: current p95 and request rate unavailable: {e}"
             )),
+        }
+    }
+    if let Some(ladder) = &ladder {
+        for (row, svc) in rows.iter_mut().zip(&services) {
+            row.with_ladder(svc, ladder);
         }
     }
     Ok(Report {

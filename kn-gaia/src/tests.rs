@@ -559,3 +559,62 @@ fn cli_parses_status_and_explain() {
     assert_eq!((a.name.as_str(), a.namespace.as_deref()), ("f", Some("ns")));
     assert!(crate::cli::Cli::try_parse_from(["kn-gaia", "explain"]).is_err());
 }
+
+fn on_the_shared_rung() -> Value {
+    json!({
+        "metadata": {"name": "resnet", "namespace": "demo", "annotations": {
+            "gaia.dev/mode": "cpu_preferred", "gaia.dev/mode-source": "classifier",
+            "gaia.dev/desired-placement": "gpu",
+            "gaia.dev/ladder": r#"{"rungs":{"cpu":{"p95Ms":40,"rps":5.0,"at":"2026-11-22T20:00:00Z"}},"lastMove":{"from":"cpu","to":"gpu-shared","at":"2026-11-22T20:50:00Z","kind":"economize","reason":"gpu-shared costs less"}}"#
+        }},
+        "spec": {"template": {"metadata": {"annotations": {
+            "gaia.dev/placed-for": "gpu", "gaia.dev/rung": "gpu-shared"}}}},
+        "status": {"latestReadyRevisionName": "resnet-00002"}
+    })
+}
+
+#[test]
+fn status_shows_the_rung_and_the_cost_per_1000_requests_per_rung_on_a_ladder() {
+    let ladder = gaia_policy::ladder::LadderConfig::cpu_shared_gpu(143_771.0, 7);
+    let svc = on_the_shared_rung();
+    let mut s = ServiceStatus::from_service(&svc);
+    s.current_rps = Some(10.0);
+    s.with_ladder(&svc, &ladder);
+    let l = s.ladder.as_ref().expect("ladder");
+    assert_eq!(l.rung.as_deref(), Some("gpu-shared"));
+    // cpu measured at its remembered 5 req/s; the others estimated at the current 10 req/s
+    let cpu = &l.cost_per_1000[0];
+    assert!(
+        cpu.measured && (cpu.usd.unwrap() - 0.0076).abs() < 1e-9,
+        "{cpu:?}"
+    );
+    let shared = &l.cost_per_1000[1];
+    assert!(
+        !shared.measured && (shared.usd.unwrap() - 0.0019).abs() < 1e-9,
+        "{shared:?}"
+    );
+    let t = table(&[s.clone()], false);
+    let lines: Vec<&str> = t.lines().collect();
+    assert!(lines[1].contains("gpu-shared"), "{t}");
+    assert_eq!(
+        lines[2],
+        "  cost per 1,000 requests: cpu $0.0076 (measured), gpu-shared $0.0019 (estimated),",
+        "{t}"
+    );
+    assert_eq!(lines[3], "    gpu $0.0133 (estimated)", "{t}");
+    assert!(
+        lines[4].contains("last move cpu->gpu-shared (economize) 10m ago"),
+        "{t}"
+    );
+    assert!(t.lines().all(|l| l.chars().count() <= 100), "{t}");
+    let mut out = Vec::new();
+    status::render_json(&mut out, &[s]).expect("render");
+    let row: Value = serde_json::from_slice(&out).expect("json");
+    assert_eq!(row["ladder"]["rung"], "gpu-shared");
+    assert_eq!(row["ladder"]["costPer1000"][0]["measured"], true);
+    // without a ladder configured, nothing changes
+    let plain_row = ServiceStatus::from_service(&svc);
+    let mut out = Vec::new();
+    status::render_json(&mut out, &[plain_row]).expect("render");
+    assert!(!String::from_utf8(out).unwrap().contains("ladder"));
+}

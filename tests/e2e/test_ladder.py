@@ -149,3 +149,118 @@ def test_whole_gpu_and_cpu_rungs_stay_off_sliced_nodes(kubectl: Kubectl, namespa
     got = wait_until(both_bound, timeout=60, desc="the whole-GPU and the CPU pod bound")
     assert got["whole-0"] in pools["gpu"], got
     assert got["cpu-0"] in pools["cpu"], got
+
+
+# ---------------------------------------------------------------------------------------------
+# The controller on the ladder: a light cpu_preferred Service moves from the CPU to the
+# cheaper shared rung, once a slice is free to it.
+# ---------------------------------------------------------------------------------------------
+
+from tests.e2e.test_autoscaler import (  # noqa: E402  (the autoscaler e2e's helpers)
+    CONFIG, METRICS_PORT, STANDIN_PORT, Standin, annotations, autoscaler_bin, event, ksvc_manifest,
+    netns_proc, ready_revision, revision_pod)
+
+_ = autoscaler_bin  # a fixture, used by name below
+
+
+@pytest.fixture
+def team_tainted_shared_node(kubectl: Kubectl, namespace: str):
+    """The time-sliced node, also tainted for a team the shared rung does not tolerate."""
+    text = node_yaml(SHARED_NODE, "nvidia.com/gpu.shared", SLICES).replace(
+        "  taints:\n", "  taints:\n  - key: team\n    value: vision\n    effect: NoSchedule\n")
+    kubectl.apply(text)
+    yield
+    kubectl("delete", "pods", "-n", namespace, "--all", "--grace-period=0", "--force",
+            "--wait=true", check=False, timeout=120)
+    kubectl("delete", "node", SHARED_NODE, "--ignore-not-found", check=False)
+
+
+def test_the_controller_moves_a_light_function_from_cpu_to_the_shared_rung(
+        cluster, kubectl: Kubectl, namespace: str, autoscaler_bin: Path, team_tainted_shared_node):
+    import tempfile
+
+    name = "resnet"
+    workdir = Path(tempfile.mkdtemp(prefix="gaia-ladder-e2e-"))
+    targets = cluster.prom_targets_dir / f"gaia-ladder-e2e-{namespace}.json"
+    groups = [{"targets": [f"127.0.0.1:{STANDIN_PORT}"],
+               "labels": {"job": "queue-proxy", "instance": f"{namespace}/{name}-{i:05d}",
+                          "__metrics_path__": f"/metrics/revision/{namespace}/{name}-{i:05d}"}}
+              for i in range(1, 4)]
+    groups.append({"targets": [f"127.0.0.1:{STANDIN_PORT}"],
+                   "labels": {"job": "kubelet-cadvisor", "instance": f"cadvisor-{namespace}",
+                              "__metrics_path__": "/metrics/cadvisor"}})
+    standin = autoscaler = None
+    try:
+        standin = Standin(cluster, workdir)
+        targets.write_text(json.dumps(groups))
+        kubectl.apply(ksvc_manifest(namespace, name))
+        r1 = wait_until(lambda: ready_revision(kubectl, namespace, name, set()),
+                        desc="first revision ready")
+        pod1 = wait_until(lambda: revision_pod(kubectl, namespace, r1), desc=f"pod of {r1}")
+        assert pod1["spec"]["nodeName"] != SHARED_NODE
+        # light and well within its 500 ms objective on the CPU: 40 ms at 5 req/s
+        standin.set({f"{namespace}/{r1}": {"rps": 5, "latency_ms": 40, "cpu_cores": 0.2,
+                                            "pods": [pod1["metadata"]["name"]]}})
+
+        config = workdir / "autoscaler.yaml"
+        text = CONFIG.format(prom=cluster.prometheus_url, namespace=namespace,
+                             metrics_port=METRICS_PORT)
+        config.write_text(text + "ladder: " + json.dumps(ladder("shared")) + "\n")
+        autoscaler = netns_proc(cluster, "gaia-autoscaler",
+                                [str(autoscaler_bin), "--config", str(config)], workdir)
+
+        def desired(want: str) -> bool:
+            assert autoscaler.alive(), f"autoscaler exited:\n{autoscaler.tail(6000)}"
+            return annotations(kubectl, namespace, name).get("gaia.dev/desired-placement") == want
+
+        # The only slices are behind a taint the rung does not tolerate: none is ours, nothing
+        # moves (the autoscaler counted such a node's units as free before).
+        wait_until(lambda: "placement ladder on" in autoscaler.tail(20000), timeout=60,
+                   desc="autoscaler on the ladder", interval=1)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            assert not desired("gpu"), "moved onto a node it cannot use"
+            time.sleep(1)
+        assert event(kubectl, namespace, name, "EconomizedOnLadder") is None
+
+        # The team's taint goes: the shared GPU costs half the CPU a second, so it moves there.
+        kubectl("taint", "node", SHARED_NODE, "team-")
+        wait_until(lambda: desired("gpu"), timeout=90, desc="move to the shared rung", interval=1)
+        ev = wait_until(lambda: event(kubectl, namespace, name, "EconomizedOnLadder"), timeout=30,
+                        desc="EconomizedOnLadder Event")
+        msg = ev["message"]
+        assert "→ gpu-shared" in msg and "cost per 1,000 requests: cpu $" in msg, msg
+        assert "gpu-shared $" in msg and "(measured)" in msg, msg
+        ann = annotations(kubectl, namespace, name)
+        memory = json.loads(ann["gaia.dev/ladder"])
+        assert memory["lastMove"]["to"] == "gpu-shared", memory
+        assert memory["lastMove"]["kind"] == "economize", memory
+        assert memory["rungs"]["cpu"]["p95Ms"] < 500, memory
+
+        r2 = wait_until(lambda: ready_revision(kubectl, namespace, name, {r1}),
+                        desc="shared revision ready")
+        pod2 = wait_until(lambda: revision_pod(kubectl, namespace, r2), desc=f"pod of {r2}")
+        assert pod2["spec"]["nodeName"] == SHARED_NODE, pod2["spec"]["nodeName"]
+        limits = pod2["spec"]["containers"][0]["resources"]["limits"]
+        assert limits.get("nvidia.com/gpu.shared") == "1", limits
+        assert "nvidia.com/gpu" not in limits, limits
+        assert limits.get("cpu") in ("1", "1000m"), limits
+        ksvc = kubectl.json("get", "ksvc", name, "-n", namespace)
+        tmpl = ksvc["spec"]["template"]["metadata"]["annotations"]
+        assert tmpl["gaia.dev/rung"] == "gpu-shared" and tmpl["gaia.dev/placed-for"] == "gpu", tmpl
+
+        # On the slice it still meets the objective: the move is verified and remembered.
+        standin.set({f"{namespace}/{r2}": {"rps": 5, "latency_ms": 45, "cpu_cores": 0.2,
+                                            "pods": [pod2["metadata"]["name"]]}})
+        ev = wait_until(lambda: event(kubectl, namespace, name, "RungVerified"), timeout=90,
+                        desc="RungVerified Event")
+        assert "cost per 1,000 requests" in ev["message"], ev["message"]
+        memory = json.loads(annotations(kubectl, namespace, name)["gaia.dev/ladder"])
+        assert memory["rungs"]["gpu-shared"]["p95Ms"] < 500, memory
+
+        assert autoscaler.stop(grace=30) == 0, autoscaler.tail(6000)
+    finally:
+        targets.unlink(missing_ok=True)
+        for p in (autoscaler, standin and standin.proc):
+            if p:
+                p.stop(grace=30)

@@ -41,6 +41,11 @@ impl GpuPool {
         pool
     }
 
+    /// A pool of free units per node, as counted elsewhere (a ladder rung's resource).
+    pub fn from_free(free: Vec<(String, u32)>) -> GpuPool {
+        GpuPool { free }
+    }
+
     pub fn availability(&self) -> GpuAvailability {
         GpuAvailability {
             largest_free_on_a_node: self.free.iter().map(|(_, f)| *f).max().unwrap_or(0),

@@ -11,4 +11,5 @@ pub mod index;
 pub mod nodes;
 pub mod pods;
 pub mod quantity;
+pub mod rungs;
 pub mod service;

@@ -69,6 +69,31 @@ pub fn pod_info(pod: &Pod, gpu_resource: &str, user_container: &str) -> Option<P
     })
 }
 
+/// Units of `resource` the pod requests, as the scheduler counts them (the largest init
+/// container or the sum of the app containers). 0 for a terminal pod.
+pub fn requested_units(pod: &Pod, resource: &str) -> u32 {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    if matches!(phase, Some("Succeeded") | Some("Failed")) {
+        return 0;
+    }
+    let Some(spec) = pod.spec.as_ref() else {
+        return 0;
+    };
+    let app: u32 = spec
+        .containers
+        .iter()
+        .map(|c| container_amount(c, resource).ceil() as u32)
+        .sum();
+    let init = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .map(|c| container_amount(c, resource).ceil() as u32)
+        .max()
+        .unwrap_or(0);
+    app.max(init)
+}
+
 /// Extended resources must have requests equal to limits; take the limit, else the request.
 fn container_amount(c: &Container, resource: &str) -> f64 {
     c.resources
@@ -110,6 +135,25 @@ mod tests {
         assert_eq!(info.cpu_capacity, Some(1.5));
         assert_eq!(info.revision.as_deref(), Some("f-00002"));
         assert_eq!(info.node.as_deref(), Some("gpu-1"));
+    }
+
+    #[test]
+    fn units_of_any_resource_as_the_scheduler_counts_them() {
+        let p = pod(json!({
+            "metadata": {"name": "f", "namespace": "ns"},
+            "spec": {"nodeName": "gpu-1",
+                "initContainers": [{"name": "init", "resources": {"limits": {"nvidia.com/gpu.shared": "3"}}}],
+                "containers": [
+                    {"name": "user-container", "resources": {"limits": {"nvidia.com/gpu.shared": "1"}}},
+                    {"name": "side", "resources": {"requests": {"nvidia.com/gpu.shared": "1"}}}
+                ]},
+            "status": {"phase": "Running"}
+        }));
+        assert_eq!(requested_units(&p, "nvidia.com/gpu.shared"), 3);
+        assert_eq!(requested_units(&p, "nvidia.com/gpu"), 0);
+        let mut done = p.clone();
+        done.status.as_mut().unwrap().phase = Some("Failed".into());
+        assert_eq!(requested_units(&done, "nvidia.com/gpu.shared"), 0);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use gaia_contract::placement::user_container_index;
-use gaia_contract::{ExecutionMode, Observed, Placement, ServiceView};
+use gaia_contract::{keys, ExecutionMode, Observed, Placement, ServiceView};
+use gaia_policy::ladder::{LadderConfig, LadderMemory};
 use gaia_policy::Rollout;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use serde_json::Value;
@@ -41,6 +42,10 @@ pub struct ManagedService {
     pub min_scale: u32,
     /// `metadata.creationTimestamp`.
     pub created: Option<jiff::Timestamp>,
+    /// `gaia.dev/rung` on the template: the ladder rung it was placed for, if a ladder placed it.
+    pub rung: Option<String>,
+    /// `gaia.dev/ladder`, the ladder's memory (empty when absent); `Err(message)`: unreadable.
+    pub ladder: Result<LadderMemory, String>,
 }
 
 impl ManagedService {
@@ -70,9 +75,57 @@ impl ManagedService {
             observed: v.observed().map_err(|e| e.to_string()),
             min_scale: v.min_scale(),
             created: v.created(),
+            rung: v
+                .template_annotation(keys::RUNG)
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(str::to_string),
+            ladder: LadderMemory::from_annotation(v.meta_annotation(keys::LADDER))
+                .map_err(|e| e.to_string()),
             object,
         })
     }
+}
+
+impl ManagedService {
+    /// The ladder rung the template is on: the one `gaia.dev/rung` names; else (a template the
+    /// ladder never placed, e.g. by the webhook) the highest rung whose resource the user
+    /// container asks for; else the first rung for a CPU template and the top one for a GPU one.
+    pub fn rung_in(&self, ladder: &LadderConfig) -> usize {
+        if let Some(i) = self.rung.as_deref().and_then(|r| ladder.index_of(r)) {
+            return i;
+        }
+        let asked = user_limits(&self.object);
+        if let Some(i) = (1..ladder.rungs.len()).rev().find(|&i| {
+            ladder.rungs[i]
+                .resource
+                .as_deref()
+                .is_some_and(|r| asked.iter().any(|a| a == r))
+        }) {
+            return i;
+        }
+        match self.placement {
+            Placement::Cpu => 0,
+            Placement::Gpu => ladder.rungs.len().saturating_sub(1),
+        }
+    }
+}
+
+/// The resource names the user container's limits and requests name.
+fn user_limits(object: &Value) -> Vec<String> {
+    let Some(containers) = object
+        .pointer("/spec/template/spec/containers")
+        .and_then(Value::as_array)
+        .filter(|c| !c.is_empty())
+    else {
+        return Vec::new();
+    };
+    let user = &containers[user_container_index(containers)];
+    ["limits", "requests"]
+        .iter()
+        .filter_map(|k| user.pointer(&format!("/resources/{k}"))?.as_object())
+        .flat_map(|m| m.keys().cloned())
+        .collect()
 }
 
 /// A template never placed by Gaia: GPU if its user container asks for a GPU.
@@ -213,6 +266,34 @@ mod tests {
         assert_eq!(s.slo, Some(Err("soon".into())));
         assert!(s.observed.is_err());
         assert_eq!(s.min_scale, 3);
+    }
+
+    #[test]
+    fn the_rung_is_read_from_the_template_or_inferred() {
+        let ladder = LadderConfig::cpu_shared_gpu(143_771.0, 7);
+        let mut v = ksvc("cpu_preferred", Some("gpu"));
+        v["spec"]["template"]["metadata"]["annotations"]["gaia.dev/rung"] = json!("gpu-shared");
+        v["metadata"]["annotations"]["gaia.dev/ladder"] = json!("{\"uselessPromotions\":2}");
+        let s = ManagedService::from_value(v.clone(), "nvidia.com/gpu").unwrap();
+        assert_eq!(s.rung.as_deref(), Some("gpu-shared"));
+        assert_eq!(s.rung_in(&ladder), 1);
+        assert_eq!(s.ladder.as_ref().unwrap().useless_promotions, 2);
+        // a rung no longer configured: from the limits
+        v["spec"]["template"]["metadata"]["annotations"]["gaia.dev/rung"] = json!("gone");
+        v["spec"]["template"]["spec"]["containers"][0]["resources"] =
+            json!({"limits": {"nvidia.com/gpu.shared": "1"}});
+        let s = ManagedService::from_value(v.clone(), "nvidia.com/gpu").unwrap();
+        assert_eq!(s.rung_in(&ladder), 1);
+        // placed by the webhook for a whole GPU: the top rung
+        let mut w = ksvc("gpu_preferred", Some("gpu"));
+        w["spec"]["template"]["spec"]["containers"][0]["resources"] =
+            json!({"limits": {"nvidia.com/gpu": "1"}});
+        let s = ManagedService::from_value(w, "nvidia.com/gpu").unwrap();
+        assert_eq!(s.rung_in(&ladder), 2);
+        let s = ManagedService::from_value(ksvc("cpu_preferred", Some("cpu")), "g").unwrap();
+        assert_eq!((s.rung_in(&ladder), s.rung.clone()), (0, None));
+        v["metadata"]["annotations"]["gaia.dev/ladder"] = json!("{oops");
+        assert!(ManagedService::from_value(v, "g").unwrap().ladder.is_err());
     }
 
     #[test]
