@@ -48,8 +48,9 @@ KUBECONFIG_FILE="$STATE/kubeconfig"
 KNATIVE_NS=knative-serving
 STANDIN_CLASS=gaia-standin.ingress.networking.knative.dev
 # Components in start order; down stops them in reverse.
-COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok
+KWOK_COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok
   knative-controller knative-webhook knative-autoscaler kingress-standin prometheus)
+COMPONENTS=("${KWOK_COMPONENTS[@]}")
 
 # shellcheck source=hack/nodes.sh
 . "$GAIA_ROOT/hack/nodes.sh"
@@ -57,10 +58,14 @@ COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok
 ALL_COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok
   "${REAL_COMPONENTS[@]}" knative-controller knative-webhook knative-autoscaler
   kingress-standin prometheus)
+# Both ways: a KWOK `up` after a real-node cluster (its marker file gone with the old state)
+# must not wait for the real nodes' components.
 active_components() {
   if real_mode; then
     COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok
       "${REAL_COMPONENTS[@]}" knative-controller knative-webhook knative-autoscaler prometheus)
+  else
+    COMPONENTS=("${KWOK_COMPONENTS[@]}")
   fi
 }
 active_components
