@@ -32,6 +32,23 @@ pub struct Toleration {
 }
 
 impl Toleration {
+    /// Whether this toleration tolerates a node's taint, by Kubernetes' rules: an effect, when
+    /// given, must be the taint's; an empty key tolerates every taint only with `Exists`;
+    /// otherwise the key must match, and the value too unless the operator is `Exists`.
+    pub fn tolerates(&self, key: &str, value: &str, effect: &str) -> bool {
+        let own_key = self.key.as_deref().unwrap_or_default();
+        let exists = self.operator.as_deref() == Some("Exists");
+        if !self.effect.as_deref().unwrap_or_default().is_empty()
+            && self.effect.as_deref() != Some(effect)
+        {
+            return false;
+        }
+        if own_key.is_empty() {
+            return exists;
+        }
+        own_key == key && (exists || self.value.as_deref().unwrap_or_default() == value)
+    }
+
     fn matches(&self, v: &Value) -> bool {
         serde_json::from_value::<Toleration>(v.clone()).is_ok_and(|t| &t == self)
     }

@@ -387,19 +387,9 @@ fn prometheus_checks(facts: &Facts, want: &Expectations) -> Vec<Check> {
 
 fn tolerated(taint: &(String, Option<String>, String), tolerations: &[Toleration]) -> bool {
     let (key, value, effect) = taint;
-    tolerations.iter().any(|t| {
-        let effect_ok = t
-            .effect
-            .as_deref()
-            .is_none_or(|e| e.is_empty() || e == effect);
-        let key_ok = t.key.as_deref().is_none_or(|k| k.is_empty() || k == key);
-        let value_ok = match t.operator.as_deref() {
-            Some("Exists") => true,
-            _ => t.value.as_deref().unwrap_or("") == value.as_deref().unwrap_or(""),
-        };
-        // an empty key with Exists tolerates everything
-        effect_ok && key_ok && value_ok
-    })
+    tolerations
+        .iter()
+        .any(|t| t.tolerates(key, value.as_deref().unwrap_or_default(), effect))
 }
 
 /// Whether a GPU pod could run on the node: schedulable, every NoSchedule/NoExecute taint

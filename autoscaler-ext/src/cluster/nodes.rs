@@ -138,17 +138,7 @@ impl NodeShape {
 /// be equal, the effects equal (an empty effect matches every effect) and, for `Equal` (the
 /// default operator), the values equal.
 pub fn tolerates(t: &gaia_contract::placement::Toleration, taint: &Taint) -> bool {
-    let key = t.key.as_deref().unwrap_or_default();
-    let exists = t.operator.as_deref() == Some("Exists");
-    if !t.effect.as_deref().unwrap_or_default().is_empty()
-        && t.effect.as_deref() != Some(taint.effect.as_str())
-    {
-        return false;
-    }
-    if key.is_empty() {
-        return exists;
-    }
-    key == taint.key && (exists || t.value.as_deref().unwrap_or_default() == taint.value)
+    t.tolerates(&taint.key, &taint.value, &taint.effect)
 }
 
 /// [`node_info`] for the two-placement path: a node the GPU profile cannot use (a label of its
