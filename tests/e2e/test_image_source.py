@@ -156,3 +156,31 @@ def test_the_verdict_arrives_once_the_registry_is_back(image_webhook, cluster, r
         assert svc["spec"]["template"]["spec"]["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     finally:
         second.stop(grace=5)
+
+
+def test_a_service_created_just_after_its_tag_moved_is_classified_from_the_new_image(
+        image_webhook, cluster, registry, kubectl, namespace):
+    """A tag the webhook resolved lately answers the next review without asking the registry
+    (docs/image-source.md, image.tagTtl); the registry is asked in the background, and a Service
+    admitted from the tag's old digest is classified again by the follow-up loop."""
+    addr, _ = registry
+    image = f"{addr}/fn/moving:v1"
+    old = push_function(cluster, registry, "fn/moving:v1", {
+        "app/func.py": "import json\n\ndef handle(req):\n    return json.dumps(req)\n",
+    })
+    kubectl.apply(service("tagfirst", image), namespace=namespace)
+    a = kubectl.json("get", "ksvc", "tagfirst", "-n", namespace)["metadata"]["annotations"]
+    assert (a["gaia.dev/mode"], a["gaia.dev/image-digest"]) == ("cpu", old), a
+    new = push_function(cluster, registry, "fn/moving:v1", {
+        "app/func.py": "import torch\nx = torch.ones(4).cuda()\n\ndef handle(req):\n    return {}\n",
+    })
+    assert new != old
+    kubectl.apply(service("tagnext", image), namespace=namespace)
+
+    def from_new_image():
+        a = kubectl.json("get", "ksvc", "tagnext", "-n", namespace)["metadata"]["annotations"]
+        return a if a.get("gaia.dev/image-digest") == new else None
+
+    a = wait_until(from_new_image, timeout=60, desc="tagnext classified from the moved tag")
+    assert a["gaia.dev/mode"] == "gpu", a
+    assert a["gaia.dev/mode-source"] == "classifier", a

@@ -1,6 +1,6 @@
 //! Review latency of a Service whose code is only in its image: cold (an image digest never
 //! seen: manifest, config and layers read from the registry on loopback) and cached (the same
-//! digest again: one HEAD to resolve the tag, then the cache), p50/p99, and the bytes read per
+//! digest again: the tag resolved lately, then the cache), p50/p99, and the bytes read per
 //! image. Each image is the function's code over a 1 GiB dependency layer (torch-like: a couple
 //! of thousand small modules, then large shared libraries, gzip) and a small base layer.
 //!
@@ -184,11 +184,15 @@ fn main() {
         "image:\n  registries:\n    plainHttp: [\"{}\"]\n",
         reg.addr
     )));
+    let http = w.client();
     let review = |image: &str| {
         let mut svc = support::kn_service("bench", Some("auto"), None);
         svc["spec"]["template"]["spec"]["containers"][0]["image"] = json!(image);
         let started = Instant::now();
-        let response = w.review(&support::admission_review("CREATE", Some(&svc), None));
+        let response = w.review_on(
+            &http,
+            &support::admission_review("CREATE", Some(&svc), None),
+        );
         let took = started.elapsed();
         let out = support::patched(&svc, &response);
         let classified = out["metadata"]["annotations"]["gaia.dev/mode-source"] == "classifier";
@@ -218,7 +222,10 @@ fn main() {
     for _ in 0..cached_reviews {
         let svc = support::kn_service("bench", Some("auto"), Some(&src));
         let started = Instant::now();
-        w.review(&support::admission_review("CREATE", Some(&svc), None));
+        w.review_on(
+            &http,
+            &support::admission_review("CREATE", Some(&svc), None),
+        );
         inline.push(started.elapsed());
     }
     let log = std::fs::read_to_string(&w.log).unwrap_or_default();
@@ -267,4 +274,116 @@ fn main() {
             deps_size + base.len()
         );
     }
+    drop(w);
+    if std::env::var_os("KUBECONFIG").is_some() {
+        side_by_side(&rt, &reg.addr, &tags[1], cached_reviews);
+    } else {
+        println!("(KUBECONFIG unset: no side-by-side run with the ConfigMap path)");
+    }
+}
+
+/// The same code as a mounted ConfigMap and in a cached image, reviewed by one webhook that
+/// uses the API (`KUBECONFIG`: e.g. the local cluster's, `eval "$(hack/cluster.sh env)"`),
+/// interleaved round by round so that the machine's drift hits every path alike.
+fn side_by_side(rt: &tokio::runtime::Runtime, registry: &str, image: &str, rounds: usize) {
+    use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+    use kube::api::{Api, DeleteParams, PostParams};
+    const CONFIGMAP: &str = "gaia-bench-fn";
+    let client = rt
+        .block_on(kube::Client::try_default())
+        .expect("a Kubernetes client from KUBECONFIG");
+    let namespace: Namespace =
+        serde_json::from_value(json!({"metadata": {"name": "demo"}})).expect("namespace");
+    let code: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": CONFIGMAP, "namespace": "demo"},
+        "data": {
+            "func.py": "# configmap\nfrom model import net\n\ndef handle(req):\n    return net(req)\n",
+            "model.py": "import torch\nnet = torch.nn.Linear(8, 8).cuda()\n",
+        },
+    }))
+    .expect("configmap");
+    let configmaps: Api<ConfigMap> = Api::namespaced(client.clone(), "demo");
+    rt.block_on(async {
+        let created = Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await;
+        if let Err(e) = created {
+            assert!(
+                matches!(&e, kube::Error::Api(a) if a.code == 409),
+                "namespace demo: {e}"
+            );
+        }
+        let _ = configmaps.delete(CONFIGMAP, &DeleteParams::default()).await;
+        configmaps
+            .create(&PostParams::default(), &code)
+            .await
+            .expect("create the ConfigMap");
+    });
+    let start = |ttl: &str| {
+        support::Webhook::start_full(
+            Some(&format!(
+                "image:\n  tagTtl: {ttl}\n  registries:\n    plainHttp: [\"{registry}\"]\n"
+            )),
+            &["--shutdown-delay-seconds", "0"],
+            true,
+        )
+    };
+    let (w, every) = (start("30s"), start("0s"));
+    let (http, http_every) = (w.client(), every.client());
+    let timed_on = |w: &support::Webhook,
+                    http: &reqwest::blocking::Client,
+                    svc: &serde_json::Value,
+                    origin: &str| {
+        let started = Instant::now();
+        let response = w.review_on(http, &support::admission_review("CREATE", Some(svc), None));
+        let took = started.elapsed();
+        let out = support::patched(svc, &response);
+        let annotations = &out["metadata"]["annotations"];
+        assert_eq!(annotations["gaia.dev/mode-source"], "classifier", "{out}");
+        let read = annotations["gaia.dev/source-origin"].as_str().unwrap_or("");
+        assert!(read.starts_with(origin), "read {read}, expected {origin}");
+        took
+    };
+    let timed = |svc: &serde_json::Value, origin: &str| timed_on(&w, &http, svc, origin);
+    let mut from_configmap = support::kn_service("bench", Some("auto"), None);
+    let template = &mut from_configmap["spec"]["template"]["spec"];
+    template["volumes"] = json!([{"name": "code", "configMap": {"name": CONFIGMAP}}]);
+    template["containers"][0]["volumeMounts"] = json!([{"name": "code", "mountPath": "/app"}]);
+    let mut from_image = support::kn_service("bench", Some("auto"), None);
+    from_image["spec"]["template"]["spec"]["containers"][0]["image"] = json!(image);
+    // Warm both paths (connections, caches), not counted.
+    timed(&from_configmap, "configmap");
+    timed(&from_image, "image");
+    timed_on(&every, &http_every, &from_image, "image");
+    let (mut cm, mut img, mut resolving) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        cm.push(timed(&from_configmap, "configmap"));
+        img.push(timed(&from_image, "image"));
+        resolving.push(timed_on(&every, &http_every, &from_image, "image"));
+    }
+    cm.sort();
+    img.sort();
+    resolving.sort();
+    println!("side by side, one webhook with the API, interleaved:");
+    println!("| review | n | p50 | p99 | max |");
+    println!("|---|---|---|---|---|");
+    for (name, v) in [
+        ("ConfigMap volume (one GET from the apiserver)", &cm),
+        ("image, cached, tag resolved lately (tagTtl 30s)", &img),
+        (
+            "image, cached, tag resolved every review (tagTtl 0s)",
+            &resolving,
+        ),
+    ] {
+        println!(
+            "| {name} | {} | {} | {} | {} |",
+            v.len(),
+            ms(percentile(v, 0.5)),
+            ms(percentile(v, 0.99)),
+            ms(*v.last().expect("samples"))
+        );
+    }
+    rt.block_on(async {
+        let _ = configmaps.delete(CONFIGMAP, &DeleteParams::default()).await;
+    });
 }

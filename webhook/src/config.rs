@@ -119,6 +119,12 @@ pub struct ImageConfig {
     /// When a review's budget runs out before the image is read, finish the read and write the
     /// verdict onto the Service (needs `patch` on services.serving.knative.dev).
     pub finish_after_deadline: bool,
+    /// How long a tag's digest, as the registry last confirmed it, answers a review without
+    /// asking again (`0s`: ask on every review). Each such review asks the registry again in
+    /// the background; a moved tag sends the Service to the follow-up, which writes the new
+    /// verdict onto it.
+    #[serde(with = "serde_duration")]
+    pub tag_ttl: Duration,
 }
 
 impl Default for ImageConfig {
@@ -134,6 +140,7 @@ impl Default for ImageConfig {
             cache_entries: 256,
             cache_bytes: 64 << 20,
             finish_after_deadline: true,
+            tag_ttl: Duration::from_secs(30),
         }
     }
 }

@@ -91,7 +91,17 @@ pub fn step(
     let current = annotations
         .and_then(|a| a.get(keys::MODE_SOURCE))
         .and_then(Value::as_str);
-    if current.is_some_and(|s| s != ModeSource::Default.as_str())
+    let read_from = annotations
+        .and_then(|a| a.get(keys::IMAGE_DIGEST))
+        .and_then(Value::as_str);
+    // A Service classified from a moved tag's old digest is classified again; one classified
+    // from any other digest since (a newer review) is left alone.
+    let stale = f.stale_digest.is_some() && read_from == f.stale_digest.as_deref();
+    if f.stale_digest.is_some() && !stale {
+        return Step::Stop("classified again since");
+    }
+    if !stale
+        && current.is_some_and(|s| s != ModeSource::Default.as_str())
         && current != Some(ModeSource::User.as_str())
     {
         return Step::Stop("already classified");
@@ -99,7 +109,7 @@ pub fn step(
     let Some((verdict, mutated)) = desired else {
         return Step::Stop("not opted in");
     };
-    if verdict.image_digest.is_none() {
+    if verdict.image_digest.is_none() || (stale && verdict.image_digest == f.stale_digest) {
         return Step::Wait;
     }
     let diff = json_patch::diff(service, mutated);
@@ -183,6 +193,7 @@ mod tests {
             name: "f".into(),
             image: "reg/f:1".into(),
             why: String::new(),
+            stale_digest: None,
         };
         let v = Verdict {
             mode: ExecutionMode::Gpu,
@@ -225,5 +236,49 @@ mod tests {
             ..v
         };
         assert_eq!(step(&s, &f, Some(&(unread, wanted))), Step::Wait);
+    }
+
+    #[test]
+    fn a_service_classified_from_a_moved_tags_old_digest_is_classified_again() {
+        let f = FollowUp {
+            namespace: "ns".into(),
+            name: "f".into(),
+            image: "reg/f:1".into(),
+            why: "the tag moved".into(),
+            stale_digest: Some("sha256:old".into()),
+        };
+        let classified_from = |digest: &str| {
+            let mut s = svc("reg/f:1", "classifier");
+            s["metadata"]["annotations"]["gaia.dev/image-digest"] = json!(digest);
+            s
+        };
+        let fresh = Verdict {
+            mode: ExecutionMode::Gpu,
+            source: ModeSource::Classifier,
+            rationale: "r".into(),
+            findings: None,
+            digest: Some("sha256:s".into()),
+            origin: Some("image:reg/f:1".into()),
+            image_digest: Some("sha256:new".into()),
+        };
+        let old = classified_from("sha256:old");
+        let mut wanted = old.clone();
+        wanted["metadata"]["annotations"]["gaia.dev/image-digest"] = json!("sha256:new");
+        wanted["metadata"]["annotations"]["gaia.dev/mode"] = json!("gpu");
+        assert!(matches!(
+            step(&old, &f, Some(&(fresh.clone(), wanted.clone()))),
+            Step::Patch(_)
+        ));
+        // The webhook still answers from the old digest: wait for the new one.
+        let same = Verdict {
+            image_digest: Some("sha256:old".into()),
+            ..fresh.clone()
+        };
+        assert_eq!(step(&old, &f, Some(&(same, wanted.clone()))), Step::Wait);
+        // Reviewed again since, from the new digest (or another): left alone.
+        assert_eq!(
+            step(&classified_from("sha256:new"), &f, Some(&(fresh, wanted))),
+            Step::Stop("classified again since")
+        );
     }
 }

@@ -126,7 +126,75 @@ pub struct FollowUp {
     /// The image the review saw; a Service that changed image since is left to its new review.
     pub image: String,
     pub why: String,
+    /// Set when the review was answered from a remembered tag resolution that the registry
+    /// has since contradicted (the tag moved): the Service was classified from this digest,
+    /// and is classified again from the tag's new one.
+    pub stale_digest: Option<String>,
 }
+
+/// Which tag resolutions a Service may reuse: the same image, asked for with the same pull
+/// secrets (the ServiceAccount and `imagePullSecrets` the kubelet would use) in the same
+/// namespace, so one namespace's credentials never answer another's review.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ResolutionKey {
+    pub namespace: String,
+    pub image: String,
+    pub service_account: String,
+    pub pull_secrets: Vec<String>,
+}
+
+impl ResolutionKey {
+    /// `None` for an image pinned by digest (nothing to resolve).
+    pub fn of(service: &Value, namespace: &str, image: &str) -> Option<ResolutionKey> {
+        if image.contains('@') {
+            return None;
+        }
+        let spec = service.pointer("/spec/template/spec");
+        let service_account = spec
+            .and_then(|s| s.get("serviceAccountName"))
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .unwrap_or("default")
+            .to_string();
+        let pull_secrets = spec
+            .and_then(|s| s.get("imagePullSecrets"))
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.get("name")?.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(ResolutionKey {
+            namespace: namespace.to_string(),
+            image: image.to_string(),
+            service_account,
+            pull_secrets,
+        })
+    }
+}
+
+/// A tag's digest as the registry last confirmed it.
+#[derive(Debug, Clone)]
+struct Resolution {
+    digest: String,
+    confirmed: Instant,
+}
+
+/// Pure: whether a resolution confirmed at `confirmed` may still answer a review at `now`.
+pub fn still_fresh(confirmed: Instant, now: Instant, ttl: Duration) -> bool {
+    !ttl.is_zero() && now.saturating_duration_since(confirmed) < ttl
+}
+
+/// Remembered resolutions, and the keys being confirmed again now.
+#[derive(Default)]
+struct Resolutions {
+    remembered: HashMap<ResolutionKey, Resolution>,
+    confirming: std::collections::HashSet<ResolutionKey>,
+}
+
+/// Most resolutions remembered; past it the oldest half is forgotten.
+const MAX_RESOLUTIONS: usize = 4096;
 
 /// What a review tells the image source about itself.
 #[derive(Debug, Clone, Default)]
@@ -145,6 +213,8 @@ pub struct ImageSource {
     follow_ups: OnceLock<mpsc::UnboundedSender<FollowUp>>,
     finish_after_deadline: bool,
     skip_registries: std::collections::BTreeSet<String>,
+    tag_ttl: Duration,
+    resolutions: Arc<Mutex<Resolutions>>,
 }
 
 impl ImageSource {
@@ -161,6 +231,8 @@ impl ImageSource {
             follow_ups: OnceLock::new(),
             finish_after_deadline: config.finish_after_deadline,
             skip_registries: config.skip_registries.clone(),
+            tag_ttl: config.tag_ttl,
+            resolutions: Arc::default(),
         })
     }
 
@@ -170,17 +242,89 @@ impl ImageSource {
     }
 
     fn follow_up(&self, service: &Value, namespace: &str, ctx: &ReviewContext, why: String) {
-        if !ctx.follow_up || ctx.name.is_empty() || !self.finish_after_deadline {
-            return;
+        if let Some(f) = self.follow_up_for(service, namespace, ctx, why) {
+            if let Some(tx) = self.follow_ups.get() {
+                let _ = tx.send(f);
+            }
         }
-        let (Some(tx), Some(user)) = (self.follow_ups.get(), user_image(service)) else {
-            return;
-        };
-        let _ = tx.send(FollowUp {
+    }
+
+    fn follow_up_for(
+        &self,
+        service: &Value,
+        namespace: &str,
+        ctx: &ReviewContext,
+        why: String,
+    ) -> Option<FollowUp> {
+        if !ctx.follow_up || ctx.name.is_empty() || !self.finish_after_deadline {
+            return None;
+        }
+        Some(FollowUp {
             namespace: namespace.to_string(),
             name: ctx.name.clone(),
-            image: user.image,
+            image: user_image(service)?.image,
             why,
+            stale_digest: None,
+        })
+    }
+
+    /// The digest the registry confirmed for `key` within `image.tagTtl`.
+    fn remembered(&self, key: &ResolutionKey) -> Option<String> {
+        let r = self.resolutions.lock().unwrap_or_else(|p| p.into_inner());
+        let found = r.remembered.get(key)?;
+        still_fresh(found.confirmed, Instant::now(), self.tag_ttl).then(|| found.digest.clone())
+    }
+
+    fn remember(&self, key: ResolutionKey, digest: String) {
+        remember(&self.resolutions, key, digest);
+    }
+
+    /// Asks the registry again, off the review's path, whether `key` still names `digest`. A
+    /// moved tag replaces the remembered digest and sends the Service (classified from the old
+    /// one) to the follow-up; an error forgets the resolution, so the next review asks and
+    /// reports it.
+    fn confirm(
+        &self,
+        key: ResolutionKey,
+        digest: String,
+        service: &Value,
+        follow_up: Option<FollowUp>,
+    ) {
+        {
+            let mut r = self.resolutions.lock().unwrap_or_else(|p| p.into_inner());
+            if !r.confirming.insert(key.clone()) {
+                return;
+            }
+        }
+        let reader = Arc::clone(&self.reader);
+        let resolutions = Arc::clone(&self.resolutions);
+        let client = self.client.clone();
+        let tx = self.follow_ups.get().cloned();
+        let service = service.clone();
+        tokio::spawn(async move {
+            let secrets = match &client {
+                Some(c) => pull_secrets(c, &service, &key.namespace).await,
+                None => Vec::new(),
+            };
+            let result = reader.registries.resolve(&key.image, &secrets).await;
+            match result {
+                Ok(r) if r.digest == digest => remember(&resolutions, key.clone(), digest),
+                Ok(r) => {
+                    info!(image = %key.image, old = %digest, new = %r.digest, "the tag moved");
+                    remember(&resolutions, key.clone(), r.digest);
+                    if let (Some(tx), Some(mut f)) = (tx, follow_up) {
+                        f.stale_digest = Some(digest);
+                        let _ = tx.send(f);
+                    }
+                }
+                Err(e) => {
+                    debug!(image = %key.image, error = %e, "resolution not confirmed: forgotten");
+                    let mut r = resolutions.lock().unwrap_or_else(|p| p.into_inner());
+                    r.remembered.remove(&key);
+                }
+            }
+            let mut r = resolutions.lock().unwrap_or_else(|p| p.into_inner());
+            r.confirming.remove(&key);
         });
     }
 
@@ -199,6 +343,18 @@ impl ImageSource {
         match gaia_image_source::registry::registry_of(&user.image) {
             Some(r) if self.skip_registries.contains(&r) => return Ok(None),
             _ => {}
+        }
+        let key = ResolutionKey::of(service, namespace, &user.image);
+        if let Some(key) = key.clone() {
+            if let Some(digest) = self.remembered(&key) {
+                if let Some(f) = self.cache.get(&digest, &user.command) {
+                    debug!(%digest, "tag resolved lately, image read before");
+                    let follow_up =
+                        self.follow_up_for(service, namespace, ctx, "the tag moved".into());
+                    self.confirm(key, digest, service, follow_up);
+                    return Ok(Some(to_source(&f, &user.image)));
+                }
+            }
         }
         let secrets = match &self.client {
             Some(c) => pull_secrets(c, service, namespace).await,
@@ -224,6 +380,9 @@ impl ImageSource {
                 });
             }
         };
+        if let Some(key) = key {
+            self.remember(key, resolved.digest.clone());
+        }
         if let Some(f) = self.cache.get(&resolved.digest, &user.command) {
             debug!(digest = %resolved.digest, "image read before");
             return Ok(Some(to_source(&f, &user.image)));
@@ -301,6 +460,23 @@ impl ImageSource {
     }
 }
 
+fn remember(resolutions: &Mutex<Resolutions>, key: ResolutionKey, digest: String) {
+    let mut r = resolutions.lock().unwrap_or_else(|p| p.into_inner());
+    if r.remembered.len() >= MAX_RESOLUTIONS && !r.remembered.contains_key(&key) {
+        let mut ages: Vec<Instant> = r.remembered.values().map(|v| v.confirmed).collect();
+        ages.sort_unstable();
+        let cut = ages[ages.len() / 2];
+        r.remembered.retain(|_, v| v.confirmed > cut);
+    }
+    r.remembered.insert(
+        key,
+        Resolution {
+            digest,
+            confirmed: Instant::now(),
+        },
+    );
+}
+
 fn to_source(f: &ImageFunction, reference: &str) -> FunctionSource {
     FunctionSource::new(
         SourceOrigin::Image {
@@ -327,5 +503,31 @@ mod tests {
         assert_eq!(u.command.args, Some(vec!["x.py".to_string()]));
         assert_eq!(u.command.command, None);
         assert!(user_image(&json!({"spec": {}})).is_none());
+    }
+
+    #[test]
+    fn a_resolution_is_reused_only_with_the_same_namespace_and_pull_secrets() {
+        let s = json!({"spec": {"template": {"spec": {
+            "serviceAccountName": "puller",
+            "imagePullSecrets": [{"name": "a"}, {"name": "b"}],
+            "containers": [{"image": "reg/f:1"}]}}}});
+        let k = ResolutionKey::of(&s, "ns", "reg/f:1").expect("a tag");
+        assert_eq!(k.service_account, "puller");
+        assert_eq!(k.pull_secrets, ["a", "b"]);
+        assert_ne!(Some(k.clone()), ResolutionKey::of(&s, "other", "reg/f:1"));
+        let plain = json!({"spec": {"template": {"spec": {"containers": [{"image": "reg/f:1"}]}}}});
+        let d = ResolutionKey::of(&plain, "ns", "reg/f:1").expect("a tag");
+        assert_eq!(d.service_account, "default");
+        assert_ne!(k, d);
+        assert_eq!(ResolutionKey::of(&plain, "ns", "reg/f@sha256:abc"), None);
+    }
+
+    #[test]
+    fn a_resolution_answers_for_the_tag_ttl_and_never_with_zero() {
+        let t = Instant::now();
+        let ttl = Duration::from_secs(30);
+        assert!(still_fresh(t, t + Duration::from_secs(29), ttl));
+        assert!(!still_fresh(t, t + ttl, ttl));
+        assert!(!still_fresh(t, t, Duration::ZERO));
     }
 }

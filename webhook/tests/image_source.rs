@@ -166,3 +166,96 @@ fn an_image_read_after_the_deadline_is_used_by_the_next_review() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+fn cpu_function() -> Image {
+    Image::new("/app", &["python3", "func.py"])
+        .layer(TAR, &base_layer())
+        .layer(
+            GZIP,
+            &[file(
+                "app/func.py",
+                "import json\n\ndef handle(req):\n    return json.dumps(req)\n",
+            )],
+        )
+}
+
+/// Reviews until the image is classified (a cold read may miss a debug build's deadline).
+fn classified(w: &Webhook, svc: &Value) -> Value {
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = patched(svc, &w.review(&admission_review("CREATE", Some(svc), None)));
+        if annotations(&out)["gaia.dev/mode-source"] == "classifier" {
+            return out;
+        }
+        assert!(Instant::now() < until, "never classified: {out}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_moved_tag_is_seen_by_the_review_after_the_background_check() {
+    let rt = runtime();
+    let reg = Registry::start(None);
+    let old = rt.block_on(reg.push("fn/moving:latest", &cpu_function()));
+    let w = Webhook::start(Some(&format!(
+        "image:\n  registries:\n    plainHttp: [\"{}\"]\n",
+        reg.addr
+    )));
+    let svc = image_service("movingfn", &reg.reference("fn/moving:latest"));
+    let first = classified(&w, &svc);
+    assert_eq!(annotations(&first)["gaia.dev/mode"], "cpu");
+    assert_eq!(annotations(&first)["gaia.dev/image-digest"], old.as_str());
+    // Read once more so that the new digest's verdict is in the cache too, then move the tag.
+    let new = rt.block_on(reg.push("fn/moving:latest", &gpu_function()));
+    classified(
+        &w,
+        &image_service("pinned", &format!("{}@{new}", reg.reference("fn/moving"))),
+    );
+    // Within the tag's TTL the remembered digest answers (no registry on the review's path),
+    // and the registry is asked in the background; a later review sees the moved tag.
+    let until = Instant::now() + Duration::from_secs(10);
+    let mut answers = Vec::new();
+    loop {
+        let out = classified(&w, &svc);
+        let digest = annotations(&out)["gaia.dev/image-digest"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        answers.push(digest.clone());
+        if digest == new {
+            assert_eq!(annotations(&out)["gaia.dev/mode"], "gpu");
+            break;
+        }
+        assert_eq!(digest, old, "{answers:?}");
+        assert!(
+            Instant::now() < until,
+            "the moved tag never seen: {answers:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        answers.first(),
+        Some(&old),
+        "the first review after the move used the remembered digest"
+    );
+}
+
+#[test]
+fn with_no_tag_ttl_every_review_resolves_the_tag() {
+    let rt = runtime();
+    let reg = Registry::start(None);
+    let old = rt.block_on(reg.push("fn/moving:latest", &cpu_function()));
+    let w = Webhook::start(Some(&format!(
+        "image:\n  tagTtl: 0s\n  registries:\n    plainHttp: [\"{}\"]\n",
+        reg.addr
+    )));
+    let svc = image_service("movingfn", &reg.reference("fn/moving:latest"));
+    assert_eq!(
+        annotations(&classified(&w, &svc))["gaia.dev/image-digest"],
+        old.as_str()
+    );
+    let new = rt.block_on(reg.push("fn/moving:latest", &gpu_function()));
+    let out = classified(&w, &svc);
+    assert_eq!(annotations(&out)["gaia.dev/image-digest"], new.as_str());
+    assert_eq!(annotations(&out)["gaia.dev/mode"], "gpu");
+}

@@ -76,6 +76,12 @@ impl Webhook {
 
     /// Started with more command-line arguments.
     pub fn start_with(config_yaml: Option<&str>, args: &[&str]) -> Webhook {
+        Webhook::start_full(config_yaml, args, false)
+    }
+
+    /// With `kube`, the webhook uses the Kubernetes API named by `KUBECONFIG` (ConfigMap
+    /// sources, namespace labels); without it, none.
+    pub fn start_full(config_yaml: Option<&str>, args: &[&str], kube: bool) -> Webhook {
         let dir = tempfile::tempdir().expect("tempdir");
         let pki = Pki::new("gaia-webhook");
         let (cert, key) = pki.write(dir.path());
@@ -87,7 +93,8 @@ impl Webhook {
             .arg(&cert)
             .arg("--tls-key")
             .arg(&key)
-            .args(["--kube", "false", "--drain-seconds", "5"])
+            .args(["--kube", if kube { "true" } else { "false" }])
+            .args(["--drain-seconds", "5"])
             .args(args);
         if let Some(text) = config_yaml {
             let path = dir.path().join("config.yaml");
@@ -154,8 +161,16 @@ impl Webhook {
 
     /// Posts a body to /mutate; returns the HTTP status and the parsed AdmissionReview.
     pub fn post(&self, body: impl Into<reqwest::blocking::Body>) -> (u16, Value) {
-        let r = self
-            .client()
+        self.post_on(&self.client(), body)
+    }
+
+    /// On a given client: one kept-alive connection for many reviews, as the apiserver does.
+    pub fn post_on(
+        &self,
+        client: &reqwest::blocking::Client,
+        body: impl Into<reqwest::blocking::Body>,
+    ) -> (u16, Value) {
+        let r = client
             .post(self.url("/mutate"))
             .header("content-type", "application/json")
             .body(body)
@@ -170,7 +185,12 @@ impl Webhook {
 
     /// Sends a review and checks the envelope every answer must have.
     pub fn review(&self, review: &Value) -> Value {
-        let (status, answer) = self.post(serde_json::to_vec(review).expect("json"));
+        self.review_on(&self.client(), review)
+    }
+
+    /// [`Webhook::review`] on a given client (see [`Webhook::post_on`]).
+    pub fn review_on(&self, client: &reqwest::blocking::Client, review: &Value) -> Value {
+        let (status, answer) = self.post_on(client, serde_json::to_vec(review).expect("json"));
         assert_eq!(status, 200, "{answer}");
         assert_eq!(answer["apiVersion"], "admission.k8s.io/v1", "{answer}");
         assert_eq!(answer["kind"], "AdmissionReview", "{answer}");
