@@ -657,13 +657,35 @@ fn normalise(name: &str) -> String {
         .collect()
 }
 
+/// The longest [`KNOWN_MODELS`] fragment in a normalised name (the last such entry on a tie).
+fn known_model(norm: &str) -> Option<&'static KnownModel> {
+    static FRAGMENTS: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>> =
+        std::sync::OnceLock::new();
+    let Some(automaton) = FRAGMENTS.get_or_init(|| {
+        // A DFA: the names are short, so the per-search setup matters more than memory.
+        aho_corasick::AhoCorasick::builder()
+            .kind(Some(aho_corasick::AhoCorasickKind::DFA))
+            .build(KNOWN_MODELS.iter().map(|k| k.fragment))
+            .ok()
+    }) else {
+        // Building the automaton of a fixed table cannot fail; if it ever did, search plainly.
+        return KNOWN_MODELS
+            .iter()
+            .filter(|k| norm.contains(k.fragment))
+            .max_by_key(|k| k.fragment.len());
+    };
+    automaton
+        .find_overlapping_iter(norm)
+        .map(|m| m.pattern().as_usize())
+        .filter_map(|i| Some((KNOWN_MODELS.get(i)?, i)))
+        .max_by_key(|(k, i)| (k.fragment.len(), *i))
+        .map(|(k, _)| k)
+}
+
 /// Size of a model named `name`: from the name itself, else from [`KNOWN_MODELS`].
 pub fn model_size(name: &str) -> ModelSize {
     let norm = normalise(name);
-    let known = KNOWN_MODELS
-        .iter()
-        .filter(|k| norm.contains(k.fragment))
-        .max_by_key(|k| k.fragment.len());
+    let known = known_model(&norm);
     let from_name = params_from_name(name);
     ModelSize {
         params: from_name.or(known.map(|k| k.params_m * 1e6)),
@@ -1020,6 +1042,34 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fragment_automaton_picks_what_a_plain_search_picks() {
+        let plain = |norm: &str| {
+            KNOWN_MODELS
+                .iter()
+                .filter(|k| norm.contains(k.fragment))
+                .max_by_key(|k| k.fragment.len())
+                .map(|k| k.fragment)
+        };
+        // Every fragment, inside names, and pairs of fragments in one name.
+        let mut names: Vec<String> = KNOWN_MODELS
+            .iter()
+            .flat_map(|k| {
+                [
+                    k.fragment.to_string(),
+                    format!("org{}v2finetuned", k.fragment),
+                ]
+            })
+            .collect();
+        for (a, b) in KNOWN_MODELS.iter().zip(KNOWN_MODELS.iter().rev()) {
+            names.push(format!("{}{}", a.fragment, b.fragment));
+        }
+        names.extend(["", "nothing", "resnet", "yolov8xl"].map(String::from));
+        for n in &names {
+            assert_eq!(known_model(n).map(|k| k.fragment), plain(n), "{n}");
+        }
+    }
 
     #[test]
     fn sizes_are_read_from_names() {
