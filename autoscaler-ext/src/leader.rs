@@ -291,7 +291,10 @@ mod tests {
         let deadline = Duration::from_secs(10);
         let (tx, leadership) = Leadership::channel(deadline);
         let t0 = Instant::now();
-        assert!(!leadership.is_leading_at(t0), "not leading before a renewal");
+        assert!(
+            !leadership.is_leading_at(t0),
+            "not leading before a renewal"
+        );
         tx.send_replace(Some(t0));
         assert!(leadership.is_leading_at(t0 + Duration::from_secs(9)));
         // frozen (SIGSTOP) past the deadline: the elector never said anything, yet the

@@ -374,11 +374,11 @@ def test_the_webhook_certificate_secret_deleted_is_reissued_without_a_failed_cre
                                                                      else f"{name}: {r.stderr}")
                 i += 1
 
-        threads = [threading.Thread(target=creator, args=(w,), daemon=True) for w in range(3)]
+        threads = [threading.Thread(target=creator, args=(w,), daemon=True) for w in range(2)]
         for t in threads:
             t.start()
         try:
-            time.sleep(3)
+            time.sleep(2)
             kubectl("delete", "secret", hook.secret_name, "-n", namespace)
             deleted = time.monotonic()
             second = wait_until(lambda: (s := hook.secret(check=False)) and
@@ -392,7 +392,7 @@ def test_the_webhook_certificate_secret_deleted_is_reissued_without_a_failed_cre
             wait_until(lambda: hook.serves(second), timeout=30,
                        desc="the webhook serving the new certificate", interval=0.2)
             served = time.monotonic() - deleted
-            time.sleep(4)  # creates go on after the switch
+            time.sleep(3)  # creates go on after the switch
         finally:
             stop.set()
             for t in threads:
