@@ -57,7 +57,9 @@ def service_manifest(name: str) -> str:
         "spec": {"template": {
             "metadata": {"annotations": {"autoscaling.knative.dev/min-scale": "1"}},
             "spec": {"containers": [{"image": f"dev.local/gaia/{name}:1",
-                                     "resources": {"limits": {"cpu": "2"}}}]}}},
+                                     # a small request: 100 of them fit the 3 CPU nodes
+                                     "resources": {"requests": {"cpu": "100m"},
+                                                   "limits": {"cpu": "1"}}}]}}},
     })
 
 
