@@ -718,9 +718,10 @@ cmd_exec() {
 
 # ---------------------------------------------------------------- one component (fault tests)
 # stop NAME [--kill] | start NAME | restart NAME: one component of the running cluster, started
-# again with the command line `up` gave it (the log so far is appended to NAME.before-restart.log). `apiserver` is
-# kube-apiserver. stop sends TERM (KILL after 5 s), or KILL at once with --kill; start waits until
-# the component answers (the apiserver's /readyz, Prometheus's /-/ready).
+# again with the command line `up` gave it (its log so far is appended to
+# NAME.before-restart.log); `apiserver` is kube-apiserver. stop sends TERM (KILL after 5 s), or
+# KILL at once with --kill; start waits until the component answers (the apiserver's /readyz,
+# Prometheus's /-/ready).
 component_name() {
   local name=$1
   [[ $name != apiserver ]] || name=kube-apiserver
