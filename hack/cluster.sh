@@ -5,6 +5,8 @@
 # a KIngress stand-in (test harness only) and Prometheus.
 #
 # Usage: hack/cluster.sh up [--real-nodes]|down|restart|status|env|exec CMD...
+#        hack/cluster.sh stop NAME [--kill]|start NAME|restart NAME: one component (apiserver,
+#        prometheus, ...) of the running cluster, for the fault tests (tests/e2e/test_faults.py)
 #
 # With --real-nodes (or GAIA_NODES=real) it adds real worker nodes (hack/nodes.sh): a CPU-pool
 # and a GPU-pool kubelet with containerd, CNI, kube-proxy, CoreDNS, a local OCI registry,
@@ -112,6 +114,8 @@ start() {
   local bin=$1; shift
   [[ -x $bin ]] || gaia_die "$bin missing: run hack/build.sh"
   readlink -f "$bin" >"$RUN/$name.exe"
+  # what `start NAME` (component) needs to start it again the same way
+  printf '%s\0' "${START_NSENTER:-0}" "$name" "$ns" "${envs[@]}" "$bin" "$@" >"$RUN/$name.args"
   # setsid (no fork: we are not a group leader) -> ip netns exec/nsenter -> bash writes
   # its PID, then execs env, which execs the binary: one PID all along.
   # ip netns exec also makes a private mount namespace with its own /sys; the real nodes'
@@ -712,12 +716,60 @@ cmd_exec() {
   exec ip netns exec "$NETNS" env KUBECONFIG="$KUBECONFIG_FILE" PATH="$STATE/bin:$PATH" "$@"
 }
 
+# ---------------------------------------------------------------- one component (fault tests)
+# stop NAME [--kill] | start NAME | restart NAME: one component of the running cluster, started
+# again with the command line `up` gave it (its log so far is appended to
+# NAME.before-restart.log); `apiserver` is kube-apiserver. stop sends TERM (KILL after 5 s), or
+# KILL at once with --kill; start waits until the component answers (the apiserver's /readyz,
+# Prometheus's /-/ready).
+component_name() {
+  local name=$1
+  [[ $name != apiserver ]] || name=kube-apiserver
+  [[ -f $RUN/$name.args ]] || gaia_die "no component $name in this cluster (is it up?)"
+  echo "$name"
+}
+
+cmd_stop_component() {
+  local name; name=$(component_name "${1:-}")
+  STOPPED=()
+  if [[ ${2:-} == --kill ]]; then
+    if alive "$name"; then
+      kill -KILL "$(pid_of "$name")"
+      while alive "$name"; do sleep 0.1; done
+      gaia_log "killed $name"
+    fi
+  else
+    stop_group "$name"
+    gaia_log "stopped $name"
+  fi
+}
+
+cmd_start_component() {
+  local name; name=$(component_name "${1:-}")
+  if alive "$name"; then gaia_log "$name is running"; return 0; fi
+  local args=()
+  mapfile -d '' args <"$RUN/$name.args"
+  local log="$LOGS/$name.log"
+  [[ ! -f $log ]] || cat "$log" >>"$LOGS/$name.before-restart.log"
+  START_NSENTER=${args[0]} start "${args[@]:1}"
+  case $name in
+    kube-apiserver) wait_for "kube-apiserver /readyz" 90 k get --raw /readyz ;;
+    prometheus) wait_for "Prometheus" 60 curl -sf "$PROM_URL/-/ready" ;;
+    *) sleep 1 ;;
+  esac
+  alive "$name" || gaia_die "$name exited; see $log"
+  gaia_log "$name up again"
+}
+
 case ${1:-} in
   up) shift; cmd_up "$@" ;;
   down) cmd_down ;;
-  restart) real=(); if real_mode; then real=(--real-nodes); fi; cmd_down; cmd_up "${real[@]}" ;;
+  restart) if [[ -n ${2:-} ]]; then cmd_stop_component "$2"; cmd_start_component "$2"; exit; fi
+    real=(); if real_mode; then real=(--real-nodes); fi; cmd_down; cmd_up "${real[@]}" ;;
+  stop) cmd_stop_component "${2:-}" "${3:-}" ;;
+  start) cmd_start_component "${2:-}" ;;
   status) cmd_status ;;
   env) cmd_env ;;
   exec) shift; cmd_exec "$@" ;;
-  *) echo "usage: $0 up [--real-nodes]|down|restart|status|env|exec CMD..." >&2; exit 2 ;;
+  *) echo "usage: $0 up [--real-nodes]|down|restart [COMPONENT]|stop COMPONENT [--kill]|start COMPONENT|status|env|exec CMD..." >&2; exit 2 ;;
 esac

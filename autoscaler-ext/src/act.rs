@@ -26,10 +26,10 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, DynamicObject, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use serde_json::Value;
-use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::cluster::service::{api_resource, ManagedService};
+use crate::leader::Leadership;
 use crate::Error;
 use gaia_policy::ladder::{LadderConfig, LadderDecision, LadderMemory, LadderMoveKind};
 use gaia_policy::{Decision, MoveKind};
@@ -238,7 +238,7 @@ pub struct KubeActuator {
     recorder: Recorder,
     profiles: PlacementProfiles,
     ladder: Option<std::sync::Arc<LadderConfig>>,
-    leading: watch::Receiver<bool>,
+    leading: Leadership,
     dry_run: bool,
 }
 
@@ -247,7 +247,7 @@ impl KubeActuator {
         client: kube::Client,
         instance: String,
         profiles: PlacementProfiles,
-        leading: watch::Receiver<bool>,
+        leading: Leadership,
         dry_run: bool,
     ) -> Self {
         let reporter = Reporter {
@@ -288,7 +288,7 @@ impl KubeActuator {
         };
         let mut current = svc.object.clone();
         for _ in 0..3 {
-            if !*self.leading.borrow() {
+            if !self.leading.is_leading() {
                 return Err(Error::Leader("lost the lease before writing".into()));
             }
             let patch = build(&current)?;

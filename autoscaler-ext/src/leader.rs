@@ -8,6 +8,12 @@
 //! could not renew for `renewDeadline` (< `leaseDuration`), so by the time a standby may take
 //! over the old leader has already stopped. On SIGTERM the leader releases the Lease and the
 //! standby takes over at its next try.
+//!
+//! Whether a replica leads is [`Leadership`]: not a flag the elector sets, but the time of its
+//! last successful renewal, judged against `renewDeadline` on the monotonic clock at the
+//! moment of asking. A process frozen past its deadline (SIGSTOP, a paused VM, a network cut
+//! that ends) therefore stops acting the instant it runs again, before its elector has read
+//! the Lease: its watches and memory are stale by then, and the standby leads.
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +25,46 @@ use tracing::{info, warn};
 
 use crate::config::LeaderElectionConfig;
 use crate::Error;
+
+/// Whether this replica may act now: it holds the Lease, and its last successful renewal
+/// began less than `renewDeadline` ago (monotonic clock).
+#[derive(Debug, Clone)]
+pub struct Leadership {
+    renewed: watch::Receiver<Option<Instant>>,
+    deadline: Duration,
+}
+
+impl Leadership {
+    /// The elector's end (when each successful renewal began, `None` once not leading) and
+    /// the readers' end.
+    pub fn channel(renew_deadline: Duration) -> (watch::Sender<Option<Instant>>, Leadership) {
+        let (tx, rx) = watch::channel(None);
+        (
+            tx,
+            Leadership {
+                renewed: rx,
+                deadline: renew_deadline,
+            },
+        )
+    }
+
+    /// Leader election off: the only replica always leads.
+    pub fn always() -> Leadership {
+        let (_tx, rx) = watch::channel(Some(Instant::now()));
+        Leadership {
+            renewed: rx,
+            deadline: Duration::MAX,
+        }
+    }
+
+    pub fn is_leading(&self) -> bool {
+        self.is_leading_at(Instant::now())
+    }
+
+    pub fn is_leading_at(&self, now: Instant) -> bool {
+        matches!(*self.renewed.borrow(), Some(t) if now.saturating_duration_since(t) < self.deadline)
+    }
+}
 
 /// What to do with the Lease as read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,34 +218,41 @@ impl LeaderElector {
         Ok(())
     }
 
-    /// Runs until `shutdown` changes, publishing whether we lead on `leading`.
-    pub async fn run(mut self, leading: watch::Sender<bool>, mut shutdown: watch::Receiver<bool>) {
+    /// Runs until `shutdown` changes, publishing on `renewed` when each successful renewal
+    /// began (`None` once we do not lead): what [`Leadership`] judges.
+    pub async fn run(
+        mut self,
+        renewed: watch::Sender<Option<Instant>>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let mut last_renewal: Option<Instant> = None;
         loop {
+            // the time the request leaves: the Lease record the standby judges is newer
+            let attempt = Instant::now();
             let lead = match self.try_once().await {
                 Ok(true) => {
-                    last_renewal = Some(Instant::now());
+                    last_renewal = Some(attempt);
                     true
                 }
                 Ok(false) => false,
                 Err(e) => {
                     warn!(error = %e, lease = %self.cfg.name, "Lease round failed");
-                    *leading.borrow()
+                    renewed.borrow().is_some()
                         && last_renewal.is_some_and(|t| t.elapsed() < self.cfg.renew_deadline)
                 }
             };
-            if lead != *leading.borrow() {
+            if lead != renewed.borrow().is_some() {
                 info!(identity = %self.identity, lease = %self.cfg.name, leading = lead,
                       "leadership changed");
-                leading.send_replace(lead);
             }
+            renewed.send_replace(if lead { last_renewal } else { None });
             tokio::select! {
                 _ = tokio::time::sleep(self.cfg.retry_period) => {}
                 _ = shutdown.changed() => break,
             }
         }
-        if *leading.borrow() {
-            leading.send_replace(false);
+        if renewed.borrow().is_some() {
+            renewed.send_replace(None);
             match self.release().await {
                 Ok(()) => info!(identity = %self.identity, "Lease released"),
                 Err(e) => warn!(error = %e, "could not release the Lease"),
@@ -231,6 +284,34 @@ mod tests {
             renew_time: Some(MicroTime(jiff::Timestamp::from_second(renew_secs).unwrap())),
             ..LeaseSpec::default()
         }
+    }
+
+    #[test]
+    fn leadership_ends_at_the_renew_deadline_even_without_a_word_from_the_elector() {
+        let deadline = Duration::from_secs(10);
+        let (tx, leadership) = Leadership::channel(deadline);
+        let t0 = Instant::now();
+        assert!(
+            !leadership.is_leading_at(t0),
+            "not leading before a renewal"
+        );
+        tx.send_replace(Some(t0));
+        assert!(leadership.is_leading_at(t0 + Duration::from_secs(9)));
+        // frozen (SIGSTOP) past the deadline: the elector never said anything, yet the
+        // replica does not lead when it runs again
+        assert!(!leadership.is_leading_at(t0 + deadline));
+        assert!(!leadership.is_leading_at(t0 + Duration::from_secs(3600)));
+        tx.send_replace(Some(t0 + Duration::from_secs(20)));
+        assert!(leadership.is_leading_at(t0 + Duration::from_secs(25)));
+        tx.send_replace(None);
+        assert!(!leadership.is_leading_at(t0 + Duration::from_secs(25)));
+    }
+
+    #[test]
+    fn without_leader_election_the_replica_always_leads() {
+        let l = Leadership::always();
+        assert!(l.is_leading());
+        assert!(l.is_leading_at(Instant::now() + Duration::from_secs(86_400 * 365)));
     }
 
     #[test]

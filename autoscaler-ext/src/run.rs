@@ -21,7 +21,7 @@ use crate::cluster::rungs::PodUnits;
 use crate::cluster::service::{api_resource, ManagedService};
 use crate::config::{Args, Config};
 use crate::cycle::{Cycle, CycleSettings, RungSnapshot, Snapshot};
-use crate::leader::{identity, LeaderElector};
+use crate::leader::{identity, LeaderElector, Leadership};
 use crate::observe::prometheus::PromObserver;
 use crate::server::{self, AppState, Health};
 use crate::telemetry::{ErrorLabels, Metrics};
@@ -166,17 +166,19 @@ pub async fn run(args: Args) -> Result<(), Error> {
 
     // Leader election.
     let me = identity();
-    let (leading_tx, leading) = watch::channel(!config.leader_election.enabled);
-    let elector = if config.leader_election.enabled {
+    let (elector, leading) = if config.leader_election.enabled {
+        let (renewed, leading) = Leadership::channel(config.leader_election.renew_deadline);
         let elector =
             LeaderElector::new(client.clone(), config.leader_election.clone(), me.clone());
         info!(identity = %me, lease = %config.leader_election.name,
               namespace = %config.leader_election.namespace, "leader election on");
-        Some(tokio::spawn(elector.run(leading_tx, shutdown.clone())))
+        (
+            Some(tokio::spawn(elector.run(renewed, shutdown.clone()))),
+            leading,
+        )
     } else {
         info!("leader election off: acting as the only replica");
-        drop(leading_tx);
-        None
+        (None, Leadership::always())
     };
 
     // HTTP endpoints.
@@ -212,7 +214,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
         let synced = services.is_synced() && pods.is_synced() && nodes.is_synced();
         health.set_ready(synced);
         metrics.services_watched.set(services.len() as i64);
-        let lead = *leading.borrow();
+        let lead = leading.is_leading();
         metrics.leader.set(i64::from(lead));
         if !lead || !synced {
             continue;
