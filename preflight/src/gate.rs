@@ -114,7 +114,8 @@ mod tests {
         use MoveClass::*;
         use Status::*;
         // (checks, move, the check that forbids it)
-        let rows: Vec<(Vec<(CheckId, Status, Blocks)>, MoveClass, Option<CheckId>)> = vec![
+        type Row = (Vec<(CheckId, Status, Blocks)>, MoveClass, Option<CheckId>);
+        let rows: Vec<Row> = vec![
             // everything passes: every move goes ahead
             (
                 vec![(GpuNodes, Pass, Promotions), (Knative, Pass, AllMoves)],
