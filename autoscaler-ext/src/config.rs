@@ -79,6 +79,10 @@ pub struct Config {
     /// decided as before.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ladder: Option<LadderConfig>,
+    /// The preflight (gaia-preflight, as `kn gaia doctor` runs it), at start and periodically:
+    /// its result in the metric `gaia_autoscaler_preflight_check`, an Event when a check changes
+    /// state, and no move that a failing check would make fail.
+    pub preflight: PreflightConfig,
 }
 
 impl Default for Config {
@@ -96,6 +100,32 @@ impl Default for Config {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
             no_gpu_event_every: Duration::from_secs(300),
             ladder: None,
+            preflight: PreflightConfig::default(),
+        }
+    }
+}
+
+/// When the preflight runs (the `preflight` section).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct PreflightConfig {
+    /// Off: no preflight, no metric, no move held for it (today's behaviour before it).
+    pub enabled: bool,
+    /// Time between two runs while every check passes (or only warns).
+    #[serde(with = "serde_duration")]
+    pub interval: Duration,
+    /// Time between two runs while a check fails, so that a fix is seen soon and the moves it
+    /// held go ahead.
+    #[serde(with = "serde_duration")]
+    pub failing_interval: Duration,
+}
+
+impl Default for PreflightConfig {
+    fn default() -> Self {
+        PreflightConfig {
+            enabled: true,
+            interval: Duration::from_secs(300),
+            failing_interval: Duration::from_secs(30),
         }
     }
 }
@@ -311,6 +341,22 @@ impl Config {
             .map_err(|e| Error::config("placement", e.to_string()))?;
         if let Some(ladder) = &self.ladder {
             validate_ladder(ladder)?;
+        }
+        if self.preflight.enabled {
+            for (field, d) in [
+                ("preflight.interval", self.preflight.interval),
+                ("preflight.failingInterval", self.preflight.failing_interval),
+            ] {
+                if d < Duration::from_secs(1) {
+                    return Err(Error::config(field, "must be at least 1s"));
+                }
+            }
+            if self.preflight.failing_interval > self.preflight.interval {
+                return Err(Error::config(
+                    "preflight.failingInterval",
+                    "longer than preflight.interval: a failing check would be looked at less often than a passing one",
+                ));
+            }
         }
         let le = &self.leader_election;
         if le.enabled {
@@ -536,6 +582,22 @@ ladder:
         tolerations: [{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}]
         limits: {nvidia.com/gpu: "1"}
 "#;
+
+    #[test]
+    fn the_preflight_section_is_read_and_checked() {
+        let c = Config::from_text("preflight: {interval: 10m, failingInterval: 15s}").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.preflight.interval, Duration::from_secs(600));
+        assert_eq!(c.preflight.failing_interval, Duration::from_secs(15));
+        assert!(Config::default().preflight.enabled);
+        let slow = Config::from_text("preflight: {interval: 10s, failingInterval: 1m}").unwrap();
+        let err = slow.validate().unwrap_err().to_string();
+        assert!(err.contains("preflight.failingInterval"), "{err}");
+        let err = Config::from_text("preflight: {every: 1m}").unwrap_err();
+        assert!(err.contains("every"), "{err}");
+        let off = Config::from_text("preflight: {enabled: false, interval: 0s}").unwrap();
+        off.validate().unwrap();
+    }
 
     #[test]
     fn no_ladder_section_is_todays_config_and_prints_the_same() {

@@ -21,6 +21,7 @@ use crate::cluster::rungs::{PodUnits, RungPools};
 use crate::cluster::service::ManagedService;
 use crate::config::Config;
 use crate::observe::{revision_stats, Observe, RawObservations, RevisionKey};
+use crate::preflight::PreflightResult;
 use gaia_policy::clock::{add, secs_between};
 use gaia_policy::ladder::{
     self, cost_line, costs_per_1000, LadderConfig, LadderDecision, LadderState,
@@ -28,6 +29,7 @@ use gaia_policy::ladder::{
 use gaia_policy::{
     self as policy, Decision, GpuAvailability, Hold, PolicyConfig, Rollout, ServiceState,
 };
+use gaia_preflight::gate::{self, MoveClass};
 
 /// What the API said, at the start of the cycle.
 #[derive(Debug, Clone, Default)]
@@ -50,6 +52,11 @@ pub struct CycleSettings {
     pub concurrency: usize,
     /// The cluster's queue-proxy records latencies under 1 s as 0 s (`prometheus.knativeVersion`).
     pub latency_truncated: bool,
+    /// `prometheus.knativeVersion` is given: it, not the release the preflight finds, says
+    /// whether latencies are truncated.
+    pub knative_version_configured: bool,
+    /// The GPU profile's pool grows on demand (`placement.gpu.elastic`): a node's join deadline.
+    pub elastic_gpu_pool: Option<Duration>,
     /// The placement ladder, when one is configured: [`Cycle::run_ladder`] decides with it.
     pub ladder: Option<Arc<LadderConfig>>,
 }
@@ -71,6 +78,12 @@ impl CycleSettings {
             warn_every: c.no_gpu_event_every,
             concurrency: 8,
             latency_truncated: c.prometheus.latency_truncated(),
+            knative_version_configured: c.prometheus.knative_version.is_some(),
+            elastic_gpu_pool: c
+                .placement
+                .gpu
+                .elastic
+                .then_some(c.placement.gpu.node_join_deadline),
             ladder: c.ladder.clone().map(Arc::new),
         }
     }
@@ -111,6 +124,8 @@ pub struct Cycle {
     last_warning: HashMap<(ServiceKey, &'static str), Timestamp>,
     /// Ladder moves issued whose revision has not settled: (rung, units per pod, pods, until).
     rung_reservations: HashMap<ServiceKey, (usize, u32, u32, Timestamp)>,
+    /// The preflight's last result: moves a failing check would make fail are held.
+    preflight: Option<PreflightResult>,
 }
 
 impl Cycle {
@@ -121,7 +136,35 @@ impl Cycle {
             reservations: HashMap::new(),
             last_warning: HashMap::new(),
             rung_reservations: HashMap::new(),
+            preflight: None,
         }
+    }
+
+    /// The preflight's last result (`None`: no preflight, nothing held for it).
+    pub fn set_preflight(&mut self, result: Option<PreflightResult>) {
+        self.preflight = result;
+    }
+
+    /// Latencies under 1 s read as 0 s: as `prometheus.knativeVersion` says, or, when it says
+    /// nothing, as the release the preflight found says.
+    fn latency_truncated(&self) -> bool {
+        if self.settings.knative_version_configured {
+            self.settings.latency_truncated
+        } else {
+            self.preflight
+                .as_ref()
+                .is_some_and(PreflightResult::latency_truncated)
+        }
+    }
+
+    /// The check that forbids this move while it fails, with the hold's note; `None`: go ahead.
+    fn preflight_blocks(&self, class: MoveClass, what: &str) -> Option<String> {
+        let report = &self.preflight.as_ref()?.report;
+        let c = gate::blocking(report, class)?;
+        Some(format!(
+            "{what} held: {}; Gaia moves it once the check passes",
+            gate::describe(c)
+        ))
     }
 
     /// Runs one cycle. `at`: Prometheus evaluation time (`None`: now).
@@ -187,7 +230,7 @@ impl Cycle {
         let mut warnings: Vec<(Arc<ManagedService>, &'static str, String)> = Vec::new();
         for svc in order {
             let key = (svc.namespace.clone(), svc.name.clone());
-            let (decision, streak) = self.decide_one(
+            let (decision, mut streak) = self.decide_one(
                 svc,
                 raw.as_ref(),
                 &pods_by_revision,
@@ -195,6 +238,10 @@ impl Cycle {
                 now,
                 &mut warnings,
             );
+            let decision = self.gate(svc, decision, now, &mut warnings);
+            if decision == Decision::Hold(Hold::PreflightFailed) {
+                streak = self.held_streak(&key, streak);
+            }
             *report.decisions.entry(decision.kind()).or_default() += 1;
             if let Decision::Hold(h) = &decision {
                 *report.holds.entry(h.as_str()).or_default() += 1;
@@ -215,11 +262,17 @@ impl Cycle {
                     for _ in 0..svc.min_scale.max(1) {
                         pool.take(per_pod);
                     }
+                    let settles_within = self
+                        .settings
+                        .elastic_gpu_pool
+                        .map_or(self.settings.policy.rollout_timeout, |join| {
+                            join.max(self.settings.policy.rollout_timeout)
+                        });
                     self.reservations.insert(
                         key.clone(),
                         (
                             per_pod.saturating_mul(svc.min_scale.max(1)),
-                            add(now, self.settings.policy.rollout_timeout),
+                            add(now, settles_within),
                         ),
                     );
                 }
@@ -345,7 +398,7 @@ impl Cycle {
         let mut warnings: Vec<(Arc<ManagedService>, &'static str, String)> = Vec::new();
         for svc in order {
             let key = (svc.namespace.clone(), svc.name.clone());
-            let (action, streak) = self.decide_one_on_ladder(
+            let (action, mut streak) = self.decide_one_on_ladder(
                 svc,
                 raw.as_ref(),
                 &pods_by_revision,
@@ -354,6 +407,10 @@ impl Cycle {
                 now,
                 &mut warnings,
             );
+            let action = self.gate_ladder(svc, action, &ladder, now, &mut warnings);
+            if action.decision == LadderDecision::Hold(Hold::PreflightFailed) {
+                streak = self.held_streak(&key, streak);
+            }
             let decision = &action.decision;
             *report.decisions.entry(decision.kind()).or_default() += 1;
             if let LadderDecision::Hold(h) = decision {
@@ -517,7 +574,7 @@ impl Cycle {
         };
         // A p95 made of whole seconds cannot be held against an objective under one: the
         // latencies are dropped, so only the rates (idle) can move the Service.
-        let blind = self.settings.latency_truncated && slo < Duration::from_secs(1);
+        let blind = self.latency_truncated() && slo < Duration::from_secs(1);
         let stats = raw.map(|raw| {
             let mut st = match &svc.serving_revision {
                 Some(rev) => {
@@ -559,6 +616,102 @@ impl Cycle {
         let rps = stats.as_ref().and_then(|s| s.rps_short);
         let note = ladder_note(&decision, &state, ladder, rps);
         (LadderAction { decision, note }, out.violation_streak)
+    }
+
+    /// A move (or a promotion with no GPU free) that a failing preflight check forbids becomes
+    /// a `preflight_failed` hold, told in a Warning Event `PreflightBlocked` (at most every
+    /// `noGpuEventEvery` per Service). The streak is kept: the move is made once it passes.
+    fn gate(
+        &mut self,
+        svc: &ManagedService,
+        decision: Decision,
+        now: Timestamp,
+        warnings: &mut Vec<(Arc<ManagedService>, &'static str, String)>,
+    ) -> Decision {
+        let class = match &decision {
+            Decision::Move(m) if m.kind == policy::MoveKind::Rollback => None,
+            Decision::Move(m) if m.to == Placement::Gpu => {
+                Some((MoveClass::ToGpu, m.kind.as_str()))
+            }
+            Decision::Move(m) => Some((MoveClass::ToCpu, m.kind.as_str())),
+            Decision::NoGpu { .. } => Some((MoveClass::ToGpu, "promote")),
+            Decision::Hold(_) | Decision::Remember { .. } => None,
+        };
+        let Some((class, what)) = class else {
+            return decision;
+        };
+        let Some(note) = self.preflight_blocks(class, &format!("{what} → {}", target(class)))
+        else {
+            return decision;
+        };
+        self.held_by_preflight(svc, note, now, warnings);
+        Decision::Hold(Hold::PreflightFailed)
+    }
+
+    /// [`Cycle::gate`] for a ladder decision: a move onto a GPU rung (or no room on one) is
+    /// a move onto a GPU, one onto the CPU rung a move off it.
+    fn gate_ladder(
+        &mut self,
+        svc: &ManagedService,
+        action: LadderAction,
+        ladder: &LadderConfig,
+        now: Timestamp,
+        warnings: &mut Vec<(Arc<ManagedService>, &'static str, String)>,
+    ) -> LadderAction {
+        let class = match &action.decision {
+            LadderDecision::Move(m) if m.kind == ladder::LadderMoveKind::Rollback => None,
+            LadderDecision::Move(m) => {
+                let rung = &ladder.rungs[m.to];
+                let class = if rung.is_gpu() {
+                    MoveClass::ToGpu
+                } else {
+                    MoveClass::ToCpu
+                };
+                Some((class, format!("{} → {}", m.kind.as_str(), rung.name)))
+            }
+            LadderDecision::NoCapacity { .. } => {
+                Some((MoveClass::ToGpu, "promote → gpu".to_string()))
+            }
+            LadderDecision::Hold(_) | LadderDecision::Remember { .. } => None,
+        };
+        let Some((class, what)) = class else {
+            return action;
+        };
+        let Some(note) = self.preflight_blocks(class, &what) else {
+            return action;
+        };
+        self.held_by_preflight(svc, note, now, warnings);
+        LadderAction {
+            decision: LadderDecision::Hold(Hold::PreflightFailed),
+            note: Hold::PreflightFailed.as_str().to_string(),
+        }
+    }
+
+    /// The streak of a move held by the preflight: a move resets it (0), but it was not made,
+    /// so the cycles that led to it still count and the move is made once the check passes.
+    fn held_streak(&self, key: &ServiceKey, streak: u32) -> u32 {
+        if streak > 0 {
+            return streak;
+        }
+        self.streaks
+            .get(key)
+            .copied()
+            .unwrap_or(0)
+            .saturating_add(1)
+    }
+
+    fn held_by_preflight(
+        &mut self,
+        svc: &ManagedService,
+        note: String,
+        now: Timestamp,
+        warnings: &mut Vec<(Arc<ManagedService>, &'static str, String)>,
+    ) {
+        let key = (svc.namespace.clone(), svc.name.clone());
+        if self.may_warn(&key, "PreflightBlocked", now) {
+            warn!(namespace = %svc.namespace, name = %svc.name, %note, "move held by the preflight");
+            warnings.push((Arc::new(svc.clone()), "PreflightBlocked", note));
+        }
     }
 
     fn may_warn(&mut self, key: &ServiceKey, what: &'static str, now: Timestamp) -> bool {
@@ -631,7 +784,8 @@ impl Cycle {
             gpu_pods: svc.min_scale.max(1),
             violation_streak: self.streaks.get(&key).copied().unwrap_or(0),
             created: svc.created,
-            latency_truncated: self.settings.latency_truncated,
+            latency_truncated: self.latency_truncated(),
+            elastic_gpu_pool: self.settings.elastic_gpu_pool,
         };
         let stats = raw.map(|raw| match &svc.serving_revision {
             Some(rev) => {
@@ -686,6 +840,13 @@ fn ladder_note(
         costs
     } else {
         format!("{note}; {costs}")
+    }
+}
+
+fn target(class: MoveClass) -> &'static str {
+    match class {
+        MoveClass::ToGpu => "gpu",
+        MoveClass::ToCpu | MoveClass::Rollback => "cpu",
     }
 }
 
@@ -1078,6 +1239,179 @@ mod tests {
             )
             .await;
         assert_eq!(r.holds.get("sustaining"), Some(&1), "{r:?}");
+    }
+
+    fn preflight(gpu_nodes: gaia_preflight::Status, knative: Option<&str>) -> PreflightResult {
+        use gaia_preflight::{Blocks, Check, CheckId, Report};
+        PreflightResult {
+            report: Arc::new(Report {
+                checks: vec![Check {
+                    id: CheckId::GpuNodes,
+                    status: gpu_nodes,
+                    summary: "no node has the GPU placement's labels (nvidia.com/gpu.present=true)"
+                        .into(),
+                    fix: Some("label the GPU nodes nvidia.com/gpu.present=true".into()),
+                    blocks: Blocks::Promotions,
+                }],
+            }),
+            knative: knative.map(|v| v.parse().unwrap()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failing_gpu_nodes_check_holds_the_promotion_with_its_reason_until_it_passes() {
+        let snap = Snapshot {
+            services: vec![svc("a", "cpu_preferred")],
+            pods: vec![pod("a-1")],
+            nodes: vec![Arc::new(NodeInfo {
+                name: "gpu-1".into(),
+                gpus_allocatable: 1,
+                schedulable: true,
+            })],
+        };
+        let observer = Table(Ok(slow_and_busy(&["a"])));
+        let act = Recording::default();
+        let mut cycle = Cycle::new(settings());
+        cycle.set_preflight(Some(preflight(gaia_preflight::Status::Fail, None)));
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let mut held = Vec::new();
+        for i in 0..3 {
+            let r = cycle
+                .run(
+                    &snap,
+                    &observer,
+                    &act,
+                    add(t0, Duration::from_secs(10 * i)),
+                    None,
+                )
+                .await;
+            held.push(r.holds.get("preflight_failed").copied());
+        }
+        // sustaining on the first cycle; then promote, held by the preflight
+        assert_eq!(held, vec![None, Some(1), Some(1)]);
+        assert_eq!(
+            act.0.lock().unwrap().clone(),
+            vec![("a".to_string(), "PreflightBlocked")],
+            "one Warning, no move"
+        );
+        // the check passes: the promotion goes ahead at once (the streak was kept)
+        cycle.set_preflight(Some(preflight(gaia_preflight::Status::Pass, None)));
+        let r = cycle
+            .run(
+                &snap,
+                &observer,
+                &act,
+                add(t0, Duration::from_secs(30)),
+                None,
+            )
+            .await;
+        assert_eq!(r.decisions.get("promote"), Some(&1), "{r:?}");
+        // a warning holds nothing either
+        let mut fresh = Cycle::new(settings());
+        fresh.set_preflight(Some(preflight(gaia_preflight::Status::Warn, None)));
+        let act = Recording::default();
+        fresh.run(&snap, &observer, &act, t0, None).await;
+        let r = fresh
+            .run(
+                &snap,
+                &observer,
+                &act,
+                add(t0, Duration::from_secs(10)),
+                None,
+            )
+            .await;
+        assert_eq!(r.decisions.get("promote"), Some(&1), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn the_release_the_preflight_finds_holds_sub_second_objectives_unless_configured() {
+        let snap = Snapshot {
+            services: vec![svc("a", "cpu_preferred")],
+            pods: vec![pod("a-1")],
+            nodes: vec![],
+        };
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let observer = Table(Ok(slow_and_busy(&["a"])));
+        // found 1.20.1 (truncates), nothing configured: held latency_unreliable, one Warning
+        let act = Recording::default();
+        let mut cycle = Cycle::new(settings());
+        cycle.set_preflight(Some(preflight(
+            gaia_preflight::Status::Pass,
+            Some("1.20.1"),
+        )));
+        let r = cycle.run(&snap, &observer, &act, t0, None).await;
+        assert_eq!(r.holds.get("latency_unreliable"), Some(&1), "{r:?}");
+        assert_eq!(
+            act.0.lock().unwrap().clone(),
+            vec![("a".to_string(), "LatencyUnreliable")]
+        );
+        // found 1.21.2: judged as usual
+        let mut cycle = Cycle::new(settings());
+        cycle.set_preflight(Some(preflight(
+            gaia_preflight::Status::Pass,
+            Some("1.21.2"),
+        )));
+        let r = cycle.run(&snap, &observer, &act, t0, None).await;
+        assert_eq!(r.holds.get("sustaining"), Some(&1), "{r:?}");
+        // prometheus.knativeVersion given: it wins over what the cluster says
+        let configured = CycleSettings::from_config(&Config {
+            prometheus: gaia_contract::queries::PrometheusConfig {
+                knative_version: Some("1.21.0".into()),
+                ..Default::default()
+            },
+            ..Config::default()
+        });
+        let mut cycle = Cycle::new(configured);
+        cycle.set_preflight(Some(preflight(
+            gaia_preflight::Status::Pass,
+            Some("1.20.1"),
+        )));
+        let r = cycle.run(&snap, &observer, &act, t0, None).await;
+        assert_eq!(r.holds.get("sustaining"), Some(&1), "{r:?}");
+    }
+
+    #[tokio::test]
+    async fn an_elastic_gpu_pool_is_promoted_to_with_no_gpu_node_at_all() {
+        let snap = Snapshot {
+            services: vec![svc("a", "cpu_preferred")],
+            pods: vec![pod("a-1")],
+            nodes: vec![],
+        };
+        let mut config = Config::default();
+        config.placement.gpu.elastic = true;
+        config.placement.gpu.node_join_deadline = Duration::from_secs(480);
+        let act = Recording::default();
+        let mut cycle = Cycle::new(CycleSettings::from_config(&config));
+        let observer = Table(Ok(slow_and_busy(&["a"])));
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        cycle.run(&snap, &observer, &act, t0, None).await;
+        let r = cycle
+            .run(
+                &snap,
+                &observer,
+                &act,
+                add(t0, Duration::from_secs(10)),
+                None,
+            )
+            .await;
+        assert_eq!(r.decisions.get("promote"), Some(&1), "{r:?}");
+        // the GPU it will get is promised until the join deadline, not rolloutTimeout
+        let (_, until) = cycle.reservations[&("ns".to_string(), "a".to_string())];
+        assert_eq!(until, add(t0, Duration::from_secs(490)));
+        // a fixed pool: told there is no GPU
+        let act = Recording::default();
+        let mut fixed = Cycle::new(settings());
+        fixed.run(&snap, &observer, &act, t0, None).await;
+        let r = fixed
+            .run(
+                &snap,
+                &observer,
+                &act,
+                add(t0, Duration::from_secs(10)),
+                None,
+            )
+            .await;
+        assert_eq!(r.decisions.get("no_gpu"), Some(&1), "{r:?}");
     }
 
     #[tokio::test]

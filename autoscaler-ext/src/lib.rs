@@ -21,6 +21,7 @@ pub mod cycle;
 mod error;
 pub mod leader;
 pub mod observe;
+pub mod preflight;
 pub mod run;
 pub mod server;
 pub mod telemetry;

@@ -23,6 +23,7 @@ use crate::config::{Args, Config};
 use crate::cycle::{Cycle, CycleSettings, RungSnapshot, Snapshot};
 use crate::leader::{identity, LeaderElector, Leadership};
 use crate::observe::prometheus::PromObserver;
+use crate::preflight::Preflight;
 use crate::server::{self, AppState, Health};
 use crate::telemetry::{ErrorLabels, Metrics};
 use crate::Error;
@@ -189,6 +190,17 @@ pub async fn run(args: Args) -> Result<(), Error> {
     let server = tokio::spawn(server::serve(config.listen, state, shutdown.clone()));
     info!(listen = %config.listen, "serving /metrics /healthz /readyz");
 
+    // The preflight, at start and periodically (every replica: the metric; the leader: Events).
+    let mut preflight = config.preflight.enabled.then(|| {
+        let namespace = std::env::var("POD_NAMESPACE")
+            .ok()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| config.leader_election.namespace.clone());
+        Preflight::new(client.clone(), &config, &namespace, me.clone())
+    });
+    if preflight.is_none() {
+        info!("preflight off (preflight.enabled: false): no move is held for it");
+    }
     let actuator = KubeActuator::new(
         client.clone(),
         me,
@@ -216,6 +228,14 @@ pub async fn run(args: Args) -> Result<(), Error> {
         metrics.services_watched.set(services.len() as i64);
         let lead = leading.is_leading();
         metrics.leader.set(i64::from(lead));
+        if let Some(p) = preflight.as_mut() {
+            if p.run_if_due(lead, &metrics)
+                .instrument(info_span!("preflight"))
+                .await
+            {
+                cycle.set_preflight(p.last().cloned());
+            }
+        }
         if !lead || !synced {
             continue;
         }

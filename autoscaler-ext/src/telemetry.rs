@@ -18,6 +18,14 @@ pub struct DecisionLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PreflightLabels {
+    /// The check's name (`gpu-nodes`, `prometheus`, ...; `kn gaia doctor` prints the same).
+    pub check: String,
+    /// `pass`, `warn` or `fail`: 1 for the check's status at the last run, 0 for the others.
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
     pub error: String,
 }
@@ -35,6 +43,9 @@ pub struct Metrics {
     pub services_watched: Gauge,
     pub gpus_free: Gauge,
     pub leader: Gauge,
+    pub preflight_checks: Family<PreflightLabels, Gauge>,
+    pub preflight_runs: Counter,
+    pub preflight_errors: Counter,
 }
 
 impl Default for Metrics {
@@ -99,6 +110,20 @@ impl Metrics {
             "1 while this replica holds the Lease and acts",
             leader.clone(),
         );
+        let preflight_checks = Family::<PreflightLabels, Gauge>::default();
+        registry.register(
+            "preflight_check",
+            "The preflight's checks at its last run: 1 on the status each check has",
+            preflight_checks.clone(),
+        );
+        let preflight_runs = Counter::default();
+        registry.register("preflight_runs", "Preflight runs", preflight_runs.clone());
+        let preflight_errors = Counter::default();
+        registry.register(
+            "preflight_errors",
+            "Preflight runs that could not start",
+            preflight_errors.clone(),
+        );
         Metrics {
             registry,
             decisions,
@@ -111,6 +136,28 @@ impl Metrics {
             services_watched,
             gpus_free,
             leader,
+            preflight_checks,
+            preflight_runs,
+            preflight_errors,
+        }
+    }
+
+    /// The preflight's last run: each check 1 on its status, 0 on the two others.
+    pub fn record_preflight(&self, report: &gaia_preflight::Report) {
+        self.preflight_runs.inc();
+        for c in &report.checks {
+            for s in [
+                gaia_preflight::Status::Pass,
+                gaia_preflight::Status::Warn,
+                gaia_preflight::Status::Fail,
+            ] {
+                self.preflight_checks
+                    .get_or_create(&PreflightLabels {
+                        check: c.id.to_string(),
+                        status: crate::preflight::status_name(s).into(),
+                    })
+                    .set(i64::from(c.status == s));
+            }
         }
     }
 
@@ -176,6 +223,32 @@ mod tests {
             "gaia_autoscaler_services_watched 3",
             "gaia_autoscaler_prometheus_queries_total 6",
             "gaia_autoscaler_cycle_duration_seconds_count 1",
+        ] {
+            assert!(text.contains(line), "{line} missing in\n{text}");
+        }
+    }
+
+    #[test]
+    fn each_check_is_one_on_its_status_only() {
+        use gaia_preflight::{Blocks, Check, CheckId, Report, Status};
+        let m = Metrics::new();
+        let check = |status| Report {
+            checks: vec![Check {
+                id: CheckId::GpuNodes,
+                status,
+                summary: String::new(),
+                fix: None,
+                blocks: Blocks::Promotions,
+            }],
+        };
+        m.record_preflight(&check(Status::Fail));
+        m.record_preflight(&check(Status::Pass));
+        let text = m.encode();
+        for line in [
+            "gaia_autoscaler_preflight_check{check=\"gpu-nodes\",status=\"pass\"} 1",
+            "gaia_autoscaler_preflight_check{check=\"gpu-nodes\",status=\"fail\"} 0",
+            "gaia_autoscaler_preflight_check{check=\"gpu-nodes\",status=\"warn\"} 0",
+            "gaia_autoscaler_preflight_runs_total 2",
         ] {
             assert!(text.contains(line), "{line} missing in\n{text}");
         }

@@ -50,6 +50,12 @@ pub const RUNG: &str = "gaia.dev/rung";
 /// it remembers per rung (JSON, `gaia_policy::ladder::LadderMemory`).
 pub const LADDER: &str = "gaia.dev/ladder";
 
+/// Knative's own annotation on `spec.template.metadata`: how long the revision may take to
+/// become ready before Knative gives up on it (Go duration, `600s`; Knative's default is 10
+/// minutes). Written by [`crate::apply_placement`] for a profile whose pool grows on demand
+/// (`elastic`), so that a node has time to join.
+pub const KNATIVE_PROGRESS_DEADLINE: &str = "serving.knative.dev/progress-deadline";
+
 /// Field manager the autoscaler names on its writes. It writes with a JSON patch guarded by a
 /// `test` of the resourceVersion (not server-side apply: see `autoscaler-ext/src/act.rs`).
 pub const AUTOSCALER_FIELD_MANAGER: &str = "gaia-autoscaler";

@@ -9,6 +9,7 @@
 //! anything. Applying the same placement twice changes nothing.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -55,7 +56,7 @@ impl Toleration {
 }
 
 /// What a placement changes in a revision template.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlacementProfile {
     /// Added to `spec.template.spec.nodeSelector`.
@@ -67,6 +68,51 @@ pub struct PlacementProfile {
     /// Added to the user container's `resources.limits` (e.g. `nvidia.com/gpu: "1"`).
     #[serde(default)]
     pub limits: BTreeMap<String, String>,
+    /// The pool's nodes appear on demand (Karpenter, the cluster autoscaler): a pod that no
+    /// node can take now is Pending until one joins. Then "no free GPU" is no reason not to
+    /// move there; the revision gets Knative's progress deadline `nodeJoinDeadline`, and the
+    /// autoscaler rolls back (and backs off) when it is not ready by then.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub elastic: bool,
+    /// How long a node of an elastic pool may take to join and run the pod (default 10m).
+    #[serde(
+        default = "default_node_join_deadline",
+        with = "crate::duration::serde_duration",
+        skip_serializing_if = "is_default_node_join_deadline"
+    )]
+    pub node_join_deadline: Duration,
+}
+
+impl Default for PlacementProfile {
+    fn default() -> Self {
+        PlacementProfile {
+            node_selector: BTreeMap::new(),
+            tolerations: Vec::new(),
+            limits: BTreeMap::new(),
+            elastic: false,
+            node_join_deadline: DEFAULT_NODE_JOIN_DEADLINE,
+        }
+    }
+}
+
+/// `nodeJoinDeadline` when not given: Knative's own default progress deadline.
+pub const DEFAULT_NODE_JOIN_DEADLINE: Duration = Duration::from_secs(600);
+
+fn default_node_join_deadline() -> Duration {
+    DEFAULT_NODE_JOIN_DEADLINE
+}
+
+fn is_default_node_join_deadline(d: &Duration) -> bool {
+    *d == DEFAULT_NODE_JOIN_DEADLINE
+}
+
+impl PlacementProfile {
+    /// The progress deadline a revision placed with this profile gets (`elastic` only), as
+    /// Knative reads it (`600s`).
+    pub fn progress_deadline(&self) -> Option<String> {
+        self.elastic
+            .then(|| format!("{}s", self.node_join_deadline.as_secs().max(1)))
+    }
 }
 
 /// The two placement profiles.
@@ -96,6 +142,7 @@ impl Default for PlacementProfiles {
                     toleration_seconds: None,
                 }],
                 limits: BTreeMap::from([(GPU_RESOURCE.into(), "1".into())]),
+                ..PlacementProfile::default()
             },
         }
     }
@@ -131,6 +178,11 @@ impl PlacementProfiles {
                         "placement.{p}.limits.{k}: empty resource name or quantity"
                     )));
                 }
+            }
+            if profile.elastic && profile.node_join_deadline < Duration::from_secs(1) {
+                return Err(ContractError::InvalidProfile(format!(
+                    "placement.{p}.nodeJoinDeadline: must be at least 1s"
+                )));
             }
             for (i, t) in profile.tolerations.iter().enumerate() {
                 match t.operator.as_deref() {
@@ -222,6 +274,22 @@ pub fn apply_profile(
         keys::PLACED_FOR.to_string(),
         Value::String(placement.as_str().to_string()),
     );
+    // Knative's progress deadline: an elastic profile's is set; one an elastic profile set is
+    // removed when moving away (a value of the user's own stays).
+    let ours: Vec<String> = owned.iter().filter_map(|p| p.progress_deadline()).collect();
+    if annotations
+        .get(keys::KNATIVE_PROGRESS_DEADLINE)
+        .and_then(Value::as_str)
+        .is_some_and(|v| ours.iter().any(|o| o == v))
+    {
+        annotations.remove(keys::KNATIVE_PROGRESS_DEADLINE);
+    }
+    if let Some(deadline) = target.progress_deadline() {
+        annotations.insert(
+            keys::KNATIVE_PROGRESS_DEADLINE.to_string(),
+            Value::String(deadline),
+        );
+    }
 
     let pod = match template.get_mut("spec") {
         Some(Value::Object(pod)) => pod,
@@ -560,5 +628,73 @@ mod tests {
             "{err}"
         );
         assert!(PlacementProfiles::default().validate().is_ok());
+    }
+
+    fn elastic() -> PlacementProfiles {
+        let mut p = PlacementProfiles::default();
+        p.gpu.elastic = true;
+        p.gpu.node_join_deadline = Duration::from_secs(480);
+        p
+    }
+
+    #[test]
+    fn an_elastic_profile_is_read_and_printed_only_when_set() {
+        let p: PlacementProfile = serde_json::from_value(json!({
+            "nodeSelector": {"nvidia.com/gpu.present": "true"},
+            "elastic": true, "nodeJoinDeadline": "8m"
+        }))
+        .unwrap();
+        assert!(p.elastic);
+        assert_eq!(p.node_join_deadline, Duration::from_secs(480));
+        assert_eq!(p.progress_deadline().as_deref(), Some("480s"));
+        let fixed: PlacementProfile = serde_json::from_value(json!({})).unwrap();
+        assert!(!fixed.elastic && fixed.progress_deadline().is_none());
+        assert_eq!(fixed.node_join_deadline, DEFAULT_NODE_JOIN_DEADLINE);
+        // today's profiles print as before
+        let text = serde_json::to_string(&PlacementProfiles::default()).unwrap();
+        assert!(
+            !text.contains("elastic") && !text.contains("nodeJoinDeadline"),
+            "{text}"
+        );
+        let err = serde_json::from_value::<PlacementProfile>(json!({"nodeJoinDeadline": "soon"}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("soon"), "{err}");
+        let mut zero = elastic();
+        zero.gpu.node_join_deadline = Duration::ZERO;
+        assert!(zero
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("nodeJoinDeadline"));
+    }
+
+    #[test]
+    fn an_elastic_gpu_placement_sets_the_progress_deadline_and_a_move_back_removes_it() {
+        let profiles = elastic();
+        let mut s = service();
+        apply_placement(&mut s, Placement::Gpu, &profiles).unwrap();
+        let deadline = |s: &Value| {
+            s.pointer("/spec/template/metadata/annotations")
+                .and_then(|a| a.get(keys::KNATIVE_PROGRESS_DEADLINE))
+                .cloned()
+        };
+        assert_eq!(deadline(&s), Some(json!("480s")));
+        let again = s.clone();
+        apply_placement(&mut s, Placement::Gpu, &profiles).unwrap();
+        assert_eq!(s, again, "idempotent");
+        apply_placement(&mut s, Placement::Cpu, &profiles).unwrap();
+        assert_eq!(deadline(&s), None);
+        // the user's own deadline is theirs on the CPU; on the elastic pool Gaia's applies
+        s["spec"]["template"]["metadata"]["annotations"][keys::KNATIVE_PROGRESS_DEADLINE] =
+            json!("120s");
+        apply_placement(&mut s, Placement::Cpu, &profiles).unwrap();
+        assert_eq!(deadline(&s), Some(json!("120s")));
+        apply_placement(&mut s, Placement::Gpu, &profiles).unwrap();
+        assert_eq!(deadline(&s), Some(json!("480s")));
+        // a fixed pool never touches it
+        let mut s = service();
+        apply_placement(&mut s, Placement::Gpu, &PlacementProfiles::default()).unwrap();
+        assert_eq!(deadline(&s), None);
     }
 }

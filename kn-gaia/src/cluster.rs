@@ -138,6 +138,21 @@ pub async fn webhook_registered(client: &kube::Client) -> Option<bool> {
     }))
 }
 
+/// The Knative Serving release the cluster says it runs (the `knative-serving` namespace's
+/// `app.kubernetes.io/version` label, as the preflight reads it); `None` when unreadable or not
+/// a release (`devel`).
+pub async fn knative_release(
+    client: &kube::Client,
+) -> Option<gaia_contract::queries::KnativeVersion> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let ns = api.get_opt("knative-serving").await.ok()??;
+    ns.metadata
+        .labels?
+        .get("app.kubernetes.io/version")?
+        .parse()
+        .ok()
+}
+
 /// Whether `namespace` carries `gaia.dev/inject=enabled` (false when unreadable).
 pub async fn namespace_injected(client: &kube::Client, namespace: &str) -> bool {
     let api: Api<Namespace> = Api::all(client.clone());

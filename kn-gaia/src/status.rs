@@ -655,6 +655,24 @@ pub async fn gather(args: &Args, kube: &KubeArgs) -> Result<Report, Error> {
         .as_ref()
         .ok()
         .and_then(|(view, _)| view.ladder.clone());
+    // Without prometheus.knativeVersion the autoscaler goes by the release the cluster says it
+    // runs (its preflight): say so when that release truncates latencies.
+    let configured = loaded
+        .as_ref()
+        .ok()
+        .is_some_and(|(view, _)| view.prometheus.knative_version.is_some());
+    if !configured {
+        if let Some(v) = cluster::knative_release(&c.client)
+            .await
+            .filter(|v| v.truncates_subsecond_latency())
+        {
+            notes.push(format!(
+                "warning: Knative {}.{}.{} (found in the cluster) records latencies under 1 s as 0 s: \
+                 the autoscaler holds Services with sub-second objectives (latency_unreliable)",
+                v.major, v.minor, v.patch
+            ));
+        }
+    }
     if let Some(url) = &args.prometheus {
         let mut view = match loaded {
             Ok((view, Origin::ConfigMap(_))) => view,

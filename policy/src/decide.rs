@@ -48,6 +48,10 @@ pub struct ServiceState {
     /// The cluster's queue-proxy records every latency under 1 s as 0 s (Knative 1.19.0-1.19.8,
     /// 1.20.0-1.20.1): against a sub-second objective its p95 says nothing.
     pub latency_truncated: bool,
+    /// The GPU pool grows on demand (the GPU profile's `elastic`), a node joining within this
+    /// deadline: no free GPU is then no reason to stay on CPU, and a GPU revision not ready
+    /// within it (or `rolloutTimeout`, the longer) is rolled back. `None`: a fixed pool.
+    pub elastic_gpu_pool: Option<Duration>,
 }
 
 /// CPU use of a revision's user containers.
@@ -101,6 +105,9 @@ pub enum Hold {
     GpuInUse,
     /// Latencies under 1 s read as 0 s on this Knative release; the objective is under 1 s.
     LatencyUnreliable,
+    /// A preflight check that this move needs fails (no node for the GPU placement, Knative
+    /// rejecting the placement fields, Prometheus down): the move is not made.
+    PreflightFailed,
 }
 
 impl Hold {
@@ -122,6 +129,7 @@ impl Hold {
             Hold::Verifying => "verifying",
             Hold::GpuInUse => "gpu_in_use",
             Hold::LatencyUnreliable => "latency_unreliable",
+            Hold::PreflightFailed => "preflight_failed",
         }
     }
 }
@@ -241,7 +249,8 @@ fn rollout_in_progress(s: &ServiceState, cfg: &PolicyConfig, now: Timestamp) -> 
         return hold(Hold::RolloutInProgress, 0);
     };
     let age = secs_between(last.at, now);
-    if last.to != s.placement || age <= cfg.rollout_timeout.as_secs_f64() {
+    let timeout = rollout_timeout(s, cfg);
+    if last.to != s.placement || age <= timeout.as_secs_f64() {
         return hold(Hold::RolloutInProgress, 0);
     }
     // The cap holds for rollbacks too: until an hour's moves age out, the revision that serves
@@ -251,10 +260,15 @@ fn rollout_in_progress(s: &ServiceState, cfg: &PolicyConfig, now: Timestamp) -> 
     }
     let mut observed = s.observed.clone();
     let note = format!(
-        "the {} revision asked for {} ago is still not ready (timeout {}): back to {}",
+        "the {} revision asked for {} ago is still not ready (timeout {}{}): back to {}",
         s.placement,
         format_duration(Duration::from_secs_f64(age.max(0.0))),
-        format_duration(cfg.rollout_timeout),
+        format_duration(timeout),
+        if timeout > cfg.rollout_timeout {
+            ", the GPU pool's nodeJoinDeadline: no node joined in time"
+        } else {
+            ""
+        },
         last.from
     );
     if s.placement == Placement::Gpu {
@@ -279,7 +293,17 @@ fn rollout_in_progress(s: &ServiceState, cfg: &PolicyConfig, now: Timestamp) -> 
     }
 }
 
-/// Rule 3 and 4: on CPU, promote a sustained, compute-bound violation when a GPU is free.
+/// How long a rollout to the Service's placement may take: `rolloutTimeout`, or on an elastic
+/// GPU pool the time a node has to join, when longer.
+fn rollout_timeout(s: &ServiceState, cfg: &PolicyConfig) -> Duration {
+    match (s.placement, s.elastic_gpu_pool) {
+        (Placement::Gpu, Some(join)) => join.max(cfg.rollout_timeout),
+        _ => cfg.rollout_timeout,
+    }
+}
+
+/// Rule 3 and 4: on CPU, promote a sustained, compute-bound violation when a GPU is free (or
+/// the GPU pool grows on demand).
 fn on_cpu(
     s: &ServiceState,
     st: &RevisionStats,
@@ -347,7 +371,8 @@ fn on_cpu(
             .unwrap_or_default(),
     );
     let total_needed = s.gpus_needed.saturating_mul(s.gpu_pods.max(1));
-    if gpu.largest_free_on_a_node < s.gpus_needed || gpu.free_total < total_needed {
+    let room = gpu.largest_free_on_a_node >= s.gpus_needed && gpu.free_total >= total_needed;
+    if !room && s.elastic_gpu_pool.is_none() {
         return Outcome {
             decision: Decision::NoGpu {
                 needed: total_needed,
@@ -366,7 +391,16 @@ fn on_cpu(
     }
     let mut observed = s.observed.clone();
     observed.remember(Placement::Cpu, remembered(p95, rps, now));
-    let note = format!("{why}; GPU free → gpu");
+    let note = match s.elastic_gpu_pool {
+        Some(join) if !room => format!(
+            "{why}; no GPU free ({} free, at most {} on one node), the GPU pool grows on demand: \
+             a node has {} to join, the CPU revision serves until then → gpu",
+            gpu.free_total,
+            gpu.largest_free_on_a_node,
+            format_duration(join.max(cfg.rollout_timeout))
+        ),
+        _ => format!("{why}; GPU free → gpu"),
+    };
     record_move(
         &mut observed,
         MoveKind::Promote,

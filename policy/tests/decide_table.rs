@@ -25,6 +25,7 @@ fn on(placement: Placement) -> ServiceState {
         violation_streak: 0,
         created: None,
         latency_truncated: false,
+        elastic_gpu_pool: None,
     }
 }
 
@@ -1045,4 +1046,173 @@ fn whole_second_latencies_hold_sub_second_objectives() {
     };
     let out = decide(&gpu, Some(&idle), FREE, &cfg, t(900));
     check("gpu idle", &out, &Expect::Move(MoveKind::Demote));
+}
+
+/// An elastic GPU pool: no free GPU is no reason to stay; a GPU revision gets the node's join
+/// deadline (or rolloutTimeout, the longer) before it is rolled back, and the rollback backs off.
+#[test]
+fn an_elastic_gpu_pool_promotes_without_a_free_gpu_then_rolls_back_and_backs_off() {
+    let cfg = PolicyConfig::default(); // rolloutTimeout 5m, minDwell 5m, backoffBase 10m
+    let join = Duration::from_secs(600);
+    let streak = |mut s: ServiceState, n: u32| {
+        s.violation_streak = n;
+        s
+    };
+    let elastic = |s: ServiceState| ServiceState {
+        elastic_gpu_pool: Some(join),
+        ..s
+    };
+    let gpu_rollout = |s: ServiceState, ago: i64| ServiceState {
+        rollout: Rollout::InProgress,
+        ..with_move(s, Placement::Cpu, Placement::Gpu, t(10_000 - ago))
+    };
+    let now = t(10_000);
+    let rows: Vec<(&str, ServiceState, Option<RevisionStats>, GpuAvailability, Expect)> = vec![
+        (
+            "elastic, no GPU free: promoted all the same",
+            elastic(streak(on(Placement::Cpu), 2)),
+            Some(busy(800.0, 700.0)),
+            NONE_FREE,
+            Expect::Move(MoveKind::Promote),
+        ),
+        (
+            "fixed, no GPU free: says so and stays",
+            streak(on(Placement::Cpu), 2),
+            Some(busy(800.0, 700.0)),
+            NONE_FREE,
+            Expect::NoGpu,
+        ),
+        (
+            "elastic, within the SLO: nothing to do",
+            elastic(streak(on(Placement::Cpu), 2)),
+            Some(busy(300.0, 300.0)),
+            NONE_FREE,
+            Expect::Hold(Hold::WithinSlo),
+        ),
+        (
+            "elastic, the GPU revision pending past rolloutTimeout but within the join deadline: waited for",
+            gpu_rollout(elastic(on(Placement::Gpu)), 301),
+            None,
+            NONE_FREE,
+            Expect::Hold(Hold::RolloutInProgress),
+        ),
+        (
+            "fixed, the same: rolled back",
+            gpu_rollout(on(Placement::Gpu), 301),
+            None,
+            NONE_FREE,
+            Expect::Move(MoveKind::Rollback),
+        ),
+        (
+            "elastic, no node joined within the deadline: rolled back",
+            gpu_rollout(elastic(on(Placement::Gpu)), 601),
+            None,
+            NONE_FREE,
+            Expect::Move(MoveKind::Rollback),
+        ),
+        (
+            "elastic with a join deadline shorter than rolloutTimeout: rolloutTimeout counts",
+            ServiceState {
+                elastic_gpu_pool: Some(Duration::from_secs(60)),
+                ..gpu_rollout(on(Placement::Gpu), 120)
+            },
+            None,
+            NONE_FREE,
+            Expect::Hold(Hold::RolloutInProgress),
+        ),
+        (
+            "elastic, a CPU rollout (demotion) keeps rolloutTimeout",
+            ServiceState {
+                rollout: Rollout::InProgress,
+                ..with_move(
+                    elastic(on(Placement::Cpu)),
+                    Placement::Gpu,
+                    Placement::Cpu,
+                    t(10_000 - 301),
+                )
+            },
+            None,
+            NONE_FREE,
+            Expect::Move(MoveKind::Rollback),
+        ),
+    ];
+    for (name, s, stats, gpu, expect) in rows {
+        let out = decide(&s, stats.as_ref(), gpu, &cfg, now);
+        check(name, &out, &expect);
+    }
+
+    // the notes say why
+    let out = decide(
+        &elastic(streak(on(Placement::Cpu), 2)),
+        Some(&busy(800.0, 700.0)),
+        NONE_FREE,
+        &cfg,
+        now,
+    );
+    let Decision::Move(m) = out.decision else {
+        panic!("{:?}", out.decision)
+    };
+    assert!(
+        m.note.contains("no GPU free (0 free, at most 0 on one node), the GPU pool grows on demand: a node has 10m to join"),
+        "{}",
+        m.note
+    );
+    let out = decide(
+        &elastic(streak(on(Placement::Cpu), 2)),
+        Some(&busy(800.0, 700.0)),
+        FREE,
+        &cfg,
+        now,
+    );
+    let Decision::Move(m) = out.decision else {
+        panic!("{:?}", out.decision)
+    };
+    assert!(m.note.ends_with("GPU free → gpu"), "{}", m.note);
+
+    // the rollback backs off: once the dwell is over, promotions wait for the back-off
+    let out = decide(
+        &gpu_rollout(elastic(on(Placement::Gpu)), 601),
+        None,
+        NONE_FREE,
+        &cfg,
+        now,
+    );
+    let Decision::Move(rollback) = out.decision else {
+        panic!("{:?}", out.decision)
+    };
+    assert!(
+        rollback.note.contains("nodeJoinDeadline"),
+        "{}",
+        rollback.note
+    );
+    let back = ServiceState {
+        observed: rollback.observed.clone(),
+        ..elastic(streak(on(Placement::Cpu), 2))
+    };
+    for (after, expect) in [
+        (60, Hold::Dwell),
+        (400, Hold::BackOff),
+        (590, Hold::BackOff),
+    ] {
+        let out = decide(
+            &back,
+            Some(&busy(800.0, 700.0)),
+            NONE_FREE,
+            &cfg,
+            t(10_000 + after),
+        );
+        check(
+            &format!("{after} s after the rollback"),
+            &out,
+            &Expect::Hold(expect),
+        );
+    }
+    let out = decide(
+        &back,
+        Some(&busy(800.0, 700.0)),
+        NONE_FREE,
+        &cfg,
+        t(10_000 + 700),
+    );
+    check("after the back-off", &out, &Expect::Move(MoveKind::Promote));
 }

@@ -148,6 +148,7 @@ fn service() -> impl Strategy<Value = ServiceState> {
             violation_streak: 0,
             created: Some(start()),
             latency_truncated,
+            elastic_gpu_pool: None,
         })
 }
 
@@ -313,6 +314,7 @@ proptest! {
             violation_streak: 0,
             created: Some(start()),
             latency_truncated: false,
+            elastic_gpu_pool: None,
         };
         let mut now = start();
         let gpu = GpuAvailability { largest_free_on_a_node: 2, free_total: 2 };

@@ -266,6 +266,25 @@ fn features(k: &KnativeFacts, want: &Expectations) -> Check {
                 .is_some_and(|v| v == "enabled" || v == "allowed")
         })
         .collect();
+    let always_schedulable = k
+        .deployment
+        .as_ref()
+        .and_then(|d| d.get("pod-is-always-schedulable"))
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    if off.is_empty() && want.placement.gpu.elastic && !always_schedulable {
+        return not_passing(
+            CheckId::KnativeFeatures,
+            Status::Warn,
+            format!(
+                "config-features enables {}; the GPU pool is elastic, but config-deployment's pod-is-always-schedulable is not true: Knative reports a GPU revision failed (Unschedulable) until its node joins (traffic stays on the CPU revision)",
+                if needed.is_empty() { "what is needed".to_string() } else { needed.join(", ") }
+            ),
+            format!(
+                "kubectl patch configmap config-deployment -n {KNATIVE_NS} --type merge -p '{{\"data\":{{\"pod-is-always-schedulable\":\"true\"}}}}'"
+            ),
+            Blocks::Nothing,
+        );
+    }
     if off.is_empty() {
         return pass(
             CheckId::KnativeFeatures,
@@ -353,6 +372,10 @@ fn prometheus_checks(facts: &Facts, want: &Expectations) -> Vec<Check> {
         format!("Prometheus at {url} answers"),
         Blocks::AllMoves,
     );
+    // No series blocks nothing by itself: the autoscaler already holds each Service whose
+    // revision has none (no_latency_data), and a cluster-wide count is transient (a Service
+    // created a minute ago, every revision scaled to zero), so gating every move on it would
+    // hold Services that do have data, and GPU revisions idle by their absence.
     let series = if p.revisions_with_requests > 0 {
         pass(
             CheckId::LatencySeries,
@@ -360,7 +383,7 @@ fn prometheus_checks(facts: &Facts, want: &Expectations) -> Vec<Check> {
                 "request series for {} revision(s), found with the autoscaler's own query",
                 p.revisions_with_requests
             ),
-            Blocks::AllMoves,
+            Blocks::Nothing,
         )
     } else if p.knative_services == 0 {
         not_passing(
@@ -379,7 +402,7 @@ fn prometheus_checks(facts: &Facts, want: &Expectations) -> Vec<Check> {
                 p.knative_services
             ),
             "make Prometheus scrape the queue-proxies (container port http-usermetric, 9091; manifests/overlays/servicemonitor with the Prometheus Operator), send a request, and check prometheus.generation and prometheus.labels".into(),
-            Blocks::AllMoves,
+            Blocks::Nothing,
         )
     };
     vec![reachable, series]
@@ -494,6 +517,18 @@ fn gpu_nodes(nodes: &Result<Vec<NodeFacts>, String>, profile: &PlacementProfile)
                 .join("; ")
         )
     };
+    if profile.elastic {
+        return not_passing(
+            CheckId::GpuNodes,
+            Status::Warn,
+            format!(
+                "{why}; the GPU pool grows on demand (placement.gpu.elastic): a GPU pod waits up to {} (nodeJoinDeadline) for a node to join",
+                gaia_contract::duration::format_duration(profile.node_join_deadline)
+            ),
+            "make sure your node provisioner (Karpenter, the cluster autoscaler) adds nodes for a Pending pod with the GPU placement's nodeSelector, tolerations and resource".into(),
+            Blocks::Nothing,
+        );
+    }
     not_passing(
         CheckId::GpuNodes,
         Status::Fail,

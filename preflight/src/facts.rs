@@ -59,6 +59,8 @@ pub struct KnativeFacts {
     pub features: Option<BTreeMap<String, String>>,
     /// `config-observability`'s data.
     pub observability: Option<BTreeMap<String, String>>,
+    /// `config-deployment`'s data (`pod-is-always-schedulable`, for an elastic GPU pool).
+    pub deployment: Option<BTreeMap<String, String>>,
 }
 
 /// Prometheus' answer to the autoscaler's request-rate query over a long window.

@@ -75,6 +75,7 @@ async fn knative(client: &Client) -> Result<KnativeFacts, String> {
         version_label,
         features: data(cms.get_opt("config-features").await.map_err(err)?),
         observability: data(cms.get_opt("config-observability").await.map_err(err)?),
+        deployment: data(cms.get_opt("config-deployment").await.map_err(err)?),
     })
 }
 

@@ -104,6 +104,18 @@ AUTOSCALER_RIGHTS = [
     ("update", "leases.coordination.k8s.io/other", NS, False),
     ("update", "leases.coordination.k8s.io/gaia-autoscaler", "default", False),
     ("create", "deployments.apps", NS, False),
+    # the preflight reads these by name, and nothing more of them
+    ("get", "configmaps/config-features", "knative-serving", True),
+    ("get", "configmaps/config-observability", "knative-serving", True),
+    ("get", "configmaps/config-deployment", "knative-serving", True),
+    ("get", "configmaps/config-other", "knative-serving", False),
+    ("list", "configmaps", "knative-serving", False),
+    ("get", "namespaces/knative-serving", None, True),
+    ("list", "namespaces", None, False),
+    ("get", "customresourcedefinitions.apiextensions.k8s.io/services.serving.knative.dev", None, True),
+    ("list", "customresourcedefinitions.apiextensions.k8s.io", None, False),
+    ("get", "mutatingwebhookconfigurations.admissionregistration.k8s.io/gaia-webhook", None, True),
+    ("patch", "mutatingwebhookconfigurations.admissionregistration.k8s.io/gaia-webhook", None, False),
 ]
 
 

@@ -13,5 +13,9 @@ evaluation (tests/eval/live.py) share.
 * driver.py         ``Driver``: what the demo and the live evaluation do on the cluster
 * emulator.py, loadgen.py, knative_metrics_standin.py, queue_proxy_series.py: the emulated
   data plane and the load (run as ``python3 -m tests.harness.<name>``)
+* autoscaler_run.py one gaia-autoscaler process with the metrics stand-in: the pieces an e2e
+                    test of the running controller needs
+* node_provisioner_standin.py  a STAND-IN for Karpenter / the cluster autoscaler: adds a KWOK
+                    GPU node for a Pending GPU pod after a delay
 * demo.py           the live demo's driver (hack/demo.sh runs ``python3 -m tests.harness.demo``)
 """

@@ -8,6 +8,10 @@ behind a Knative Service: what the fault tests (tests/e2e/test_faults.py) and th
 * ``Standin``            the queue-proxy/cAdvisor stand-in (knative_metrics_standin.py) and its
                          file_sd targets
 * ``slow_service`` ...   the cpu_preferred Service, its revisions, pods and Events
+* ``MetricsStandin``     the stand-in alone, driven over its loopback port (targets written by
+                         the caller from ``scrape_targets``); ``netns_proc``, ``metric``,
+                         ``annotations``: what tests/e2e/test_preflight.py and
+                         test_elastic_pool.py use
 """
 from __future__ import annotations
 
@@ -144,23 +148,20 @@ class AutoscalerProc:
         return self.proc.stop(grace=30)
 
 
-class Standin:
-    """The metrics stand-in (a stand-in for queue-proxies and cAdvisor, test harness only) in
-    the netns, and the file_sd targets that make the cluster's Prometheus scrape it: one
-    queue-proxy-like target per revision (own ``instance``, so target_info joins one to one)
-    for revisions 1..revisions of each Service, and one cAdvisor-like target."""
+def netns_proc(cluster: Cluster, name: str, argv: list[str], workdir: Path) -> Proc:
+    """A process in the cluster's netns, logging to workdir/NAME.log."""
+    return Proc(cluster.in_netns(*argv), workdir / f"{name}.log", cluster.process_env())
 
-    def __init__(self, cluster: Cluster, workdir: Path, port: int, tag: str):
+
+class MetricsStandin:
+    """The metrics stand-in, controlled over its loopback port inside the netns."""
+
+    def __init__(self, cluster: Cluster, workdir: Path, port: int):
         self.cluster, self.port = cluster, port
-        self.targets = cluster.prom_targets_dir / f"gaia-faults-{tag}.json"
-        self.proc = Proc(cluster.in_netns(sys.executable, "-m", STANDIN, "--listen", f"0.0.0.0:{port}"),
-                         workdir / "metrics-standin.log", cluster.process_env())
+        self.proc = netns_proc(cluster, "metrics-standin",
+                               [sys.executable, "-m", STANDIN, "--listen", f"0.0.0.0:{port}"], workdir)
         wait_until(lambda: self._curl("GET", "/healthz") == "ok\n", timeout=30,
                    desc="metrics stand-in", interval=0.5)
-        self.groups: list[dict] = [{
-            "targets": [f"127.0.0.1:{port}"],
-            "labels": {"job": "kubelet-cadvisor", "instance": f"cadvisor-{tag}",
-                       "__metrics_path__": "/metrics/cadvisor"}}]
 
     def _curl(self, method: str, path: str, body: str | None = None) -> str:
         assert self.proc.alive(), f"stand-in exited:\n{self.proc.tail(6000)}"
@@ -169,6 +170,51 @@ class Standin:
             argv += ["-H", "Content-Type: application/json", "--data-binary", body]
         return run(self.cluster.in_netns(*argv), timeout=20).stdout
 
+    def set(self, revisions: dict) -> None:
+        self._curl("PUT", "/state", json.dumps({"revisions": revisions}))
+
+
+def scrape_targets(namespace: str, service: str, port: int, revisions: int = 4) -> list[dict]:
+    """One queue-proxy-like target per revision (own ``instance``, so target_info joins one to
+    one) for revisions 1..N of the Service, and one cAdvisor-like target."""
+    groups = [{"targets": [f"127.0.0.1:{port}"],
+               "labels": {"job": "queue-proxy", "instance": f"{namespace}/{service}-{i:05d}",
+                          "__metrics_path__": f"/metrics/revision/{namespace}/{service}-{i:05d}"}}
+              for i in range(1, revisions + 1)]
+    groups.append({"targets": [f"127.0.0.1:{port}"],
+                   "labels": {"job": "kubelet-cadvisor", "instance": f"cadvisor-{namespace}",
+                              "__metrics_path__": "/metrics/cadvisor"}})
+    return groups
+
+
+def metrics_text(cluster: Cluster, port: int) -> str:
+    return run(cluster.in_netns("curl", "-s", f"http://127.0.0.1:{port}/metrics"), check=False,
+               timeout=20).stdout
+
+
+def metric(cluster: Cluster, port: int, series: str) -> float | None:
+    """The value of one series (``name{labels}`` exactly as exposed), or None."""
+    for line in metrics_text(cluster, port).splitlines():
+        if line.startswith(series + " "):
+            return float(line.split()[-1])
+    return None
+
+
+
+class Standin(MetricsStandin):
+    """The metrics stand-in (a stand-in for queue-proxies and cAdvisor, test harness only) in
+    the netns, and the file_sd targets that make the cluster's Prometheus scrape it: one
+    queue-proxy-like target per revision (own ``instance``, so target_info joins one to one)
+    for revisions 1..revisions of each Service, and one cAdvisor-like target."""
+
+    def __init__(self, cluster: Cluster, workdir: Path, port: int, tag: str):
+        super().__init__(cluster, workdir, port)
+        self.targets = cluster.prom_targets_dir / f"gaia-faults-{tag}.json"
+        self.groups: list[dict] = [{
+            "targets": [f"127.0.0.1:{port}"],
+            "labels": {"job": "kubelet-cadvisor", "instance": f"cadvisor-{tag}",
+                       "__metrics_path__": "/metrics/cadvisor"}}]
+
     def scrape(self, namespace: str, name: str, revisions: int = 4) -> None:
         for i in range(1, revisions + 1):
             rev = f"{name}-{i:05d}"
@@ -176,9 +222,6 @@ class Standin:
                                 "labels": {"job": "queue-proxy", "instance": f"{namespace}/{rev}",
                                            "__metrics_path__": f"/metrics/revision/{namespace}/{rev}"}})
         self.targets.write_text(json.dumps(self.groups))
-
-    def set(self, revisions: dict) -> None:
-        self._curl("PUT", "/state", json.dumps({"revisions": revisions}))
 
     def stop(self) -> None:
         self.targets.unlink(missing_ok=True)
@@ -272,3 +315,7 @@ def rfc3339_to_unix(ts: str) -> float:
         raise ValueError(f"not an RFC 3339 timestamp: {ts!r}")
     zone = "+00:00" if m.group(3) == "Z" else m.group(3)
     return datetime.fromisoformat(m.group(1) + zone).timestamp() + float(m.group(2) or 0)
+
+
+def annotations(kubectl: Kubectl, namespace: str, name: str) -> dict:
+    return kubectl.json("get", "ksvc", name, "-n", namespace)["metadata"].get("annotations", {}) or {}

@@ -46,6 +46,7 @@ fn healthy() -> Facts {
                 ("kubernetes.podspec-tolerations", "Enabled"),
             ])),
             observability: Some(map(&[("request-metrics-protocol", "prometheus")])),
+            deployment: Some(BTreeMap::new()),
         }),
         prometheus: Ok(PrometheusFacts {
             revisions_with_requests: 3,
@@ -123,7 +124,7 @@ fn each_broken_part_fails_its_own_check_with_a_fix() {
             CheckId::LatencySeries,
             |f| f.prometheus.as_mut().unwrap().revisions_with_requests = 0,
             "http-usermetric",
-            Blocks::AllMoves,
+            Blocks::Nothing,
         ),
         (
             CheckId::GpuNodes,
@@ -289,5 +290,54 @@ fn a_bundle_is_only_compared_with_the_secret_when_the_secret_was_readable() {
     assert_eq!(
         status(&evaluate(&f, &want()), CheckId::Webhook).status,
         Status::Fail
+    );
+}
+
+#[test]
+fn an_elastic_gpu_pool_without_a_node_yet_is_a_warning_that_holds_nothing() {
+    let mut f = healthy();
+    f.gpu_nodes = Ok(vec![]);
+    let mut w = want();
+    w.placement.gpu.elastic = true;
+    let c = status(&evaluate(&f, &w), CheckId::GpuNodes).clone();
+    assert_eq!(
+        (c.status, c.blocks),
+        (Status::Warn, Blocks::Nothing),
+        "{c:#?}"
+    );
+    assert!(
+        c.summary.contains("grows on demand") && c.summary.contains("10m"),
+        "{}",
+        c.summary
+    );
+    // a fixed pool without a node fails
+    let c = status(&evaluate(&f, &want()), CheckId::GpuNodes).clone();
+    assert_eq!(c.status, Status::Fail);
+}
+
+#[test]
+fn an_elastic_pool_wants_knative_to_wait_for_unschedulable_pods() {
+    let mut w = want();
+    w.placement.gpu.elastic = true;
+    let c = status(&evaluate(&healthy(), &w), CheckId::KnativeFeatures).clone();
+    assert_eq!(
+        (c.status, c.blocks),
+        (Status::Warn, Blocks::Nothing),
+        "{c:#?}"
+    );
+    assert!(c
+        .fix
+        .unwrap_or_default()
+        .contains("pod-is-always-schedulable"));
+    let mut f = healthy();
+    f.knative.as_mut().unwrap().deployment = Some(map(&[("pod-is-always-schedulable", "true")]));
+    assert_eq!(
+        status(&evaluate(&f, &w), CheckId::KnativeFeatures).status,
+        Status::Pass
+    );
+    // a fixed pool does not care
+    assert_eq!(
+        status(&evaluate(&healthy(), &want()), CheckId::KnativeFeatures).status,
+        Status::Pass
     );
 }

@@ -704,6 +704,7 @@ impl Sim<'_> {
             violation_streak: self.streak,
             created: Some(ts(0.0)?),
             latency_truncated: false,
+            elastic_gpu_pool: None,
         };
         // As the controller does: a Prometheus answer exists, possibly without series.
         let stats = stats.unwrap_or_default();
