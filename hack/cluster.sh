@@ -30,6 +30,11 @@ LOGS="$STATE/logs"
 RUN="$STATE/run"
 PKI="$STATE/pki"
 NETNS=${GAIA_NETNS:-gaia}
+# Interface names ("$NETNS-as-m", "$NETNS-w1m") must fit Linux's 15 characters.
+if ((${#NETNS} > 10)) || [[ ! $NETNS =~ ^[a-z0-9][a-z0-9-]*$ ]]; then
+  echo "cluster.sh: GAIA_NETNS=$NETNS: use at most 10 characters, a-z 0-9 and '-' (it prefixes interface names, which Linux limits to 15)" >&2
+  exit 2
+fi
 NET_PREFIX=${GAIA_NET_PREFIX:-10.210}
 HOST_IP="$NET_PREFIX.0.1"
 NS_IP="$NET_PREFIX.0.2"
