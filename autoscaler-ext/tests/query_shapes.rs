@@ -28,8 +28,11 @@ use serde_json::json;
 
 const STEP: i64 = 15;
 
-/// (latency ms, requests per step) mixes, one per situation.
-fn mixes() -> Vec<(&'static str, f64, Vec<(f64, u64)>)> {
+/// A situation: its name, the CPU cores its pods use, and (latency ms, requests per step).
+type Mix = (&'static str, f64, Vec<(f64, u64)>);
+
+/// One mix per situation.
+fn mixes() -> Vec<Mix> {
     vec![
         ("fast", 0.2, vec![(40.0, 300), (180.0, 20)]),
         ("just-within", 0.5, vec![(480.0, 60), (40.0, 10)]),

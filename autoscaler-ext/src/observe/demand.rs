@@ -151,7 +151,7 @@ mod tests {
             xs[(self.next() % xs.len() as u64) as usize]
         }
         fn maybe(&mut self, v: f64) -> Option<f64> {
-            (self.next() % 5 != 0).then_some(v)
+            (!self.next().is_multiple_of(5)).then_some(v)
         }
     }
 
@@ -175,7 +175,7 @@ mod tests {
             let slo = Duration::from_millis(rng.pick(&[100, 250, 500, 800, 1000, 2000, 9500]));
             let placement = rng.pick(&[Placement::Cpu, Placement::Cpu, Placement::Gpu]);
             let mut observed = Observed::default();
-            if rng.next() % 2 == 0 {
+            if rng.next().is_multiple_of(2) {
                 observed.cpu = Some(RememberedLatency {
                     p95_ms: rng.pick(&[300.0, 900.0, 2000.0]),
                     rps: rng.pick(&[0.5, 2.0, 10.0]),
@@ -200,7 +200,7 @@ mod tests {
                 gpu_pods: 1,
                 violation_streak: rng.pick(&[0, 1, 2, 5]),
                 created: None,
-                latency_truncated: rng.next() % 4 == 0,
+                latency_truncated: rng.next().is_multiple_of(4),
             };
             let p95 = rng.pick(BOUNDS_MS) * rng.pick(&[0.3, 0.8, 0.99, 1.0, 1.2]);
             let long = p95 * rng.pick(&[0.5, 1.0, 2.0]);
@@ -214,7 +214,7 @@ mod tests {
                 rps_short: rng.maybe(short_rate),
                 rps_long: rng.maybe(long_rate),
                 mean_latency_ms: rng.maybe(mean),
-                cpu: (rng.next() % 4 != 0).then_some(CpuUse {
+                cpu: (!rng.next().is_multiple_of(4)).then_some(CpuUse {
                     cores: rng.pick(&[0.01, 0.5, 0.95]),
                     capacity: 1.0,
                 }),

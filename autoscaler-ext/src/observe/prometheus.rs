@@ -42,6 +42,9 @@ const MARGIN: f64 = 1e-9;
 
 type Samples = Vec<(HashMap<String, String>, f64)>;
 
+/// The bucket bounds (`le` label value, milliseconds) and when they were read.
+type Bounds = Arc<Mutex<Option<(Instant, Vec<(String, f64)>)>>>;
+
 /// Sends the batched queries.
 #[derive(Clone)]
 pub struct PromObserver {
@@ -51,8 +54,7 @@ pub struct PromObserver {
     long: Duration,
     timeout: Duration,
     shape: QueryShape,
-    /// The bucket bounds (`le` label value, milliseconds) and when they were read.
-    bounds: Arc<Mutex<Option<(Instant, Vec<(String, f64)>)>>>,
+    bounds: Bounds,
 }
 
 impl PromObserver {
