@@ -10,6 +10,7 @@
 #   with --real-nodes or GAIA_NODES=real (what cluster.sh up --real-nodes needs) also:
 #   node-deps traefik coredns prometheus images
 #   gaia-images (on request only: cargo build --release + Gaia's two images)
+#   thanos (on request only: Thanos Query and Sidecar for the sharded-backend test and bench)
 set -euo pipefail
 
 # shellcheck source=hack/lib.sh
@@ -380,6 +381,42 @@ EOM
   finish "$tmp" "$out"
 }
 
+# Thanos (Query and Sidecar: the sharded metrics backend of tests/e2e/test_sharded.py and the
+# 100,000-Service benchmark), built from its module like prometheus above: a copy of the module
+# (replace => ./thanos) in a wrapper whose replace/exclude lines are thanos' own. No web UI
+# assets. On request only (hack/build.sh thanos).
+build_thanos() {
+  local out=$GAIA_THANOS_DIR
+  if [[ -x $out/thanos ]]; then gaia_log "thanos $THANOS_VERSION: cached"; return; fi
+  gaia_log "building thanos $THANOS_VERSION"
+  local src="$SRCDIR/thanos-$THANOS_VERSION" tmp="$out.tmp" gomod dir
+  rm -rf "$src" "$tmp"; mkdir -p "$src" "$tmp"
+  gomod=$(gomod_field "github.com/thanos-io/thanos@$THANOS_VERSION" GoMod)
+  dir=$(gomod_field "github.com/thanos-io/thanos@$THANOS_VERSION" Dir)
+  [[ -f $gomod && -d $dir ]] || gaia_die "cannot download thanos $THANOS_VERSION"
+  cp -r "$dir" "$src/thanos"
+  chmod -R u+w "$src/thanos"
+  {
+    echo "module gaia.local/build/thanos"
+    echo
+    grep -E '^go [0-9]' "$gomod"
+    echo
+    echo "require github.com/thanos-io/thanos $THANOS_VERSION"
+    echo
+    echo "replace github.com/thanos-io/thanos => ./thanos"
+    echo
+    sed -n '/^replace (/,/^)/p;/^replace [^(]/p' "$gomod"
+    sed -n '/^exclude [^(]/p;/^exclude (/,/^)/p' "$gomod"
+  } >"$src/go.mod"
+  cp "$dir/go.sum" "$src/go.sum"
+  (cd "$src" && run_step thanos-get go get "github.com/thanos-io/thanos/cmd/thanos@$THANOS_VERSION")
+  local p=github.com/prometheus/common/version
+  (cd "$src" && run_step thanos-build go build -v -trimpath \
+    -ldflags "-s -w -X $p.Version=${THANOS_VERSION#v} -X $p.Revision=$THANOS_VERSION -X $p.Branch=gaia -X $p.BuildUser=gaia -X $p.BuildDate=$BUILD_DATE" \
+    -o "$tmp/thanos" github.com/thanos-io/thanos/cmd/thanos)
+  finish "$tmp" "$out"
+}
+
 # Images (OCI layouts, hack/images/oci.py), each rebuilt when the hash of its inputs changes.
 image_done() { [[ -f $1/index.json && $(cat "$1/inputs" 2>/dev/null) == "$2" ]]; }
 
@@ -541,7 +578,7 @@ main() {
   gaia_log "build: cache $GAIA_CACHE ($(go version | cut -d' ' -f3), $(nproc) cores)"
   for c in "$@"; do
     case $c in
-      deps|etcd|kwok|kubernetes|knative|kn|kingress|node-deps|traefik|coredns|prometheus|gpu-standin|images|gaia-images) "build_$c" ;;
+      deps|etcd|kwok|kubernetes|knative|kn|kingress|node-deps|traefik|coredns|prometheus|gpu-standin|images|gaia-images|thanos) "build_$c" ;;
       *) gaia_die "unknown component $c" ;;
     esac
   done

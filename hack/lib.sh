@@ -20,6 +20,8 @@ GAIA_KN_DIR="$GAIA_OUT/kn-$KN_CLIENT_VERSION-r$GAIA_BUILD_REV"
 GAIA_TRAEFIK_DIR="$GAIA_OUT/traefik-$TRAEFIK_VERSION-r$GAIA_BUILD_REV"
 GAIA_COREDNS_DIR="$GAIA_OUT/coredns-$COREDNS_VERSION-r$GAIA_BUILD_REV"
 GAIA_PROMETHEUS_DIR="$GAIA_OUT/prometheus-$PROMETHEUS_VERSION-r$GAIA_BUILD_REV"
+# Thanos Query + Sidecar (hack/build.sh thanos; the sharded-backend test and benchmark).
+GAIA_THANOS_DIR="$GAIA_OUT/thanos-$THANOS_VERSION-r$GAIA_BUILD_REV"
 # OCI image layouts (hack/images); images.list there names what cluster.sh pushes.
 GAIA_IMAGES_DIR="$GAIA_OUT/images-r$GAIA_BUILD_REV"
 

@@ -1,17 +1,28 @@
-//! Benchmark: one decision cycle over N Services whose series are in a real Prometheus.
+//! Benchmark: one decision cycle over N Services whose series are in a real Prometheus, in both
+//! query shapes, in the same run.
 //!
 //! `cargo bench -p gaia-autoscaler --bench cycle` (sizes from `GAIA_BENCH_SIZES`, default
 //! `1000,10000`; metric generation from `GAIA_BENCH_GENERATION`, `opentelemetry` (default) or
 //! `opencensus`). For each size it backfills a fresh Prometheus with one revision per Service
-//! (queue-proxy histogram, `target_info`, cAdvisor CPU of the user container and the sidecar),
-//! runs a warm-up cycle and then timed cycles, and prints the cycle duration and the number of
-//! Prometheus queries. For comparison it also times the original prototype's access pattern
-//! (4 queries per Service, one HTTP round trip each) on the first `GAIA_BENCH_BASELINE`
-//! Services (default 500).
+//! (queue-proxy histogram, `target_info`, cAdvisor CPU of the user container and the sidecar,
+//! and the series the recording rules of option (b) would hold), then, alternating the shapes
+//! cycle by cycle so that the machine's load falls on both alike, runs a warm-up and timed
+//! cycles of the flat shape (seven queries, every quantile of every revision) and of the tiered
+//! one (the default), checks that both decide the same, and prints per shape the cycle time
+//! split into Prometheus and decide+act, the queries and the Prometheus CPU seconds per cycle
+//! (its `process_cpu_seconds_total`). Then the cost of each flat query alone (what asking the
+//! long window less often, option (c), would save), and of option (b), recording rules: what
+//! Prometheus spends evaluating the rules once (every evaluation interval) and what reading the
+//! recorded series costs a cycle. For comparison it also times the original prototype's access
+//! pattern (4 queries per Service, one HTTP round trip each) on the first
+//! `GAIA_BENCH_BASELINE` Services (default 500, 0 for none). Other knobs: `GAIA_BENCH_CYCLES`
+//! (timed cycles, default 5), `GAIA_BENCH_SHAPES` (`flat` or `tiered` alone),
+//! `GAIA_BENCH_PER_QUERY=0` (no per-query and recording-rule timings).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,10 +32,10 @@ use gaia_autoscaler::act::Actuator;
 use gaia_autoscaler::cluster::nodes::NodeInfo;
 use gaia_autoscaler::cluster::service::ManagedService;
 use gaia_autoscaler::config::Config;
-use gaia_autoscaler::cycle::{Cycle, CycleSettings, Snapshot};
+use gaia_autoscaler::cycle::{Cycle, CycleReport, CycleSettings, Snapshot};
 use gaia_autoscaler::observe::prometheus::{install_crypto_provider, PromObserver};
 use gaia_autoscaler::Error;
-use gaia_contract::queries::{Generation, QueryOverrides, QuerySet};
+use gaia_contract::queries::{Generation, QueryOverrides, QuerySet, QueryShape};
 use gaia_policy::Decision;
 use serde_json::json;
 
@@ -106,12 +117,38 @@ fn stats(mut v: Vec<Duration>) -> (Duration, Duration, Duration) {
     (v[0], v[v.len() / 2], v[v.len() - 1])
 }
 
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Prometheus's own CPU seconds so far (`process_cpu_seconds_total` on its /metrics).
+async fn prom_cpu(http: &reqwest::Client, url: &str) -> f64 {
+    let text = http
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .expect("prometheus /metrics")
+        .text()
+        .await
+        .expect("prometheus /metrics body");
+    text.lines()
+        .find_map(|l| l.strip_prefix("process_cpu_seconds_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("process_cpu_seconds_total")
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
 async fn baseline(url: &str, ds: &Dataset, count: usize, at: i64) -> (usize, Duration) {
     let client = prometheus_http_query::Client::try_from(url).expect("client");
     let started = Instant::now();
     let mut queries = 0;
-    for (i, r) in ds.revisions.iter().take(count).enumerate() {
-        let _ = r;
+    for (i, _) in ds.revisions.iter().take(count).enumerate() {
         // the original sends p95 over two windows and the rate over two windows, per Service,
         // filtered by the revision (here: its queue-proxy target)
         let sel = format!(
@@ -133,6 +170,42 @@ async fn baseline(url: &str, ds: &Dataset, count: usize, at: i64) -> (usize, Dur
     (queries, started.elapsed())
 }
 
+/// One shape's timed cycles.
+#[derive(Default)]
+struct Runs {
+    total: Vec<Duration>,
+    observing: Vec<Duration>,
+    deciding: Vec<Duration>,
+    cpu: Vec<f64>,
+    queries: Vec<u32>,
+    last: Option<CycleReport>,
+}
+
+/// Times `queries` (name, PromQL) one after the other: (name, wall, Prometheus CPU seconds).
+async fn each_query(
+    http: &reqwest::Client,
+    url: &str,
+    queries: Vec<(String, String)>,
+    at: i64,
+) -> Vec<(String, Duration, f64)> {
+    let client = prometheus_http_query::Client::try_from(url).expect("client");
+    let mut out = Vec::new();
+    for (name, q) in queries {
+        let cpu0 = prom_cpu(http, url).await;
+        let t = Instant::now();
+        client
+            .query(q)
+            .at(at)
+            .timeout(60_000)
+            .post()
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let took = t.elapsed();
+        out.push((name, took, prom_cpu(http, url).await - cpu0));
+    }
+    out
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     // `cargo bench` passes `--bench`; nothing else is read from the command line.
@@ -150,89 +223,226 @@ async fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(500);
-    let timed = 5;
+    let timed: usize = std::env::var("GAIA_BENCH_CYCLES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5)
+        .max(1);
+    // Which shapes to time: both (default), or one (`flat`, `tiered`) for the largest sizes.
+    let only: Option<QueryShape> = match std::env::var("GAIA_BENCH_SHAPES").as_deref() {
+        Ok("flat") => Some(QueryShape::Flat),
+        Ok("tiered") => Some(QueryShape::Tiered),
+        _ => None,
+    };
+    let per_query = std::env::var("GAIA_BENCH_PER_QUERY").as_deref() != Ok("0");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("http client");
     println!(
-        "generation: {generation:?}; machine: {} CPUs",
+        "generation: {generation:?}; machine: {} CPUs; load average at start: {}",
         std::thread::available_parallelism()
             .map(|n| n.get())
-            .unwrap_or(0)
+            .unwrap_or(0),
+        load_average()
     );
-    println!(
-        "| Services | series | backfill+start | cycle min | cycle median | cycle max | of which Prometheus (median) | decide+act (median) | Prometheus queries/cycle | decisions (last cycle) |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
-    let mut baselines = Vec::new();
+    let mut tables = Vec::new();
+    let mut extras = Vec::new();
     for n in sizes {
         let ds = dataset(n);
         let t = Instant::now();
-        let prom = PromServer::start(&ds, &[gen]);
+        let gens: Vec<Gen> = if gen == Gen::OpenTelemetry && per_query {
+            vec![gen, Gen::Recorded]
+        } else {
+            vec![gen]
+        };
+        let prom = PromServer::start(&ds, &gens);
         let load = t.elapsed();
         let snap = snapshot(&ds);
         let config = Config::default();
-        let observer = PromObserver::new(
-            &prom.url,
-            Duration::from_secs(30),
-            QuerySet::new(generation, &QueryOverrides::default(), "user-container"),
-            config.policy.short_window,
-            config.policy.long_window,
-        )
-        .expect("observer");
+        let queries = QuerySet::new(generation, &QueryOverrides::default(), "user-container");
+        let observer = |shape| {
+            PromObserver::new(
+                &prom.url,
+                Duration::from_secs(60),
+                queries.clone(),
+                config.policy.short_window,
+                config.policy.long_window,
+            )
+            .expect("observer")
+            .with_shape(shape)
+        };
+        let shapes = [QueryShape::Flat, QueryShape::Tiered];
+        let observers = shapes.map(observer);
+        let mut cycles = shapes.map(|_| Cycle::new(CycleSettings::from_config(&config)));
+        let mut runs: [Runs; 2] = Default::default();
         let actuator = Counting::default();
-        let mut cycle = Cycle::new(CycleSettings::from_config(&config));
         let t0 = jiff::Timestamp::now();
-        let mut durations = Vec::new();
-        let mut observing = Vec::new();
-        let mut deciding = Vec::new();
-        let mut last = None;
         for i in 0..=timed {
             let now = gaia_policy::clock::add(t0, Duration::from_secs(10 * i as u64));
-            let started = Instant::now();
-            let report = cycle
-                .run(&snap, &observer, &actuator, now, Some(ds.end()))
-                .await;
-            let took = started.elapsed();
-            if let Some(e) = &report.prometheus_error {
-                panic!("cycle {i} over {n} Services: Prometheus failed: {e}");
+            let mut reports = Vec::new();
+            for s in 0..2 {
+                if only.is_some_and(|o| o != shapes[s]) {
+                    continue;
+                }
+                let cpu0 = prom_cpu(&http, &prom.url).await;
+                let started = Instant::now();
+                let report = cycles[s]
+                    .run(&snap, &observers[s], &actuator, now, Some(ds.end()))
+                    .await;
+                let took = started.elapsed();
+                let cpu = prom_cpu(&http, &prom.url).await - cpu0;
+                if let Some(e) = &report.prometheus_error {
+                    panic!(
+                        "cycle {i} over {n} Services ({:?}): Prometheus failed: {e}",
+                        shapes[s]
+                    );
+                }
+                assert_eq!(report.services, n);
+                let r = &mut runs[s];
+                if i > 0 {
+                    r.total.push(took);
+                    r.observing.push(report.observe_duration);
+                    r.deciding
+                        .push(took.saturating_sub(report.observe_duration));
+                    r.cpu.push(cpu);
+                    r.queries.push(report.prometheus_queries);
+                }
+                reports.push(report.clone());
+                r.last = Some(report);
             }
-            assert_eq!(report.services, n);
-            if i > 0 {
-                durations.push(took);
-                observing.push(report.observe_duration);
-                deciding.push(took.saturating_sub(report.observe_duration));
+            if let [a, b] = &reports[..] {
+                assert_eq!(
+                    (&a.decisions, &a.holds),
+                    (&b.decisions, &b.holds),
+                    "cycle {i} over {n} Services: the shapes decided differently"
+                );
             }
-            last = Some(report);
         }
-        let report = last.expect("cycles ran");
-        let (min, med, max) = stats(durations);
-        let (_, obs_med, _) = stats(observing);
-        let (_, dec_med, _) = stats(deciding);
-        let series = n * (OTEL_SERIES_PER_REVISION);
-        println!(
-            "| {n} | ~{series} | {:.1} s | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.1} ms | {} | {:?} |",
-            load.as_secs_f64(),
-            min.as_secs_f64() * 1e3,
-            med.as_secs_f64() * 1e3,
-            max.as_secs_f64() * 1e3,
-            obs_med.as_secs_f64() * 1e3,
-            dec_med.as_secs_f64() * 1e3,
-            report.prometheus_queries,
-            report.decisions
-        );
+        for (s, r) in runs.into_iter().enumerate() {
+            if r.total.is_empty() {
+                continue;
+            }
+            let (min, med, max) = stats(r.total);
+            let (_, obs, _) = stats(r.observing);
+            let (_, dec, _) = stats(r.deciding);
+            let last = r.last.expect("cycles ran");
+            let qs: BTreeMap<u32, usize> = r.queries.iter().fold(BTreeMap::new(), |mut m, q| {
+                *m.entry(*q).or_default() += 1;
+                m
+            });
+            tables.push(format!(
+                "| {n} | {:?} | ~{} | {:.1} s | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.1} ms | {} | {:.2} s | {:?} |",
+                shapes[s],
+                n * SERIES_PER_REVISION,
+                load.as_secs_f64(),
+                min.as_secs_f64() * 1e3,
+                med.as_secs_f64() * 1e3,
+                max.as_secs_f64() * 1e3,
+                obs.as_secs_f64() * 1e3,
+                dec.as_secs_f64() * 1e3,
+                qs.keys().map(|q| q.to_string()).collect::<Vec<_>>().join("/"),
+                median(r.cpu),
+                last.decisions,
+            ));
+        }
+
+        // Each flat query alone, and option (b): the rules' evaluation and the reads.
+        let short = config.policy.short_window;
+        let flat: Vec<(String, String)> = observers[0]
+            .rendered()
+            .into_iter()
+            .map(|(n, q)| (n.to_string(), q))
+            .collect();
+        let mut lines = Vec::new();
+        let flat = if per_query { flat } else { Vec::new() };
+        for (name, took, cpu) in each_query(&http, &prom.url, flat, ds.end()).await {
+            lines.push(format!(
+                "{n} Services, flat query {name}: {:.0} ms, {cpu:.2} CPU s",
+                took.as_secs_f64() * 1e3
+            ));
+        }
+        if gen == Gen::OpenTelemetry && per_query {
+            let rules: Vec<(String, String)> = RULES
+                .iter()
+                .map(|(n, e)| {
+                    (
+                        n.to_string(),
+                        QuerySet::render(
+                            e,
+                            if n.ends_with("5m") {
+                                config.policy.long_window
+                            } else {
+                                short
+                            },
+                        ),
+                    )
+                })
+                .collect();
+            let reads: Vec<(String, String)> = READS
+                .iter()
+                .map(|(n, e)| (n.to_string(), e.to_string()))
+                .collect();
+            let (mut rule_ms, mut rule_cpu, mut read_ms, mut read_cpu) = (0.0, 0.0, 0.0, 0.0);
+            for (_, took, cpu) in each_query(&http, &prom.url, rules, ds.end()).await {
+                rule_ms += took.as_secs_f64() * 1e3;
+                rule_cpu += cpu;
+            }
+            for (_, took, cpu) in each_query(&http, &prom.url, reads, ds.end()).await {
+                read_ms += took.as_secs_f64() * 1e3;
+                read_cpu += cpu;
+            }
+            lines.push(format!(
+                "{n} Services, option (b) recording rules: evaluating the {} rules once (every evaluation interval) {rule_ms:.0} ms, {rule_cpu:.2} CPU s; a cycle reading the recorded series ({} queries, one after the other) {read_ms:.0} ms, {read_cpu:.2} CPU s",
+                RULES.len(),
+                READS.len()
+            ));
+        }
         if gen == Gen::OpenTelemetry && baseline_count > 0 {
             let count = baseline_count.min(n);
             let (queries, took) = baseline(&prom.url, &ds, count, ds.end()).await;
-            baselines.push((n, count, queries, took));
+            lines.push(format!(
+                "baseline (original access pattern) in the {n}-Service Prometheus: {queries} queries for {count} Services in {:.2} s ({:.2} ms per query; {:.1} s extrapolated to all {n})",
+                took.as_secs_f64(),
+                took.as_secs_f64() * 1e3 / queries as f64,
+                took.as_secs_f64() * n as f64 / count as f64
+            ));
         }
+        extras.extend(lines);
     }
-    for (n, count, queries, took) in baselines {
-        println!(
-            "baseline (original access pattern) in the {n}-Service Prometheus: {queries} queries for {count} Services in {:.2} s ({:.2} ms per query; {:.1} s extrapolated to all {n})",
-            took.as_secs_f64(),
-            took.as_secs_f64() * 1e3 / queries as f64,
-            took.as_secs_f64() * n as f64 / count as f64
-        );
+    println!(
+        "| Services | shape | series | backfill+start | cycle min | cycle median | cycle max | of which Prometheus (median) | decide+act (median) | queries/cycle | Prometheus CPU s/cycle (median) | decisions (last cycle) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for t in tables {
+        println!("{t}");
     }
+    for l in extras {
+        println!("{l}");
+    }
+    println!("load average at the end: {}", load_average());
 }
 
-/// 15 buckets + Inf, sum, count, target_info, two cAdvisor series.
-const OTEL_SERIES_PER_REVISION: usize = 21;
+/// 15 buckets + Inf, sum, count, target_info, two cAdvisor series (and the recorded series of
+/// option (b), not counted).
+const SERIES_PER_REVISION: usize = 21;
+
+/// Option (b)'s recording rules: the per-revision figures the flat queries compute.
+const RULES: &[(&str, &str)] = &[
+    ("rule buckets 1m", "sum by (k8s_namespace_name, kn_revision_name, le) (sum by (job, instance, le) (rate(kn_serving_invocation_duration_seconds_bucket[{window}])) * on (job, instance) group_left (k8s_namespace_name, kn_revision_name) target_info)"),
+    ("rule buckets 5m", "sum by (k8s_namespace_name, kn_revision_name, le) (sum by (job, instance, le) (rate(kn_serving_invocation_duration_seconds_bucket[{window}])) * on (job, instance) group_left (k8s_namespace_name, kn_revision_name) target_info)"),
+    ("rule count 1m", "sum by (k8s_namespace_name, kn_revision_name) (sum by (job, instance) (rate(kn_serving_invocation_duration_seconds_count[{window}])) * on (job, instance) group_left (k8s_namespace_name, kn_revision_name) target_info)"),
+    ("rule count 5m", "sum by (k8s_namespace_name, kn_revision_name) (sum by (job, instance) (rate(kn_serving_invocation_duration_seconds_count[{window}])) * on (job, instance) group_left (k8s_namespace_name, kn_revision_name) target_info)"),
+    ("rule sum 1m", "sum by (k8s_namespace_name, kn_revision_name) (sum by (job, instance) (rate(kn_serving_invocation_duration_seconds_sum[{window}])) * on (job, instance) group_left (k8s_namespace_name, kn_revision_name) target_info)"),
+];
+
+/// A cycle's queries over the recorded series (CPU is read raw, as in both shapes).
+const READS: &[(&str, &str)] = &[
+    ("p95 1m", "histogram_quantile(0.95, gaia:kn_serving_invocation_duration_seconds_bucket:rate1m)"),
+    ("p95 5m", "histogram_quantile(0.95, gaia:kn_serving_invocation_duration_seconds_bucket:rate5m)"),
+    ("p50 1m", "histogram_quantile(0.5, gaia:kn_serving_invocation_duration_seconds_bucket:rate1m)"),
+    ("rps 1m", "gaia:kn_serving_invocation_duration_seconds_count:rate1m"),
+    ("rps 5m", "gaia:kn_serving_invocation_duration_seconds_count:rate5m"),
+    ("sum 1m", "gaia:kn_serving_invocation_duration_seconds_sum:rate1m"),
+    ("cpu 1m", "sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{container=\"user-container\"}[1m]))"),
+];

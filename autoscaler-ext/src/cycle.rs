@@ -20,6 +20,7 @@ use crate::cluster::pods::PodInfo;
 use crate::cluster::rungs::{PodUnits, RungPools};
 use crate::cluster::service::ManagedService;
 use crate::config::Config;
+use crate::observe::demand::Demand;
 use crate::observe::{revision_stats, Observe, RawObservations, RevisionKey};
 use crate::preflight::PreflightResult;
 use gaia_policy::clock::{add, secs_between};
@@ -181,7 +182,13 @@ impl Cycle {
             services: snap.services.len(),
             ..CycleReport::default()
         };
-        let observed = observer.observe(at).await;
+        let demand = Demand::for_decide(
+            &snap.services,
+            &self.settings.policy,
+            self.settings.default_slo,
+            self.settings.latency_truncated,
+        );
+        let observed = observer.observe_for(at, &demand).await;
         report.observe_duration = started.elapsed();
         let raw: Option<RawObservations> = match observed {
             Ok(raw) => {
@@ -343,7 +350,8 @@ impl Cycle {
             services: snap.services.len(),
             ..CycleReport::default()
         };
-        let observed = observer.observe(at).await;
+        let demand = Demand::for_ladder(&snap.services, &self.settings.policy);
+        let observed = observer.observe_for(at, &demand).await;
         report.observe_duration = started.elapsed();
         let raw: Option<RawObservations> = match observed {
             Ok(raw) => {

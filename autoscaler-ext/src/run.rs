@@ -46,7 +46,9 @@ pub async fn run(args: Args) -> Result<(), Error> {
         config.queries(),
         config.policy.short_window,
         config.policy.long_window,
-    )?;
+    )?
+    .with_shape(config.prometheus.query_shape);
+    info!(shape = ?observer.shape(), "Prometheus query shape");
     for (name, promql) in observer.rendered() {
         info!(query = name, %promql, "PromQL");
     }

@@ -311,7 +311,10 @@ async fn a_cycle_over_real_prometheus_promotes_the_busy_function_not_the_sleepy_
         );
     }
     for r in &reports {
-        assert_eq!(r.prometheus_queries, 7, "constant: {r:?}");
+        assert!(
+            r.prometheus_queries <= 10,
+            "bounded, whatever the number of Services: {r:?}"
+        );
         assert!(r.prometheus_error.is_none(), "{r:?}");
         assert_eq!(r.holds.get("not_compute_bound"), Some(&1), "sleepy: {r:?}");
     }
@@ -428,7 +431,10 @@ async fn a_ladder_cycle_over_real_prometheus_promotes_one_rung_onto_the_one_free
         let r = cycle
             .run_ladder(&snap, &rungs, &observer, &actuator, now, Some(ds.end()))
             .await;
-        assert_eq!(r.prometheus_queries, 7, "constant: {r:?}");
+        assert!(
+            r.prometheus_queries <= 10,
+            "bounded, whatever the number of Services: {r:?}"
+        );
         assert!(r.prometheus_error.is_none(), "{r:?}");
         assert_eq!(r.holds.get("not_compute_bound"), Some(&1), "sleepy: {r:?}");
     }

@@ -159,6 +159,16 @@ impl LatencyUnit {
 pub struct QueryOverrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latency_quantile: Option<String>,
+    /// Per-revision bucket rates (the expression inside `histogram_quantile`), with `{window}`
+    /// and `{selector}` after the bucket metric's name. Give it with `latencyQuantile` (the
+    /// same expression inside `histogram_quantile`) for the tiered shape; without it an
+    /// overridden `latencyQuantile` is asked in the flat shape.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_buckets: Option<String>,
+    /// Where the revisions' scrape targets are (`job`, `instance` and the revision labels),
+    /// when the bucket series carry no revision labels (`target_info`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision_targets: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_rate: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -184,7 +194,18 @@ pub struct QueryOverrides {
 /// The templates and label names actually used.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuerySet {
+    /// `{quantile}`, `{window}` and, for the tiered shape, `{selector}` (see
+    /// [`QuerySet::latency_buckets`]).
     pub latency_quantile: String,
+    /// Per-revision bucket rates (`sum by (namespace, revision, le)`), `{window}` and
+    /// `{selector}` right after the bucket metric's name: `{selector}` becomes nothing, a `le`
+    /// matcher (the cheap first tier) or a matcher on the candidates' revisions or targets.
+    /// `None`: only the flat shape can be asked (an overridden `latencyQuantile` alone).
+    pub latency_buckets: Option<String>,
+    /// `job`, `instance`, namespace and revision of every scrape target, when the bucket
+    /// series carry no revision labels (`target_info` layout): the candidates' buckets are
+    /// then selected by `instance`. `None`: by the revision labels.
+    pub revision_targets: Option<String>,
     pub request_rate: String,
     pub latency_sum_rate: String,
     pub cpu_usage: String,
@@ -214,38 +235,42 @@ impl QuerySet {
     ) -> QuerySet {
         let otel = |m: &str| {
             let by = "k8s_namespace_name, kn_revision_name";
-            let (p95, rate, sum_rate) = match layout {
+            let (buckets, rate, sum_rate, targets) = match layout {
                 // Aggregate per scrape target first (status codes...), then join.
                 LabelLayout::TargetInfo => (
                     format!(
-                        "histogram_quantile({{quantile}}, sum by ({by}, le) (sum by (job, instance, le) (rate({m}_bucket[{{window}}])) {OTEL_JOIN}))"
+                        "sum by ({by}, le) (sum by (job, instance, le) (rate({m}_bucket{{selector}}[{{window}}])) {OTEL_JOIN})"
                     ),
                     format!("sum by ({by}) (sum by (job, instance) (rate({m}_count[{{window}}])) {OTEL_JOIN})"),
                     format!("sum by ({by}) (sum by (job, instance) (rate({m}_sum[{{window}}])) {OTEL_JOIN})"),
+                    Some(format!("group by (job, instance, {by}) (target_info)")),
                 ),
                 LabelLayout::Promoted => (
-                    format!("histogram_quantile({{quantile}}, sum by ({by}, le) (rate({m}_bucket[{{window}}])))"),
+                    format!("sum by ({by}, le) (rate({m}_bucket{{selector}}[{{window}}]))"),
                     format!("sum by ({by}) (rate({m}_count[{{window}}]))"),
                     format!("sum by ({by}) (rate({m}_sum[{{window}}]))"),
+                    None,
                 ),
             };
             (
-                p95,
+                buckets,
                 rate,
                 sum_rate,
+                targets,
                 "k8s_namespace_name",
                 "kn_revision_name",
                 LatencyUnit::Seconds,
             )
         };
-        let (p95, rate, sum_rate, ns, rev, unit) = match generation {
+        let (buckets, rate, sum_rate, targets, ns, rev, unit) = match generation {
             Generation::OpenCensus => {
                 let by = "namespace_name, revision_name";
                 let m = "revision_app_request_latencies";
                 (
-                    format!("histogram_quantile({{quantile}}, sum by ({by}, le) (rate({m}_bucket[{{window}}])))"),
+                    format!("sum by ({by}, le) (rate({m}_bucket{{selector}}[{{window}}]))"),
                     format!("sum by ({by}) (rate({m}_count[{{window}}]))"),
                     format!("sum by ({by}) (rate({m}_sum[{{window}}]))"),
+                    None,
                     "namespace_name",
                     "revision_name",
                     LatencyUnit::Milliseconds,
@@ -260,8 +285,28 @@ impl QuerySet {
         );
         let o = overrides;
         let pick = |over: &Option<String>, default: String| over.clone().unwrap_or(default);
+        // The quantile is the buckets inside `histogram_quantile`: an overridden quantile
+        // comes with its own buckets (and is then selected by its revision labels), or alone
+        // (flat shape only).
+        let (latency_quantile, latency_buckets, revision_targets) =
+            match (&o.latency_quantile, &o.latency_buckets) {
+                (None, None) => (
+                    format!("histogram_quantile({{quantile}}, {buckets})"),
+                    Some(buckets),
+                    o.revision_targets.clone().or(targets),
+                ),
+                (Some(q), b) => (q.clone(), b.clone(), o.revision_targets.clone()),
+                // Buckets alone: the quantile is read from them.
+                (None, Some(b)) => (
+                    format!("histogram_quantile({{quantile}}, {b})"),
+                    Some(b.clone()),
+                    o.revision_targets.clone(),
+                ),
+            };
         QuerySet {
-            latency_quantile: pick(&o.latency_quantile, p95),
+            latency_quantile,
+            latency_buckets,
+            revision_targets,
             request_rate: pick(&o.request_rate, rate),
             latency_sum_rate: pick(&o.latency_sum_rate, sum_rate),
             cpu_usage: pick(&o.cpu_usage, cpu),
@@ -273,14 +318,51 @@ impl QuerySet {
         }
     }
 
-    /// Replaces `{window}` by the range.
+    /// Replaces `{window}` by the range (and `{selector}` by nothing: every revision).
     pub fn render(template: &str, window: std::time::Duration) -> String {
-        template.replace("{window}", &format_duration(window))
+        Self::render_selected(template, window, "")
     }
 
-    /// Renders the latency quantile template.
+    /// Replaces `{window}` by the range and `{selector}` by `selector` (a PromQL matcher list
+    /// in braces, or nothing).
+    pub fn render_selected(template: &str, window: std::time::Duration, selector: &str) -> String {
+        template
+            .replace("{window}", &format_duration(window))
+            .replace("{selector}", selector)
+    }
+
+    /// Renders the latency quantile template for every revision.
     pub fn render_quantile(&self, quantile: f64, window: std::time::Duration) -> String {
-        Self::render(&self.latency_quantile, window).replace("{quantile}", &quantile.to_string())
+        self.render_quantile_selected(quantile, window, "")
+    }
+
+    /// Renders the latency quantile template for the series `selector` matches.
+    pub fn render_quantile_selected(
+        &self,
+        quantile: f64,
+        window: std::time::Duration,
+        selector: &str,
+    ) -> String {
+        Self::render_selected(&self.latency_quantile, window, selector)
+            .replace("{quantile}", &quantile.to_string())
+    }
+
+    /// Whether the tiered shape can be asked: the bucket template and a quantile template that
+    /// both take a `{selector}`.
+    pub fn tiered(&self) -> bool {
+        self.latency_buckets.is_some() && self.latency_quantile.contains("{selector}")
+    }
+
+    /// The bucket series' metric name: the name right before `{selector}` in the bucket
+    /// template (whose `le` values the first tier matches).
+    pub fn bucket_metric(&self) -> Option<&str> {
+        let t = self.latency_buckets.as_deref()?;
+        let head = &t[..t.find("{selector}")?];
+        let start = head
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .map_or(0, |i| i + 1);
+        let name = &head[start..];
+        (!name.is_empty() && !name.starts_with(|c: char| c.is_ascii_digit())).then_some(name)
     }
 
     /// Every template must have a `{window}`; label names must look like labels.
@@ -290,6 +372,30 @@ impl QuerySet {
                 "prometheus.queries.latencyQuantile",
                 "the template has no {quantile} placeholder",
             ));
+        }
+        if let Some(b) = &self.latency_buckets {
+            if !b.contains("{window}") || self.bucket_metric().is_none() {
+                return Err(Error::query(
+                    "prometheus.queries.latencyBuckets",
+                    "the template needs {window} and {selector} right after the bucket metric's \
+                     name (rate(my_latency_bucket{selector}[{window}]))",
+                ));
+            }
+            if !self.latency_quantile.contains("{selector}") {
+                return Err(Error::query(
+                    "prometheus.queries.latencyQuantile",
+                    "with latencyBuckets, the quantile template must be the same expression \
+                     inside histogram_quantile, {selector} included",
+                ));
+            }
+        }
+        if let Some(t) = &self.revision_targets {
+            if t.trim().is_empty() {
+                return Err(Error::query(
+                    "prometheus.queries.revisionTargets",
+                    "the template is empty",
+                ));
+            }
         }
         for (field, t) in [
             ("prometheus.queries.latencyQuantile", &self.latency_quantile),
@@ -324,6 +430,19 @@ impl QuerySet {
     }
 }
 
+/// How the autoscaler asks for the latency quantiles (docs/autoscaler.md, "Observing").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueryShape {
+    /// Cheap per-revision series for every revision each cycle (request and latency-sum
+    /// rates, CPU, two buckets per revision); the quantiles only for the revisions whose
+    /// decision reads them. The same decisions as `flat`.
+    #[default]
+    Tiered,
+    /// Every quantile for every revision each cycle (seven queries).
+    Flat,
+}
+
 /// The `prometheus` section of the autoscaler's configuration: where Prometheus answers and
 /// what to ask it. `kn gaia status` reads the same section from the autoscaler's ConfigMap.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -347,6 +466,9 @@ pub struct PrometheusConfig {
     /// (`latency_unreliable`) instead of judged on whole seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub knative_version: Option<String>,
+    /// `tiered` (default) or `flat`: see [`QueryShape`]. Templates that cannot be asked
+    /// tiered (an overridden `latencyQuantile` without `latencyBuckets`) are asked flat.
+    pub query_shape: QueryShape,
     /// Replace any of the default PromQL templates or label names.
     pub queries: QueryOverrides,
 }
@@ -359,6 +481,7 @@ impl Default for PrometheusConfig {
             generation: Generation::OpenTelemetry,
             labels: LabelLayout::TargetInfo,
             knative_version: None,
+            query_shape: QueryShape::Tiered,
             queries: QueryOverrides::default(),
         }
     }
@@ -479,5 +602,89 @@ mod tests {
             let g: Generation = serde_json::from_str(n).unwrap();
             assert_eq!(&serde_json::to_string(&g).unwrap(), n);
         }
+    }
+
+    #[test]
+    fn the_flat_shape_asks_what_it_asked_before_and_the_tiers_insert_their_selector() {
+        let d = QueryOverrides::default();
+        let q = QuerySet::new(Generation::OpenTelemetry, &d, "user-container");
+        assert_eq!(
+            q.render_quantile(0.95, Duration::from_secs(60)),
+            "histogram_quantile(0.95, sum by (k8s_namespace_name, kn_revision_name, le) (sum by (job, instance, le) (rate(kn_serving_invocation_duration_seconds_bucket[1m])) * on (job, instance) group_left (k8s_namespace_name, kn_revision_name) target_info))"
+        );
+        assert_eq!(
+            q.render_quantile_selected(0.5, Duration::from_secs(300), "{instance=~\"a|b\"}"),
+            "histogram_quantile(0.5, sum by (k8s_namespace_name, kn_revision_name, le) (sum by (job, instance, le) (rate(kn_serving_invocation_duration_seconds_bucket{instance=~\"a|b\"}[5m])) * on (job, instance) group_left (k8s_namespace_name, kn_revision_name) target_info))"
+        );
+        assert!(q.tiered());
+        assert_eq!(
+            q.bucket_metric(),
+            Some("kn_serving_invocation_duration_seconds_bucket")
+        );
+        assert!(q
+            .revision_targets
+            .as_deref()
+            .unwrap()
+            .contains("target_info"));
+        let oc = QuerySet::new(Generation::OpenCensus, &d, "user-container");
+        assert_eq!(
+            oc.render_quantile(0.95, Duration::from_secs(60)),
+            "histogram_quantile(0.95, sum by (namespace_name, revision_name, le) (rate(revision_app_request_latencies_bucket[1m])))"
+        );
+        assert_eq!(oc.revision_targets, None);
+        let promoted = QuerySet::with_layout(
+            Generation::OpenTelemetry,
+            LabelLayout::Promoted,
+            &d,
+            "user-container",
+        );
+        assert!(promoted.tiered() && promoted.revision_targets.is_none());
+    }
+
+    #[test]
+    fn an_overridden_quantile_alone_is_asked_flat_and_buckets_come_with_a_selector() {
+        let alone = QueryOverrides {
+            latency_quantile: Some(
+                "histogram_quantile({quantile}, sum by (namespace, revision, le) (rate(x_bucket[{window}])))".into(),
+            ),
+            ..Default::default()
+        };
+        let q = QuerySet::new(Generation::OpenTelemetry, &alone, "c");
+        q.validate().unwrap();
+        assert!(!q.tiered());
+        let buckets = QueryOverrides {
+            latency_buckets: Some(
+                "sum by (namespace, revision, le) (rate(my:latency_bucket{selector}[{window}]))"
+                    .into(),
+            ),
+            ..Default::default()
+        };
+        let q = QuerySet::new(Generation::OpenTelemetry, &buckets, "c");
+        q.validate().unwrap();
+        assert!(q.tiered());
+        assert_eq!(q.bucket_metric(), Some("my:latency_bucket"));
+        assert_eq!(q.revision_targets, None);
+        assert!(q
+            .latency_quantile
+            .starts_with("histogram_quantile({quantile}, sum by (namespace"));
+        let no_selector = QueryOverrides {
+            latency_buckets: Some("sum by (le) (rate(x_bucket[{window}]))".into()),
+            ..Default::default()
+        };
+        let err = QuerySet::new(Generation::OpenTelemetry, &no_selector, "c")
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("latencyBuckets"), "{err}");
+        let mismatched = QueryOverrides {
+            latency_buckets: Some("sum by (le) (rate(x_bucket{selector}[{window}]))".into()),
+            ..alone
+        };
+        let err = QuerySet::new(Generation::OpenTelemetry, &mismatched, "c")
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("latencyQuantile"), "{err}");
+        let cfg: PrometheusConfig = serde_json::from_str(r#"{"queryShape":"flat"}"#).unwrap();
+        assert_eq!(cfg.query_shape, QueryShape::Flat);
+        assert_eq!(PrometheusConfig::default().query_shape, QueryShape::Tiered);
     }
 }

@@ -4,8 +4,10 @@
 //! generations, every one replaceable from the config); [`prometheus`] sends them, one query per metric per cycle
 //! for all revisions at once, and keys the answers by revision; [`revision_stats`] joins the
 //! answers for one revision with its pods (CPU use is per pod in cAdvisor and is summed over the
-//! revision's pods, which the API names).
+//! revision's pods, which the API names). [`demand`] says which revisions' decisions read
+//! their latency quantiles, so that the tiered shape asks for those only.
 
+pub mod demand;
 pub mod prometheus;
 
 use std::collections::HashMap;
@@ -62,15 +64,31 @@ pub struct RawObservations {
     pub cpu_cores: HashMap<PodKey, f64>,
     /// HTTP queries this observation cost.
     pub queries: u32,
+    /// Tiered shape: revisions whose short-window p95 is a bucket bound within their objective
+    /// (at most it, so they hold `within_slo` as with the value), not a quantile.
+    pub bounded: usize,
+    /// Tiered shape: revisions whose quantiles were asked in the second tier.
+    pub candidates: usize,
 }
 
 /// Something that observes all revisions at once: Prometheus in production, a table in tests.
 pub trait Observe {
-    /// `at`: evaluation time (Unix seconds); `None` means now.
+    /// Every figure of every revision. `at`: evaluation time (Unix seconds); `None` means now.
     fn observe(
         &self,
         at: Option<i64>,
     ) -> impl Future<Output = Result<RawObservations, Error>> + Send;
+
+    /// The figures `demand`'s decisions read (the tiered shape asks the quantiles of the
+    /// revisions whose decision reads them only); by default every figure.
+    fn observe_for(
+        &self,
+        at: Option<i64>,
+        demand: &demand::Demand,
+    ) -> impl Future<Output = Result<RawObservations, Error>> + Send {
+        let _ = demand;
+        self.observe(at)
+    }
 }
 
 /// Joins the answers for one revision with its pods.

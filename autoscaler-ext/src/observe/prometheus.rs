@@ -1,22 +1,49 @@
-//! The Prometheus side: seven instant queries per cycle, sent concurrently, whatever the number
-//! of Services — p95 over the short and the long window, the median over the short one, request
-//! rate over both, the rate of
-//! the latency sum (mean latency = sum rate / request rate, computed here) and CPU use over the
-//! short window. Each answer is a vector with one sample per revision (or
-//! per pod for CPU), keyed here by its labels.
+//! The Prometheus side, in one of two shapes (`prometheus.queryShape`), each a constant number
+//! of instant queries per cycle whatever the number of Services:
 //!
-//! Any failed query fails the whole observation: the cycle then holds every Service.
+//! - **flat**: seven queries, sent concurrently — p95 over the short and the long window, the
+//!   median over the short one, request rate over both, the rate of the latency sum (mean
+//!   latency = sum rate / request rate, computed here) and CPU use over the short window, each
+//!   for every revision.
+//! - **tiered** (default): first the cheap figures of every revision — both request rates, the
+//!   latency sum rate, CPU, the targets (`target_info` layout) and *two* buckets per revision
+//!   (the largest bound within its objective, and `+Inf`); then the three quantiles only for the
+//!   revisions whose decision reads them ([`super::demand`]), selected by their revision labels
+//!   or their scrape targets. A revision on CPU with at least 95 % of its short-window requests
+//!   under that bound has a p95 at most the bound (`histogram_quantile` interpolates within the
+//!   first bucket that holds the rank): it holds `within_slo`, as it would with its value, and
+//!   the bound stands in for the p95. The bucket bounds (`le` values) are read from the label
+//!   index every ten minutes. At most 10 queries a cycle (6 + 3, and 1 for the bounds).
+//!
+//! Each answer is a vector with one sample per revision (or per pod for CPU, or per target),
+//! keyed here by its labels. Any failed query fails the whole observation: the cycle then holds
+//! every Service.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::hash::Hash;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use prometheus_http_query::response::Data;
-use prometheus_http_query::Client;
+use prometheus_http_query::{Client, Selector};
+use tracing::{debug, warn};
 
+use super::demand::{Demand, Need};
 use super::{Observe, PodKey, RawObservations, RevisionKey};
 use crate::Error;
-use gaia_contract::queries::QuerySet;
+use gaia_contract::queries::{QuerySet, QueryShape};
+
+/// How long the bucket bounds read from the label index are used before being read again.
+const BOUNDS_EVERY: Duration = Duration::from_secs(600);
+
+/// A revision's share of requests under the bound must exceed 95 % by this relative margin
+/// (sums in another order differ in the last bits; the margin keeps the test on the safe side).
+const MARGIN: f64 = 1e-9;
+
+type Samples = Vec<(HashMap<String, String>, f64)>;
+
+/// The bucket bounds (`le` label value, milliseconds) and when they were read.
+type Bounds = Arc<Mutex<Option<(Instant, Vec<(String, f64)>)>>>;
 
 /// Sends the batched queries.
 #[derive(Clone)]
@@ -26,6 +53,8 @@ pub struct PromObserver {
     short: Duration,
     long: Duration,
     timeout: Duration,
+    shape: QueryShape,
+    bounds: Bounds,
 }
 
 impl PromObserver {
@@ -50,7 +79,25 @@ impl PromObserver {
             short,
             long,
             timeout,
+            shape: QueryShape::Tiered,
+            bounds: Arc::new(Mutex::new(None)),
         })
+    }
+
+    /// Asks in `shape` (tiered by default); templates that cannot be asked tiered are asked
+    /// flat whatever the shape.
+    pub fn with_shape(mut self, shape: QueryShape) -> PromObserver {
+        self.shape = shape;
+        self
+    }
+
+    /// The shape the observer actually asks in.
+    pub fn shape(&self) -> QueryShape {
+        if self.shape == QueryShape::Tiered && self.queries.tiered() {
+            QueryShape::Tiered
+        } else {
+            QueryShape::Flat
+        }
     }
 
     /// The exact PromQL of one cycle, by name (for logs, docs and tests).
@@ -75,7 +122,7 @@ impl PromObserver {
         name: &'static str,
         promql: String,
         at: Option<i64>,
-    ) -> Result<Vec<(HashMap<String, String>, f64)>, Error> {
+    ) -> Result<Samples, Error> {
         let mut q = self
             .client
             .query(promql)
@@ -83,7 +130,8 @@ impl PromObserver {
         if let Some(t) = at {
             q = q.at(t);
         }
-        let result = q.get().await.map_err(|e| Error::Prometheus {
+        // POST: a second-tier query names its candidates and may be long.
+        let result = q.post().await.map_err(|e| Error::Prometheus {
             query: name,
             message: e.to_string(),
         })?;
@@ -108,9 +156,45 @@ impl PromObserver {
     }
 }
 
-impl Observe for PromObserver {
-    async fn observe(&self, at: Option<i64>) -> Result<RawObservations, Error> {
-        let q = &self.queries;
+impl PromObserver {
+    fn rev_key(&self, labels: &HashMap<String, String>) -> Option<RevisionKey> {
+        Some(RevisionKey::new(
+            labels.get(&self.queries.namespace_label)?.clone(),
+            labels.get(&self.queries.revision_label)?.clone(),
+        ))
+    }
+
+    fn pod_key(&self, labels: &HashMap<String, String>) -> Option<PodKey> {
+        Some(PodKey::new(
+            labels.get(&self.queries.pod_namespace_label)?.clone(),
+            labels.get(&self.queries.pod_label)?.clone(),
+        ))
+    }
+
+    /// The figures both shapes ask for every revision.
+    fn cheap(
+        &self,
+        raw: &mut RawObservations,
+        rps_short: Samples,
+        rps_long: Samples,
+        sum_rate: Samples,
+        cpu: Samples,
+    ) {
+        let unit = self.queries.latency_unit;
+        let rev = |l: &HashMap<String, String>| self.rev_key(l);
+        raw.rps_short = keyed(rps_short, rev, |v| v);
+        raw.mean_latency_ms = keyed(sum_rate, rev, |v| unit.to_ms(v))
+            .into_iter()
+            .filter_map(|(k, sum)| {
+                let rate = *raw.rps_short.get(&k)?;
+                (rate > 0.0).then(|| (k, sum / rate))
+            })
+            .collect();
+        raw.rps_long = keyed(rps_long, rev, |v| v);
+        raw.cpu_cores = keyed(cpu, |l| self.pod_key(l), |v| v);
+    }
+
+    async fn observe_flat(&self, at: Option<i64>) -> Result<RawObservations, Error> {
         let [(n1, q1), (n2, q2), (n7, q7), (n3, q3), (n4, q4), (n5, q5), (n6, q6)] =
             self.rendered();
         let (p95_short, p95_long, p50_short, rps_short, rps_long, sum_rate, cpu) = futures::try_join!(
@@ -122,38 +206,274 @@ impl Observe for PromObserver {
             self.vector(n5, q5, at),
             self.vector(n6, q6, at),
         )?;
-        let rev = |labels: &HashMap<String, String>| {
-            Some(RevisionKey::new(
-                labels.get(&q.namespace_label)?.clone(),
-                labels.get(&q.revision_label)?.clone(),
-            ))
-        };
-        let pod = |labels: &HashMap<String, String>| {
-            Some(PodKey::new(
-                labels.get(&q.pod_namespace_label)?.clone(),
-                labels.get(&q.pod_label)?.clone(),
-            ))
-        };
-        let unit = q.latency_unit;
-        let rps_short = keyed(rps_short, rev, |v| v);
-        let mean_latency_ms = keyed(sum_rate, rev, |v| unit.to_ms(v))
-            .into_iter()
-            .filter_map(|(k, sum)| {
-                let rate = *rps_short.get(&k)?;
-                (rate > 0.0).then(|| (k, sum / rate))
-            })
-            .collect();
-        Ok(RawObservations {
+        let unit = self.queries.latency_unit;
+        let rev = |l: &HashMap<String, String>| self.rev_key(l);
+        let mut raw = RawObservations {
             p95_short_ms: keyed(p95_short, rev, |v| unit.to_ms(v)),
             p95_long_ms: keyed(p95_long, rev, |v| unit.to_ms(v)),
             p50_short_ms: keyed(p50_short, rev, |v| unit.to_ms(v)),
-            rps_short,
-            rps_long: keyed(rps_long, rev, |v| v),
-            mean_latency_ms,
-            cpu_cores: keyed(cpu, pod, |v| v),
             queries: 7,
-        })
+            ..RawObservations::default()
+        };
+        self.cheap(&mut raw, rps_short, rps_long, sum_rate, cpu);
+        Ok(raw)
     }
+
+    /// The bucket bounds (`le` values and their milliseconds), from the label index, read again
+    /// every [`BOUNDS_EVERY`]. Counts a query when it reads them. A failed read gives none (every
+    /// revision is then a candidate this cycle), never a wrong bound.
+    async fn bucket_bounds(&self, at: i64, queries: &mut u32) -> Vec<(String, f64)> {
+        if let Ok(guard) = self.bounds.lock() {
+            if let Some((when, b)) = guard.as_ref() {
+                if when.elapsed() < BOUNDS_EVERY {
+                    return b.clone();
+                }
+            }
+        }
+        let Some(metric) = self.queries.bucket_metric() else {
+            return Vec::new();
+        };
+        *queries += 1;
+        let selector = Selector::new().metric(metric);
+        let window = self.long.as_secs() as i64 + 60;
+        let read = self
+            .client
+            .label_values("le")
+            .selectors([&selector])
+            .start(at - window)
+            .end(at)
+            .get()
+            .await;
+        match read {
+            Ok(values) => {
+                let unit = self.queries.latency_unit;
+                let bounds: Vec<(String, f64)> = values
+                    .into_iter()
+                    .filter_map(|le| {
+                        let v: f64 = le.parse().ok()?;
+                        v.is_finite().then(|| (le, unit.to_ms(v)))
+                    })
+                    .collect();
+                if let Ok(mut guard) = self.bounds.lock() {
+                    *guard = Some((Instant::now(), bounds.clone()));
+                }
+                bounds
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot read the latency buckets' bounds: every revision's quantiles are asked this cycle");
+                Vec::new()
+            }
+        }
+    }
+
+    async fn observe_tiered(
+        &self,
+        at: Option<i64>,
+        demand: &Demand,
+    ) -> Result<RawObservations, Error> {
+        let q = &self.queries;
+        let Some(buckets) = q.latency_buckets.as_deref() else {
+            return self.observe_flat(at).await;
+        };
+        // Both tiers are evaluated at one instant.
+        let at = at.unwrap_or_else(|| jiff::Timestamp::now().as_second());
+        let mut queries = 0u32;
+        let bounds = self.bucket_bounds(at, &mut queries).await;
+        let all_ms: Vec<f64> = bounds.iter().map(|(_, v)| *v).collect();
+        // The bound each revision may be judged on, and every `le` spelling of those bounds.
+        let chosen: HashMap<&RevisionKey, f64> = demand
+            .revisions
+            .iter()
+            .filter_map(|(k, need)| Some((k, demand.bound_for(*need, &all_ms)?)))
+            .collect();
+        let wanted: HashSet<u64> = chosen.values().map(|v| v.to_bits()).collect();
+        let mut les: BTreeSet<String> = bounds
+            .iter()
+            .filter(|(_, v)| wanted.contains(&v.to_bits()))
+            .map(|(le, _)| le.clone())
+            .collect();
+        les.insert("+Inf".into());
+        let within_selector = format!("{{le=~\"{}\"}}", alternation(les.iter()));
+
+        let (short, long) = (self.short, self.long);
+        let targets = async {
+            match &q.revision_targets {
+                Some(t) => self.vector("targets", t.clone(), Some(at)).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let (rps_short, rps_long, sum_rate, cpu, within, targets) = futures::try_join!(
+            self.vector(
+                "rps_short",
+                QuerySet::render(&q.request_rate, short),
+                Some(at)
+            ),
+            self.vector(
+                "rps_long",
+                QuerySet::render(&q.request_rate, long),
+                Some(at)
+            ),
+            self.vector(
+                "sum_rate_short",
+                QuerySet::render(&q.latency_sum_rate, short),
+                Some(at)
+            ),
+            self.vector("cpu_short", QuerySet::render(&q.cpu_usage, short), Some(at)),
+            self.vector(
+                "buckets_within",
+                QuerySet::render_selected(buckets, short, &within_selector),
+                Some(at)
+            ),
+            targets,
+        )?;
+        queries += 5 + u32::from(targets.is_some());
+        let mut raw = RawObservations::default();
+        self.cheap(&mut raw, rps_short, rps_long, sum_rate, cpu);
+
+        // Per revision: the +Inf bucket's rate and the rate under each bound asked.
+        let unit = q.latency_unit;
+        let mut total: HashMap<RevisionKey, f64> = HashMap::new();
+        let mut under: HashMap<(RevisionKey, u64), f64> = HashMap::new();
+        for (labels, value) in within {
+            let (Some(k), Some(le)) = (self.rev_key(&labels), labels.get("le")) else {
+                continue;
+            };
+            if !value.is_finite() {
+                continue;
+            }
+            match le.parse::<f64>() {
+                Ok(v) if v.is_infinite() && v > 0.0 => *total.entry(k).or_insert(0.0) += value,
+                Ok(v) if v.is_finite() => {
+                    *under.entry((k, unit.to_ms(v).to_bits())).or_insert(0.0) += value
+                }
+                _ => {}
+            }
+        }
+        let mut candidates: Vec<&RevisionKey> = Vec::new();
+        for (k, need) in &demand.revisions {
+            // No request in the short window: every quantile is NaN, i.e. missing.
+            let Some(t) = total.get(k).copied().filter(|t| *t > 0.0) else {
+                continue;
+            };
+            let proven = match (need, chosen.get(k)) {
+                (Need::UnlessAbove { .. }, Some(b)) => under
+                    .get(&(k.clone(), b.to_bits()))
+                    .is_some_and(|c| *c >= 0.95 * t * (1.0 + MARGIN))
+                    .then_some(*b),
+                _ => None,
+            };
+            match proven {
+                Some(b) => {
+                    raw.p95_short_ms.insert(k.clone(), b);
+                    raw.bounded += 1;
+                }
+                None => candidates.push(k),
+            }
+        }
+        raw.candidates = candidates.len();
+
+        let selector = match &targets {
+            Some(targets) => {
+                let wanted: HashSet<&RevisionKey> = candidates.iter().copied().collect();
+                let instances: BTreeSet<&str> = targets
+                    .iter()
+                    .filter(|(l, _)| self.rev_key(l).is_some_and(|k| wanted.contains(&k)))
+                    .filter_map(|(l, _)| l.get("instance").map(String::as_str))
+                    .collect();
+                (!instances.is_empty())
+                    .then(|| format!("{{instance=~\"{}\"}}", alternation(instances.iter())))
+            }
+            None if candidates.is_empty() => None,
+            None => {
+                let ns: BTreeSet<&str> = candidates.iter().map(|k| k.namespace.as_str()).collect();
+                let revs: BTreeSet<&str> = candidates.iter().map(|k| k.revision.as_str()).collect();
+                Some(format!(
+                    "{{{}=~\"{}\",{}=~\"{}\"}}",
+                    q.namespace_label,
+                    alternation(ns.iter()),
+                    q.revision_label,
+                    alternation(revs.iter())
+                ))
+            }
+        };
+        if let Some(sel) = selector {
+            let (p95_short, p95_long, p50_short) = futures::try_join!(
+                self.vector(
+                    "p95_short",
+                    q.render_quantile_selected(0.95, short, &sel),
+                    Some(at)
+                ),
+                self.vector(
+                    "p95_long",
+                    q.render_quantile_selected(0.95, long, &sel),
+                    Some(at)
+                ),
+                self.vector(
+                    "p50_short",
+                    q.render_quantile_selected(0.5, short, &sel),
+                    Some(at)
+                ),
+            )?;
+            queries += 3;
+            let wanted: HashSet<&RevisionKey> = candidates.iter().copied().collect();
+            // Only the candidates: a revision that shares a target name with one is not all there.
+            let only = |l: &HashMap<String, String>| self.rev_key(l).filter(|k| wanted.contains(k));
+            raw.p95_short_ms
+                .extend(keyed(p95_short, only, |v| unit.to_ms(v)));
+            raw.p95_long_ms = keyed(p95_long, only, |v| unit.to_ms(v));
+            raw.p50_short_ms = keyed(p50_short, only, |v| unit.to_ms(v));
+        }
+        raw.queries = queries;
+        debug!(
+            revisions = demand.revisions.len(),
+            bounded = raw.bounded,
+            candidates = raw.candidates,
+            queries,
+            "tiered observation"
+        );
+        Ok(raw)
+    }
+}
+
+impl Observe for PromObserver {
+    async fn observe(&self, at: Option<i64>) -> Result<RawObservations, Error> {
+        self.observe_flat(at).await
+    }
+
+    async fn observe_for(
+        &self,
+        at: Option<i64>,
+        demand: &Demand,
+    ) -> Result<RawObservations, Error> {
+        match self.shape() {
+            QueryShape::Flat => self.observe_flat(at).await,
+            QueryShape::Tiered => self.observe_tiered(at, demand).await,
+        }
+    }
+}
+
+/// A regular expression matching exactly `values`, as the body of a PromQL string.
+fn alternation(values: impl Iterator<Item = impl AsRef<str>>) -> String {
+    let mut out = String::new();
+    for (i, v) in values.enumerate() {
+        if i > 0 {
+            out.push('|');
+        }
+        for c in v.as_ref().chars() {
+            match c {
+                '\\' | '.' | '+' | '*' | '?' | '(' | ')' | '|' | '[' | ']' | '{' | '}' | '^'
+                | '$' => {
+                    // a regex escape, itself escaped for the PromQL string
+                    out.push_str("\\\\");
+                    out.push(c);
+                }
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                c => out.push(c),
+            }
+        }
+    }
+    out
 }
 
 /// Keys samples by their labels, dropping samples without the labels and non-finite values
@@ -185,6 +505,16 @@ pub fn install_crypto_provider() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn alternation_escapes_for_the_regex_and_the_promql_string() {
+        assert_eq!(alternation(["0.5", "+Inf"].iter()), r"0\\.5|\\+Inf");
+        assert_eq!(
+            alternation(["10.0.0.1:9091", "a\"b"].iter()),
+            r#"10\\.0\\.0\\.1:9091|a\"b"#
+        );
+        assert_eq!(alternation(std::iter::empty::<&str>()), "");
+    }
 
     #[test]
     fn keyed_drops_nan_and_unlabelled_samples() {

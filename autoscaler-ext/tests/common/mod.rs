@@ -44,6 +44,10 @@ pub enum Gen {
     /// The same metric pushed by OTLP with promoted resource attributes: the revision on
     /// every series, no `target_info`.
     OtelPromoted,
+    /// What recording rules over `OpenTelemetry` would hold (the benchmark's option (b)):
+    /// `gaia:kn_serving_invocation_duration_seconds_{bucket,count,sum}:rate{1m,5m}` per
+    /// revision, exactly the rates Prometheus computes on these aligned samples.
+    Recorded,
 }
 
 /// From step `from` on, every step each pod serves `mix`: (latency ms, requests).
@@ -134,6 +138,9 @@ impl Dataset {
         let oc_ms: Vec<f64> = OC_BUCKETS_MS.to_vec();
         let otel_ms: Vec<f64> = OTEL_BUCKETS_S.iter().map(|s| s * 1e3).collect();
         for (ri, r) in self.revisions.iter().enumerate() {
+            if gens.contains(&Gen::Recorded) {
+                self.write_recorded(out, r, &otel_ms)?;
+            }
             for (pi, pod) in r.pods.iter().enumerate() {
                 let instance = format!(
                     "10.{}.{}.{}:{}",
@@ -252,12 +259,58 @@ impl Dataset {
         writeln!(out, "# EOF")
     }
 
+    fn write_recorded(
+        &self,
+        out: &mut impl Write,
+        r: &RevisionSeries,
+        otel_ms: &[f64],
+    ) -> std::io::Result<()> {
+        let m = "gaia:kn_serving_invocation_duration_seconds";
+        let labels = format!(
+            "k8s_namespace_name=\"{}\",kn_revision_name=\"{}\"",
+            r.namespace, r.revision
+        );
+        let pods = r.pods.len() as f64;
+        let cum: Vec<_> = (0..=self.steps).map(|i| r.cumulative(i, otel_ms)).collect();
+        for (window, tag) in [(60i64, "1m"), (300, "5m")] {
+            let w = (window / self.step) as usize;
+            if w == 0 || w > self.steps {
+                continue;
+            }
+            let rate = |a: f64, b: f64| (a - b) * pods / window as f64;
+            for (b, le) in OTEL_BUCKETS_S
+                .iter()
+                .map(|v| fmt_le_s(*v))
+                .chain(["+Inf".to_string()])
+                .enumerate()
+            {
+                for i in w..=self.steps {
+                    let v = rate(cum[i].0[b] as f64, cum[i - w].0[b] as f64);
+                    writeln!(
+                        out,
+                        "{m}_bucket:rate{tag}{{{labels},le=\"{le}\"}} {v} {}",
+                        self.t(i)
+                    )?;
+                }
+            }
+            for i in w..=self.steps {
+                let v = rate(cum[i].2 as f64, cum[i - w].2 as f64);
+                writeln!(out, "{m}_count:rate{tag}{{{labels}}} {v} {}", self.t(i))?;
+            }
+            for i in w..=self.steps {
+                let v = rate(cum[i].1, cum[i - w].1) / 1e3;
+                writeln!(out, "{m}_sum:rate{tag}{{{labels}}} {v} {}", self.t(i))?;
+            }
+        }
+        Ok(())
+    }
+
     /// What Prometheus must answer for `revision` over `window` seconds at the last sample.
     pub fn expected(&self, r: &RevisionSeries, window: i64, gen: Gen) -> Expected {
         assert_eq!(window % self.step, 0, "windows are multiples of the step");
         let bounds_ms: Vec<f64> = match gen {
             Gen::OpenCensus => OC_BUCKETS_MS.to_vec(),
-            Gen::KnQueueProxy | Gen::OpenTelemetry | Gen::OtelPromoted => {
+            Gen::KnQueueProxy | Gen::OpenTelemetry | Gen::OtelPromoted | Gen::Recorded => {
                 OTEL_BUCKETS_S.iter().map(|s| s * 1e3).collect()
             }
         };
