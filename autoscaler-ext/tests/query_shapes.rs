@@ -195,6 +195,7 @@ fn outcomes(
                 violation_streak: streak,
                 created: None,
                 latency_truncated: false,
+                elastic_gpu_pool: None,
             };
             let gpu = GpuAvailability {
                 largest_free_on_a_node: 1,

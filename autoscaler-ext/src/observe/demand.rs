@@ -201,6 +201,7 @@ mod tests {
                 violation_streak: rng.pick(&[0, 1, 2, 5]),
                 created: None,
                 latency_truncated: rng.next().is_multiple_of(4),
+                elastic_gpu_pool: None,
             };
             let p95 = rng.pick(BOUNDS_MS) * rng.pick(&[0.3, 0.8, 0.99, 1.0, 1.2]);
             let long = p95 * rng.pick(&[0.5, 1.0, 2.0]);
