@@ -11,14 +11,14 @@ use oci_client::manifest::OciDescriptor;
 use tokio::sync::mpsc;
 use tracing::{debug, info, info_span, Instrument};
 
-use crate::decode::{compression, decoder};
+use crate::decode::{compression, decoder, Compression};
 use crate::entry::{ImageConfig, Plan};
 use crate::imports::reachable;
 use crate::limits::ReadLimits;
 use crate::overlay::Overlay;
 use crate::paths;
 use crate::registry::{ChannelReader, Registries, Resolved};
-use crate::walk::{Candidates, Ended, Totals, Walker};
+use crate::walk::{Candidates, Ended, LayerWalk, Totals, Walker};
 use crate::{Error, PullSecret};
 
 /// Largest image config read (they are a few KiB).
@@ -139,7 +139,7 @@ impl ImageReader {
             layers: manifest.layers.len(),
             ..ReadStats::default()
         };
-        let mut state = WalkState::default();
+        let mut state = LayerStack::default();
         for layer in manifest.layers.iter().rev().take(self.limits.max_layers) {
             let Some(comp) = compression(&layer.media_type) else {
                 stats.layers_skipped += 1;
@@ -166,9 +166,7 @@ impl ImageReader {
                     limits: &limits,
                     deadline,
                 };
-                let result = decoder(comp, ChannelReader::new(rx), &digest).and_then(|tar| {
-                    walker.walk(tar, &mut moved.overlay, &mut moved.found, &mut moved.totals)
-                });
+                let result = moved.walk_layer(&walker, comp, ChannelReader::new(rx));
                 (moved, result)
             })
             .await
@@ -196,7 +194,7 @@ impl ImageReader {
         stats.downloaded_bytes = downloaded.load(Ordering::Relaxed);
         stats.unpacked_bytes = state.totals.unpacked_bytes;
         stats.entries = state.totals.entries;
-        let (files, entry) = select(state.found, &plan);
+        let (files, entry) = state.select(&plan);
         stats.elapsed = started.elapsed();
         info!(files = files.len(), entry = ?entry, downloaded = stats.downloaded_bytes, unpacked = stats.unpacked_bytes, layers = stats.layers, skipped = stats.layers_skipped, elapsed_ms = stats.elapsed.as_millis() as u64, "image read");
         Ok(ImageFunction {
@@ -210,11 +208,33 @@ impl ImageReader {
     }
 }
 
-#[derive(Default)]
-struct WalkState {
-    overlay: Overlay,
-    found: Candidates,
-    totals: Totals,
+/// What a read carries from one layer to the next, top down: what the layers above hide, the
+/// candidates so far, the counters the budgets apply to. Pure: the registry is only where the
+/// layer bytes come from (the fuzz target `image_layer` feeds it arbitrary bytes).
+#[derive(Debug, Default)]
+pub struct LayerStack {
+    pub overlay: Overlay,
+    pub found: Candidates,
+    pub totals: Totals,
+}
+
+impl LayerStack {
+    /// One layer blob, decompressed as it is read (`compression` from its media type) and
+    /// walked; the next call is the layer below.
+    pub fn walk_layer(
+        &mut self,
+        walker: &Walker<'_>,
+        compression: Compression,
+        blob: impl std::io::Read,
+    ) -> Result<LayerWalk, Error> {
+        let tar = decoder(compression, blob, walker.digest)?;
+        walker.walk(tar, &mut self.overlay, &mut self.found, &mut self.totals)
+    }
+
+    /// The function's files once every layer is walked ([`select`]).
+    pub fn select(self, plan: &Plan) -> (Vec<SourceFile>, Option<String>) {
+        select(self.found, plan)
+    }
 }
 
 /// A spawned task that is aborted when its handle goes away (a timed-out read stops its
