@@ -103,13 +103,20 @@ fn well_formed(answer: &Value) -> &Map<String, Value> {
         }
         None => assert!(allowed, "refused without a status: {answer}"),
     }
-    assert_eq!(r.contains_key("patch"), r.contains_key("patchType"), "{answer}");
+    assert_eq!(
+        r.contains_key("patch"),
+        r.contains_key("patchType"),
+        "{answer}"
+    );
     if r.contains_key("patch") {
         assert!(allowed, "a patch on a refusal: {answer}");
         assert_eq!(r["patchType"], "JSONPatch");
     }
     if let Some(w) = r.get("warnings") {
-        assert!(w.as_array().is_some_and(|w| w.iter().all(Value::is_string)), "{answer}");
+        assert!(
+            w.as_array().is_some_and(|w| w.iter().all(Value::is_string)),
+            "{answer}"
+        );
     }
     r
 }
@@ -245,7 +252,10 @@ fn check(body: &[u8], must_decode: bool) {
     let again = answer_to(&serde_json::to_vec(&resend).expect("json"));
     let again = well_formed(&again);
     assert_eq!(again["uid"].as_str(), Some(req.uid.as_str()));
-    assert_eq!(again["allowed"], true, "the placed Service is refused: {again:?}");
+    assert_eq!(
+        again["allowed"], true,
+        "the placed Service is refused: {again:?}"
+    );
     assert!(
         patch_of(again).is_none_or(|p| p.0.is_empty()),
         "not idempotent: {}\nsecond patch: {:?}",
@@ -266,7 +276,15 @@ const PYTHON: &[&str] = &[
     "",
 ];
 const MODES: &[&str] = &[
-    "auto", "gpu", "cpu", "gpu_preferred", "cpu_preferred", " GPU ", "fast", "", "Auto",
+    "auto",
+    "gpu",
+    "cpu",
+    "gpu_preferred",
+    "cpu_preferred",
+    " GPU ",
+    "fast",
+    "",
+    "Auto",
 ];
 const MODE_SOURCES: &[&str] = &["classifier", "user", "default", "oracle"];
 const PLACEMENTS: &[&str] = &["gpu", "cpu", "tpu", ""];
@@ -345,15 +363,34 @@ fn review(r: &Review, uid: &str) -> Value {
         annotate(&mut obj, r.source_on_template, keys::SOURCE, v);
     }
     if let Some(m) = r.mode {
-        let v = if r.mode_not_a_string { json!(m) } else { json!(pick(MODES, m)) };
+        let v = if r.mode_not_a_string {
+            json!(m)
+        } else {
+            json!(pick(MODES, m))
+        };
         annotate(&mut obj, r.mode_on_template, keys::EXECUTION_MODE, v);
     }
     if let Some(d) = r.desired {
-        annotate(&mut obj, false, keys::DESIRED_PLACEMENT, json!(pick(PLACEMENTS, d)));
+        annotate(
+            &mut obj,
+            false,
+            keys::DESIRED_PLACEMENT,
+            json!(pick(PLACEMENTS, d)),
+        );
     }
     if let Some(p) = &r.prior {
-        annotate(&mut obj, false, keys::MODE, json!(pick(&MODES[1..5], p.mode)));
-        annotate(&mut obj, false, keys::MODE_SOURCE, json!(pick(MODE_SOURCES, p.source)));
+        annotate(
+            &mut obj,
+            false,
+            keys::MODE,
+            json!(pick(&MODES[1..5], p.mode)),
+        );
+        annotate(
+            &mut obj,
+            false,
+            keys::MODE_SOURCE,
+            json!(pick(MODE_SOURCES, p.source)),
+        );
         annotate(&mut obj, false, keys::RATIONALE, json!(p.rationale));
         let d = match (&source_text, p.same_digest) {
             (Some(t), true) => digest(&[SourceFile::new("func.py", t.as_bytes())]),

@@ -150,26 +150,52 @@ fn walk(layers: &[(Compression, Vec<u8>)], plan: &Plan, limits: &ReadLimits) -> 
 
 fn within_limits(stack: &LayerStack, plan: &Plan, limits: &ReadLimits, refused: bool) {
     let t = &stack.totals;
-    assert!(t.unpacked_bytes <= limits.max_unpacked_bytes, "unpacked {}", t.unpacked_bytes);
+    assert!(
+        t.unpacked_bytes <= limits.max_unpacked_bytes,
+        "unpacked {}",
+        t.unpacked_bytes
+    );
     // The entry over the limit is counted, then refused.
-    assert!(t.entries <= limits.max_entries + u64::from(refused), "entries {}", t.entries);
+    assert!(
+        t.entries <= limits.max_entries + u64::from(refused),
+        "entries {}",
+        t.entries
+    );
     let found = &stack.found;
-    assert!(found.files.len() <= limits.max_files, "files {}", found.files.len());
+    assert!(
+        found.files.len() <= limits.max_files,
+        "files {}",
+        found.files.len()
+    );
     let kept: u64 = found.files.values().map(|b| b.len() as u64).sum();
-    assert!(kept <= found.kept_bytes && found.kept_bytes <= limits.max_kept_bytes, "kept {kept}");
+    assert!(
+        kept <= found.kept_bytes && found.kept_bytes <= limits.max_kept_bytes,
+        "kept {kept}"
+    );
     for (path, bytes) in &found.files {
-        assert!(bytes.len() as u64 <= limits.max_file_bytes, "{path}: {} bytes", bytes.len());
+        assert!(
+            bytes.len() as u64 <= limits.max_file_bytes,
+            "{path}: {} bytes",
+            bytes.len()
+        );
         in_function(path, plan);
     }
     for (link, target) in &found.links {
         in_function(link, plan);
-        assert!(plan.root_of(target).is_some(), "{link} -> {target} leaves the function");
+        assert!(
+            plan.root_of(target).is_some(),
+            "{link} -> {target} leaves the function"
+        );
         assert_eq!(paths::normalise(target).as_deref(), Some(target.as_str()));
     }
 }
 
 fn in_function(path: &str, plan: &Plan) {
-    assert_eq!(paths::normalise(path).as_deref(), Some(path), "not normalised: {path:?}");
+    assert_eq!(
+        paths::normalise(path).as_deref(),
+        Some(path),
+        "not normalised: {path:?}"
+    );
     assert!(path.ends_with(".py"), "{path:?}");
     assert!(
         plan.root_of(path).is_some() || plan.entry_file.as_deref() == Some(path),
@@ -180,20 +206,35 @@ fn in_function(path: &str, plan: &Plan) {
 
 fn select(read: Walked, plan: &Plan) {
     let found = &read.stack.found;
-    // A link is its target's contents, unless a file of its own name was kept.
+    // A link is the contents of the file its chain of links ends at, unless a file of its own
+    // name was kept.
     let known: BTreeMap<String, Vec<u8>> = found
         .links
-        .iter()
-        .filter_map(|(l, t)| Some((l.clone(), found.files.get(t)?.clone())))
+        .keys()
+        .filter_map(|l| {
+            let mut at = found.links.get(l)?;
+            for _ in 0..gaia_image_source::read::MAX_LINK_HOPS {
+                if let Some(b) = found.files.get(at) {
+                    return Some((l.clone(), b.clone()));
+                }
+                at = found.links.get(at)?;
+            }
+            None
+        })
         .chain(found.files.iter().map(|(p, b)| (p.clone(), b.clone())))
         .collect();
     let (files, entry) = read.stack.select(plan);
     for f in &files {
-        let kept = known.get(&f.path).unwrap_or_else(|| panic!("{} was not kept", f.path));
+        let kept = known
+            .get(&f.path)
+            .unwrap_or_else(|| panic!("{} was not kept", f.path));
         assert_eq!(&f.bytes, kept, "{}", f.path);
     }
     if let Some(e) = entry {
-        assert!(files.iter().any(|f| f.path == e), "entry {e} not among the files");
+        assert!(
+            files.iter().any(|f| f.path == e),
+            "entry {e} not among the files"
+        );
     }
 }
 
@@ -204,7 +245,11 @@ fn raw(data: &[u8]) {
     let mut layers = Vec::new();
     let mut left = rest;
     for i in 0..4 {
-        let comp = if i < 3 { compression(selector >> (2 * i)) } else { Compression::None };
+        let comp = if i < 3 {
+            compression(selector >> (2 * i))
+        } else {
+            Compression::None
+        };
         match find(left, SEPARATOR) {
             Some(at) if i < 3 => {
                 layers.push((comp, left[..at].to_vec()));
@@ -272,11 +317,20 @@ const CONTENTS: &[&str] = &[
 
 #[derive(Debug, Arbitrary)]
 enum Kind {
-    File { content: u8, stamp: u8 },
+    File {
+        content: u8,
+        stamp: u8,
+    },
     /// A file of `kib` KiB of zeros: gzip and zstd make it a few bytes (a tar bomb in small).
-    Zeros { kib: u8 },
+    Zeros {
+        kib: u8,
+    },
     /// A file whose PAX `size` record gives its length while its header says `header_size`.
-    PaxSized { content: u8, repeat: u8, header_size: u8 },
+    PaxSized {
+        content: u8,
+        repeat: u8,
+        header_size: u8,
+    },
     Dir,
     Symlink(u8),
     HardLink(u8),
@@ -352,12 +406,19 @@ fn build(layer: &Layer) -> (Vec<u8>, Vec<(Option<String>, Model)>, bool) {
             Kind::Whiteout => {
                 // Deletes a name or a directory of this directory.
                 let victims = ["func.py", "model.py", "util.py", "main.py", "lib", "pkg"];
-                format!("{WHITEOUT_PREFIX}{}", victims[usize::from(e.name) % victims.len()])
+                format!(
+                    "{WHITEOUT_PREFIX}{}",
+                    victims[usize::from(e.name) % victims.len()]
+                )
             }
             Kind::Opaque => OPAQUE_MARKER.to_string(),
             _ => pick(NAMES, e.name).to_string(),
         };
-        let path = if dir.is_empty() { base.to_string() } else { format!("{dir}/{base}") };
+        let path = if dir.is_empty() {
+            base.to_string()
+        } else {
+            format!("{dir}/{base}")
+        };
         let spelled = match e.spelling % 8 {
             1 => format!("./{path}"),
             2 => format!("/{path}"),
@@ -383,8 +444,14 @@ fn build(layer: &Layer) -> (Vec<u8>, Vec<(Option<String>, Model)>, bool) {
                 let d = vec![0u8; usize::from(*kib) * 1024];
                 (tar::EntryType::Regular, d.clone(), "", Model::File(d))
             }
-            Kind::PaxSized { content, repeat, header_size } => {
-                let d = pick(CONTENTS, *content).repeat(usize::from(*repeat) + 1).into_bytes();
+            Kind::PaxSized {
+                content,
+                repeat,
+                header_size,
+            } => {
+                let d = pick(CONTENTS, *content)
+                    .repeat(usize::from(*repeat) + 1)
+                    .into_bytes();
                 tar.extend_from_slice(&pax_size_record(d.len()));
                 pax_header = Some(u64::from(*header_size));
                 (tar::EntryType::Regular, d.clone(), "", Model::File(d))
@@ -392,7 +459,12 @@ fn build(layer: &Layer) -> (Vec<u8>, Vec<(Option<String>, Model)>, bool) {
             Kind::Dir => (tar::EntryType::Directory, Vec::new(), "", Model::Other),
             Kind::Symlink(t) => {
                 let t = pick(LINK_TARGETS, *t);
-                (tar::EntryType::Symlink, Vec::new(), t, Model::Link(t.to_string()))
+                (
+                    tar::EntryType::Symlink,
+                    Vec::new(),
+                    t,
+                    Model::Link(t.to_string()),
+                )
             }
             Kind::HardLink(t) => {
                 odd = true; // resolved against the archive, not the directory: not modelled
@@ -403,7 +475,11 @@ fn build(layer: &Layer) -> (Vec<u8>, Vec<(Option<String>, Model)>, bool) {
                 let victim = normal.as_deref().map(|n| {
                     let (d, f) = (paths::parent(n), paths::file_name(n));
                     let gone = &f[WHITEOUT_PREFIX.len()..];
-                    if d.is_empty() { gone.to_string() } else { format!("{d}/{gone}") }
+                    if d.is_empty() {
+                        gone.to_string()
+                    } else {
+                        format!("{d}/{gone}")
+                    }
                 });
                 (
                     tar::EntryType::Regular,
@@ -416,7 +492,13 @@ fn build(layer: &Layer) -> (Vec<u8>, Vec<(Option<String>, Model)>, bool) {
                 tar::EntryType::Regular,
                 Vec::new(),
                 "",
-                Model::Opaque(normal.as_deref().map(paths::parent).unwrap_or_default().to_string()),
+                Model::Opaque(
+                    normal
+                        .as_deref()
+                        .map(paths::parent)
+                        .unwrap_or_default()
+                        .to_string(),
+                ),
             ),
         };
         let size = pax_header.take().unwrap_or(data.len() as u64);
@@ -437,9 +519,14 @@ fn pax_size_record(size: usize) -> Vec<u8> {
         len += 1;
     }
     let record = format!("{len} {body}");
-    let mut out = header("PaxHeaders/x", tar::EntryType::XHeader, record.len() as u64, "")
-        .as_bytes()
-        .to_vec();
+    let mut out = header(
+        "PaxHeaders/x",
+        tar::EntryType::XHeader,
+        record.len() as u64,
+        "",
+    )
+    .as_bytes()
+    .to_vec();
     out.extend_from_slice(record.as_bytes());
     out.resize(out.len().div_ceil(512) * 512, 0);
     out
@@ -521,7 +608,10 @@ fn model_check(
     };
     for (path, bytes) in &stack.found.files {
         let layer = topmost(path).expect("a file no layer holds");
-        assert!(!hidden(models, layer, path), "{path} is hidden by a layer above {layer}");
+        assert!(
+            !hidden(models, layer, path),
+            "{path} is hidden by a layer above {layer}"
+        );
         let copies: Vec<&Vec<u8>> = models[layer]
             .iter()
             .filter(|(p, _)| p.as_deref() == Some(path))
@@ -530,14 +620,19 @@ fn model_check(
                 _ => None,
             })
             .collect();
-        assert!(copies.contains(&bytes), "{path}: not the contents of its topmost copy");
+        assert!(
+            copies.contains(&bytes),
+            "{path}: not the contents of its topmost copy"
+        );
     }
     // Every visible function file (plain names in plain function directories) within the
     // limits is kept; a visible function symlink out of the function is refused (the walk
     // would have failed, and it did not).
     for (layer, entries) in models.iter().enumerate() {
         for (path, m) in entries {
-            let Some(path) = path.as_deref() else { continue };
+            let Some(path) = path.as_deref() else {
+                continue;
+            };
             if topmost(path) != Some(layer) || hidden(models, layer, path) {
                 continue;
             }
@@ -555,7 +650,10 @@ fn model_check(
                 Model::Link(t) => {
                     let inside = paths::join(paths::parent(path), t)
                         .is_some_and(|t| plan.root_of(&t).is_some());
-                    assert!(inside, "{path} -> {t} leaves the function and was not refused");
+                    assert!(
+                        inside,
+                        "{path} -> {t} leaves the function and was not refused"
+                    );
                 }
                 _ => {}
             }

@@ -39,8 +39,16 @@ fuzz_target!(|s: Svc| {
     apply_placement(&mut round, p, &profiles).expect("and back");
     assert_eq!(round, placed);
     // The image and the name of every container are kept.
-    let images = |v: &Value| v.pointer("/spec/template/spec/containers").cloned().map(|c| {
-        c.as_array().map(|a| a.iter().map(|c| (c.get("image").cloned(), c.get("name").cloned())).collect::<Vec<_>>())
-    });
+    let images = |v: &Value| {
+        v.pointer("/spec/template/spec/containers")
+            .cloned()
+            .map(|c| {
+                c.as_array().map(|a| {
+                    a.iter()
+                        .map(|c| (c.get("image").cloned(), c.get("name").cloned()))
+                        .collect::<Vec<_>>()
+                })
+            })
+    };
     assert_eq!(images(&placed), images(&original));
 });

@@ -59,7 +59,11 @@ pub fn key(i: u8) -> &'static str {
 
 pub fn leaf(l: &Leaf) -> Value {
     match l {
-        Leaf::Str(i, s) => Value::String(if s.is_empty() { key(*i).into() } else { s.clone() }),
+        Leaf::Str(i, s) => Value::String(if s.is_empty() {
+            key(*i).into()
+        } else {
+            s.clone()
+        }),
         Leaf::Num(n) => json!(n),
         Leaf::Bool(b) => json!(b),
         Leaf::Null => Value::Null,
@@ -67,7 +71,12 @@ pub fn leaf(l: &Leaf) -> Value {
 }
 
 pub fn map(entries: &[(u8, Leaf)]) -> Value {
-    Value::Object(entries.iter().map(|(k, v)| (key(*k).to_string(), leaf(v))).collect::<Map<_, _>>())
+    Value::Object(
+        entries
+            .iter()
+            .map(|(k, v)| (key(*k).to_string(), leaf(v)))
+            .collect::<Map<_, _>>(),
+    )
 }
 
 pub fn object(s: &Svc) -> Value {
@@ -95,7 +104,8 @@ pub fn object(s: &Svc) -> Value {
         pod["tolerations"] = Value::Array(
             ts.iter()
                 .map(|t| {
-                    let mut o = json!({"key": key(t.key), "operator": ops[usize::from(t.operator) % 3]});
+                    let mut o =
+                        json!({"key": key(t.key), "operator": ops[usize::from(t.operator) % 3]});
                     if t.effect {
                         o["effect"] = json!("NoSchedule");
                     }
