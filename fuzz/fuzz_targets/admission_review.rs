@@ -147,6 +147,9 @@ fn without(v: &Value, key: &str) -> Value {
 fn valid_placed_service(original: &Value, patched: &Value) {
     let view = ServiceView::new(patched);
     let verdict = view.verdict().expect("the verdict annotations parse");
+    if std::env::var_os("GAIA_FUZZ_DEBUG").is_some() {
+        eprintln!("ORIGINAL {}\nPATCHED {}", original["metadata"], patched["metadata"]);
+    }
     assert!(verdict.rationale.chars().count() <= MAX_RATIONALE_CHARS);
     assert!(!verdict.rationale.contains('\n'), "{}", verdict.rationale);
     let want = if verdict.mode.is_pinned() {
