@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs every fuzz target (fuzz/fuzz_targets/, cargo-fuzz + libFuzzer, AddressSanitizer) for a
 # given time each, on a corpus kept in ${GAIA_CACHE:-~/.cache/gaia}/fuzz/ and seeded from the
-# project's own Python (examples/functions, the classifier's fixtures and corpus), then prints one
-# line per target: seconds, executions, executions/s, crashes. A crash leaves its input in
-# fuzz/artifacts/TARGET/ and makes the script exit 1: turn it into a regression test.
+# project's own code (the Python of examples/functions and the classifier's fixtures; for
+# admission_review and image_layer, the reviews and image layers fuzz/seeds.py makes of them),
+# then prints one line per target: seconds, executions, executions/s, crashes. A crash leaves its
+# input in fuzz/artifacts/TARGET/ and makes the script exit 1: turn it into a regression test.
+# A campaign on a larger machine: fuzz/campaign.sh.
 #
 # Usage: hack/fuzz.sh [SECONDS_PER_TARGET (default 60)] [TARGET...]
 # Needs the nightly toolchain (rustup); installs cargo-fuzz from crates.io when missing.
@@ -15,7 +17,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(classify_bytes classify_grammar placement_patch)
+((${#targets[@]})) || targets=(classify_bytes classify_grammar placement_patch admission_review image_layer)
 
 rustup toolchain list 2>/dev/null | grep -q '^nightly' \
   || gaia_die "the nightly toolchain is needed (rustup toolchain install nightly)"
@@ -34,6 +36,7 @@ while IFS= read -r -d '' f; do
   i=$((i + 1))
 done < <(find examples/functions classifier/tests webhook/tests/fixtures -name '*.py' -print0)
 gaia_log "seed corpus: $i Python files"
+python3 fuzz/seeds.py "$root/seeds" | while read -r line; do gaia_log "seed corpus: $line"; done
 
 summary=()
 failed=0
@@ -41,7 +44,10 @@ for t in "${targets[@]}"; do
   corpus="$root/corpus/$t"
   mkdir -p "$corpus"
   extra=()
-  case $t in classify_*) extra=("$seeds") ;; esac
+  case $t in
+    classify_*) extra=("$seeds") ;;
+    admission_review | image_layer) extra=("$root/seeds/$t") ;;
+  esac
   log="$root/$t.log"
   gaia_log "fuzzing $t for ${secs}s (log: $log)"
   rc=0

@@ -19,7 +19,11 @@ fn files(data: &[u8]) -> Vec<SourceFile> {
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let name = if i == 0 { "func.py".to_string() } else { format!("pkg/m{i}.py") };
+            let name = if i == 0 {
+                "func.py".to_string()
+            } else {
+                format!("pkg/m{i}.py")
+            };
             SourceFile::new(name, *p)
         })
         .collect()

@@ -16,16 +16,57 @@ use gaia_classifier::{Classification, SourceFile};
 use libfuzzer_sys::fuzz_target;
 
 const MODULES: &[&str] = &[
-    "torch", "cupy", "numpy", "pandas", "transformers", "tensorflow", "jax", "numba.cuda",
-    "onnxruntime", "sklearn", "ultralytics", "vllm", "torchvision.models", "os", "subprocess",
+    "torch",
+    "cupy",
+    "numpy",
+    "pandas",
+    "transformers",
+    "tensorflow",
+    "jax",
+    "numba.cuda",
+    "onnxruntime",
+    "sklearn",
+    "ultralytics",
+    "vllm",
+    "torchvision.models",
+    "os",
+    "subprocess",
 ];
 const NAMES: &[&str] = &[
-    "model", "x", "device", "dev", "gpu", "cuda", "ñame", "データ", "tensor", "pipe", "self",
-    "torch", "cp", "np", "batch", "_", "use_gpu",
+    "model",
+    "x",
+    "device",
+    "dev",
+    "gpu",
+    "cuda",
+    "ñame",
+    "データ",
+    "tensor",
+    "pipe",
+    "self",
+    "torch",
+    "cp",
+    "np",
+    "batch",
+    "_",
+    "use_gpu",
 ];
 const STRINGS: &[&str] = &[
-    "cuda", "cuda:0", "cpu", "auto", "/GPU:0", "gpt2-xl", "resnet50", "yolov8x.pt", "7b",
-    "meta-llama/Llama-2-7b-hf", "CUDAExecutionProvider", "-hwaccel cuda", "", "\\n", "ü",
+    "cuda",
+    "cuda:0",
+    "cpu",
+    "auto",
+    "/GPU:0",
+    "gpt2-xl",
+    "resnet50",
+    "yolov8x.pt",
+    "7b",
+    "meta-llama/Llama-2-7b-hf",
+    "CUDAExecutionProvider",
+    "-hwaccel cuda",
+    "",
+    "\\n",
+    "ü",
 ];
 
 #[derive(Debug, Arbitrary)]
@@ -54,8 +95,16 @@ enum Stmt {
     Assign(u8, Expr),
     Expr(Expr),
     If(Expr, Vec<Stmt>, Vec<Stmt>),
-    Def { name: u8, decorators: Vec<u8>, is_async: bool, body: Vec<Stmt> },
-    Class { name: u8, body: Vec<Stmt> },
+    Def {
+        name: u8,
+        decorators: Vec<u8>,
+        is_async: bool,
+        body: Vec<Stmt>,
+    },
+    Class {
+        name: u8,
+        body: Vec<Stmt>,
+    },
     Return(Expr),
     Raise,
     Assert(Expr),
@@ -84,7 +133,10 @@ fn expr(e: &Expr, depth: usize, out: &mut String) {
         Expr::Name(i) => out.push_str(pick(NAMES, *i)),
         Expr::Str(i) => out.push_str(&format!("{:?}", pick(STRINGS, *i))),
         Expr::FStr(i, inner) => {
-            out.push_str(&format!("f\"{}:{{", pick(STRINGS, *i).replace(['"', '{', '}', '\\'], "")));
+            out.push_str(&format!(
+                "f\"{}:{{",
+                pick(STRINGS, *i).replace(['"', '{', '}', '\\'], "")
+            ));
             expr(inner, d, out);
             out.push_str("}\"");
         }
@@ -107,7 +159,10 @@ fn expr(e: &Expr, depth: usize, out: &mut String) {
                 out.push_str(", ");
             }
             for (k, v) in kwargs.iter().take(3) {
-                out.push_str(["device", "device_map", "providers", "load_in_4bit", "model"][usize::from(*k) % 5]);
+                out.push_str(
+                    ["device", "device_map", "providers", "load_in_4bit", "model"]
+                        [usize::from(*k) % 5],
+                );
                 out.push('=');
                 expr(v, d, out);
                 out.push_str(", ");
@@ -117,7 +172,11 @@ fn expr(e: &Expr, depth: usize, out: &mut String) {
         Expr::MatMul(a, b) | Expr::BinOp(a, b) => {
             out.push('(');
             expr(a, d, out);
-            out.push_str(if matches!(e, Expr::MatMul(..)) { " @ " } else { " + " });
+            out.push_str(if matches!(e, Expr::MatMul(..)) {
+                " @ "
+            } else {
+                " + "
+            });
             expr(b, d, out);
             out.push(')');
         }
@@ -178,7 +237,11 @@ fn stmt(s: &Stmt, indent: usize, depth: usize, out: &mut String) {
             out.push('\n');
         }
         Stmt::FromImport(m, n) => {
-            out.push_str(&format!("from {} import {}\n", pick(MODULES, *m), pick(NAMES, *n)));
+            out.push_str(&format!(
+                "from {} import {}\n",
+                pick(MODULES, *m),
+                pick(NAMES, *n)
+            ));
         }
         Stmt::TryImport(m) => {
             out.push_str(&format!(
@@ -207,7 +270,12 @@ fn stmt(s: &Stmt, indent: usize, depth: usize, out: &mut String) {
                 block(other, indent + 1, depth, out);
             }
         }
-        Stmt::Def { name, decorators, is_async, body } => {
+        Stmt::Def {
+            name,
+            decorators,
+            is_async,
+            body,
+        } => {
             for d in decorators.iter().take(3) {
                 out.push_str(&format!("@{}\n{pad}", pick(NAMES, *d)));
             }
@@ -274,7 +342,10 @@ fuzz_target!(|p: Program| {
     assert_eq!(first, run(one), "the same source, another answer");
     // A two-file function: the entry imports its helper module.
     let two = vec![
-        SourceFile::new("func.py", format!("from helper import *\n{entry}").into_bytes()),
+        SourceFile::new(
+            "func.py",
+            format!("from helper import *\n{entry}").into_bytes(),
+        ),
         SourceFile::new("helper.py", helper.into_bytes()),
     ];
     let _ = run(two);

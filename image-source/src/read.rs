@@ -11,14 +11,14 @@ use oci_client::manifest::OciDescriptor;
 use tokio::sync::mpsc;
 use tracing::{debug, info, info_span, Instrument};
 
-use crate::decode::{compression, decoder};
+use crate::decode::{compression, decoder, Compression};
 use crate::entry::{ImageConfig, Plan};
 use crate::imports::reachable;
 use crate::limits::ReadLimits;
 use crate::overlay::Overlay;
 use crate::paths;
 use crate::registry::{ChannelReader, Registries, Resolved};
-use crate::walk::{Candidates, Ended, Totals, Walker};
+use crate::walk::{Candidates, Ended, LayerWalk, Totals, Walker};
 use crate::{Error, PullSecret};
 
 /// Largest image config read (they are a few KiB).
@@ -139,7 +139,7 @@ impl ImageReader {
             layers: manifest.layers.len(),
             ..ReadStats::default()
         };
-        let mut state = WalkState::default();
+        let mut state = LayerStack::default();
         for layer in manifest.layers.iter().rev().take(self.limits.max_layers) {
             let Some(comp) = compression(&layer.media_type) else {
                 stats.layers_skipped += 1;
@@ -166,9 +166,7 @@ impl ImageReader {
                     limits: &limits,
                     deadline,
                 };
-                let result = decoder(comp, ChannelReader::new(rx), &digest).and_then(|tar| {
-                    walker.walk(tar, &mut moved.overlay, &mut moved.found, &mut moved.totals)
-                });
+                let result = moved.walk_layer(&walker, comp, ChannelReader::new(rx));
                 (moved, result)
             })
             .await
@@ -196,7 +194,7 @@ impl ImageReader {
         stats.downloaded_bytes = downloaded.load(Ordering::Relaxed);
         stats.unpacked_bytes = state.totals.unpacked_bytes;
         stats.entries = state.totals.entries;
-        let (files, entry) = select(state.found, &plan);
+        let (files, entry) = state.select(&plan);
         stats.elapsed = started.elapsed();
         info!(files = files.len(), entry = ?entry, downloaded = stats.downloaded_bytes, unpacked = stats.unpacked_bytes, layers = stats.layers, skipped = stats.layers_skipped, elapsed_ms = stats.elapsed.as_millis() as u64, "image read");
         Ok(ImageFunction {
@@ -210,11 +208,33 @@ impl ImageReader {
     }
 }
 
-#[derive(Default)]
-struct WalkState {
-    overlay: Overlay,
-    found: Candidates,
-    totals: Totals,
+/// What a read carries from one layer to the next, top down: what the layers above hide, the
+/// candidates so far, the counters the budgets apply to. Pure: the registry is only where the
+/// layer bytes come from (the fuzz target `image_layer` feeds it arbitrary bytes).
+#[derive(Debug, Default)]
+pub struct LayerStack {
+    pub overlay: Overlay,
+    pub found: Candidates,
+    pub totals: Totals,
+}
+
+impl LayerStack {
+    /// One layer blob, decompressed as it is read (`compression` from its media type) and
+    /// walked; the next call is the layer below.
+    pub fn walk_layer(
+        &mut self,
+        walker: &Walker<'_>,
+        compression: Compression,
+        blob: impl std::io::Read,
+    ) -> Result<LayerWalk, Error> {
+        let tar = decoder(compression, blob, walker.digest)?;
+        walker.walk(tar, &mut self.overlay, &mut self.found, &mut self.totals)
+    }
+
+    /// The function's files once every layer is walked ([`select`]).
+    pub fn select(self, plan: &Plan) -> (Vec<SourceFile>, Option<String>) {
+        select(self.found, plan)
+    }
 }
 
 /// A spawned task that is aborted when its handle goes away (a timed-out read stops its
@@ -262,6 +282,25 @@ async fn fetch_small(resolved: &Resolved, descriptor: &OciDescriptor) -> Result<
     collected
 }
 
+/// Links followed at most this many times (Linux's own limit is 40).
+pub const MAX_LINK_HOPS: usize = 40;
+
+/// The contents of the file `link` leads to, through links among the function's files.
+pub fn link_target<'a>(
+    files: &'a std::collections::BTreeMap<String, Vec<u8>>,
+    links: &std::collections::BTreeMap<String, String>,
+    link: &str,
+) -> Option<&'a Vec<u8>> {
+    let mut at = links.get(link)?;
+    for _ in 0..MAX_LINK_HOPS {
+        if let Some(bytes) = files.get(at) {
+            return Some(bytes);
+        }
+        at = links.get(at)?;
+    }
+    None
+}
+
 /// The function's files from the candidates: links resolved, virtual environments dropped,
 /// then what the entry reaches (every candidate when no entry is known). Paths are image paths.
 pub fn select(found: Candidates, plan: &Plan) -> (Vec<SourceFile>, Option<String>) {
@@ -271,10 +310,15 @@ pub fn select(found: Candidates, plan: &Plan) -> (Vec<SourceFile>, Option<String
         venvs,
         ..
     } = found;
-    for (link, target) in links {
-        if let Some(bytes) = files.get(&target).cloned() {
-            files.entry(link).or_insert(bytes);
-        }
+    // A link to a link is followed to the file at its end, whatever the order of the names (a
+    // file of the link's own name still wins); a loop or a chain longer than
+    // MAX_LINK_HOPS gives nothing.
+    let resolved: Vec<(String, Vec<u8>)> = links
+        .keys()
+        .filter_map(|link| Some((link.clone(), link_target(&files, &links, link)?.clone())))
+        .collect();
+    for (link, bytes) in resolved {
+        files.entry(link).or_insert(bytes);
     }
     files.retain(|path, _| !venvs.iter().any(|v| paths::is_under(path, v)));
     let mut entries: Vec<String> = plan
@@ -324,6 +368,38 @@ pub fn select(found: Candidates, plan: &Plan) -> (Vec<SourceFile>, Option<String
 mod tests {
     use super::*;
     use crate::entry::{ImageConfig, RuntimeConfig};
+
+    #[test]
+    fn a_chain_of_links_ends_at_its_file_in_either_order_and_a_loop_at_nothing() {
+        let file = |s: &str| s.as_bytes().to_vec();
+        let mut files = std::collections::BTreeMap::new();
+        files.insert("app/real.py".to_string(), file("import torch\n"));
+        let mut links = std::collections::BTreeMap::new();
+        // "app/a.py" sorts before the link it points to, "app/z.py" after.
+        links.insert("app/a.py".to_string(), "app/m.py".to_string());
+        links.insert("app/m.py".to_string(), "app/real.py".to_string());
+        links.insert("app/z.py".to_string(), "app/m.py".to_string());
+        links.insert("app/loop1.py".to_string(), "app/loop2.py".to_string());
+        links.insert("app/loop2.py".to_string(), "app/loop1.py".to_string());
+        for l in ["app/a.py", "app/m.py", "app/z.py"] {
+            assert_eq!(
+                link_target(&files, &links, l),
+                Some(&file("import torch\n")),
+                "{l}"
+            );
+        }
+        assert_eq!(link_target(&files, &links, "app/loop1.py"), None);
+        let plan = Plan::new(&ImageConfig::default(), None, None);
+        let found = Candidates {
+            files,
+            links,
+            ..Candidates::default()
+        };
+        let (selected, _) = select(found, &plan);
+        let mut paths: Vec<&str> = selected.iter().map(|f| f.path.as_str()).collect();
+        paths.sort_unstable();
+        assert_eq!(paths, ["app/a.py", "app/m.py", "app/real.py", "app/z.py"]);
+    }
 
     #[test]
     fn a_server_script_outside_the_function_does_not_hide_it() {

@@ -85,6 +85,9 @@ struct Counted<R> {
     /// Bytes this layer may unpack now: the peek while nothing of the function was seen, then
     /// what is left of the image's budget.
     limit: Rc<Cell<u64>>,
+    /// Past it, reading stops: inside one large entry too (a decompression bomb ends at the
+    /// read's timeout even when the byte budget would let it run on).
+    deadline: Instant,
 }
 
 impl<R: Read> Read for Counted<R> {
@@ -92,6 +95,9 @@ impl<R: Read> Read for Counted<R> {
         let left = self.limit.get().saturating_sub(self.bytes.get());
         if left == 0 {
             return Err(std::io::Error::other("read limit of the layer reached"));
+        }
+        if Instant::now() > self.deadline {
+            return Err(std::io::Error::other("the read's timeout passed"));
         }
         let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
         let n = self.inner.read(&mut buf[..n])?;
@@ -126,6 +132,7 @@ impl Walker<'_> {
             inner: tar_stream,
             bytes: Rc::clone(&counter),
             limit: Rc::clone(&limit),
+            deadline: self.deadline,
         });
         let mut reading = Reading {
             unpacked: &counter,
@@ -285,7 +292,9 @@ impl Walker<'_> {
             if !kind.is_file() {
                 continue;
             }
-            let size = entry.header().size().unwrap_or(u64::MAX);
+            // The entry's size, a PAX `size` record's when there is one: the header's own field
+            // can say less than what follows (a 10-byte header, a megabyte of file).
+            let size = entry.size();
             if size > self.limits.max_file_bytes {
                 found
                     .passed_over
@@ -325,5 +334,150 @@ impl Walker<'_> {
             .iter()
             .chain(self.plan.entry_file.iter())
             .all(|r| paths::walk_order(path, r).is_gt() && !paths::is_under(path, r))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::{ImageConfig, RuntimeConfig};
+    use std::time::Duration;
+
+    /// A tar whose first entry claims `size` bytes and then delivers zeros for as long as it
+    /// is read: what a decompression bomb looks like after the decoder.
+    struct Endless {
+        header: Vec<u8>,
+        at: usize,
+    }
+
+    impl Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len();
+            for b in buf.iter_mut() {
+                *b = self.header.get(self.at).copied().unwrap_or(0);
+                self.at += 1;
+            }
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn one_huge_entry_stops_at_the_deadline_not_at_the_end_of_the_budget() {
+        let mut h = tar::Header::new_gnu();
+        h.set_path("usr/share/blob.bin").expect("path");
+        h.set_size(1 << 40);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        let plan = app_plan();
+        // A budget that takes far longer than the deadline to run out (4 GiB read a byte at a
+        // time): only the deadline stops the walk early.
+        let limits = ReadLimits {
+            max_unpacked_bytes: 1 << 32,
+            peek_bytes: 1 << 32,
+            ..ReadLimits::default()
+        };
+        let walker = Walker {
+            digest: "sha256:bomb",
+            plan: &plan,
+            limits: &limits,
+            deadline: Instant::now() + Duration::from_millis(200),
+        };
+        let mut totals = Totals::default();
+        let result = walker.walk(
+            Endless {
+                header: h.as_bytes().to_vec(),
+                at: 0,
+            },
+            &mut Overlay::default(),
+            &mut Candidates::default(),
+            &mut totals,
+        );
+        assert!(matches!(result, Err(Error::Timeout(_))), "{result:?}");
+        assert!(totals.unpacked_bytes < 1 << 32);
+    }
+
+    fn app_plan() -> Plan {
+        Plan::new(
+            &ImageConfig {
+                config: Some(RuntimeConfig {
+                    working_dir: Some("/app".into()),
+                    ..RuntimeConfig::default()
+                }),
+            },
+            None,
+            None,
+        )
+    }
+
+    /// A PAX extended header (`x`) with one record, then `name` whose ustar header says
+    /// `header_size` bytes, followed by `data`.
+    fn pax_sized(name: &str, header_size: u64, data: &[u8]) -> Vec<u8> {
+        let body = format!("size={}\n", data.len());
+        // The record's length counts its own digits.
+        let mut len = body.len() + 3;
+        while format!("{len} {body}").len() != len {
+            len += 1;
+        }
+        let record = format!("{len} {body}");
+        let mut tar = Vec::new();
+        let mut x = tar::Header::new_ustar();
+        x.set_path("PaxHeaders/x").expect("path");
+        x.set_entry_type(tar::EntryType::XHeader);
+        x.set_size(record.len() as u64);
+        x.set_cksum();
+        tar.extend_from_slice(x.as_bytes());
+        tar.extend_from_slice(record.as_bytes());
+        tar.resize(tar.len().div_ceil(512) * 512, 0);
+        let mut h = tar::Header::new_ustar();
+        h.set_path(name).expect("path");
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(header_size);
+        h.set_cksum();
+        tar.extend_from_slice(h.as_bytes());
+        tar.extend_from_slice(data);
+        tar.resize(tar.len().div_ceil(512) * 512 + 1024, 0);
+        tar
+    }
+
+    #[test]
+    fn a_pax_size_counts_against_the_file_limit_not_the_headers_field() {
+        let limits = ReadLimits {
+            max_file_bytes: 100,
+            ..ReadLimits::default()
+        };
+        let plan = app_plan();
+        let walker = Walker {
+            digest: "sha256:pax",
+            plan: &plan,
+            limits: &limits,
+            deadline: Instant::now() + Duration::from_secs(10),
+        };
+        let big = b"import torch\n".repeat(200);
+        let mut found = Candidates::default();
+        walker
+            .walk(
+                &pax_sized("app/func.py", 10, &big)[..],
+                &mut Overlay::default(),
+                &mut found,
+                &mut Totals::default(),
+            )
+            .expect("a well-formed layer");
+        assert!(found.files.is_empty(), "{:?}", found.files.keys());
+        assert_eq!(
+            found.passed_over.get("app/func.py"),
+            Some(&"larger than image.limits.maxFileBytes")
+        );
+        assert_eq!(found.kept_bytes, 0);
+        // Within the limit, the whole file is read, whatever the header's field says.
+        let mut found = Candidates::default();
+        walker
+            .walk(
+                &pax_sized("app/func.py", 3, b"import torch\n")[..],
+                &mut Overlay::default(),
+                &mut found,
+                &mut Totals::default(),
+            )
+            .expect("a well-formed layer");
+        assert_eq!(found.files["app/func.py"], b"import torch\n");
     }
 }

@@ -122,6 +122,11 @@ pub fn reusable_prior(
     if prior.digest.as_deref() != Some(digest) {
         return None;
     }
+    // The annotations are the user's to write: a rationale the webhook could not have written
+    // (several lines, over the limit) is not kept but derived again (found by fuzzing).
+    if one_line(&prior.rationale, MAX_RATIONALE_CHARS) != prior.rationale {
+        return None;
+    }
     let same_request = match requested {
         RequestedMode::Auto => prior.source == ModeSource::Classifier,
         RequestedMode::Explicit(m) => prior.source == ModeSource::User && prior.mode == m,
@@ -292,6 +297,32 @@ mod tests {
         assert!(
             reusable_prior(&svc(json!({})), Some(&s), "sha256:a", RequestedMode::Auto).is_some()
         );
+    }
+
+    #[test]
+    fn a_rationale_the_webhook_could_not_have_written_is_derived_again() {
+        let forged = |rationale: String| {
+            svc(json!({
+                "gaia.dev/mode": "gpu_preferred", "gaia.dev/mode-source": "user",
+                "gaia.dev/rationale": rationale, "gaia.dev/source-digest": "sha256:a"}))
+        };
+        let explicit = RequestedMode::Explicit(ExecutionMode::GpuPreferred);
+        assert!(reusable_prior(
+            &forged("set by the user".into()),
+            None,
+            "sha256:a",
+            explicit
+        )
+        .is_some());
+        for bad in [
+            "two\nlines".to_string(),
+            "x".repeat(MAX_RATIONALE_CHARS + 1),
+        ] {
+            assert!(
+                reusable_prior(&forged(bad.clone()), None, "sha256:a", explicit).is_none(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
