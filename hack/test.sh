@@ -32,15 +32,13 @@ hack/test-e2e.sh
 
 # Then the real-node tests (tests/e2e/test_real_nodes.py): the same cluster with real kubelets,
 # containerd, the registry, Knative's real data plane and Gaia installed as pods
-# (hack/nodes.sh, docs/real-nodes.md). GAIA_TEST_REAL_NODES=1 runs them always, auto runs
-# them unless what is left of CI's time (GAIA_CI_BUDGET_S, 90 minutes,
-# counted from this script's start) cannot cover them: their cold build (Traefik, CoreDNS,
-# Prometheus with Kubernetes discovery, the function runtime's rootfs) is about 30 minutes on
-# 2 cores, the tests about 15. A skip says so loudly; it happens only on a machine whose caches
-# are empty and whose first part already took most of the time. The default is 0 (not run)
-# until a whole CI run has passed with them: they pass on their own cluster (docs/real-nodes.md),
-# but their first run inside hack/test.sh ran out of disk.
-real_nodes=${GAIA_TEST_REAL_NODES:-0}
+# (hack/nodes.sh, docs/real-nodes.md). They run by default (auto): auto runs them unless what is
+# left of CI's time (GAIA_CI_BUDGET_S, 90 minutes, counted from this script's start) cannot
+# cover them: their cold build (Traefik, CoreDNS, Prometheus with Kubernetes discovery, the
+# function runtime's rootfs) is about 30 minutes on 2 cores, the tests about 15. A skip says so
+# loudly; it happens only on a machine whose caches are empty and whose first part already took
+# most of the time. GAIA_TEST_REAL_NODES=1 runs them always, 0 never.
+real_nodes=${GAIA_TEST_REAL_NODES:-auto}
 if [ "$real_nodes" = auto ]; then
   need=$((15 * 60))
   [ -x "$GAIA_TRAEFIK_DIR/traefik" ] || need=$((need + 30 * 60))
