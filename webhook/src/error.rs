@@ -32,10 +32,12 @@ pub enum Error {
     /// An image read failed in the background (the message of its error).
     #[error("{0}")]
     ImageRead(String),
-    /// The image is still being read after the review's budget.
+    /// The image is still being read after the review's budget. `registry` is set when the
+    /// registry had not even answered the tag resolution by then.
     #[error("image {reference} not read within {waited:?}")]
     ImagePending {
         reference: String,
         waited: std::time::Duration,
+        registry: Option<String>,
     },
 }

@@ -362,6 +362,7 @@ impl ImageSource {
         };
         let left = deadline.saturating_duration_since(Instant::now());
         let wait_until = Instant::now() + left.saturating_sub(CLASSIFY_MARGIN.min(left / 4));
+        let resolving = Instant::now();
         let resolve = self.reader.registries.resolve(&user.image, &secrets);
         let resolved = match tokio::time::timeout_at(wait_until.into(), resolve).await {
             Ok(Ok(r)) => r,
@@ -374,9 +375,11 @@ impl ImageSource {
             }
             Err(_) => {
                 self.follow_up(service, namespace, ctx, "registry slow".into());
+                let registry = gaia_image_source::registry::registry_of(&user.image);
                 return Err(Error::ImagePending {
                     reference: user.image,
-                    waited: deadline.saturating_duration_since(Instant::now()),
+                    waited: resolving.elapsed(),
+                    registry,
                 });
             }
         };
@@ -413,6 +416,7 @@ impl ImageSource {
                 Err(Error::ImagePending {
                     reference: user.image,
                     waited: started.elapsed(),
+                    registry: None,
                 })
             }
         }

@@ -72,10 +72,7 @@ fn a_service_with_its_code_only_in_the_image_is_classified_from_it() {
         round += 1;
         let a = annotations(&out);
         if a["gaia.dev/mode-source"] != "classifier" {
-            assert!(
-                response["warnings"].to_string().contains("not read within"),
-                "{response}"
-            );
+            assert!(pending(&response["warnings"].to_string()), "{response}");
             assert!(Instant::now() < until, "never classified: {response}");
             std::thread::sleep(Duration::from_millis(100));
             continue;
@@ -92,6 +89,12 @@ fn a_service_with_its_code_only_in_the_image_is_classified_from_it() {
             break;
         }
     }
+}
+
+/// The warning of a review that stopped waiting for an image: its read is still going on, or
+/// (on a loaded machine, with a short deadline) the registry had not even resolved the tag yet.
+fn pending(warnings: &str) -> bool {
+    warnings.contains("not read within") || warnings.contains("did not answer within")
 }
 
 #[test]
@@ -114,6 +117,8 @@ fn a_registry_that_is_down_gives_the_default_mode_and_a_warning() {
     let out = patched(&svc, &response);
     assert_eq!(annotations(&out)["gaia.dev/mode"], "cpu_preferred");
     assert_eq!(annotations(&out)["gaia.dev/mode-source"], "default");
+    // refused at once, or (on a loaded machine) no answer within the budget: either way the
+    // warning names the registry
     let warnings = response["warnings"].to_string();
     assert!(
         warnings.contains(&format!("registry 127.0.0.1:{port}")),
@@ -143,7 +148,7 @@ fn an_image_read_after_the_deadline_is_used_by_the_next_review() {
     let response = w.review(&admission_review("CREATE", Some(&svc), None));
     assert_eq!(response["allowed"], true);
     let warnings = response["warnings"].to_string();
-    assert!(warnings.contains("not read within"), "{warnings}");
+    assert!(pending(&warnings), "{warnings}");
     assert_eq!(
         annotations(&patched(&svc, &response))["gaia.dev/mode-source"],
         "default"

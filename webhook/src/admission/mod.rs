@@ -266,11 +266,22 @@ impl Admission {
             Ok(Ok(None)) => {
                 return decide::effective(requested, Analysis::NoSource, None, default_mode)
             }
-            Ok(Err(Error::ImagePending { reference, waited })) => {
-                let why = format!(
-                    "image {reference} not read within {} ms",
-                    waited.as_millis()
-                );
+            Ok(Err(Error::ImagePending {
+                reference,
+                waited,
+                registry,
+            })) => {
+                let why = match registry {
+                    // the tag resolution itself had no answer: say which registry is slow or down
+                    Some(r) => format!(
+                        "registry {r} did not answer within {} ms (image {reference})",
+                        waited.as_millis()
+                    ),
+                    None => format!(
+                        "image {reference} not read within {} ms",
+                        waited.as_millis()
+                    ),
+                };
                 let then = if ctx.follow_up && !ctx.name.is_empty() {
                     "the read continues and the verdict will be written onto the Service"
                 } else {
