@@ -547,23 +547,42 @@ build_runtime_image() {
     run_step runtime-rootfs "${mm[@]}" "$rootfs.tmp" /etc/apt/sources.list.d/debian.sources
     mv "$rootfs.tmp" "$rootfs"
   fi
+  # Python packages Debian does not have (transformers, ...): exact versions and hashes from
+  # hack/images/runtime/wheels.txt, binary wheels for bookworm's CPython 3.11, downloaded once
+  # (pip download checks every hash) and unpacked by oci.py into /usr/local's dist-packages,
+  # which Debian's python3 searches before its own. A layer of their own: it changes only with
+  # the list.
+  local reqs="$GAIA_ROOT/hack/images/runtime/wheels.txt" whl_hash wheels
+  whl_hash=$(cat "$reqs" "$IMAGES_PY" | sha256sum | cut -c1-16)
+  wheels="$GAIA_IMAGES_DIR/wheels-$whl_hash"
+  if [[ ! -f $wheels/layer.tar ]]; then
+    gaia_log "function runtime wheels: $(grep -c '^[a-z]' "$reqs") packages from hack/images/runtime/wheels.txt"
+    rm -rf "$wheels"; mkdir -p "$wheels/dl"
+    run_step runtime-wheels python3 -m pip download --quiet --no-deps --only-binary=:all: \
+      --require-hashes --implementation cp --python-version 3.11 --platform manylinux2014_x86_64 \
+      -r "$reqs" -d "$wheels/dl"
+    python3 "$IMAGES_PY" unpack-wheels "$wheels/root/usr/local/lib/python3.11/dist-packages" "$wheels"/dl/*.whl
+    python3 "$IMAGES_PY" layer-dir "$wheels/layer.tar.tmp" "$wheels/root"
+    mv "$wheels/layer.tar.tmp" "$wheels/layer.tar"
+    rm -rf "$wheels/root"
+  fi
   local srv="$GAIA_ROOT/hack/images/runtime/function_server.py"
   # the GPU stand-in's sampler and the calibrated profiles it answers with
   local standin=("$GAIA_ROOT/tests/harness/gpu_profile.py" "$GAIA_ROOT"/tests/eval/profiles/*.json)
   srv_hash=$(cat "$srv" "${standin[@]}" "$IMAGES_PY" | sha256sum | cut -c1-8)
   dir="$GAIA_IMAGES_DIR/${ref//[:\/]/_}"
-  if ! image_done "$dir" "$rfs_hash-$srv_hash"; then
+  if ! image_done "$dir" "$rfs_hash-$whl_hash-$srv_hash"; then
     local root="$dir.root"
     rm -rf "$root"; mkdir -p "$root/usr/local/lib/gaia" "$root/usr/local/share/gaia/profiles" "$root/app"
     cp "$srv" "$root/usr/local/lib/gaia/function_server.py"
     cp "$GAIA_ROOT/tests/harness/gpu_profile.py" "$root/usr/local/lib/gaia/gpu_profile.py"
     cp "$GAIA_ROOT"/tests/eval/profiles/*.json "$root/usr/local/share/gaia/profiles/"
     python3 "$IMAGES_PY" layer-dir "$dir.server.tar" "$root"
-    python3 "$IMAGES_PY" image "$dir" --layer "$rootfs" --layer "$dir.server.tar" \
+    python3 "$IMAGES_PY" image "$dir" --layer "$rootfs" --layer "$wheels/layer.tar" --layer "$dir.server.tar" \
       --entrypoint '["python3", "/usr/local/lib/gaia/function_server.py"]' \
       --env PYTHONUNBUFFERED=1 --env PYTHONDONTWRITEBYTECODE=1 --workdir /app \
       --name "$ref" >/dev/null
-    echo "$rfs_hash-$srv_hash" >"$dir/inputs"
+    echo "$rfs_hash-$whl_hash-$srv_hash" >"$dir/inputs"
     rm -rf "$root" "$dir.server.tar"
   fi
   IMAGES+=("$ref $dir")

@@ -5,6 +5,8 @@
 # a KIngress stand-in (test harness only) and Prometheus.
 #
 # Usage: hack/cluster.sh up [--real-nodes]|down|restart|status|env|exec CMD...
+#        hack/cluster.sh push-images: with real nodes, push what hack/build.sh made since `up`
+#        (e.g. `hack/build.sh gaia-images`) and pin the Gaia overlay to the new digests
 #        hack/cluster.sh stop NAME [--kill]|start NAME|restart NAME: one component (apiserver,
 #        prometheus, ...) of the running cluster, for the fault tests (tests/e2e/test_faults.py)
 #
@@ -710,6 +712,7 @@ export GAIA_INGRESS_URL="http://$NS_IP:80"
 export GAIA_REAL_POD_CIDR="$REAL_POD_CIDR"
 export GAIA_CPU_WORKER="$(node_name 1)"
 export GAIA_GPU_WORKER="$(node_name 2)"
+export GAIA_GPU_DEVICES="$GAIA_GPU_DEVICES"
 export GAIA_LOCAL_OVERLAY="$STATE/gaia-overlay"
 EOF
   fi
@@ -766,6 +769,13 @@ cmd_start_component() {
   gaia_log "$name up again"
 }
 
+cmd_push_images() {
+  real_mode && alive registry || gaia_die "push-images: no cluster with real nodes is running (hack/cluster.sh up --real-nodes)"
+  real_push_images
+  real_gaia_overlay
+  gaia_log "Gaia overlay $STATE/gaia-overlay pinned to the pushed digests"
+}
+
 case ${1:-} in
   up) shift; cmd_up "$@" ;;
   down) cmd_down ;;
@@ -776,5 +786,6 @@ case ${1:-} in
   status) cmd_status ;;
   env) cmd_env ;;
   exec) shift; cmd_exec "$@" ;;
-  *) echo "usage: $0 up [--real-nodes]|down|restart [COMPONENT]|stop COMPONENT [--kill]|start COMPONENT|status|env|exec CMD..." >&2; exit 2 ;;
+  push-images) cmd_push_images ;;
+  *) echo "usage: $0 up [--real-nodes]|down|restart [COMPONENT]|stop COMPONENT [--kill]|start COMPONENT|status|env|exec CMD...|push-images" >&2; exit 2 ;;
 esac

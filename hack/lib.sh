@@ -23,7 +23,7 @@ GAIA_PROMETHEUS_DIR="$GAIA_OUT/prometheus-$PROMETHEUS_VERSION-r$GAIA_BUILD_REV"
 # Thanos Query + Sidecar (hack/build.sh thanos; the sharded-backend test and benchmark).
 GAIA_THANOS_DIR="$GAIA_OUT/thanos-$THANOS_VERSION-r$GAIA_BUILD_REV"
 # OCI image layouts (hack/images); images.list there names what cluster.sh pushes.
-GAIA_IMAGES_DIR="$GAIA_OUT/images-r$GAIA_BUILD_REV"
+GAIA_IMAGES_DIR=${GAIA_IMAGES_DIR:-$GAIA_OUT/images-r$GAIA_BUILD_REV}
 
 gaia_standin_hash() {
   (cd "$GAIA_ROOT/hack/standins/kingress" && cat go.mod go.sum ./*.go | sha256sum | cut -c1-12)

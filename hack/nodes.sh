@@ -30,7 +30,9 @@ REAL_COMPONENTS=(registry coredns containerd-w1 containerd-w2 kubelet-w1 kubelet
 # nvidia.com/gpu on the GPU-pool worker; its containers get GAIA_GPU_STANDIN=$GAIA_GPU_PROFILE
 # and the function server answers with that calibrated profile's GPU latency.
 GAIA_GPU_PROFILE=${GAIA_GPU_PROFILE:-h100}
-GAIA_GPU_DEVICES=${GAIA_GPU_DEVICES:-1}
+# Two devices: a GPU node with two GPUs, so that the demo's gpu_preferred function and a
+# promoted one can both have a whole GPU (tests read the count from GAIA_GPU_DEVICES).
+GAIA_GPU_DEVICES=${GAIA_GPU_DEVICES:-2}
 # The kubelet's embedded cAdvisor labels container metrics (pod, container, namespace) only
 # when it finds the node's containerd; it looks at /run/containerd/containerd.sock unless the
 # kubelet's (deprecated, still registered in 1.34) cAdvisor flag --containerd says otherwise.
@@ -479,6 +481,11 @@ real_registry_up() {
   registry_config
   start registry "$NETNS" "$(command -v docker-registry)" serve "$STATE/registry.yml"
   wait_for "registry" 30 curl -sf "http://$REGISTRY/v2/"
+  real_push_images
+}
+
+# Every image hack/build.sh made (images.list) into the registry; blobs it has are skipped.
+real_push_images() {
   local ref dir t=$SECONDS
   while read -r ref dir; do
     python3 "$GAIA_ROOT/hack/images/oci.py" push "$dir" "$REGISTRY" "$ref" >>"$LOGS/registry-push.log"

@@ -61,6 +61,26 @@ impl<'a> ServiceView<'a> {
         self.text("/metadata/creationTimestamp")?.parse().ok()
     }
 
+    /// Since when the Service has been as it is: the later of its creationTimestamp and the
+    /// last transition of its `Ready` condition. A new Service is not Ready while its first pod
+    /// pulls the image and loads the model (minutes for a large image), and no one can call it
+    /// before; a user's update that rolls out a revision moves it too.
+    pub fn in_place_since(&self) -> Option<jiff::Timestamp> {
+        let ready = self
+            .object
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .and_then(|cs| {
+                cs.iter()
+                    .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
+            })
+            .and_then(|c| c.get("lastTransitionTime")?.as_str()?.parse().ok());
+        match (self.created(), ready) {
+            (Some(c), Some(r)) => Some(c.max(r)),
+            (c, r) => c.or(r),
+        }
+    }
+
     /// A raw annotation value on the Service metadata (`None` when absent or not a string).
     pub fn meta_annotation_value(&self, key: &str) -> Option<&'a Value> {
         self.object.pointer("/metadata/annotations")?.get(key)
@@ -233,6 +253,26 @@ mod tests {
         assert!(v.opted_in());
         assert_eq!(v.min_scale(), 3);
         assert_eq!(ServiceView::new(&json!({})).min_scale(), 1);
+    }
+
+    #[test]
+    fn in_place_since_is_the_later_of_creation_and_the_last_ready_transition() {
+        let created = json!({"metadata": {"creationTimestamp": "2026-12-01T10:00:00Z"}});
+        let at = |t: &str| t.parse::<jiff::Timestamp>().ok();
+        assert_eq!(ServiceView::new(&created).in_place_since(), at("2026-12-01T10:00:00Z"));
+        // Ready 3 minutes after creation (the image pulled, the model loaded)
+        let mut ready = created.clone();
+        ready["status"] = json!({"conditions": [
+            {"type": "ConfigurationsReady", "status": "True", "lastTransitionTime": "2026-12-01T10:09:00Z"},
+            {"type": "Ready", "status": "True", "lastTransitionTime": "2026-12-01T10:03:00Z"}]});
+        assert_eq!(ServiceView::new(&ready).in_place_since(), at("2026-12-01T10:03:00Z"));
+        // a transition recorded before the creation (clock skew) does not count
+        ready["status"]["conditions"][1]["lastTransitionTime"] = json!("2026-12-01T09:00:00Z");
+        assert_eq!(ServiceView::new(&ready).in_place_since(), at("2026-12-01T10:00:00Z"));
+        // unreadable times are left out
+        ready["status"]["conditions"][1]["lastTransitionTime"] = json!("soon");
+        assert_eq!(ServiceView::new(&ready).in_place_since(), at("2026-12-01T10:00:00Z"));
+        assert_eq!(ServiceView::new(&json!({})).in_place_since(), None);
     }
 
     #[test]

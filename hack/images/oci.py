@@ -14,6 +14,8 @@ extra packages, and every byte is under our control, so the same inputs give the
                                                            OCI image layout in OUT_DIR
   oci.py push OUT_DIR REGISTRY REPO:TAG                    push (HTTP, e.g. 10.210.0.2:5000)
   oci.py digest OUT_DIR                                    manifest digest (sha256:...)
+  oci.py unpack-wheels SITE_DIR WHEEL...                   install wheels as pip would (no
+                                                           scripts, no compiling): SITE_DIR
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import os
 import shutil
 import sys
 import tarfile
+import zipfile
 from pathlib import Path
 
 EPOCH = int(os.environ.get("SOURCE_DATE_EPOCH", "1764547200"))  # 2025-12-01T00:00:00Z
@@ -65,6 +68,39 @@ def layer_dir(out: Path, root: Path, modes: dict[str, int]) -> None:
                     tar.addfile(info, f)
             else:
                 tar.addfile(info)
+
+
+def unpack_wheels(site: Path, wheels: list[Path]) -> None:
+    """Install wheels into SITE (a dist-packages directory) as pip does for pure and binary
+    wheels with no scripts: the archive's files as they are, a ``NAME.data/purelib`` or
+    ``platlib`` tree moved up into SITE, anything else under ``.data`` (scripts, headers)
+    left out, and an INSTALLER file. A member that would land outside SITE is refused."""
+    site.mkdir(parents=True, exist_ok=True)
+    root = site.resolve()
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as z:
+            for member in z.infolist():
+                name = member.filename
+                parts = name.split("/")
+                if parts[0].endswith(".data"):
+                    if len(parts) < 3 or parts[1] not in ("purelib", "platlib"):
+                        continue
+                    name = "/".join(parts[2:])
+                dest = (site / name).resolve()
+                if root not in dest.parents and dest != root:
+                    raise SystemExit(f"{wheel.name}: {member.filename} is outside the site directory")
+                if member.is_dir():
+                    dest.mkdir(parents=True, exist_ok=True)
+                    continue
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with z.open(member) as src, open(dest, "wb") as out:
+                    shutil.copyfileobj(src, out)
+                # keep the executable bit of shared objects and the like
+                mode = (member.external_attr >> 16) & 0o777
+                os.chmod(dest, 0o755 if mode & 0o111 else 0o644)
+            for info in z.namelist():
+                if info.endswith(".dist-info/RECORD"):
+                    (site / Path(info).parent / "INSTALLER").write_text("gaia-oci\n")
 
 
 def write_blob(blobs: Path, data: bytes) -> tuple[str, int]:
@@ -214,6 +250,9 @@ def main() -> None:
     c.add_argument("ref")
     d = sub.add_parser("digest")
     d.add_argument("layout")
+    w = sub.add_parser("unpack-wheels")
+    w.add_argument("site")
+    w.add_argument("wheels", nargs="+")
     args = p.parse_args()
     if args.command == "layer-dir":
         modes = {m.split("=")[0]: int(m.split("=")[1], 8) for m in args.mode}
@@ -222,6 +261,8 @@ def main() -> None:
         image(args)
     elif args.command == "push":
         push(args)
+    elif args.command == "unpack-wheels":
+        unpack_wheels(Path(args.site), [Path(w) for w in args.wheels])
     else:
         print(manifest_desc(Path(args.layout))["digest"])
 

@@ -42,8 +42,10 @@ pub struct ServiceState {
     pub gpu_pods: u32,
     /// Consecutive cycles, up to the previous one, whose p95 violated the SLO while compute-bound.
     pub violation_streak: u32,
-    /// When the Service was created: a placement no move of ours set is as old as the Service.
-    /// Nothing is judged idle over the long window before it has been in place that long.
+    /// Since when the Service has been as it is (the later of its creation and its last Ready
+    /// transition: a new Service loading its model for minutes is not Ready, so not idle): a
+    /// placement no move of ours set is that old. Nothing is judged idle over the long window
+    /// before it has been in place that long.
     pub created: Option<Timestamp>,
     /// The cluster's queue-proxy records every latency under 1 s as 0 s (Knative 1.19.0-1.19.8,
     /// 1.20.0-1.20.1): against a sub-second objective its p95 says nothing.

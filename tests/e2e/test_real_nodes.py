@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import tempfile
 import threading
 import time
@@ -68,8 +69,9 @@ def test_real_workers_are_ready_and_placed_like_gpu_operator_nodes(cluster: Clus
     assert labels["gaia.dev/pool"] == "gpu"
     assert labels["nvidia.com/gpu.present"] == "true"
     assert {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"} in gpu["spec"]["taints"]
-    assert gpu["status"]["capacity"]["nvidia.com/gpu"] == "1"
-    assert gpu["status"]["allocatable"]["nvidia.com/gpu"] == "1"
+    devices = cluster.env.get("GAIA_GPU_DEVICES", "1")
+    assert gpu["status"]["capacity"]["nvidia.com/gpu"] == devices
+    assert gpu["status"]["allocatable"]["nvidia.com/gpu"] == devices
 
 
 def test_pod_from_local_registry_runs_on_cpu_worker_with_dns_and_clusterip(
@@ -231,10 +233,11 @@ def test_gaia_installed_from_local_registry_runs_as_pods_and_classifies(
 def test_gpu_standin_device_plugin_allocates_and_the_kubelet_enforces_capacity(
         cluster: Cluster, kubectl: Kubectl, namespace: str):
     """The GPU stand-in's device plugin (hack/standins/gpu-device-plugin) advertises the
-    worker's nvidia.com/gpu through the kubelet: an allocated container sees the device ID and
-    GAIA_GPU_STANDIN, and a second pod asking for the one GPU waits until the first is gone."""
+    worker's nvidia.com/gpu through the kubelet: an allocated container sees its device ID and
+    GAIA_GPU_STANDIN, and once every device is taken a further GPU pod waits until one is free."""
     gpu = kubectl.json("get", "node", cluster.env["GAIA_GPU_WORKER"])
-    assert gpu["status"]["allocatable"]["nvidia.com/gpu"] == "1"
+    devices = int(gpu["status"]["allocatable"]["nvidia.com/gpu"])
+    assert devices == int(cluster.env.get("GAIA_GPU_DEVICES", "1")) >= 1
 
     def pod(name: str, command: str) -> str:
         return f"""
@@ -252,25 +255,32 @@ spec:
     command: [sh, -c, {json.dumps(command)}]
     resources: {{limits: {{nvidia.com/gpu: 1}}}}
 """
-    kubectl.apply(pod("holder", 'echo "devices=$NVIDIA_VISIBLE_DEVICES standin=$GAIA_GPU_STANDIN"; sleep 600'),
-                  namespace)
-    wait_until(lambda: kubectl.json("get", "pod", "holder", "-n", namespace)["status"].get("phase") == "Running",
-               timeout=POD_TIMEOUT, desc="GPU holder pod running")
-    logs = wait_until(lambda: (t := kubectl("logs", "holder", "-n", namespace).stdout) and t,
-                      timeout=30, desc="holder's log")
-    assert f"devices=GPU-standin-{cluster.env['GAIA_GPU_WORKER']}-0 standin=h100" in logs, logs
+    holders = [f"holder-{i}" for i in range(devices)]
+    for name in holders:
+        kubectl.apply(pod(name, 'echo "devices=$NVIDIA_VISIBLE_DEVICES standin=$GAIA_GPU_STANDIN"; sleep 600'),
+                      namespace)
+    seen = set()
+    for name in holders:
+        wait_until(lambda: kubectl.json("get", "pod", name, "-n", namespace)["status"].get("phase") == "Running",
+                   timeout=POD_TIMEOUT, desc=f"GPU holder pod {name} running")
+        logs = wait_until(lambda: (t := kubectl("logs", name, "-n", namespace).stdout) and t,
+                          timeout=30, desc=f"{name}'s log")
+        assert "standin=h100" in logs, logs
+        seen.add(logs.split("devices=")[1].split()[0])
+    # each holder got a device of its own, with the ID NVIDIA's plugin would give
+    assert seen == {f"GPU-standin-{cluster.env['GAIA_GPU_WORKER']}-{i}" for i in range(devices)}, seen
 
     kubectl.apply(pod("waiter", "echo got the gpu"), namespace)
     unschedulable = wait_until(
         lambda: [c for c in kubectl.json("get", "pod", "waiter", "-n", namespace)["status"].get("conditions", [])
                  if c["type"] == "PodScheduled" and c["status"] == "False"],
-        timeout=60, desc="the second GPU pod unschedulable")
+        timeout=60, desc="the GPU pod beyond the node's devices unschedulable")
     assert "nvidia.com/gpu" in unschedulable[0].get("message", ""), unschedulable
-    kubectl("delete", "pod", "holder", "-n", namespace, "--wait=true", timeout=120)
+    kubectl("delete", "pod", holders[0], "-n", namespace, "--wait=true", timeout=120)
     done = wait_until(
         lambda: (p := kubectl.json("get", "pod", "waiter", "-n", namespace))["status"].get("phase")
         in ("Succeeded", "Failed") and p,
-        timeout=POD_TIMEOUT, desc="the second GPU pod to run once the first is gone")
+        timeout=POD_TIMEOUT, desc="the waiting GPU pod to run once a device is free")
     assert done["status"]["phase"] == "Succeeded"
     assert done["spec"]["nodeName"] == cluster.env["GAIA_GPU_WORKER"]
 
@@ -438,3 +448,38 @@ def test_no_service_goes_unclassified_while_a_webhook_pod_is_deleted(
         ann = kubectl.json("get", "ksvc", name, "-n", namespace)["metadata"].get("annotations", {})
         modes[name] = ann.get("gaia.dev/mode")
     assert all(m == "cpu" for m in modes.values()), modes
+
+
+def test_the_demo_runs_on_the_real_data_plane(cluster: Cluster, kubectl: Kubectl):
+    """`hack/demo.sh --short --use-running-cluster` on the cluster with real nodes: Gaia installed
+    as pods, the four example functions as real pods from the runtime image (code in
+    ConfigMaps), every request through Traefik; the CPU worker computes for real, the GPU-pool
+    worker's stand-in answers for the gpu_preferred function, a promotion happens, the idle
+    function never reaches a GPU, and everything is removed afterwards."""
+    overlay = Path(cluster.env["GAIA_LOCAL_OVERLAY"])
+    if not (overlay / "kustomization.yaml").exists():
+        skip_unless_required("no Gaia overlay (hack/cluster.sh up --real-nodes writes it)")
+    out = Path(tempfile.mkdtemp(prefix="gaia-demo-real-"))
+    proc = subprocess.run([str(REPO / "hack" / "demo.sh"), "--short", "--use-running-cluster",
+                           "--debug-build", "--out", str(out)],
+                          env=cluster.process_env(), capture_output=True, text=True, timeout=1200)
+    output = proc.stdout + proc.stderr
+    print(output[-5000:])
+    assert proc.returncode == 0, output[-6000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["data_plane"] == "real"
+    assert "data plane: real" in output and "GPU STAND-IN" in output
+    fns = summary["functions"]
+    # each function answered through the ingress
+    assert all(f["requests"] > 0 for f in fns.values()), fns
+    # the real CPU worker computed; the stand-in answered the function that starts on a GPU
+    assert fns["matmul"]["mode"] == "cpu_preferred" and fns["matmul"]["requests_cpu"] > 0, fns["matmul"]
+    tg = fns["text-generation"]
+    assert tg["mode"] == "gpu_preferred" and tg["requests_gpu"] > 0, tg
+    promoted = [n for n, f in fns.items() if f["promotions"] >= 1]
+    assert promoted and any(fns[n]["requests_gpu"] > 0 for n in promoted), fns
+    assert fns["idle-wait"]["mode"] == "cpu" and fns["idle-wait"]["requests_gpu"] == 0, fns["idle-wait"]
+    assert (out / "demo.png").stat().st_size > 10_000
+    # cleaned up: no demo pod, no Gaia install
+    assert not kubectl("get", "pods", "-n", "gaia-demo", "-o", "name", check=False).stdout.strip()
+    assert kubectl("get", "mutatingwebhookconfiguration", "gaia-webhook", check=False).returncode != 0

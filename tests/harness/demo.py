@@ -1,15 +1,27 @@
 """The live demo's driver (run by hack/demo.sh, on a cluster that is already up).
 
-    python3 -m tests.harness.demo [--short] [--duration S] [--out DIR] [--debug-build] [--keep]
+    python3 -m tests.harness.demo [--data-plane real|emulated] [--short] [--duration S]
+                                  [--out DIR] [--debug-build] [--keep]
 
-Installs Gaia from manifests/ (tests/harness/install.py), deploys the four example
-functions with plain `kn service create ... --annotation gaia.dev/execution-mode=auto`, starts
-the workload emulator (tests/harness/emulator.py) and the load generator
-(tests/harness/loadgen.py), and prints the decisions as they happen: each function's mode and
-rationale, every placement move with the numbers behind it, and a status line every few
-seconds. Ends after --duration seconds, when the short scenarios are done (--short), or on
-Ctrl-C; prints a summary table, writes a PNG plot and summary.json, and removes what it
-created (namespace, Gaia install, its processes).
+Deploys the four example functions with plain `kn service create ... --annotation
+gaia.dev/execution-mode=auto`, drives load, and prints the decisions as they happen: each
+function's mode and rationale, every placement move with the numbers behind it, and a status
+line every few seconds. Ends after the load (--duration), when the short scenario is done
+(--short), or on Ctrl-C; prints a summary table, writes a PNG plot and summary.json, and
+removes what it created (namespace, Gaia install, its processes).
+
+Two data planes (the default follows the cluster: real when it has real nodes):
+
+- real (``hack/cluster.sh up --real-nodes``): Gaia installed as pods with ``kubectl apply -k``
+  of the local overlay; the functions run from the function runtime image on the real CPU
+  worker, with their code in ConfigMaps; requests go through Traefik (the KIngress) and
+  Knative's queue-proxies; Prometheus scrapes the real queue-proxy and cAdvisor series. The GPU
+  is the one stand-in: a pod on the GPU-pool worker answers with the latency the calibrated
+  H100 profile gives (tests/harness/ingress_load.py marks those answers). Real CPU work on
+  this 2-core machine scales the paper's load down (``REAL_LOAD``).
+- emulated (the KWOK cluster): Gaia's binaries as host processes, the workload emulator
+  (tests/harness/emulator.py) and its load generator (tests/harness/loadgen.py) in place of the
+  data plane, with the paper's full load.
 """
 from __future__ import annotations
 
@@ -24,6 +36,7 @@ from pathlib import Path
 
 from tests.harness.driver import Driver, nearest_rank
 from tests.harness.duration import parse_duration
+from tests.harness.ingress_load import IngressLoad, Scenario
 from tests.harness.install import GaiaInstall
 from tests.harness.paths import REPO, binaries
 from tests.harness.proc import Proc
@@ -54,6 +67,30 @@ AUTOSCALER_DEMO = {
     },
 }
 
+# The real data plane on this 2-core machine: what each function gets (Knative Service flags,
+# the load), scaled down from the emulated demo where real CPU work would take too long.
+# matmul: n=1024 back to back (the emulated demo sweeps n up to 20,000: n=20,000 takes minutes
+# on one core), which one throttled core serves in about 1 s, twice its SLO.
+# image-classification: 2 requests/s (the paper: 5/s), random weights (nothing can be
+# downloaded here: the same compute). text-generation: TinyLlama with 2 of its 22 layers and
+# random weights (GAIA_MODEL_LAYERS): it starts on the GPU-pool worker, where the stand-in
+# answers with the whole model's H100 latency, and the smaller model loads in seconds instead of
+# minutes; one client (the paper: 2). idle-wait: one client, 2 s waits.
+REAL_LOAD = {
+    "matmul": {"body": {"size": 1024}, "env": {}},
+    "image-classification": {"body": {}, "rate": 2.0, "env": {"GAIA_RANDOM_WEIGHTS": "1"}},
+    "text-generation": {"body": {"prompt": "Explain serverless computing in one paragraph."},
+                        "env": {"GAIA_RANDOM_WEIGHTS": "1", "GAIA_MODEL_LAYERS": "2"}},
+    "idle-wait": {"body": {"seconds": 2}, "env": {}},
+}
+# Real pods: the CPU worker has 2 cores for everything; each function may use one.
+REAL_RESOURCES = ["--request", "cpu=250m", "--limit", "cpu=1", "--scale-min", "1"]
+
+# Real pods compute on 2 shared cores: fewer requests per window are enough to judge (the same
+# rules; a request to matmul takes seconds there).
+AUTOSCALER_DEMO_REAL = {**AUTOSCALER_DEMO, "policy": {
+    **AUTOSCALER_DEMO["policy"], "promote": {"minRequests": 5}, "verify": {"settle": "15s", "minRequests": 5}}}
+
 T0 = time.monotonic()
 STOP = threading.Event()
 
@@ -75,16 +112,32 @@ class Demo(Driver):
         self.load_started = 0.0
         self.load_wall = 0.0
         self.targets = self.cluster.prom_targets_dir / f"gaia-demo-{self.ns}.json"
+        self.real = args.data_plane == "real"
+        self.load: IngressLoad | None = None
 
     # --- steps --------------------------------------------------------------------------
     def install_gaia(self) -> None:
-        self.install = GaiaInstall(self.cluster, self.out / "gaia", binaries(self.args.debug_build),
-                                   autoscaler_overrides=AUTOSCALER_DEMO, say=lambda m: say(m))
-        self.install.start()
+        if self.real:
+            # as the README tells platform teams: kubectl apply -k of an overlay that only sets
+            # the images (here: to the cluster's registry), both Deployments as pods
+            self.install = GaiaInstall(self.cluster, self.out / "gaia", None,
+                                       autoscaler_overrides={**AUTOSCALER_DEMO_REAL, "namespace": self.ns},
+                                       say=lambda m: say(m))
+            self.install.start_as_pods(Path(self.env["GAIA_LOCAL_OVERLAY"]))
+        else:
+            self.install = GaiaInstall(self.cluster, self.out / "gaia", binaries(self.args.debug_build),
+                                       autoscaler_overrides=AUTOSCALER_DEMO, say=lambda m: say(m))
+            self.install.start()
         say("autoscaler settings for the demo: 2 s cycles, 60 s / 90 s windows, 60 s dwell, "
-            "15 s verification (defaults: 10 s, 1 min / 5 min, 5 min, 90 s)")
+            "15 s verification (defaults: 10 s, 1 min / 5 min, 5 min, 90 s)"
+            + ("; 5 requests per window suffice (default 10)" if self.real else ""))
 
     def start_emulator(self) -> None:
+        if self.real:
+            say(f"data plane: real pods on {self.env['GAIA_CPU_WORKER']} (real CPU work) and "
+                f"{self.env['GAIA_GPU_WORKER']} (GPU STAND-IN: answers with the calibrated H100 "
+                f"latency, computes nothing); requests through Traefik at {self.env['GAIA_INGRESS_URL']}")
+            return
         super().start_emulator(EMULATOR_PORT, [self.ns], self.targets, "--cpu-placement", "cpu16")
         say(f"workload emulator up on {self.cluster.host_ip}:{EMULATOR_PORT} (CPU nodes: the H100 "
             "host's 16-thread CPU profile; GPU nodes: its H100 profile); Prometheus scrapes it through "
@@ -100,10 +153,16 @@ class Demo(Driver):
         say("ConfigMaps with the functions' sources created; kn service create x4:")
         running = {}
         for name, (_, slo) in FUNCTIONS.items():
+            image = self.env["GAIA_RUNTIME_IMAGE"] if self.real else f"dev.local/gaia/{name}"
             argv = [kn, "--kubeconfig", self.env["KUBECONFIG"], "service", "create", name, "-n", self.ns,
-                    "--image", f"dev.local/gaia/{name}", "--mount", f"/app=cm:{name}-src",
+                    "--image", image, "--mount", f"/app=cm:{name}-src",
                     "--annotation", "gaia.dev/execution-mode=auto",
-                    "--annotation", f"gaia.dev/latency-slo={slo}", "--wait-timeout", "150"]
+                    "--annotation", f"gaia.dev/latency-slo={slo}",
+                    "--wait-timeout", "420" if self.real else "150"]
+            if self.real:
+                argv += REAL_RESOURCES
+                for k, v in REAL_LOAD[name]["env"].items():
+                    argv += ["--env", f"{k}={v}"]
             print("    $ kn service create " + " ".join(argv[5:]), flush=True)
             running[name] = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                              text=True, start_new_session=True)
@@ -181,7 +240,9 @@ class Demo(Driver):
                          + (f", 1m p95 {fmt_s(p95)}" if recent else ""))
         say("load: " + " | ".join(parts))
 
-    def run_load(self) -> Proc:
+    def run_load(self):
+        if self.real:
+            return self.run_ingress_load()
         argv = [sys.executable, "-m", "tests.harness.loadgen", "--emulator",
                 f"http://{self.cluster.host_ip}:{EMULATOR_PORT}", "--namespace", self.ns,
                 "--log", str(self.req_log), "--duration", str(self.args.duration),
@@ -198,7 +259,63 @@ class Demo(Driver):
             f"({'short' if self.args.short else 'full'} counts; ends after {self.args.duration:.0f} s at most)")
         return p
 
-    def monitor(self, loadgen: Proc) -> None:
+    def run_ingress_load(self) -> IngressLoad:
+        self.load = IngressLoad(self.env["GAIA_INGRESS_URL"], self.req_log)
+        for name in FUNCTIONS:
+            ksvc = self.kubectl.json("get", "ksvc", name, "-n", self.ns)
+            host = ksvc.get("status", {}).get("url", "").split("://")[-1]
+            if not host:
+                raise RuntimeError(f"{name} has no URL (not Ready): {ksvc.get('status', {}).get('conditions')}")
+            spec = REAL_LOAD[name]
+            self.load.add(Scenario(name, host, spec["body"], rate=spec.get("rate")))
+        self.load.start()
+        self.load_started, self.load_wall = time.monotonic(), time.time()
+        say("load through the ingress started (scaled down for real CPU work on 2 cores): matmul "
+            "n=1024 back to back; ResNet-18 at 2 req/s; TinyLlama 256-token requests, 1 client; "
+            f"idle waits of 2 s ({'until matmul is promoted and verified' if self.args.short else 'for'} "
+            f"{self.args.duration:.0f} s{' at most' if self.args.short else ''})")
+        return self.load
+
+    def monitor(self, loadgen) -> None:
+        if self.real:
+            return self.monitor_real(loadgen)
+        self.monitor_emulated(loadgen)
+
+    def monitor_real(self, load: IngressLoad) -> None:
+        """Load for --duration s (--short: until a promotion is verified), then watch for the
+        idle demotions (--watch s; --short: not at all)."""
+        end_load = self.load_started + self.args.duration
+        last_status = 0.0
+        stopped_at = None
+        watch = 0.0 if self.args.short else self.args.watch
+        while not STOP.is_set():
+            self.read_requests()
+            try:
+                self.refresh_events()
+                self.refresh_services()
+            except Exception as exc:  # noqa: BLE001 - keep showing
+                say(f"(could not read the cluster: {exc})")
+            if time.monotonic() - last_status >= 5:
+                self.status_line()
+                last_status = time.monotonic()
+            verified = any(e["reason"] == "GpuVerified" for e in self.events)
+            if stopped_at is None and (time.monotonic() >= end_load or (self.args.short and verified)):
+                load.stop()
+                stopped_at = time.monotonic()
+                say("load stopped" + ("" if watch == 0 else
+                                      f"; watching {watch:.0f} s more (functions idle on a GPU are demoted)"))
+            if stopped_at is not None:
+                promoted = {e["fn"] for e in self.events if e["reason"] == "PromotedToGpu"}
+                back = all(self.placement.get(f) == "cpu" for f in promoted)
+                if time.monotonic() - stopped_at >= watch or (promoted and back and watch > 0):
+                    break
+            STOP.wait(2)
+        load.stop()
+        self.read_requests()
+        self.refresh_events()
+        self.refresh_services()
+
+    def monitor_emulated(self, loadgen: Proc) -> None:
         end = self.load_started + self.args.duration
         last_status = 0.0
         done_at = None
@@ -235,13 +352,14 @@ class Demo(Driver):
                 "mode": s.get("mode"), "mode_source": s.get("source"), "slo": s.get("slo"),
                 "final_placement": s.get("placement"), "requests": len(reqs),
                 "requests_cpu": len(by["cpu"]), "requests_gpu": len(by["gpu"]),
+                "errors": sum(1 for r in reqs if r.get("error")),
                 "p95_cpu_s": nearest_rank(by["cpu"], 95), "p95_gpu_s": nearest_rank(by["gpu"], 95),
                 "mean_s": (sum(r["latency_s"] for r in reqs) / len(reqs)) if reqs else None,
                 "promotions": sum(e["reason"] == "PromotedToGpu" for e in evs),
                 "demotions": sum(e["reason"] in ("DemotedToCpu", "RevertedToCpu") for e in evs),
                 "events": evs, "rationale": s.get("rationale"),
             }
-        return {"namespace": self.ns, "short": self.args.short,
+        return {"namespace": self.ns, "short": self.args.short, "data_plane": self.args.data_plane,
                 "driver_seconds": round(time.monotonic() - T0, 1),
                 "load_seconds": round(time.monotonic() - self.load_started, 1) if self.load_started else 0,
                 "functions": rows}
@@ -311,6 +429,8 @@ class Demo(Driver):
             pass
 
     def cleanup(self) -> None:
+        if self.load:
+            self.load.stop()
         self.save_autoscaler_metrics()
         for p in reversed(self.procs):
             p.stop(grace=10)
@@ -335,16 +455,27 @@ def fmt_s(x: float | None) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data-plane", choices=("real", "emulated"), default=None,
+                    help="real pods through the real ingress, or the workload emulator "
+                         "(default: real when the cluster has real nodes)")
     ap.add_argument("--short", action="store_true", help="short scenarios (for tests)")
     ap.add_argument("--duration", type=float, default=None,
-                    help="seconds of load and watching (default 240, --short 150)")
+                    help="seconds of load and watching (default 240, --short 150; real data "
+                         "plane: seconds of load, default 240, --short 300 at most)")
+    ap.add_argument("--watch", type=float, default=150.0,
+                    help="real data plane: seconds to watch after the load (idle demotions)")
     ap.add_argument("--out", default=str(REPO / "target" / "demo"), help="plot, summary, logs")
     ap.add_argument("--namespace", default="gaia-demo")
     ap.add_argument("--debug-build", action="store_true", help="use target/debug binaries")
     ap.add_argument("--keep", action="store_true", help="keep the namespace and the install")
     args = ap.parse_args()
+    if args.data_plane is None:
+        args.data_plane = "real" if Driver.cluster_has_real_nodes() else "emulated"
     if args.duration is None:
-        args.duration = 150.0 if args.short else 240.0
+        if args.data_plane == "real":
+            args.duration = 300.0 if args.short else 240.0
+        else:
+            args.duration = 150.0 if args.short else 240.0
 
     def on_signal(signum, _frame):
         if not STOP.is_set():

@@ -35,6 +35,11 @@ class Driver:
         self.req_log.unlink(missing_ok=True)
         self.req_pos = 0
 
+    @staticmethod
+    def cluster_has_real_nodes() -> bool:
+        """Whether the running cluster was brought up with real nodes (hack/cluster.sh env)."""
+        return Cluster.read().env.get("GAIA_REAL_NODES") == "1"
+
     # --- the cluster --------------------------------------------------------------------
     def wait(self, what: str, fn, timeout: float, every: float = 5.0):
         """fn() until it is truthy; says every few seconds what it waits for."""

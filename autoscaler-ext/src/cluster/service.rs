@@ -40,7 +40,8 @@ pub struct ManagedService {
     pub observed: Result<Observed, String>,
     /// `autoscaling.knative.dev/min-scale` of the template (at least 1).
     pub min_scale: u32,
-    /// `metadata.creationTimestamp`.
+    /// Since when the Service has been as it is (`ServiceView::in_place_since`: the later of
+    /// its creation and its last Ready transition).
     pub created: Option<jiff::Timestamp>,
     /// `gaia.dev/rung` on the template: the ladder rung it was placed for, if a ladder placed it.
     pub rung: Option<String>,
@@ -74,7 +75,7 @@ impl ManagedService {
             slo: v.latency_slo(),
             observed: v.observed().map_err(|e| e.to_string()),
             min_scale: v.min_scale(),
-            created: v.created(),
+            created: v.in_place_since(),
             rung: v
                 .template_annotation(keys::RUNG)
                 .map(str::trim)

@@ -45,14 +45,28 @@ SEARCH = [os.environ.get("GAIA_FUNCTION_DIR", "/app"), "/opt/gaia/function"]
 
 
 def load_function():
+    """func.py's handle. A directory with an ``__init__.py`` is a package (examples/functions/
+    text_generation: ``from .model import load``): it is imported as the package ``function``
+    and func.py as ``function.func``, so relative imports work; otherwise func.py is a plain
+    module with its directory on sys.path."""
     for d in SEARCH:
         path = Path(d) / "func.py"
-        if path.is_file():
+        if not path.is_file():
+            continue
+        init = path.parent / "__init__.py"
+        if init.is_file():
+            spec = importlib.util.spec_from_file_location(
+                "function", init, submodule_search_locations=[str(path.parent)])
+            package = importlib.util.module_from_spec(spec)
+            sys.modules["function"] = package
+            spec.loader.exec_module(package)
+            module = importlib.import_module("function.func")
+        else:
             sys.path.insert(0, str(path.parent))
             spec = importlib.util.spec_from_file_location("func", path)
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
-            return module.handle, str(path)
+        return module.handle, str(path)
     raise SystemExit(f"function server: no func.py in {SEARCH}")
 
 
