@@ -259,19 +259,31 @@ mod tests {
     fn in_place_since_is_the_later_of_creation_and_the_last_ready_transition() {
         let created = json!({"metadata": {"creationTimestamp": "2026-12-01T10:00:00Z"}});
         let at = |t: &str| t.parse::<jiff::Timestamp>().ok();
-        assert_eq!(ServiceView::new(&created).in_place_since(), at("2026-12-01T10:00:00Z"));
+        assert_eq!(
+            ServiceView::new(&created).in_place_since(),
+            at("2026-12-01T10:00:00Z")
+        );
         // Ready 3 minutes after creation (the image pulled, the model loaded)
         let mut ready = created.clone();
         ready["status"] = json!({"conditions": [
             {"type": "ConfigurationsReady", "status": "True", "lastTransitionTime": "2026-12-01T10:09:00Z"},
             {"type": "Ready", "status": "True", "lastTransitionTime": "2026-12-01T10:03:00Z"}]});
-        assert_eq!(ServiceView::new(&ready).in_place_since(), at("2026-12-01T10:03:00Z"));
+        assert_eq!(
+            ServiceView::new(&ready).in_place_since(),
+            at("2026-12-01T10:03:00Z")
+        );
         // a transition recorded before the creation (clock skew) does not count
         ready["status"]["conditions"][1]["lastTransitionTime"] = json!("2026-12-01T09:00:00Z");
-        assert_eq!(ServiceView::new(&ready).in_place_since(), at("2026-12-01T10:00:00Z"));
+        assert_eq!(
+            ServiceView::new(&ready).in_place_since(),
+            at("2026-12-01T10:00:00Z")
+        );
         // unreadable times are left out
         ready["status"]["conditions"][1]["lastTransitionTime"] = json!("soon");
-        assert_eq!(ServiceView::new(&ready).in_place_since(), at("2026-12-01T10:00:00Z"));
+        assert_eq!(
+            ServiceView::new(&ready).in_place_since(),
+            at("2026-12-01T10:00:00Z")
+        );
         assert_eq!(ServiceView::new(&json!({})).in_place_since(), None);
     }
 
