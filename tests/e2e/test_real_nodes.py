@@ -425,19 +425,31 @@ def test_the_standby_autoscaler_pod_leads_within_the_lease_when_the_leader_is_de
     assert took < 6 + 4, f"the standby took {took:.1f} s (lease 6 s, retry 1 s)"
 
 
-def test_no_service_goes_unclassified_while_a_webhook_pod_is_deleted(
+def test_no_service_goes_unclassified_while_the_webhook_pods_are_replaced(
         cluster: Cluster, kubectl: Kubectl, kn: Kn, namespace: str, gaia_pods: GaiaInstall):
-    """`kn service create` in a loop while one of the two webhook pods is deleted: every
-    create succeeds and every Service is classified (the webhook's failurePolicy is Ignore, so
-    a review that reached no webhook would admit the Service silently unclassified)."""
+    """`kn service create` in a loop while both webhook pods are deleted, one after the other
+    (the second once the first one's replacement is Ready): every create succeeds and every
+    Service is classified. The webhook's failurePolicy is Ignore, so a review that reached no
+    webhook would admit the Service silently unclassified; the apiserver keeps its connection to
+    one pod, and deleting both makes sure the one it talks to goes."""
     code = (REPO / "examples" / "functions" / "idle_wait" / "func.py").read_text()
     kubectl("create", "configmap", "idle-src", "-n", namespace, f"--from-literal=func.py={code}")
-    webhooks = [p["metadata"]["name"] for p in kubectl.pods("gaia-system", "app.kubernetes.io/name=gaia-webhook")]
+    selector = "app.kubernetes.io/name=gaia-webhook"
+    webhooks = [p["metadata"]["name"] for p in kubectl.pods("gaia-system", selector)]
     assert len(webhooks) == 2, webhooks
-    names = [f"f{i:02d}" for i in range(12)]
+
+    def ready_replacements() -> int:
+        return sum(1 for p in kubectl.pods("gaia-system", selector)
+                   if p["metadata"]["name"] not in webhooks and not p["metadata"].get("deletionTimestamp")
+                   and (kubectl.condition(p, "Ready") or {}).get("status") == "True")
+
+    names = [f"f{i:02d}" for i in range(16)]
     for i, name in enumerate(names):
         if i == 3:
             kubectl("delete", "pod", webhooks[0], "-n", "gaia-system", "--wait=false")
+        if i == 9:
+            wait_until(lambda: ready_replacements() >= 1, timeout=120, desc="the first replacement Ready")
+            kubectl("delete", "pod", webhooks[1], "-n", "gaia-system", "--wait=false")
         # --no-wait: the Services need not become Ready, only be admitted
         kn("service", "create", name, "-n", namespace, "--image", cluster.env["GAIA_RUNTIME_IMAGE"],
            "--mount", "/app=cm:idle-src", "--annotation", "gaia.dev/execution-mode=auto",
@@ -448,6 +460,10 @@ def test_no_service_goes_unclassified_while_a_webhook_pod_is_deleted(
         ann = kubectl.json("get", "ksvc", name, "-n", namespace)["metadata"].get("annotations", {})
         modes[name] = ann.get("gaia.dev/mode")
     assert all(m == "cpu" for m in modes.values()), modes
+    # both original pods are gone: whichever the apiserver was talking to was replaced
+    left = {p["metadata"]["name"] for p in kubectl.pods("gaia-system", selector)
+            if not p["metadata"].get("deletionTimestamp")}
+    assert not left & set(webhooks), left
 
 
 def test_the_demo_runs_on_the_real_data_plane(cluster: Cluster, kubectl: Kubectl):
