@@ -84,6 +84,9 @@ KN="$GAIA_KN_DIR/kn"
 
 k() { "$KUBECTL" --kubeconfig "$KUBECONFIG_FILE" "$@"; }
 in_ns() { ip netns exec "$NETNS" "$@"; }
+# netns_exists NAME: exactly that name (grep -w took "gaia" to exist when only "gaia-soak" did,
+# so the default cluster could not start beside an isolated one).
+netns_exists() { ip netns list | awk '{print $1}' | grep -qxF -- "$1"; }
 
 # wait_for DESCRIPTION TIMEOUT_S CMD...: retry CMD (quietly) every 0.5 s.
 wait_for() {
@@ -140,7 +143,7 @@ start() {
 
 # ---------------------------------------------------------------- network
 net_up() {
-  if ip netns list | grep -qw "$NETNS"; then net_down; fi
+  if netns_exists "$NETNS"; then net_down; fi
   ip netns add "$NETNS"
   ip netns add "$AS_NETNS"
   ip link add "$VETH_HOST" type veth peer name "$VETH_NS" netns "$NETNS"
@@ -164,7 +167,7 @@ net_up() {
 net_down() {
   local ns
   for ns in "$AS_NETNS" "$NETNS"; do
-    if ip netns list | grep -qw "$ns"; then
+    if netns_exists "$ns"; then
       local pids
       pids=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')
       if [[ -n $pids ]]; then
@@ -720,7 +723,7 @@ EOF
 
 cmd_exec() {
   (($#)) || gaia_die "usage: cluster.sh exec CMD [ARGS...]"
-  ip netns list | grep -qw "$NETNS" || gaia_die "cluster is down"
+  netns_exists "$NETNS" || gaia_die "cluster is down"
   exec ip netns exec "$NETNS" env KUBECONFIG="$KUBECONFIG_FILE" PATH="$STATE/bin:$PATH" "$@"
 }
 

@@ -101,7 +101,7 @@ real_net_down() {
   rm -rf "/etc/netns/$AS_NETNS"
   for i in 1 2; do
     ns=$(node_ns "$i")
-    if ip netns list | grep -qw "$ns"; then
+    if netns_exists "$ns"; then
       local pids
       pids=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')
       [[ -z $pids ]] || gaia_log "WARNING: processes not started by 'up' still run in netns $ns: $pids(not killed)"
