@@ -576,9 +576,11 @@ impl Cycle {
             pods,
             violation_streak: self.streaks.get(&key).copied().unwrap_or(0),
             created: svc.created,
-            // The classifier reports no dtype yet: the model's GPU memory is unknown, so
-            // every rung is taken to hold it.
-            model_gpu_mib: None,
+            // The webhook's estimate (`gaia.dev/gpu-memory-mib`, the classifier's parameters
+            // and dtype); absent: unknown, every rung is taken to hold the model.
+            model_gpu_mib: gaia_contract::ServiceView::new(&svc.object)
+                .gpu_memory_mib()
+                .map(|m| m as f64),
         };
         // A p95 made of whole seconds cannot be held against an objective under one: the
         // latencies are dropped, so only the rates (idle) can move the Service.
