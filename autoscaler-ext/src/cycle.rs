@@ -1229,6 +1229,51 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_webhooks_memory_estimate_keeps_a_big_model_off_a_slice_it_does_not_fit() {
+        // gaia.dev/gpu-memory-mib (the classifier's estimate, written by the webhook): 35,000
+        // MiB, more than a seventh of the H200 (20,538): the slice is not a rung for it.
+        let mut v = svc("a", "cpu_preferred").object.clone();
+        v["metadata"]["annotations"]["gaia.dev/gpu-memory-mib"] = json!("35000");
+        let big = Arc::new(ManagedService::from_value(v, "nvidia.com/gpu").unwrap());
+        let snap = Snapshot {
+            services: vec![big],
+            pods: vec![pod("a-1")],
+            nodes: vec![],
+        };
+        let rungs = RungSnapshot {
+            nodes: vec![sliced_node(7, &[])],
+            pods: vec![],
+        };
+        let act = LadderRecording::default();
+        let mut cycle = Cycle::new(ladder_settings());
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let observer = Table(Ok(slow_and_busy(&["a"])));
+        for i in 0..2 {
+            cycle
+                .run_ladder(
+                    &snap,
+                    &rungs,
+                    &observer,
+                    &act,
+                    add(t0, Duration::from_secs(10 * i)),
+                    None,
+                )
+                .await;
+        }
+        // seven free slices, no whole GPU: no room for it, not a promotion onto a slice
+        let acted = act.0.lock().unwrap().clone();
+        assert_eq!(acted.len(), 1, "{acted:?}");
+        assert_eq!(acted[0].1, "no_capacity", "{acted:?}");
+        assert!(
+            acted[0]
+                .2
+                .contains("gpu-shared cannot hold the model (~34.2 GiB)"),
+            "{}",
+            acted[0].2
+        );
+    }
+
+    #[tokio::test]
     async fn without_a_ladder_run_ladder_is_run() {
         let snap = Snapshot {
             services: vec![svc("a", "cpu_preferred")],

@@ -70,4 +70,9 @@ impl GpuMemory {
     pub fn describe_short(&self) -> String {
         format!("{} of GPU memory ({})", describe_mib(self.mib), self.dtype)
     }
+
+    /// "~2.6 GiB GPU, float16": for a rationale without room for [`Self::describe_short`].
+    pub fn describe_tiny(&self) -> String {
+        format!("{} GPU, {}", describe_mib(self.mib), self.dtype)
+    }
 }

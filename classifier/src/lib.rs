@@ -408,15 +408,15 @@ pub fn classify(files: &[SourceFile], limits: &Limits) -> Result<Classification,
             found.map(|h| (h.dtype, format!("{}:{} {}", h.file, h.line, h.what))),
         )
     });
-    // The estimate goes at the end of the rationale when it fits whole, else in short, else
-    // not (it is in `gpu_memory` either way): the rule's own reason is never cut for it.
+    // The estimate goes at the end of the rationale when it fits whole, else in short (or
+    // shortest), else not (it is in `gpu_memory` either way): the rule's own reason is never cut for it.
     if let Some(g) = gpu_memory
         .as_ref()
         .filter(|_| mode != gaia_contract::ExecutionMode::Cpu)
     {
         let max = gaia_contract::verdict::MAX_CLASSIFIER_RATIONALE_CHARS;
         let used = rationale.chars().count();
-        if let Some(tail) = [g.describe(), g.describe_short()]
+        if let Some(tail) = [g.describe(), g.describe_short(), g.describe_tiny()]
             .into_iter()
             .find(|t| used + 2 + t.chars().count() <= max)
         {

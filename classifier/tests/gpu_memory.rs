@@ -119,8 +119,16 @@ fn the_papers_functions() {
             .unwrap_or_else(|e| panic!("{e}"))
     };
     // TinyLlama: float16 on a GPU (`torch.float16 if device == "cuda" else torch.float32`)
-    let g = classify("text_generation").gpu_memory.expect("TinyLlama");
+    let c = classify("text_generation");
+    let g = c.gpu_memory.expect("TinyLlama");
     assert_eq!(g.dtype, Dtype::F16, "{g:?}");
+    // a long rationale keeps its own reason whole and ends with the estimate in short
+    assert!(
+        c.rationale.ends_with("; ~3.5 GiB GPU, float16"),
+        "{}",
+        c.rationale
+    );
+    assert!(c.rationale.contains("[entry: func.py]"), "{}", c.rationale);
     assert!((3000.0..3700.0).contains(&g.mib), "{g:?}");
     // ResNet-18: no dtype written, float32 (794 MiB a process measured on the H200)
     let g = classify("image_classification")
