@@ -576,9 +576,11 @@ impl Cycle {
             pods,
             violation_streak: self.streaks.get(&key).copied().unwrap_or(0),
             created: svc.created,
-            // The classifier reports no dtype yet: the model's GPU memory is unknown, so
-            // every rung is taken to hold it.
-            model_gpu_mib: None,
+            // The webhook's estimate (`gaia.dev/gpu-memory-mib`, the classifier's parameters
+            // and dtype); absent: unknown, every rung is taken to hold the model.
+            model_gpu_mib: gaia_contract::ServiceView::new(&svc.object)
+                .gpu_memory_mib()
+                .map(|m| m as f64),
         };
         // A p95 made of whole seconds cannot be held against an objective under one: the
         // latencies are dropped, so only the rates (idle) can move the Service.
@@ -1224,6 +1226,51 @@ mod tests {
         assert_eq!(r.decisions.get("promote"), Some(&1), "{r:?}");
         let acted = act.0.lock().unwrap().clone();
         assert!(acted[1].2.contains("→ gpu-shared"), "{}", acted[1].2);
+    }
+
+    #[tokio::test]
+    async fn the_webhooks_memory_estimate_keeps_a_big_model_off_a_slice_it_does_not_fit() {
+        // gaia.dev/gpu-memory-mib (the classifier's estimate, written by the webhook): 35,000
+        // MiB, more than a seventh of the H200 (20,538): the slice is not a rung for it.
+        let mut v = svc("a", "cpu_preferred").object.clone();
+        v["metadata"]["annotations"]["gaia.dev/gpu-memory-mib"] = json!("35000");
+        let big = Arc::new(ManagedService::from_value(v, "nvidia.com/gpu").unwrap());
+        let snap = Snapshot {
+            services: vec![big],
+            pods: vec![pod("a-1")],
+            nodes: vec![],
+        };
+        let rungs = RungSnapshot {
+            nodes: vec![sliced_node(7, &[])],
+            pods: vec![],
+        };
+        let act = LadderRecording::default();
+        let mut cycle = Cycle::new(ladder_settings());
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let observer = Table(Ok(slow_and_busy(&["a"])));
+        for i in 0..2 {
+            cycle
+                .run_ladder(
+                    &snap,
+                    &rungs,
+                    &observer,
+                    &act,
+                    add(t0, Duration::from_secs(10 * i)),
+                    None,
+                )
+                .await;
+        }
+        // seven free slices, no whole GPU: no room for it, not a promotion onto a slice
+        let acted = act.0.lock().unwrap().clone();
+        assert_eq!(acted.len(), 1, "{acted:?}");
+        assert_eq!(acted[0].1, "no_capacity", "{acted:?}");
+        assert!(
+            acted[0]
+                .2
+                .contains("gpu-shared cannot hold the model (~34.2 GiB)"),
+            "{}",
+            acted[0].2
+        );
     }
 
     #[tokio::test]

@@ -111,6 +111,7 @@ fn assumed(what: String, why: &str, known: &rules::KnownModel) -> Hit {
         format!("{what} (size unknown; {why}: assumed {})", size.describe()),
     )
     .heavy(size.is_heavy())
+    .params(size.params)
 }
 
 fn model_hit(what: String, size: ModelSize, force_heavy: bool) -> Hit {
@@ -120,7 +121,9 @@ fn model_hit(what: String, size: ModelSize, force_heavy: bool) -> Hit {
     } else {
         size.describe()
     };
-    Hit::new(FindingKind::ModelLoad, format!("{what} ({desc})")).heavy(heavy)
+    Hit::new(FindingKind::ModelLoad, format!("{what} ({desc})"))
+        .heavy(heavy)
+        .params(size.params)
 }
 
 /// A model referred to by name (a string value) through `call_text`.

@@ -19,6 +19,7 @@ mod carry;
 mod classification;
 mod commands;
 mod devices;
+mod dtype;
 mod error;
 mod fallback;
 mod files;
@@ -38,7 +39,7 @@ use std::borrow::Cow;
 use rustpython_parser::ast::{self, Stmt};
 use rustpython_parser::Mode;
 
-pub use classification::Classification;
+pub use classification::{Classification, GpuMemory};
 pub use gaia_contract::{Finding, FindingKind};
 pub use limits::{required_stack_bytes, Limits};
 
@@ -367,6 +368,10 @@ pub fn classify(files: &[SourceFile], limits: &Limits) -> Result<Classification,
     // GPU use in functions referred to only under device guards (or in modules imported only
     // there) has a CPU path.
     let runs_model = walked.iter().any(|(_, a)| a.runs_model);
+    let model_params = walked
+        .iter()
+        .filter_map(|(_, a)| a.model_params)
+        .reduce(f64::max);
     for (i, f) in carry::carry_guards(&eval, layout.entry, walked) {
         if let Some(slot) = per_file.get_mut(i) {
             *slot = f;
@@ -383,12 +388,47 @@ pub fn classify(files: &[SourceFile], limits: &Limits) -> Result<Classification,
         .filter(|_| files.len() > 1)
         .and_then(|e| paths.get(e))
         .map(String::as_str);
-    let (mode, rationale) = rules::decide(&counted, &fallback_files, entry, runs_model);
+    let (mode, mut rationale) = rules::decide(&counted, &fallback_files, entry, runs_model);
+    let gpu_memory = model_params.map(|params| {
+        let found = dtype::narrowest(plans.iter().enumerate().flat_map(|(i, plan)| {
+            let counted = matches!(plan, Plan::Parsed(_) | Plan::Fallback { .. });
+            let (path, src) = (
+                paths.get(i).map_or("", String::as_str),
+                texts.get(i).map_or("", |(t, _)| t),
+            );
+            let tokens = lexed.get(i).map_or(&[][..], |l| l.tokens.as_slice());
+            if counted {
+                dtype::scan(path, src, tokens)
+            } else {
+                Vec::new()
+            }
+        }));
+        GpuMemory::new(
+            params,
+            found.map(|h| (h.dtype, format!("{}:{} {}", h.file, h.line, h.what))),
+        )
+    });
+    // The estimate goes at the end of the rationale when it fits whole, else in short (or
+    // shortest), else not (it is in `gpu_memory` either way): the rule's own reason is never cut for it.
+    if let Some(g) = gpu_memory
+        .as_ref()
+        .filter(|_| mode != gaia_contract::ExecutionMode::Cpu)
+    {
+        let max = gaia_contract::verdict::MAX_CLASSIFIER_RATIONALE_CHARS;
+        let used = rationale.chars().count();
+        if let Some(tail) = [g.describe(), g.describe_short(), g.describe_tiny()]
+            .into_iter()
+            .find(|t| used + 2 + t.chars().count() <= max)
+        {
+            rationale = format!("{rationale}; {tail}");
+        }
+    }
     Ok(Classification {
         mode,
         rationale,
         findings,
         fallback: !fallback_files.is_empty(),
+        gpu_memory,
     })
 }
 

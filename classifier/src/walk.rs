@@ -24,6 +24,8 @@ pub struct Hit {
     pub detail: String,
     pub guarded: bool,
     pub heavy: bool,
+    /// For a model load: its parameters, when known (the GPU memory estimate's input).
+    pub params: Option<f64>,
 }
 
 impl Hit {
@@ -33,7 +35,13 @@ impl Hit {
             detail: detail.into(),
             guarded: false,
             heavy: false,
+            params: None,
         }
+    }
+
+    pub fn params(mut self, p: Option<f64>) -> Hit {
+        self.params = p;
+        self
     }
 
     pub fn guarded(mut self, g: bool) -> Hit {
@@ -113,6 +121,8 @@ pub struct Analysis<'a> {
     pub refs_complete: bool,
     /// The module runs a model (see [`rules::RUNS_MODEL_METHODS`]).
     pub runs_model: bool,
+    /// The parameters of the largest model it loads whose size is known.
+    pub model_params: Option<f64>,
 }
 
 struct Walker<'w, 'a> {
@@ -129,6 +139,7 @@ struct Walker<'w, 'a> {
     scopes: Vec<ScopeId>,
     refs: Vec<FunctionRef<'a>>,
     runs_model: bool,
+    model_params: Option<f64>,
     seen: HashSet<(FindingKind, u32, String)>,
     seen_ops: HashSet<String>,
     gpu_libs: HashSet<&'static str>,
@@ -152,6 +163,7 @@ pub fn analyze<'a>(eval: &Eval<'_, 'a>, module: usize) -> Analysis<'a> {
         scopes: Vec::new(),
         refs: Vec::new(),
         runs_model: false,
+        model_params: None,
         seen: HashSet::new(),
         seen_ops: HashSet::new(),
         gpu_libs: HashSet::new(),
@@ -164,6 +176,7 @@ pub fn analyze<'a>(eval: &Eval<'_, 'a>, module: usize) -> Analysis<'a> {
         refs_complete: w.refs.len() < MAX_REFS_PER_FILE,
         refs: w.refs,
         runs_model: w.runs_model,
+        model_params: w.model_params,
     }
 }
 
@@ -240,6 +253,11 @@ impl<'w, 'a> Walker<'w, 'a> {
             FindingKind::DeviceUse | FindingKind::CudaCall | FindingKind::GpuLibrary
         );
         let guarded = hit.guarded || (device_kind && self.guard > 0);
+        if hit.kind == FindingKind::ModelLoad {
+            if let Some(p) = hit.params.filter(|p| p.is_finite() && *p > 0.0) {
+                self.model_params = Some(self.model_params.map_or(p, |m| m.max(p)));
+            }
+        }
         if hit.kind == FindingKind::TensorOp && !self.seen_ops.insert(hit.detail.clone()) {
             return;
         }

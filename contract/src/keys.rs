@@ -49,6 +49,11 @@ pub const RUNG: &str = "gaia.dev/rung";
 /// Written by the autoscaler on the Service metadata when a placement ladder is configured: what
 /// it remembers per rung (JSON, `gaia_policy::ladder::LadderMemory`).
 pub const LADDER: &str = "gaia.dev/ladder";
+/// Written by the webhook on the Service metadata with the verdict: the GPU memory the model
+/// needs, MiB (the classifier's estimate, `gaia_contract::gpu_memory`), when the code loads a
+/// model of known size. The webhook chooses the first rung of a ladder by it; the autoscaler's
+/// ladder skips the rungs it does not fit.
+pub const GPU_MEMORY: &str = "gaia.dev/gpu-memory-mib";
 
 /// Knative's own annotation on `spec.template.metadata`: how long the revision may take to
 /// become ready before Knative gives up on it (Go duration, `600s`; Knative's default is 10

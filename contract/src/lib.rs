@@ -13,6 +13,7 @@
 //!   the autoscaler and `kn gaia` read from it,
 //! - [`verdict`] and [`findings`]: what the webhook records (mode, rationale, findings) and the
 //!   rule for their size,
+//! - [`gpu_memory`]: the GPU memory a model needs (classifier, webhook and ladder agree),
 //! - [`duration`]: the one duration syntax (`gaia.dev/latency-slo`, both ConfigMaps),
 //! - [`observed`]: what the autoscaler remembers on a Service (`gaia.dev/observed`),
 //! - [`queries`]: the PromQL templates and their configuration, shared by the autoscaler and
@@ -22,6 +23,7 @@
 
 pub mod duration;
 pub mod findings;
+pub mod gpu_memory;
 pub mod keys;
 #[cfg(feature = "logging")]
 pub mod logging;

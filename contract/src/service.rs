@@ -159,7 +159,17 @@ impl<'a> ServiceView<'a> {
                 .meta_annotation(keys::SOURCE_ORIGIN)
                 .map(str::to_string),
             image_digest: self.meta_annotation(keys::IMAGE_DIGEST).map(str::to_string),
+            gpu_memory_mib: self.gpu_memory_mib(),
         })
+    }
+
+    /// `gaia.dev/gpu-memory-mib`: `None` when absent or not a whole number of MiB above 0.
+    pub fn gpu_memory_mib(&self) -> Option<u64> {
+        self.meta_annotation(keys::GPU_MEMORY)?
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|m| *m > 0)
     }
 
     /// `gaia.dev/findings`, read tolerantly: `None` when absent, `Err` when not a JSON list.

@@ -25,6 +25,8 @@ pub struct Verdict {
     pub origin: Option<String>,
     /// `gaia.dev/image-digest`: the image read, when the source came from one.
     pub image_digest: Option<String>,
+    /// `gaia.dev/gpu-memory-mib`: the GPU memory the model needs, when the classifier knows.
+    pub gpu_memory_mib: Option<u64>,
 }
 
 /// One line of at most `max` characters: control characters and runs of whitespace become one

@@ -152,6 +152,59 @@ def test_whole_gpu_and_cpu_rungs_stay_off_sliced_nodes(kubectl: Kubectl, namespa
 
 
 # ---------------------------------------------------------------------------------------------
+# The webhook's first rung: a gpu_preferred function whose model fits a slice starts there.
+# ---------------------------------------------------------------------------------------------
+
+def test_the_webhook_starts_a_gpu_preferred_function_on_the_lowest_rung_that_holds_it(
+        cluster, kubectl: Kubectl, kn, namespace: str, sliced_nodes):
+    import tempfile
+
+    from tests.harness.webhook_process import WebhookProcess
+
+    # The autoscaler's configuration file is the one source of the rungs: the webhook reads its
+    # `ladder:` section (--ladder-from), as the manifests mount the autoscaler's ConfigMap.
+    workdir = Path(tempfile.mkdtemp(prefix="gaia-ladder-webhook-"))
+    autoscaler_config = workdir / "autoscaler.yaml"
+    autoscaler_config.write_text("prometheus:\n  url: http://127.0.0.1:9090\n"
+                                 "ladder: " + json.dumps(ladder("shared")) + "\n")
+    hook = WebhookProcess(cluster, kubectl, "gaia-webhook-ladder", 18446,
+                          extra_args=("--ladder-from", str(autoscaler_config))).start()
+    try:
+        functions = REPO / "examples" / "functions" / "text_generation"
+        kubectl("create", "configmap", "textgen-src", "-n", namespace,
+                *[f"--from-file={p.name}={p}" for p in sorted(functions.glob("*.py"))])
+        kn("service", "create", "textgen", "-n", namespace, "--image", "dev.local/gaia/textgen:1",
+           "--scale-min", "1", "--wait-timeout", "180", "--mount", "/app=cm:textgen-src",
+           "--annotation", "gaia.dev/execution-mode=auto")
+        svc = kubectl.json("get", "ksvc", "textgen", "-n", namespace)
+        a = svc["metadata"]["annotations"]
+        assert a["gaia.dev/mode"] == "gpu_preferred", a
+        # TinyLlama-1.1B in float16 (`torch.float16 if device == "cuda"`): ~3.5 GiB
+        assert 3000 <= int(a["gaia.dev/gpu-memory-mib"]) <= 3700, a
+        assert "float16" in a["gaia.dev/rationale"], a["gaia.dev/rationale"]
+        why = a["gaia.dev/rationale"]
+        assert "first rung gpu-shared: the model needs ~3." in why, why
+        assert "gpu-shared (20.1 GiB) is the lowest GPU rung that holds it" in why, why
+        template = svc["spec"]["template"]
+        tmpl = template["metadata"]["annotations"]
+        # the annotation the autoscaler reads for the current rung, so the controller agrees
+        assert tmpl["gaia.dev/rung"] == "gpu-shared" and tmpl["gaia.dev/placed-for"] == "gpu", tmpl
+        limits = template["spec"]["containers"][0]["resources"]["limits"]
+        assert limits.get("nvidia.com/gpu.shared") == "1" and "nvidia.com/gpu" not in limits, limits
+        # and the real scheduler puts it on the time-sliced node
+        revision = svc["status"]["latestReadyRevisionName"]
+
+        def pod_node():
+            pods = kubectl.pods(namespace, f"serving.knative.dev/revision={revision}")
+            return next((p["spec"].get("nodeName") for p in pods if p["spec"].get("nodeName")), None)
+        assert wait_until(pod_node, timeout=60, desc="the textgen pod bound") == SHARED_NODE
+    finally:
+        hook.unregister()
+        hook.stop()
+        kubectl("delete", "ksvc", "textgen", "-n", namespace, "--ignore-not-found", check=False)
+
+
+# ---------------------------------------------------------------------------------------------
 # The controller on the ladder: a light cpu_preferred Service moves from the CPU to the
 # cheaper shared rung, once a slice is free to it.
 # ---------------------------------------------------------------------------------------------

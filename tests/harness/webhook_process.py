@@ -20,9 +20,10 @@ class WebhookProcess:
     """A gaia-webhook process in the cluster's netns, registered with the apiserver."""
 
     def __init__(self, cluster: Cluster, kubectl: Kubectl, name: str, port: int,
-                 config_yaml: str | None = None):
+                 config_yaml: str | None = None, extra_args: tuple[str, ...] = ()):
         self.cluster, self.kubectl, self.name, self.port = cluster, kubectl, name, port
         self.config_yaml = config_yaml
+        self.extra_args = extra_args
         self.dir = Path(tempfile.mkdtemp(prefix=f"{name}-"))
         self.log = self.dir / "webhook.log"
         self.proc: Proc | None = None
@@ -39,7 +40,8 @@ class WebhookProcess:
             extra = ["--config", str(self.dir / "config.yaml")]
         self.proc = Proc(self.cluster.in_netns(str(binary), "--listen", f"127.0.0.1:{self.port}",
                                                "--tls-cert", str(self.dir / "tls.crt"),
-                                               "--tls-key", str(self.dir / "tls.key"), *extra),
+                                               "--tls-key", str(self.dir / "tls.key"), *extra,
+                                               *self.extra_args),
                          self.log, self.cluster.process_env())
         wait_until(self._ready, timeout=60, desc=f"{self.name} /readyz", interval=0.5)
         self.register()

@@ -18,6 +18,7 @@ use crate::Error;
 use gaia_classifier::Limits;
 use gaia_contract::duration::serde_duration;
 use gaia_contract::logging::LogFormat;
+use gaia_policy::ladder::LadderConfig;
 
 /// Gaia's mutating admission webhook: classifies opted-in Knative Services and injects their
 /// execution mode and node placement.
@@ -52,6 +53,11 @@ pub struct Args {
     /// Configuration file (YAML); built-in defaults when absent.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// The autoscaler's configuration file (its ConfigMap, mounted): only its `ladder:` section
+    /// is read, the one source of the rungs (docs/ladder.md). With a ladder, a new
+    /// `gpu_preferred` Service starts on the lowest GPU rung whose memory holds its model.
+    #[arg(long, value_name = "PATH")]
+    pub ladder_from: Option<PathBuf>,
     /// Plain-HTTP listener for /metrics, /healthz and /readyz (for probes and scrapers).
     #[arg(long)]
     pub metrics_listen: Option<SocketAddr>,
@@ -98,6 +104,10 @@ pub struct Config {
     /// Reading the function from the user container's image (after the inline annotation and
     /// ConfigMap volumes): docs/image-source.md.
     pub image: ImageConfig,
+    /// The placement ladder, from the autoscaler's configuration (`--ladder-from`), never from
+    /// this file: one source of the rungs.
+    #[serde(skip)]
+    pub ladder: Option<LadderConfig>,
 }
 
 /// The `image:` section.
@@ -165,8 +175,47 @@ impl Default for Config {
             max_body_bytes: 8 * 1024 * 1024,
             cache_entries: 1024,
             image: ImageConfig::default(),
+            ladder: None,
         }
     }
+}
+
+/// What the webhook reads of the autoscaler's configuration: the `ladder:` section alone.
+#[derive(Deserialize)]
+struct AutoscalerLadder {
+    #[serde(default)]
+    ladder: Option<LadderConfig>,
+}
+
+/// The `ladder:` section of the autoscaler's configuration file (YAML or JSON), validated by
+/// the ladder's own rules. `None`: no section (or today's two rungs):
+/// the webhook places as without a ladder. Errors name the file and the field.
+pub fn load_ladder(path: &Path) -> Result<Option<LadderConfig>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse_ladder(&text).map_err(|e| match e {
+        Error::Config(msg) => Error::Config(format!("{}: {msg}", path.display())),
+        other => other,
+    })
+}
+
+pub fn parse_ladder(text: &str) -> Result<Option<LadderConfig>, Error> {
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    let section: AutoscalerLadder =
+        serde_saphyr::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+    let Some(ladder) = section.ladder else {
+        return Ok(None);
+    };
+    // The ladder's own rules; the autoscaler, reading the same file, also checks each rung's
+    // profile at its start (`--check-config`).
+    ladder
+        .validate()
+        .map_err(|e| Error::Config(e.to_string()))?;
+    Ok(ladder.is_ladder().then_some(ladder))
 }
 
 impl Config {
@@ -315,5 +364,40 @@ image:
                 "{text:?} gave {err:?}, expected {needle:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_ladder_is_read_from_the_autoscalers_configuration_only() {
+        // the autoscaler's file: other sections are not the webhook's business
+        let text = "prometheus:\n  url: http://p:9090\npolicy: {}\n";
+        assert_eq!(parse_ladder(text).unwrap(), None);
+        assert_eq!(parse_ladder("").unwrap(), None);
+        let ladder = LadderConfig::cpu_shared_gpu(143_771.0, 7);
+        let text = format!(
+            "prometheus:\n  url: http://p:9090\nladder: {}\n",
+            serde_json::to_string(&ladder).unwrap()
+        );
+        assert_eq!(parse_ladder(&text).unwrap(), Some(ladder.clone()));
+        // today's two rungs are no ladder
+        let two = format!(
+            "ladder: {}\n",
+            serde_json::to_string(&LadderConfig::default()).unwrap()
+        );
+        assert_eq!(parse_ladder(&two).unwrap(), None);
+        // an invalid ladder names the field
+        let mut bad = ladder;
+        bad.rungs[2].name = "cpu".into();
+        let err = parse_ladder(&format!(
+            "ladder: {}\n",
+            serde_json::to_string(&bad).unwrap()
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("ladder.rungs[2].name"), "{err}");
+        // and the webhook's own file has no ladder: one source of the rungs
+        let err = Config::parse("ladder: {rungs: []}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ladder"), "{err}");
     }
 }

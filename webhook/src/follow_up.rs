@@ -203,6 +203,7 @@ mod tests {
             digest: Some("sha256:s".into()),
             origin: Some("image:reg/f:1".into()),
             image_digest: Some("sha256:i".into()),
+            gpu_memory_mib: None,
         };
         let s = svc("reg/f:1", "default");
         let mut wanted = s.clone();
@@ -233,6 +234,7 @@ mod tests {
         );
         let unread = Verdict {
             image_digest: None,
+            gpu_memory_mib: None,
             ..v
         };
         assert_eq!(step(&s, &f, Some(&(unread, wanted))), Step::Wait);
@@ -260,6 +262,7 @@ mod tests {
             digest: Some("sha256:s".into()),
             origin: Some("image:reg/f:1".into()),
             image_digest: Some("sha256:new".into()),
+            gpu_memory_mib: None,
         };
         let old = classified_from("sha256:old");
         let mut wanted = old.clone();
@@ -272,6 +275,7 @@ mod tests {
         // The webhook still answers from the old digest: wait for the new one.
         let same = Verdict {
             image_digest: Some("sha256:old".into()),
+            gpu_memory_mib: None,
             ..fresh.clone()
         };
         assert_eq!(step(&old, &f, Some(&(same, wanted.clone()))), Step::Wait);

@@ -18,10 +18,20 @@ use crate::Error;
 
 /// Runs the webhook until SIGTERM or Ctrl-C.
 pub async fn run(flags: Args) -> Result<(), Error> {
-    let config = match &flags.config {
+    let mut config = match &flags.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
+    if let Some(path) = &flags.ladder_from {
+        config.ladder = crate::config::load_ladder(path)?;
+        match &config.ladder {
+            Some(l) => info!(
+                rungs = %l.rungs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(" → "),
+                "placement ladder read from the autoscaler's configuration"
+            ),
+            None => info!("no placement ladder in the autoscaler's configuration"),
+        }
+    }
     let config = Arc::new(config);
     let client = if flags.kube {
         crate::server::install_crypto_provider();

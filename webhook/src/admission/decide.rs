@@ -9,9 +9,10 @@ use gaia_classifier::Classification;
 use gaia_contract::findings::findings_annotation;
 use gaia_contract::verdict::{one_line, MAX_RATIONALE_CHARS};
 use gaia_contract::{
-    apply_placement, keys, ContractError, ExecutionMode, ModeSource, Placement, PlacementProfiles,
-    RequestedMode, ServiceView, Verdict,
+    apply_placement, apply_profile, keys, ContractError, ExecutionMode, ModeSource, Placement,
+    PlacementProfile, PlacementProfiles, RequestedMode, ServiceView, Verdict,
 };
+use gaia_policy::ladder::{initial_rung, LadderConfig};
 use serde_json::{Map, Value};
 
 /// What an opted-in Service asked for, or why the request is refused.
@@ -53,6 +54,15 @@ pub fn effective(
 ) -> Verdict {
     let findings = match &analysis {
         Analysis::Classified(c) => findings_annotation(&c.findings),
+        _ => None,
+    };
+    let gpu_memory_mib = match &analysis {
+        Analysis::Classified(c) => c
+            .gpu_memory
+            .as_ref()
+            .map(|g| g.mib.ceil())
+            .filter(|m| m.is_finite() && *m >= 1.0 && *m < 1e12)
+            .map(|m| m as u64),
         _ => None,
     };
     let (mode, source, rationale) = match (requested, analysis) {
@@ -104,6 +114,7 @@ pub fn effective(
         digest,
         origin: None,
         image_digest: None,
+        gpu_memory_mib,
     }
 }
 
@@ -145,12 +156,67 @@ pub fn placement_for(service: &Value, mode: ExecutionMode) -> Placement {
         .unwrap_or_else(|| mode.initial_placement())
 }
 
+/// The rung of the placement ladder a new `gpu_preferred` Service starts on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FirstRung<'a> {
+    pub ladder: &'a LadderConfig,
+    pub index: usize,
+    /// Why, for the rationale: "gpu-shared: the model needs ~3.5 GiB of GPU memory; ...".
+    pub why: String,
+}
+
+/// With a ladder (more than today's two rungs), a `gpu_preferred` Service the autoscaler has
+/// not placed yet (no `gaia.dev/desired-placement`, no `gaia.dev/rung` on its template) starts
+/// on the lowest GPU rung whose memory holds the model (`gaia.dev/gpu-memory-mib`; unknown: the
+/// lowest GPU rung), by [`initial_rung`], the ladder's own rule. Every other Service: `None`,
+/// placed as without a ladder (the other modes start where they start today: `cpu` and
+/// `cpu_preferred` on the CPU, `gpu` on a whole GPU).
+pub fn first_rung<'a>(
+    service: &Value,
+    verdict: &Verdict,
+    ladder: Option<&'a LadderConfig>,
+) -> Option<FirstRung<'a>> {
+    let ladder = ladder.filter(|l| l.is_ladder())?;
+    if verdict.mode != ExecutionMode::GpuPreferred {
+        return None;
+    }
+    let view = ServiceView::new(service);
+    if view.desired_placement().is_some() {
+        return None;
+    }
+    let rung_written = service
+        .pointer("/spec/template/metadata/annotations")
+        .and_then(|a| a.get(keys::RUNG))
+        .and_then(Value::as_str)
+        .is_some_and(|r| !r.trim().is_empty());
+    if rung_written {
+        return None;
+    }
+    let need = verdict.gpu_memory_mib.map(|m| m as f64);
+    let (index, why) = initial_rung(ExecutionMode::GpuPreferred, need, ladder);
+    Some(FirstRung { ladder, index, why })
+}
+
+/// The verdict with its rationale telling the first rung ("...; first rung gpu-shared: ...").
+pub fn with_first_rung(mut verdict: Verdict, first: Option<&FirstRung<'_>>) -> Verdict {
+    if let Some(f) = first {
+        verdict.rationale = one_line(
+            &format!("{}; first rung {}", verdict.rationale, f.why),
+            MAX_RATIONALE_CHARS,
+        );
+    }
+    verdict
+}
+
 /// The Service as the webhook wants it: verdict annotations on its metadata, and its template
-/// placed. Annotations the verdict does not have are removed, so stale ones do not linger.
+/// placed (on `first`'s rung when there is one, as the autoscaler's ladder places a rung: its
+/// profile after removing what any rung's or placement's profile owns, `gaia.dev/rung` on the
+/// template). Annotations the verdict does not have are removed, so stale ones do not linger.
 pub fn mutate(
     service: &Value,
     verdict: &Verdict,
     profiles: &PlacementProfiles,
+    first: Option<&FirstRung<'_>>,
 ) -> Result<Value, ContractError> {
     let mut out = service.clone();
     {
@@ -176,9 +242,31 @@ pub fn mutate(
         set(keys::SOURCE_DIGEST, verdict.digest.as_deref());
         set(keys::SOURCE_ORIGIN, verdict.origin.as_deref());
         set(keys::IMAGE_DIGEST, verdict.image_digest.as_deref());
+        let memory = verdict.gpu_memory_mib.map(|m| m.to_string());
+        set(keys::GPU_MEMORY, memory.as_deref());
     }
-    let placement = placement_for(&out, verdict.mode);
-    apply_placement(&mut out, placement, profiles)?;
+    match first.and_then(|f| Some((f, f.ladder.rungs.get(f.index)?))) {
+        Some((f, rung)) => {
+            let placement = if f.index == 0 {
+                Placement::Cpu
+            } else {
+                Placement::Gpu
+            };
+            let mut owned: Vec<&PlacementProfile> = vec![&profiles.cpu, &profiles.gpu];
+            owned.extend(f.ladder.rungs.iter().map(|r| &r.profile));
+            apply_profile(&mut out, placement, &rung.profile, &owned)?;
+            if let Some(a) = out
+                .pointer_mut("/spec/template/metadata/annotations")
+                .and_then(Value::as_object_mut)
+            {
+                a.insert(keys::RUNG.to_string(), Value::String(rung.name.clone()));
+            }
+        }
+        None => {
+            let placement = placement_for(&out, verdict.mode);
+            apply_placement(&mut out, placement, profiles)?;
+        }
+    }
     Ok(out)
 }
 
@@ -251,6 +339,7 @@ mod tests {
             rationale: "pure Python".into(),
             findings: vec![],
             fallback: false,
+            gpu_memory: None,
         };
         let v = effective(
             RequestedMode::Explicit(ExecutionMode::Gpu),
@@ -335,9 +424,10 @@ mod tests {
             digest: Some("sha256:a".into()),
             origin: Some("image:r/f:1".into()),
             image_digest: Some("sha256:i".into()),
+            gpu_memory_mib: None,
         };
         let p = PlacementProfiles::default();
-        let once = mutate(&svc(json!({})), &v, &p).unwrap();
+        let once = mutate(&svc(json!({})), &v, &p, None).unwrap();
         assert_eq!(
             once["metadata"]["annotations"]["gaia.dev/mode"],
             "gpu_preferred"
@@ -347,6 +437,133 @@ mod tests {
                 ["nvidia.com/gpu"],
             "1"
         );
-        assert_eq!(mutate(&once, &v, &p).unwrap(), once);
+        assert_eq!(mutate(&once, &v, &p, None).unwrap(), once);
+    }
+
+    fn gpu_preferred(mib: Option<u64>) -> Verdict {
+        Verdict {
+            mode: ExecutionMode::GpuPreferred,
+            source: ModeSource::Classifier,
+            rationale: "large-model inference: TinyLlama".into(),
+            findings: None,
+            digest: Some("sha256:a".into()),
+            origin: None,
+            image_digest: None,
+            gpu_memory_mib: mib,
+        }
+    }
+
+    fn shared_ladder() -> LadderConfig {
+        // a seventh of an H200 (143,771 MiB): 20,538 MiB a slice
+        LadderConfig::cpu_shared_gpu(143_771.0, 7)
+    }
+
+    fn limits(s: &Value) -> Value {
+        s["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"].clone()
+    }
+
+    fn place(s: &Value, v: Verdict, ladder: Option<&LadderConfig>) -> (Verdict, Value) {
+        let first = first_rung(s, &v, ladder);
+        let v = with_first_rung(v, first.as_ref());
+        let out = mutate(s, &v, &PlacementProfiles::default(), first.as_ref()).unwrap();
+        (v, out)
+    }
+
+    #[test]
+    fn a_model_that_fits_starts_on_the_lowest_gpu_rung() {
+        let ladder = shared_ladder();
+        let (v, out) = place(&svc(json!({})), gpu_preferred(Some(3542)), Some(&ladder));
+        assert_eq!(limits(&out), json!({"nvidia.com/gpu.shared": "1"}));
+        let tmpl = &out["spec"]["template"]["metadata"]["annotations"];
+        assert_eq!(tmpl["gaia.dev/rung"], "gpu-shared");
+        assert_eq!(tmpl["gaia.dev/placed-for"], "gpu");
+        let meta = &out["metadata"]["annotations"];
+        assert_eq!(meta["gaia.dev/gpu-memory-mib"], "3542");
+        assert!(meta.get("gaia.dev/desired-placement").is_none(), "{meta}");
+        assert!(
+            v.rationale.contains(
+                "first rung gpu-shared: the model needs ~3.5 GiB of GPU memory; gpu-shared (20.1 GiB) is the lowest GPU rung that holds it"
+            ),
+            "{}",
+            v.rationale
+        );
+        assert_eq!(meta["gaia.dev/rationale"], v.rationale.as_str());
+        // the next review (reinvocation, an unrelated update) leaves the slice as it is
+        let again = place(&out, v.clone(), Some(&ladder)).1;
+        assert_eq!(again, out);
+        // and without a ladder too (apply_placement keeps a rung placed for the same placement)
+        assert_eq!(
+            mutate(&out, &v, &PlacementProfiles::default(), None).unwrap(),
+            out
+        );
+    }
+
+    #[test]
+    fn unknown_memory_starts_on_the_lowest_gpu_rung_and_says_so() {
+        let ladder = shared_ladder();
+        let (v, out) = place(&svc(json!({})), gpu_preferred(None), Some(&ladder));
+        assert_eq!(limits(&out), json!({"nvidia.com/gpu.shared": "1"}));
+        assert!(
+            v.rationale.contains("GPU memory is unknown"),
+            "{}",
+            v.rationale
+        );
+        assert!(out["metadata"]["annotations"]
+            .get("gaia.dev/gpu-memory-mib")
+            .is_none());
+    }
+
+    #[test]
+    fn a_model_too_big_for_the_slice_starts_on_the_whole_gpu() {
+        let ladder = shared_ladder();
+        // Llama-2-7B in float16: ~16.7 GiB weights and headroom... 15B in float16 does not fit
+        let (v, out) = place(&svc(json!({})), gpu_preferred(Some(35_000)), Some(&ladder));
+        assert_eq!(limits(&out), json!({"nvidia.com/gpu": "1"}));
+        assert_eq!(
+            out["spec"]["template"]["metadata"]["annotations"]["gaia.dev/rung"],
+            "gpu"
+        );
+        assert!(
+            v.rationale.contains(
+                "first rung gpu: the model needs ~34.2 GiB of GPU memory; gpu (140.4 GiB)"
+            ),
+            "{}",
+            v.rationale
+        );
+    }
+
+    #[test]
+    fn without_a_ladder_or_for_other_modes_placement_is_unchanged() {
+        let ladder = shared_ladder();
+        let today = |s: &Value, v: &Verdict| mutate(s, v, &PlacementProfiles::default(), None);
+        let s = svc(json!({}));
+        // no ladder, and today's two rungs: as before
+        for l in [None, Some(LadderConfig::default())] {
+            let v = gpu_preferred(Some(3542));
+            assert!(first_rung(&s, &v, l.as_ref()).is_none());
+            let (v2, out) = place(&s, v.clone(), l.as_ref());
+            assert_eq!(v2, v);
+            assert_eq!(out, today(&s, &v).unwrap());
+            assert_eq!(limits(&out), json!({"nvidia.com/gpu": "1"}));
+        }
+        // cpu, cpu_preferred, gpu: where they start today, with a ladder too
+        for mode in [
+            ExecutionMode::Cpu,
+            ExecutionMode::CpuPreferred,
+            ExecutionMode::Gpu,
+        ] {
+            let v = Verdict {
+                mode,
+                ..gpu_preferred(Some(1078))
+            };
+            assert!(first_rung(&s, &v, Some(&ladder)).is_none(), "{mode}");
+        }
+        // the autoscaler placed it already: its choice stands
+        let moved = svc(json!({"gaia.dev/desired-placement": "cpu"}));
+        assert!(first_rung(&moved, &gpu_preferred(Some(3542)), Some(&ladder)).is_none());
+        let mut on_rung = svc(json!({}));
+        on_rung["spec"]["template"]["metadata"] =
+            json!({"annotations": {"gaia.dev/rung": "gpu", "gaia.dev/placed-for": "gpu"}});
+        assert!(first_rung(&on_rung, &gpu_preferred(Some(3542)), Some(&ladder)).is_none());
     }
 }

@@ -189,13 +189,16 @@ impl Admission {
         self.metrics
             .observe_classification(verdict.mode, verdict.source);
 
-        let mutated = match decide::mutate(&service, &verdict, &self.config.placement) {
-            Ok(m) => m,
-            Err(e) => {
-                warnings.push(format!("gaia: cannot place this Service: {e}"));
-                return (allow.with_warnings(warnings), Outcome::Skipped);
-            }
-        };
+        let first = decide::first_rung(&service, &verdict, self.config.ladder.as_ref());
+        let verdict = decide::with_first_rung(verdict, first.as_ref());
+        let mutated =
+            match decide::mutate(&service, &verdict, &self.config.placement, first.as_ref()) {
+                Ok(m) => m,
+                Err(e) => {
+                    warnings.push(format!("gaia: cannot place this Service: {e}"));
+                    return (allow.with_warnings(warnings), Outcome::Skipped);
+                }
+            };
         let patch = json_patch::diff(&service, &mutated);
         let allow = allow.with_warnings(warnings);
         if patch.0.is_empty() {
@@ -238,7 +241,10 @@ impl Admission {
                 &mut warnings,
             )
             .await;
-        let mutated = decide::mutate(service, &verdict, &self.config.placement).ok()?;
+        let first = decide::first_rung(service, &verdict, self.config.ladder.as_ref());
+        let verdict = decide::with_first_rung(verdict, first.as_ref());
+        let mutated =
+            decide::mutate(service, &verdict, &self.config.placement, first.as_ref()).ok()?;
         Some((verdict, mutated))
     }
 
