@@ -1263,6 +1263,7 @@ mod tests {
                 }],
             }),
             knative: knative.map(|v| v.parse().unwrap()),
+            generation: gaia_contract::queries::choose_generation(Default::default(), None, None),
         }
     }
 
