@@ -136,6 +136,11 @@ def test_an_idle_gpu_is_demoted_sooner_on_dcgm_evidence(cluster: Cluster, kubect
         wait_until(lambda: len(prom_query(cluster, f'DCGM_FI_DEV_GPU_UTIL{{namespace="{namespace}"}}')) == 2,
                    timeout=30, desc="DCGM series in Prometheus", interval=1)
 
+        # the rates established over the long window first (a young series reads low: the
+        # light-load rule would demote both at once)
+        rates = f'sum by (instance) (rate(kn_serving_invocation_duration_seconds_count{{instance=~"{namespace}/.*"}}[40s]))'
+        wait_until(lambda: len([r for r in prom_query(cluster, rates) if float(r["value"][1]) >= 3.8]) == 2,
+                   timeout=90, desc="4 req/s over the long window in Prometheus", interval=2)
         config = autoscaler_config(cluster, namespace, METRICS_PORT, {
             "prometheus": {"dcgm": {"enabled": True}},
             "policy": {"demote": {"gpuIdleUtilization": 10}},
@@ -192,6 +197,8 @@ def test_an_idle_gpu_is_demoted_sooner_on_dcgm_evidence(cluster: Cluster, kubect
         print(f"idle demoted {idle_after:.0f} s after the load dropped, busy {busy_after:.0f} s")
     finally:
         targets.unlink(missing_ok=True)
-        for p in (autoscaler, standin, dcgm):
+        if autoscaler is not None:
+            autoscaler.stop()
+        for p in (standin, dcgm):
             if p is not None:
-                (p if isinstance(p, AutoscalerProc) else p.proc).stop(grace=10)
+                p.proc.stop(grace=10)
