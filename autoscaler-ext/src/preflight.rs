@@ -119,7 +119,10 @@ impl Preflight {
         let report = evaluate(&facts, &self.want);
         let knative = gate::knative_release(&facts);
         let generation = gate::generation_choice(&facts, &self.want.prometheus);
-        let told = self.last.as_ref().map(|l| (l.generation.generation, &l.generation.by));
+        let told = self
+            .last
+            .as_ref()
+            .map(|l| (l.generation.generation, &l.generation.by));
         if told != Some((generation.generation, &generation.by)) {
             info!(generation = generation.generation.name(), why = %generation.why(),
                   "metric generation chosen");
