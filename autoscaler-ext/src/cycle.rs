@@ -1310,6 +1310,7 @@ mod tests {
                 }],
             }),
             knative: knative.map(|v| v.parse().unwrap()),
+            generation: gaia_contract::queries::choose_generation(Default::default(), None, None),
         }
     }
 

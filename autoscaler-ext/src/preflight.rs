@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gaia_contract::keys;
-use gaia_contract::queries::{KnativeVersion, QuerySet};
+use gaia_contract::queries::{Generation, GenerationChoice, KnativeVersion};
 use gaia_preflight::gate::{self, Change};
 use gaia_preflight::gather::gather;
 use gaia_preflight::{evaluate, Expectations, Report, Status};
@@ -32,6 +32,9 @@ pub struct PreflightResult {
     pub report: Arc<Report>,
     /// The Knative release the cluster says it runs, when it says.
     pub knative: Option<KnativeVersion>,
+    /// The metric generation to query, and why (`prometheus.generation`, or with `auto` the
+    /// release or the series found).
+    pub generation: GenerationChoice,
 }
 
 impl PreflightResult {
@@ -46,7 +49,7 @@ impl PreflightResult {
 pub struct Preflight {
     client: kube::Client,
     want: Expectations,
-    queries: QuerySet,
+    config: Arc<Config>,
     settings: PreflightConfig,
     recorder: Recorder,
     deployment: ObjectReference,
@@ -58,7 +61,12 @@ pub struct Preflight {
 
 impl Preflight {
     /// `namespace`: where the autoscaler runs (its Deployment, the webhook's objects).
-    pub fn new(client: kube::Client, config: &Config, namespace: &str, instance: String) -> Self {
+    pub fn new(
+        client: kube::Client,
+        config: Arc<Config>,
+        namespace: &str,
+        instance: String,
+    ) -> Self {
         let mut want = Expectations::installed(config.placement.clone(), config.prometheus.clone());
         want.gaia_namespace = namespace.to_string();
         let reporter = Reporter {
@@ -69,8 +77,8 @@ impl Preflight {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             want,
-            queries: config.queries(),
             settings: config.preflight.clone(),
+            config,
             deployment: ObjectReference {
                 api_version: Some("apps/v1".into()),
                 kind: Some("Deployment".into()),
@@ -95,7 +103,9 @@ impl Preflight {
         if Instant::now() < self.next {
             return false;
         }
-        let facts = gather(&self.client, &self.want, &self.queries).await;
+        let config = self.config.clone();
+        let queries = move |g: Generation| config.queries_for(g);
+        let facts = gather(&self.client, &self.want, &queries).await;
         let facts = match facts {
             Ok(f) => f,
             Err(e) => {
@@ -108,6 +118,15 @@ impl Preflight {
         };
         let report = evaluate(&facts, &self.want);
         let knative = gate::knative_release(&facts);
+        let generation = gate::generation_choice(&facts, &self.want.prometheus);
+        let told = self
+            .last
+            .as_ref()
+            .map(|l| (l.generation.generation, &l.generation.by));
+        if told != Some((generation.generation, &generation.by)) {
+            info!(generation = generation.generation.name(), why = %generation.why(),
+                  "metric generation chosen");
+        }
         metrics.record_preflight(&report);
         let failing = report.failed().count();
         for c in report.failed() {
@@ -122,6 +141,7 @@ impl Preflight {
         self.last = Some(PreflightResult {
             report: Arc::new(report),
             knative,
+            generation,
         });
         true
     }

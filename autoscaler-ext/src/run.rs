@@ -40,17 +40,11 @@ pub async fn run(args: Args) -> Result<(), Error> {
         return Ok(());
     }
     let config = Arc::new(config);
-    let observer = PromObserver::new(
-        &config.prometheus.url,
-        config.prometheus.timeout,
-        config.queries(),
-        config.policy.short_window,
-        config.policy.long_window,
-    )?
-    .with_shape(config.prometheus.query_shape);
-    info!(shape = ?observer.shape(), "Prometheus query shape");
-    for (name, promql) in observer.rendered() {
-        info!(query = name, %promql, "PromQL");
+    let mut generation = config.prometheus.initial_generation();
+    let mut observer = observer_for(&config, generation)?;
+    if config.prometheus.generation.fixed().is_none() && !config.preflight.enabled {
+        warn!(generation = generation.name(),
+              "prometheus.generation: auto without the preflight (preflight.enabled: false): the generation is not detected");
     }
     let client = kube::Client::try_default().await?;
     let metrics = Arc::new(Metrics::new());
@@ -198,7 +192,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
             .ok()
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| config.leader_election.namespace.clone());
-        Preflight::new(client.clone(), &config, &namespace, me.clone())
+        Preflight::new(client.clone(), config.clone(), &namespace, me.clone())
     });
     if preflight.is_none() {
         info!("preflight off (preflight.enabled: false): no move is held for it");
@@ -236,6 +230,13 @@ pub async fn run(args: Args) -> Result<(), Error> {
                 .await
             {
                 cycle.set_preflight(p.last().cloned());
+                // `auto`: the preflight chose the generation; its queries from now on
+                if let Some(chosen) = p.last().map(|l| l.generation.generation) {
+                    if chosen != generation {
+                        observer = observer_for(&config, chosen)?;
+                        generation = chosen;
+                    }
+                }
             }
         }
         if !lead || !synced {
@@ -300,6 +301,26 @@ pub async fn run(args: Args) -> Result<(), Error> {
     }
     info!("stopped");
     Ok(())
+}
+
+/// The observer for `generation`'s queries (its PromQL logged).
+fn observer_for(
+    config: &Config,
+    generation: gaia_contract::queries::Generation,
+) -> Result<PromObserver, Error> {
+    let observer = PromObserver::new(
+        &config.prometheus.url,
+        config.prometheus.timeout,
+        config.queries_for(generation),
+        config.policy.short_window,
+        config.policy.long_window,
+    )?
+    .with_shape(config.prometheus.query_shape);
+    info!(generation = generation.name(), shape = ?observer.shape(), "Prometheus queries");
+    for (name, promql) in observer.rendered() {
+        info!(query = name, %promql, "PromQL");
+    }
+    Ok(observer)
 }
 
 /// A pod as the watch keeps it: what every cycle reads, and its use of the ladder's resources

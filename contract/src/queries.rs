@@ -31,7 +31,8 @@ use crate::ContractError as Error;
 /// The name Knative gives the function's container in its pods (cAdvisor's `container` label).
 pub const USER_CONTAINER: &str = "user-container";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Ordered oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Generation {
     /// Knative up to 1.18: `revision_app_request_latencies`, milliseconds.
     #[serde(rename = "opencensus")]
@@ -42,6 +43,169 @@ pub enum Generation {
     /// Knative 1.19.8+, 1.20.1+, 1.21+: `kn_serving_invocation_duration_seconds`.
     #[serde(rename = "opentelemetry")]
     OpenTelemetry,
+}
+
+impl Generation {
+    /// Every generation, oldest first.
+    pub const ALL: [Generation; 3] = [
+        Generation::OpenCensus,
+        Generation::KnQueueProxy,
+        Generation::OpenTelemetry,
+    ];
+
+    /// The name in the configuration (`opentelemetry`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Generation::OpenCensus => "opencensus",
+            Generation::KnQueueProxy => "kn-queueproxy",
+            Generation::OpenTelemetry => "opentelemetry",
+        }
+    }
+
+    /// The request-count series of the queue-proxy's latency histogram (what the series
+    /// probe looks for).
+    pub fn count_metric(self) -> &'static str {
+        match self {
+            Generation::OpenCensus => "revision_app_request_latencies_count",
+            Generation::KnQueueProxy => "kn_queueproxy_app_duration_seconds_count",
+            Generation::OpenTelemetry => "kn_serving_invocation_duration_seconds_count",
+        }
+    }
+
+    /// The generation whose count series is `metric`.
+    pub fn of_count_metric(metric: &str) -> Option<Generation> {
+        Generation::ALL
+            .into_iter()
+            .find(|g| g.count_metric() == metric)
+    }
+}
+
+/// `prometheus.generation`: a generation, or `auto` (the default): chosen from the Knative
+/// release the cluster says it runs, else from the series Prometheus holds
+/// ([`choose_generation`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GenerationSetting {
+    #[default]
+    #[serde(rename = "auto")]
+    Auto,
+    #[serde(rename = "opencensus")]
+    OpenCensus,
+    #[serde(rename = "kn-queueproxy")]
+    KnQueueProxy,
+    #[serde(rename = "opentelemetry")]
+    OpenTelemetry,
+}
+
+impl GenerationSetting {
+    /// The configured generation; `None` for `auto`.
+    pub fn fixed(self) -> Option<Generation> {
+        match self {
+            GenerationSetting::Auto => None,
+            GenerationSetting::OpenCensus => Some(Generation::OpenCensus),
+            GenerationSetting::KnQueueProxy => Some(Generation::KnQueueProxy),
+            GenerationSetting::OpenTelemetry => Some(Generation::OpenTelemetry),
+        }
+    }
+}
+
+impl From<Generation> for GenerationSetting {
+    fn from(g: Generation) -> Self {
+        match g {
+            Generation::OpenCensus => GenerationSetting::OpenCensus,
+            Generation::KnQueueProxy => GenerationSetting::KnQueueProxy,
+            Generation::OpenTelemetry => GenerationSetting::OpenTelemetry,
+        }
+    }
+}
+
+/// Why the generation queried is the one it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChosenBy {
+    /// `prometheus.generation` names it.
+    Configured,
+    /// `auto`: the Knative release found (`source` says where: a label, the configuration).
+    Release {
+        version: KnativeVersion,
+        source: String,
+    },
+    /// `auto`, the release unknown: the series Prometheus holds.
+    Series,
+    /// `auto`, no release and no series of any generation (or Prometheus unreadable): the
+    /// newest generation, asked again at the next preflight.
+    Default,
+}
+
+/// The generation the autoscaler queries, and why ([`choose_generation`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GenerationChoice {
+    pub generation: Generation,
+    pub by: ChosenBy,
+    /// The generations whose request series Prometheus holds (`None`: not read).
+    pub series: Option<Vec<Generation>>,
+}
+
+impl GenerationChoice {
+    /// One line: what is queried and why (logs, the preflight, `kn gaia doctor`).
+    pub fn why(&self) -> String {
+        let g = self.generation.name();
+        let found = match &self.series {
+            None => "series not read".to_string(),
+            Some(s) if s.is_empty() => "no request series in Prometheus yet".to_string(),
+            Some(s) => format!(
+                "series found: {}",
+                s.iter()
+                    .map(|g| g.count_metric())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        match &self.by {
+            ChosenBy::Configured => format!("{g} (prometheus.generation; {found})"),
+            ChosenBy::Release { version, source } => {
+                format!("{g} (auto: Knative Serving {version}, from {source}; {found})")
+            }
+            ChosenBy::Series => format!("{g} (auto: release unknown; {found})"),
+            ChosenBy::Default => format!("{g} (auto: release unknown, {found}: the newest)"),
+        }
+    }
+
+    /// The release says one generation but Prometheus holds only another's series: the
+    /// release label is wrong or the series come from elsewhere.
+    pub fn contradicted(&self) -> Option<Generation> {
+        let s = self.series.as_ref()?;
+        if s.is_empty() || s.contains(&self.generation) {
+            return None;
+        }
+        s.last().copied()
+    }
+}
+
+/// The pure rule of `prometheus.generation`: a configured generation wins; with `auto`, the
+/// release found (`release`: the version and where it was read) decides
+/// ([`Generation::of_knative`]); without one, the series found (`series`, the generations whose
+/// request series exist; the newest when several: an upgrade leaves the old ones behind for a
+/// while); without any, the newest generation.
+pub fn choose_generation(
+    setting: GenerationSetting,
+    release: Option<(KnativeVersion, String)>,
+    series: Option<Vec<Generation>>,
+) -> GenerationChoice {
+    let (generation, by) = match (setting.fixed(), release) {
+        (Some(g), _) => (g, ChosenBy::Configured),
+        (None, Some((version, source))) => (
+            Generation::of_knative(version),
+            ChosenBy::Release { version, source },
+        ),
+        (None, None) => match series.as_ref().and_then(|s| s.iter().max().copied()) {
+            Some(g) => (g, ChosenBy::Series),
+            None => (Generation::OpenTelemetry, ChosenBy::Default),
+        },
+    };
+    GenerationChoice {
+        generation,
+        by,
+        series,
+    }
 }
 
 /// Where an OpenTelemetry generation's revision identity is (see the module documentation).
@@ -86,6 +250,12 @@ impl std::str::FromStr for KnativeVersion {
     }
 }
 
+impl std::fmt::Display for KnativeVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
+    }
+}
+
 impl KnativeVersion {
     const fn v(major: u32, minor: u32, patch: u32) -> KnativeVersion {
         KnativeVersion {
@@ -114,6 +284,23 @@ impl PrometheusConfig {
                     .map_err(|why: String| Error::query("prometheus.knativeVersion", why))
             })
             .transpose()
+    }
+
+    /// The generation queried when nothing was detected yet: the configured one, or the newest.
+    pub fn initial_generation(&self) -> Generation {
+        match (self.generation.fixed(), self.knative_release()) {
+            (Some(g), _) => g,
+            (None, Ok(Some(v))) => Generation::of_knative(v),
+            (None, _) => Generation::OpenTelemetry,
+        }
+    }
+
+    /// The queries of `generation` with this section's layout, overrides and DCGM query.
+    pub fn queries(&self, generation: Generation, container: &str) -> QuerySet {
+        QuerySet {
+            gpu_use: self.dcgm.query(),
+            ..QuerySet::with_layout(generation, self.labels, &self.queries, container)
+        }
     }
 
     /// The configured release truncates latencies under 1 s.
@@ -214,6 +401,92 @@ pub struct QuerySet {
     pub latency_unit: LatencyUnit,
     pub pod_namespace_label: String,
     pub pod_label: String,
+    /// GPU utilisation and memory per pod from NVIDIA's DCGM exporter (`prometheus.dcgm`);
+    /// `None` when not configured.
+    pub gpu_use: Option<GpuUseQuery>,
+}
+
+/// One query for every pod's GPU figures ([`DcgmConfig`]): `{window}` is the long window.
+/// Each answer carries the label [`GPU_FIGURE`] naming the figure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GpuUseQuery {
+    pub template: String,
+    pub namespace_label: String,
+    pub pod_label: String,
+}
+
+/// The label of a [`GpuUseQuery`] answer saying which figure it is: [`GPU_UTIL`] (mean
+/// `DCGM_FI_DEV_GPU_UTIL` over the window, %, averaged over the pod's GPUs), [`GPU_FB_USED`]
+/// and [`GPU_FB_FREE`] (`DCGM_FI_DEV_FB_USED` / `_FREE`, MiB, summed over the pod's GPUs).
+pub const GPU_FIGURE: &str = "gaia_gpu";
+pub const GPU_UTIL: &str = "util_pct";
+pub const GPU_FB_USED: &str = "fb_used_mib";
+pub const GPU_FB_FREE: &str = "fb_free_mib";
+
+/// Where DCGM's series name the pod that uses a GPU.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DcgmLabels {
+    /// `pod`, `namespace`: the exporter's own labels, scraped with `honor_labels: true`.
+    #[default]
+    Pod,
+    /// `exported_pod`, `exported_namespace`: behind the Helm chart's ServiceMonitor, Prometheus
+    /// renames the exporter's labels that clash with the target's own.
+    Exported,
+}
+
+/// `prometheus.dcgm`: GPU utilisation and memory per pod, from NVIDIA's DCGM exporter
+/// (`DCGM_FI_DEV_GPU_UTIL` in %, `DCGM_FI_DEV_FB_USED`/`_FREE` in MiB, sampled every 30 s by
+/// default). Off unless enabled; with it the policy can demote a GPU revision whose GPU idles
+/// sooner (`policy.demote.gpuIdleUtilization`, docs/autoscaler.md).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+pub struct DcgmConfig {
+    pub enabled: bool,
+    /// `pod` (default) or `exported`.
+    pub labels: DcgmLabels,
+    /// Replaces the whole query (answers keyed by `namespaceLabel`/`podLabel`, each with the
+    /// label `gaia_gpu`: `util_pct`, `fb_used_mib` or `fb_free_mib`; `{window}` the long window).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+}
+
+impl DcgmConfig {
+    /// The query, when enabled.
+    pub fn query(&self) -> Option<GpuUseQuery> {
+        if !self.enabled {
+            return None;
+        }
+        let (ns, pod) = match self.labels {
+            DcgmLabels::Pod => ("namespace", "pod"),
+            DcgmLabels::Exported => ("exported_namespace", "exported_pod"),
+        };
+        let figure = |expr: String, name: &str| {
+            format!("label_replace({expr}, \"{GPU_FIGURE}\", \"{name}\", \"\", \"\")")
+        };
+        let template = self.query.clone().unwrap_or_else(|| {
+            [
+                figure(
+                    format!("avg by ({ns}, {pod}) (avg_over_time(DCGM_FI_DEV_GPU_UTIL{{{pod}!=\"\"}}[{{window}}]))"),
+                    GPU_UTIL,
+                ),
+                figure(
+                    format!("sum by ({ns}, {pod}) (DCGM_FI_DEV_FB_USED{{{pod}!=\"\"}})"),
+                    GPU_FB_USED,
+                ),
+                figure(
+                    format!("sum by ({ns}, {pod}) (DCGM_FI_DEV_FB_FREE{{{pod}!=\"\"}})"),
+                    GPU_FB_FREE,
+                ),
+            ]
+            .join(" or ")
+        });
+        Some(GpuUseQuery {
+            template,
+            namespace_label: ns.into(),
+            pod_label: pod.into(),
+        })
+    }
 }
 
 const OTEL_JOIN: &str =
@@ -315,6 +588,7 @@ impl QuerySet {
             latency_unit: o.latency_unit.unwrap_or(unit),
             pod_namespace_label: pick(&o.pod_namespace_label, "namespace".into()),
             pod_label: pick(&o.pod_label, "pod".into()),
+            gpu_use: None,
         }
     }
 
@@ -389,6 +663,14 @@ impl QuerySet {
                 ));
             }
         }
+        if let Some(g) = &self.gpu_use {
+            if !g.template.contains("{window}") {
+                return Err(Error::query(
+                    "prometheus.dcgm.query",
+                    "the template has no {window} placeholder",
+                ));
+            }
+        }
         if let Some(t) = &self.revision_targets {
             if t.trim().is_empty() {
                 return Err(Error::query(
@@ -453,11 +735,13 @@ pub struct PrometheusConfig {
     /// Timeout of one query.
     #[serde(with = "serde_duration")]
     pub timeout: Duration,
-    /// Which Knative metric names to query by default: `opencensus` (Knative up to 1.18,
+    /// Which Knative metric names to query by default: `auto` (the default: from the Knative
+    /// release found in the cluster, else from the series Prometheus holds, see
+    /// [`choose_generation`]), `opencensus` (Knative up to 1.18,
     /// `revision_app_request_latencies_*`, milliseconds), `kn-queueproxy` (1.19.0 to 1.19.7 and
     /// 1.20.0, `kn_queueproxy_app_duration_seconds_*`) or `opentelemetry` (1.19.8+, 1.20.1+,
     /// 1.21+, `kn_serving_invocation_duration_seconds_*`).
-    pub generation: Generation,
+    pub generation: GenerationSetting,
     /// Where the OpenTelemetry generations' revision identity is: `target_info` (scraped,
     /// the default) or `promoted` (OTLP with promoted resource attributes).
     pub labels: LabelLayout,
@@ -471,6 +755,8 @@ pub struct PrometheusConfig {
     pub query_shape: QueryShape,
     /// Replace any of the default PromQL templates or label names.
     pub queries: QueryOverrides,
+    /// GPU utilisation and memory from NVIDIA's DCGM exporter (off by default).
+    pub dcgm: DcgmConfig,
 }
 
 impl Default for PrometheusConfig {
@@ -478,11 +764,12 @@ impl Default for PrometheusConfig {
         PrometheusConfig {
             url: "http://prometheus-operated.monitoring.svc:9090".into(),
             timeout: Duration::from_secs(5),
-            generation: Generation::OpenTelemetry,
+            generation: GenerationSetting::Auto,
             labels: LabelLayout::TargetInfo,
             knative_version: None,
             query_shape: QueryShape::Tiered,
             queries: QueryOverrides::default(),
+            dcgm: DcgmConfig::default(),
         }
     }
 }
@@ -567,6 +854,146 @@ mod tests {
         for bad in ["", "1", "one.two", "1.2.3.4"] {
             assert!(bad.parse::<KnativeVersion>().is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn auto_chooses_from_the_release_at_every_boundary_then_the_series_then_the_newest() {
+        let v = |t: &str| t.parse::<KnativeVersion>().unwrap();
+        let label = || "namespace label app.kubernetes.io/version".to_string();
+        for (version, generation) in [
+            ("1.18.0", Generation::OpenCensus),
+            ("1.18.4", Generation::OpenCensus),
+            ("1.19.0", Generation::KnQueueProxy),
+            ("1.19.7", Generation::KnQueueProxy),
+            ("1.19.8", Generation::OpenTelemetry),
+            ("1.19.9", Generation::OpenTelemetry),
+            ("1.20.0", Generation::KnQueueProxy),
+            ("1.20.1", Generation::OpenTelemetry),
+            ("1.20.2", Generation::OpenTelemetry),
+            ("1.21", Generation::OpenTelemetry),
+            ("1.21.2", Generation::OpenTelemetry),
+            ("v0.26.0", Generation::OpenCensus),
+        ] {
+            // the release decides even when Prometheus holds another generation's series
+            let c = choose_generation(
+                GenerationSetting::Auto,
+                Some((v(version), label())),
+                Some(vec![Generation::OpenCensus]),
+            );
+            assert_eq!(c.generation, generation, "{version}");
+            assert_eq!(
+                c.by,
+                ChosenBy::Release {
+                    version: v(version),
+                    source: label()
+                }
+            );
+            assert!(c.why().contains(&format!("Knative Serving {}", v(version))));
+            assert_eq!(
+                c.contradicted(),
+                (generation != Generation::OpenCensus).then_some(Generation::OpenCensus),
+                "{version}"
+            );
+        }
+        // a configured generation wins over the release
+        let c = choose_generation(
+            GenerationSetting::KnQueueProxy,
+            Some((v("1.21.2"), label())),
+            None,
+        );
+        assert_eq!(
+            (c.generation, c.by),
+            (Generation::KnQueueProxy, ChosenBy::Configured)
+        );
+        // no release: the series, the newest of them when several
+        let c = choose_generation(
+            GenerationSetting::Auto,
+            None,
+            Some(vec![Generation::OpenCensus, Generation::KnQueueProxy]),
+        );
+        assert_eq!(
+            (c.generation, &c.by),
+            (Generation::KnQueueProxy, &ChosenBy::Series)
+        );
+        assert!(
+            c.why().contains("kn_queueproxy_app_duration_seconds_count"),
+            "{}",
+            c.why()
+        );
+        assert_eq!(c.contradicted(), None);
+        // nothing known: the newest, said so
+        for series in [None, Some(vec![])] {
+            let c = choose_generation(GenerationSetting::Auto, None, series);
+            assert_eq!(
+                (c.generation, &c.by),
+                (Generation::OpenTelemetry, &ChosenBy::Default)
+            );
+            assert!(c.why().contains("the newest"), "{}", c.why());
+        }
+        // the setting's spellings
+        for (text, setting) in [
+            ("auto", GenerationSetting::Auto),
+            ("opencensus", GenerationSetting::OpenCensus),
+            ("kn-queueproxy", GenerationSetting::KnQueueProxy),
+            ("opentelemetry", GenerationSetting::OpenTelemetry),
+        ] {
+            let cfg: PrometheusConfig =
+                serde_json::from_str(&format!(r#"{{"generation":"{text}"}}"#)).unwrap();
+            assert_eq!(cfg.generation, setting);
+            assert_eq!(
+                setting.fixed().map(Generation::name),
+                (text != "auto").then_some(text)
+            );
+        }
+        assert_eq!(
+            PrometheusConfig::default().generation,
+            GenerationSetting::Auto
+        );
+        assert!(serde_json::from_str::<PrometheusConfig>(r#"{"generation":"otel"}"#).is_err());
+        let pinned = PrometheusConfig {
+            knative_version: Some("1.20.0".into()),
+            ..PrometheusConfig::default()
+        };
+        assert_eq!(pinned.initial_generation(), Generation::KnQueueProxy);
+        assert_eq!(
+            PrometheusConfig::default().initial_generation(),
+            Generation::OpenTelemetry
+        );
+        for g in Generation::ALL {
+            assert_eq!(Generation::of_count_metric(g.count_metric()), Some(g));
+        }
+    }
+
+    #[test]
+    fn the_dcgm_query_is_off_by_default_and_names_the_pod_labels_of_its_layout() {
+        let off = PrometheusConfig::default();
+        assert_eq!(off.queries(Generation::OpenTelemetry, "c").gpu_use, None);
+        let cfg: PrometheusConfig =
+            serde_json::from_str(r#"{"dcgm":{"enabled":true,"labels":"exported"}}"#).unwrap();
+        let q = cfg.queries(Generation::OpenTelemetry, "c");
+        q.validate().unwrap();
+        let g = q.gpu_use.unwrap();
+        assert_eq!(
+            (g.namespace_label.as_str(), g.pod_label.as_str()),
+            ("exported_namespace", "exported_pod")
+        );
+        assert_eq!(
+            QuerySet::render(&g.template, Duration::from_secs(300)),
+            "label_replace(avg by (exported_namespace, exported_pod) (avg_over_time(DCGM_FI_DEV_GPU_UTIL{exported_pod!=\"\"}[5m])), \"gaia_gpu\", \"util_pct\", \"\", \"\") or label_replace(sum by (exported_namespace, exported_pod) (DCGM_FI_DEV_FB_USED{exported_pod!=\"\"}), \"gaia_gpu\", \"fb_used_mib\", \"\", \"\") or label_replace(sum by (exported_namespace, exported_pod) (DCGM_FI_DEV_FB_FREE{exported_pod!=\"\"}), \"gaia_gpu\", \"fb_free_mib\", \"\", \"\")"
+        );
+        let pod: PrometheusConfig = serde_json::from_str(r#"{"dcgm":{"enabled":true}}"#).unwrap();
+        assert_eq!(pod.dcgm.query().unwrap().pod_label, "pod");
+        assert!(serde_json::from_str::<PrometheusConfig>(
+            r#"{"dcgm":{"enabled":true,"labels":"node"}}"#
+        )
+        .is_err());
+        let bad: PrometheusConfig =
+            serde_json::from_str(r#"{"dcgm":{"enabled":true,"query":"up"}}"#).unwrap();
+        let err = bad
+            .queries(Generation::OpenTelemetry, "c")
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("prometheus.dcgm.query"), "{err}");
     }
 
     #[test]

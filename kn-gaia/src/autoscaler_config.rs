@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use gaia_contract::duration::serde_duration;
 use gaia_contract::placement::PlacementProfiles;
-use gaia_contract::queries::{PrometheusConfig, QuerySet, USER_CONTAINER};
+use gaia_contract::queries::{Generation, PrometheusConfig, QuerySet, USER_CONTAINER};
 use gaia_contract::DEFAULT_LATENCY_SLO;
 use gaia_policy::ladder::LadderConfig;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -50,6 +50,9 @@ pub struct CpuView {
 pub struct PolicyView {
     #[serde(with = "serde_duration")]
     pub short_window: Duration,
+    /// The window of DCGM's mean utilisation.
+    #[serde(with = "serde_duration")]
+    pub long_window: Duration,
 }
 
 impl Default for AutoscalerView {
@@ -77,6 +80,7 @@ impl Default for PolicyView {
     fn default() -> Self {
         PolicyView {
             short_window: gaia_policy::PolicyConfig::default().short_window,
+            long_window: gaia_policy::PolicyConfig::default().long_window,
         }
     }
 }
@@ -109,14 +113,14 @@ impl AutoscalerView {
         serde_saphyr::from_str(text).map_err(|e| e.to_string())
     }
 
-    /// The PromQL the autoscaler sends.
+    /// The PromQL the autoscaler sends before it has chosen a generation.
     pub fn queries(&self) -> QuerySet {
-        QuerySet::with_layout(
-            self.prometheus.generation,
-            self.prometheus.labels,
-            &self.prometheus.queries,
-            &self.cpu.container,
-        )
+        self.queries_for(self.prometheus.initial_generation())
+    }
+
+    /// The PromQL the autoscaler sends for `generation`.
+    pub fn queries_for(&self, generation: Generation) -> QuerySet {
+        self.prometheus.queries(generation, &self.cpu.container)
     }
 }
 
@@ -149,7 +153,7 @@ pub async fn load(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gaia_contract::queries::Generation;
+    use gaia_contract::queries::GenerationSetting;
 
     #[test]
     fn reads_what_the_autoscaler_reads_and_ignores_the_rest() {
@@ -166,7 +170,7 @@ leaderElection: {name: x}
 "#,
         )
         .unwrap();
-        assert_eq!(v.prometheus.generation, Generation::OpenCensus);
+        assert_eq!(v.prometheus.generation, GenerationSetting::OpenCensus);
         assert_eq!(v.policy.short_window, Duration::from_secs(30));
         assert_eq!(v.default_slo, Duration::from_millis(300));
         let q = v.queries();
@@ -210,7 +214,7 @@ ladder:
             .collect::<Vec<_>>()
             .join("\n");
         let v = AutoscalerView::parse(&body).unwrap();
-        assert_eq!(v.prometheus.generation, Generation::OpenTelemetry);
+        assert_eq!(v.prometheus.generation, GenerationSetting::Auto);
         assert!(AutoscalerView::parse("prometheus: {generation: otel}").is_err());
         assert_eq!(
             AutoscalerView::parse("").unwrap(),

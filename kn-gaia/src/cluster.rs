@@ -8,7 +8,7 @@
 
 use gaia_contract::keys;
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
-use k8s_openapi::api::core::v1::{Event as CoreEvent, Namespace};
+use k8s_openapi::api::core::v1::{Event as CoreEvent, Namespace, Pod};
 use k8s_openapi::api::events::v1::Event as NewEvent;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -151,6 +151,25 @@ pub async fn knative_release(
         .get("app.kubernetes.io/version")?
         .parse()
         .ok()
+}
+
+/// Every Knative revision's pods: (namespace, pod, revision), from the label
+/// `serving.knative.dev/revision` (what the autoscaler maps DCGM's per-pod series with).
+pub async fn pod_revisions(client: &kube::Client) -> Result<Vec<(String, String, String)>, Error> {
+    const REVISION: &str = "serving.knative.dev/revision";
+    let api: Api<Pod> = Api::all(client.clone());
+    let pods = api
+        .list_metadata(&ListParams::default().labels(REVISION))
+        .await?;
+    Ok(pods
+        .items
+        .into_iter()
+        .filter_map(|p| {
+            let m = p.metadata;
+            let rev = m.labels.as_ref()?.get(REVISION)?.clone();
+            Some((m.namespace?, m.name?, rev))
+        })
+        .collect())
 }
 
 /// Whether `namespace` carries `gaia.dev/inject=enabled` (false when unreadable).

@@ -7,6 +7,8 @@
 
 use std::io::Write;
 
+use gaia_contract::queries::{ChosenBy, Generation, GenerationChoice};
+use gaia_preflight::gate::generation_choice;
 use gaia_preflight::gather::gather;
 use gaia_preflight::{evaluate, Expectations, Report, Status};
 
@@ -31,10 +33,10 @@ pub struct Args {
 
 pub fn run(args: &Args, kube: &KubeArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     match crate::cli::block_on(report(args, kube)) {
-        Ok((report, origin)) => {
+        Ok((report, origin, choice)) => {
             let written = match args.output {
-                Output::Text => write_text(&report, &origin, out),
-                Output::Json => serde_json::to_writer(&mut *out, &report)
+                Output::Text => write_text(&report, &origin, &choice, out),
+                Output::Json => serde_json::to_writer(&mut *out, &json(&report, &choice))
                     .map_err(std::io::Error::other)
                     .and_then(|()| writeln!(out)),
             };
@@ -51,7 +53,37 @@ pub fn run(args: &Args, kube: &KubeArgs, out: &mut dyn Write, err: &mut dyn Writ
     }
 }
 
-async fn report(args: &Args, kube: &KubeArgs) -> Result<(Report, Origin), Error> {
+/// `-o json`: the checks, and which metric generation the autoscaler queries and why
+/// (`metrics.generation`, `metrics.chosenBy`: configured, release, series or default;
+/// `metrics.seriesFound`: the generations whose request series Prometheus holds).
+pub fn json(report: &Report, choice: &GenerationChoice) -> serde_json::Value {
+    let (by, version, source) = match &choice.by {
+        ChosenBy::Configured => ("configured", None, None),
+        ChosenBy::Release { version, source } => {
+            ("release", Some(version.to_string()), Some(source.clone()))
+        }
+        ChosenBy::Series => ("series", None, None),
+        ChosenBy::Default => ("default", None, None),
+    };
+    serde_json::json!({
+        "checks": report.checks,
+        "metrics": {
+            "generation": choice.generation.name(),
+            "chosenBy": by,
+            "knativeVersion": version,
+            "versionSource": source,
+            "seriesFound": choice
+                .series
+                .as_ref()
+                .map(|s| s.iter().map(|g| g.name()).collect::<Vec<_>>()),
+            "why": choice.why(),
+        },
+    })
+}
+
+type Outcome = (Report, Origin, GenerationChoice);
+
+async fn report(args: &Args, kube: &KubeArgs) -> Result<Outcome, Error> {
     let cluster = cluster::connect(kube).await?;
     let (view, origin) = autoscaler_config::load(&cluster.client, &args.gaia_namespace).await?;
     let mut prometheus = view.prometheus.clone();
@@ -60,13 +92,20 @@ async fn report(args: &Args, kube: &KubeArgs) -> Result<(Report, Origin), Error>
     }
     let mut want = Expectations::installed(view.placement.clone(), prometheus);
     want.gaia_namespace = args.gaia_namespace.clone();
-    let facts = gather(&cluster.client, &want, &view.queries())
+    let queries = |g: Generation| view.queries_for(g);
+    let facts = gather(&cluster.client, &want, &queries)
         .await
         .map_err(|e| Error::Internal(e.to_string()))?;
-    Ok((evaluate(&facts, &want), origin))
+    let choice = generation_choice(&facts, &want.prometheus);
+    Ok((evaluate(&facts, &want), origin, choice))
 }
 
-fn write_text(report: &Report, origin: &Origin, out: &mut dyn Write) -> std::io::Result<()> {
+fn write_text(
+    report: &Report,
+    origin: &Origin,
+    choice: &GenerationChoice,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
     match origin {
         Origin::ConfigMap(name) => writeln!(out, "Gaia's configuration: {name}")?,
         Origin::Defaults => writeln!(
@@ -74,6 +113,7 @@ fn write_text(report: &Report, origin: &Origin, out: &mut dyn Write) -> std::io:
             "Gaia's configuration: not found, the autoscaler's defaults assumed"
         )?,
     }
+    writeln!(out, "metrics queried: {}", choice.why())?;
     for c in &report.checks {
         let mark = match c.status {
             Status::Pass => "✓",

@@ -9,9 +9,12 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use gaia_contract::queries::QuerySet;
+use gaia_contract::queries::{
+    GpuUseQuery, QuerySet, GPU_FB_FREE, GPU_FB_USED, GPU_FIGURE, GPU_UTIL,
+};
 use serde_json::Value;
 
+use crate::status::GpuView;
 use crate::Error;
 
 /// (namespace, revision) → value.
@@ -22,6 +25,8 @@ pub type ByRevision = HashMap<(String, String), f64>;
 pub struct Current {
     pub p95_ms: ByRevision,
     pub rps: ByRevision,
+    /// DCGM's figures per revision (`prometheus.dcgm` on).
+    pub gpu: HashMap<(String, String), GpuView>,
 }
 
 /// The two queries, rendered.
@@ -31,8 +36,15 @@ pub fn queries(set: &QuerySet, window: Duration) -> (String, String) {
     (p95, rps)
 }
 
-/// Asks Prometheus both queries.
-pub async fn current(url: &str, set: &QuerySet, window: Duration) -> Result<Current, Error> {
+/// Asks Prometheus both queries, and the DCGM one when configured (`pods`: (namespace, pod,
+/// revision) of the revisions' pods; `long`: the autoscaler's long window, DCGM's mean).
+pub async fn current(
+    url: &str,
+    set: &QuerySet,
+    window: Duration,
+    long: Duration,
+    pods: &[(String, String, String)],
+) -> Result<Current, Error> {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .no_proxy()
@@ -51,13 +63,76 @@ pub async fn current(url: &str, set: &QuerySet, window: Duration) -> Result<Curr
         };
         (l(&set.namespace_label), l(&set.revision_label))
     };
+    let gpu = match &set.gpu_use {
+        Some(g) => {
+            let answer = vector(&http, url, &QuerySet::render(&g.template, long)).await?;
+            gpu_by_revision(&answer, g, pods, long)
+        }
+        None => HashMap::new(),
+    };
     Ok(Current {
+        gpu,
         p95_ms: p95
             .iter()
             .map(|(m, v)| (key(m), set.latency_unit.to_ms(*v)))
             .collect(),
         rps: rps.iter().map(|(m, v)| (key(m), *v)).collect(),
     })
+}
+
+/// DCGM's per-pod answers summed up per revision as the autoscaler does: utilisation averaged
+/// over the pods with a utilisation series, memory summed over them.
+pub fn gpu_by_revision(
+    answer: &[(Value, f64)],
+    q: &GpuUseQuery,
+    pods: &[(String, String, String)],
+    long: Duration,
+) -> HashMap<(String, String), GpuView> {
+    let revision: HashMap<(&str, &str), &str> = pods
+        .iter()
+        .map(|(ns, pod, rev)| ((ns.as_str(), pod.as_str()), rev.as_str()))
+        .collect();
+    // (namespace, revision) -> pod -> (util, used, free)
+    type Figures = (Option<f64>, Option<f64>, Option<f64>);
+    let mut per: HashMap<(String, String), HashMap<String, Figures>> = HashMap::new();
+    for (m, v) in answer {
+        let l = |k: &str| m.get(k).and_then(Value::as_str);
+        let (Some(ns), Some(pod), Some(figure)) =
+            (l(&q.namespace_label), l(&q.pod_label), l(GPU_FIGURE))
+        else {
+            continue;
+        };
+        let Some(rev) = revision.get(&(ns, pod)) else {
+            continue;
+        };
+        let f = per
+            .entry((ns.to_string(), rev.to_string()))
+            .or_default()
+            .entry(pod.to_string())
+            .or_default();
+        match figure {
+            GPU_UTIL => f.0 = Some(*v),
+            GPU_FB_USED => f.1 = Some(*v),
+            GPU_FB_FREE => f.2 = Some(*v),
+            _ => {}
+        }
+    }
+    per.into_iter()
+        .filter_map(|(key, pods)| {
+            let with: Vec<&Figures> = pods.values().filter(|f| f.0.is_some()).collect();
+            let n = with.len() as f64;
+            let util = with.iter().map(|f| f.0).sum::<Option<f64>>()? / n;
+            Some((
+                key,
+                GpuView {
+                    utilization_pct: util,
+                    fb_used_mib: with.iter().map(|f| f.1).sum(),
+                    fb_free_mib: with.iter().map(|f| f.2).sum(),
+                    window: gaia_contract::format_duration(long),
+                },
+            ))
+        })
+        .collect()
 }
 
 async fn vector(

@@ -112,6 +112,10 @@ pub struct ServiceStatus {
     pub revision: Option<String>,
     pub current_p95_ms: Option<f64>,
     pub current_rps: Option<f64>,
+    /// With `prometheus.dcgm`: the revision's GPU figures from DCGM (what the autoscaler's DCGM
+    /// rule reads).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_gpu: Option<GpuView>,
     pub remembered_p95: Remembered,
     pub last_move: Option<PlacementMove>,
     /// Problems reading this Service's annotations.
@@ -125,6 +129,18 @@ pub struct ServiceStatus {
     ladder_memory: LadderMemory,
     #[serde(skip)]
     pods: u32,
+}
+
+/// The revision's GPU figures from DCGM, over its pods that have series.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GpuView {
+    /// Mean `DCGM_FI_DEV_GPU_UTIL` over the autoscaler's long window, %.
+    pub utilization_pct: f64,
+    pub fb_used_mib: Option<f64>,
+    pub fb_free_mib: Option<f64>,
+    /// The long window (what the mean is over), e.g. `5m`.
+    pub window: String,
 }
 
 /// A Service on the placement ladder.
@@ -202,6 +218,7 @@ impl ServiceStatus {
             revision: own(v.serving_revision()),
             current_p95_ms: None,
             current_rps: None,
+            current_gpu: None,
             remembered_p95: Remembered {
                 cpu: observed.cpu,
                 gpu: observed.gpu,
@@ -250,6 +267,7 @@ impl ServiceStatus {
         let key = (self.namespace.clone(), rev.clone());
         self.current_p95_ms = current.p95_ms.get(&key).copied();
         self.current_rps = current.rps.get(&key).copied();
+        self.current_gpu = current.gpu.get(&key).cloned();
     }
 }
 
@@ -427,6 +445,18 @@ fn write_notes(
     r: &ServiceStatus,
     now: jiff::Timestamp,
 ) -> std::io::Result<()> {
+    if let Some(g) = &r.current_gpu {
+        let memory = match (g.fb_used_mib, g.fb_free_mib) {
+            (Some(u), Some(f)) => format!(", {u:.0}/{:.0} MiB used", u + f),
+            (Some(u), None) => format!(", {u:.0} MiB used"),
+            _ => String::new(),
+        };
+        writeln!(
+            out,
+            "  GPU (DCGM): {:.0}% busy over {}{memory}",
+            g.utilization_pct, g.window
+        )?;
+    }
     if let Some(l) = &r.ladder {
         // The autoscaler's cost line, wrapped at the table's width (never cut: it is the point).
         let items: Vec<String> = l
@@ -701,12 +731,37 @@ pub async fn gather(args: &Args, kube: &KubeArgs) -> Result<Report, Error> {
                 Metrics::Opentelemetry => Generation::OpenTelemetry,
                 Metrics::KnQueueproxy => Generation::KnQueueProxy,
                 Metrics::Opencensus => Generation::OpenCensus,
-            };
+            }
+            .into();
+        }
+        // `auto`: the generation the autoscaler's preflight chooses, chosen the same way
+        if view.prometheus.generation.fixed().is_none() {
+            let mut prometheus = view.prometheus.clone();
+            prometheus.url = url.clone();
+            let want = gaia_preflight::Expectations::installed(view.placement.clone(), prometheus);
+            match gaia_preflight::gather::detect_generation(&c.client, &want).await {
+                Ok(choice) => {
+                    notes.push(format!("note: metrics queried: {}", choice.why()));
+                    view.prometheus.generation = choice.generation.into();
+                }
+                Err(e) => notes.push(format!(
+                    "warning: metric generation not detected ({e}): {} queried",
+                    view.prometheus.initial_generation().name()
+                )),
+            }
         }
         let window = args
             .window_seconds
             .map_or(view.policy.short_window, |s| Duration::from_secs(s.max(1)));
-        match prom::current(url, &view.queries(), window).await {
+        let pods = match view.prometheus.dcgm.enabled {
+            true => cluster::pod_revisions(&c.client).await.unwrap_or_else(|e| {
+                notes.push(format!("warning: pods not listed, no GPU figures: {e}"));
+                Vec::new()
+            }),
+            false => Vec::new(),
+        };
+        let long = view.policy.long_window;
+        match prom::current(url, &view.queries(), window, long, &pods).await {
             Ok(current) => rows.iter_mut().for_each(|r| r.apply(&current)),
             Err(e) => notes.push(format!(
                 "warning: current p95 and request rate unavailable: {e}"

@@ -105,6 +105,7 @@ fn current_numbers_are_those_of_the_autoscalers_revision() {
         rps: [(key("matmul-00001"), 1.0), (key("matmul-00002"), 3.5)]
             .into_iter()
             .collect(),
+        gpu: Default::default(),
     };
     s.apply(&current);
     assert_eq!(s.revision.as_deref(), Some("matmul-00002"));

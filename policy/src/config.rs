@@ -83,6 +83,10 @@ pub struct DemoteConfig {
     pub idle_rps: f64,
     /// The no-gain check compares only loads within this factor of the remembered CPU load.
     pub comparable_load: f64,
+    /// With DCGM evidence (`prometheus.dcgm`): a GPU whose mean utilisation over the long
+    /// window is under this (%) idles, and the revision is demoted on the short window's load
+    /// (decide.rs, `gpu_idles`).
+    pub gpu_idle_utilization: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -145,6 +149,7 @@ impl Default for DemoteConfig {
         DemoteConfig {
             idle_rps: 0.05,
             comparable_load: 2.0,
+            gpu_idle_utilization: 10.0,
         }
     }
 }
@@ -191,6 +196,12 @@ impl PolicyConfig {
         fraction("policy.verify.minGain", self.verify.min_gain, 0.0, 1.0)?;
         non_negative("policy.verify.minRequests", self.verify.min_requests)?;
         non_negative("policy.demote.idleRps", self.demote.idle_rps)?;
+        fraction(
+            "policy.demote.gpuIdleUtilization",
+            self.demote.gpu_idle_utilization,
+            0.0,
+            100.0,
+        )?;
         if !(self.demote.comparable_load.is_finite() && self.demote.comparable_load >= 1.0) {
             return Err(Error::config("policy.demote.comparableLoad", "must be ≥ 1"));
         }

@@ -77,6 +77,36 @@ pub struct RevisionStats {
     pub cpu: Option<CpuUse>,
     /// Pods of the revision that exist now (from the API).
     pub pods: u32,
+    /// GPU utilisation and memory from DCGM (`None`: not configured, or no series for the
+    /// revision's pods: the DCGM rule then does not apply).
+    pub gpu: Option<GpuUse>,
+}
+
+/// What NVIDIA's DCGM exporter says about a revision's GPUs, over its pods that have series.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GpuUse {
+    /// Mean `DCGM_FI_DEV_GPU_UTIL` over the long window, % (0-100), averaged over the pods.
+    pub utilization_pct: f64,
+    /// `DCGM_FI_DEV_FB_USED`, MiB, summed over the pods (`None`: no series).
+    pub fb_used_mib: Option<f64>,
+    /// `DCGM_FI_DEV_FB_FREE`, MiB, summed over the pods.
+    pub fb_free_mib: Option<f64>,
+}
+
+impl GpuUse {
+    /// `GPU 3% busy over 5m, 1200/16384 MiB used` (for notes and `kn gaia status`).
+    pub fn describe(&self, window: Duration) -> String {
+        let memory = match (self.fb_used_mib, self.fb_free_mib) {
+            (Some(u), Some(f)) => format!(", {u:.0}/{:.0} MiB used", u + f),
+            (Some(u), None) => format!(", {u:.0} MiB used"),
+            _ => String::new(),
+        };
+        format!(
+            "GPU {:.0}% busy over {}{memory}",
+            self.utilization_pct,
+            format_duration(window)
+        )
+    }
 }
 
 /// Free GPUs, as the API tells them.
@@ -603,6 +633,8 @@ fn on_gpu(
     } else {
         None
     };
+    let candidate = candidate
+        .or_else(|| gpu_idles(s, st, cfg, long_in_place).map(|note| (MoveKind::Demote, note)));
 
     let Some((kind, note)) = candidate else {
         return hold(
@@ -645,6 +677,42 @@ fn on_gpu(
         }),
         violation_streak: 0,
     }
+}
+
+/// The DCGM rule (rule 6, with `prometheus.dcgm`): the GPU idles — its mean utilisation over
+/// the long window is under `gpuIdleUtilization` while the revision has been in place that whole
+/// window — and the CPU met the SLO at a load at least the current one (the remembered CPU p95
+/// ≤ SLO at a rate ≥ the short window's). Sooner than the light-load rule, which waits for the
+/// long window's rate to come down to the remembered CPU load (up to a whole long window after
+/// the load drops): here the short window's rate is the load, the GPU's idleness over the long
+/// window showing it had little to do. Missing DCGM data (or no CPU memory): `None`, the other
+/// rules decide alone.
+fn gpu_idles(
+    s: &ServiceState,
+    st: &RevisionStats,
+    cfg: &PolicyConfig,
+    long_in_place: bool,
+) -> Option<String> {
+    let gpu = st.gpu.filter(|g| g.utilization_pct.is_finite())?;
+    let cpu_memory = s.observed.cpu.as_ref()?;
+    let rate = st.rps_short?;
+    let slo_ms = ms(s.slo);
+    let idle = gpu.utilization_pct < cfg.demote.gpu_idle_utilization;
+    (idle && long_in_place && cpu_memory.p95_ms <= slo_ms && rate <= cpu_memory.rps).then(|| {
+        format!(
+            "GPU idles: {} < {}%; load {rate:.2} req/s over {} ({} over {}) ≤ {:.2} req/s at \
+             which CPU p95 was {:.0}ms ≤ SLO {slo_ms:.0}ms → cpu, the GPU is freed",
+            gpu.describe(cfg.long_window),
+            cfg.demote.gpu_idle_utilization,
+            format_duration(cfg.short_window),
+            st.rps_long
+                .map(|r| format!("{r:.2} req/s"))
+                .unwrap_or_else(|| "n/a".into()),
+            format_duration(cfg.long_window),
+            cpu_memory.rps,
+            cpu_memory.p95_ms
+        )
+    })
 }
 
 /// Dwell, back-off (for a promotion) and the moves-per-hour cap. `room` is how many moves must

@@ -43,6 +43,7 @@ fn busy(p95_short: f64, p95_long: f64) -> RevisionStats {
             capacity: 2.0,
         }),
         pods: 2,
+        gpu: None,
     }
 }
 
@@ -61,6 +62,7 @@ fn slow_on_cpu(quantile_ms: f64, mean_ms: f64) -> RevisionStats {
             capacity: 1.0,
         }),
         pods: 1,
+        gpu: None,
     }
 }
 
@@ -158,6 +160,7 @@ fn every_rule_in_one_table() {
             capacity: 1.0,
         }),
         pods: 10,
+        gpu: None,
     };
     let single_threaded_no_limit = RevisionStats {
         // one core busy per request, measured against an 8-core limit: 12% utilisation,
@@ -315,6 +318,7 @@ fn every_rule_in_one_table() {
                     capacity: 4.0,
                 }),
                 pods: 1,
+                gpu: None,
             }),
             FREE,
             Expect::Move(MoveKind::Promote),
@@ -1215,4 +1219,159 @@ fn an_elastic_gpu_pool_promotes_without_a_free_gpu_then_rolls_back_and_backs_off
         t(10_000 + 700),
     );
     check("after the back-off", &out, &Expect::Move(MoveKind::Promote));
+}
+
+/// The DCGM rule (`gpu_idles` in decide.rs): a GPU whose mean utilisation over the long window
+/// is under `gpuIdleUtilization`, in place that whole window, with a remembered CPU p95 within
+/// the SLO at a load at least the short window's, is demoted; missing DCGM data never moves
+/// anything (the other rules decide as without it).
+#[test]
+fn dcgm_an_idle_gpu_is_demoted_on_the_short_windows_load_and_missing_data_changes_nothing() {
+    let now = t(3600);
+    // a gpu_preferred Service on the GPU for an hour, remembering 300 ms on CPU at 2 req/s
+    let service = |cpu_p95: f64| {
+        let mut s = gpu_preferred_created(t(0));
+        s.observed.cpu = Some(RememberedLatency {
+            p95_ms: cpu_p95,
+            rps: 2.0,
+            at: t(0),
+        });
+        s
+    };
+    // the load dropped a moment ago: 1 req/s in the short window, still 3 in the long one
+    let after_drop = |util: Option<f64>| RevisionStats {
+        rps_short: Some(1.0),
+        rps_long: Some(3.0),
+        gpu: util.map(|u| GpuUse {
+            utilization_pct: u,
+            fb_used_mib: Some(1200.0),
+            fb_free_mib: Some(80359.0),
+        }),
+        ..busy(60.0, 60.0)
+    };
+    let cfg = PolicyConfig::default();
+    let rows: Vec<(&str, ServiceState, RevisionStats, Expect)> = vec![
+        (
+            "idle GPU, CPU met the SLO at a higher load: demoted now",
+            service(300.0),
+            after_drop(Some(3.0)),
+            Expect::Move(MoveKind::Demote),
+        ),
+        (
+            "a busy GPU is in use (the light-load rule waits for the long window)",
+            service(300.0),
+            after_drop(Some(85.0)),
+            Expect::Hold(Hold::GpuInUse),
+        ),
+        (
+            "at the threshold is not under it",
+            service(300.0),
+            after_drop(Some(10.0)),
+            Expect::Hold(Hold::GpuInUse),
+        ),
+        (
+            "no DCGM data: the existing rules alone",
+            service(300.0),
+            after_drop(None),
+            Expect::Hold(Hold::GpuInUse),
+        ),
+        (
+            "a NaN utilisation is no data",
+            service(300.0),
+            after_drop(Some(f64::NAN)),
+            Expect::Hold(Hold::GpuInUse),
+        ),
+        (
+            "the CPU did not meet the SLO: the GPU stays, idle or not",
+            service(900.0),
+            after_drop(Some(3.0)),
+            Expect::Hold(Hold::GpuInUse),
+        ),
+        (
+            "no CPU memory: nothing says the CPU would do",
+            gpu_preferred_created(t(0)),
+            after_drop(Some(3.0)),
+            Expect::Hold(Hold::GpuInUse),
+        ),
+        (
+            "more load now than the CPU handled: stays",
+            service(300.0),
+            RevisionStats {
+                rps_short: Some(2.5),
+                ..after_drop(Some(3.0))
+            },
+            Expect::Hold(Hold::GpuInUse),
+        ),
+        (
+            "no short-window rate: no data",
+            service(300.0),
+            RevisionStats {
+                rps_short: None,
+                p95_short_ms: None,
+                ..after_drop(Some(3.0))
+            },
+            Expect::Hold(Hold::GpuInUse),
+        ),
+        (
+            "in place for less than the long window: the mean covers too little",
+            {
+                let mut s = service(300.0);
+                s.created = Some(t(3600 - 100));
+                s
+            },
+            after_drop(Some(3.0)),
+            Expect::Hold(Hold::GpuInUse),
+        ),
+    ];
+    for (name, s, st, expect) in &rows {
+        let out = decide(s, Some(st), FREE, &cfg, now);
+        check(name, &out, expect);
+    }
+    // the note carries the numbers
+    let out = decide(
+        &service(300.0),
+        Some(&after_drop(Some(3.0))),
+        FREE,
+        &cfg,
+        now,
+    );
+    let Decision::Move(m) = out.decision else {
+        panic!("{:?}", out.decision)
+    };
+    assert_eq!(
+        m.note,
+        "GPU idles: GPU 3% busy over 5m, 1200/81559 MiB used < 10%; load 1.00 req/s over 1m \
+         (3.00 req/s over 5m) ≤ 2.00 req/s at which CPU p95 was 300ms ≤ SLO 500ms → cpu, the \
+         GPU is freed"
+    );
+    // the same Service without DCGM: the light-load rule demotes only once the long window's
+    // rate is down to the remembered load
+    let later = RevisionStats {
+        rps_long: Some(2.0),
+        ..after_drop(None)
+    };
+    check(
+        "light load, long window down",
+        &decide(&service(300.0), Some(&later), FREE, &cfg, now),
+        &Expect::Move(MoveKind::Demote),
+    );
+    // a threshold of 0 turns the rule off
+    let off = PolicyConfig {
+        demote: DemoteConfig {
+            gpu_idle_utilization: 0.0,
+            ..cfg.demote.clone()
+        },
+        ..cfg.clone()
+    };
+    check(
+        "threshold 0",
+        &decide(
+            &service(300.0),
+            Some(&after_drop(Some(0.0))),
+            FREE,
+            &off,
+            now,
+        ),
+        &Expect::Hold(Hold::GpuInUse),
+    );
 }

@@ -80,6 +80,7 @@ fn revision_stats() -> impl Strategy<Value = RevisionStats> {
                 mean_latency_ms: mean,
                 cpu: cpu.map(|(cores, capacity)| CpuUse { cores, capacity }),
                 pods,
+                gpu: None,
             },
         )
 }
@@ -105,6 +106,7 @@ fn busy() -> impl Strategy<Value = RevisionStats> {
                 capacity: 2.0,
             }),
             pods,
+            gpu: None,
         })
 }
 

@@ -65,6 +65,7 @@ fn stats(p95_short: f64, p95_long: f64, rps: f64) -> RevisionStats {
             capacity: 2.0,
         }),
         pods: 1,
+        gpu: None,
     }
 }
 

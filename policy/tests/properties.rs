@@ -64,9 +64,10 @@ fn revision_stats() -> impl Strategy<Value = RevisionStats> {
         opt(1.0f64..10_000.0),
         opt((0.0f64..8.0, 0.25f64..8.0)),
         0u32..4,
+        opt(0.0f64..100.0),
     )
         .prop_map(
-            |(p50, p95s, p95l, rps_s, rps_l, mean, cpu, pods)| RevisionStats {
+            |(p50, p95s, p95l, rps_s, rps_l, mean, cpu, pods, util)| RevisionStats {
                 p50_short_ms: p50,
                 p95_short_ms: p95s,
                 p95_long_ms: p95l,
@@ -75,6 +76,12 @@ fn revision_stats() -> impl Strategy<Value = RevisionStats> {
                 mean_latency_ms: mean,
                 cpu: cpu.map(|(cores, capacity)| CpuUse { cores, capacity }),
                 pods,
+                // DCGM evidence present or not (the DCGM rule under every property)
+                gpu: util.map(|u| GpuUse {
+                    utilization_pct: u,
+                    fb_used_mib: Some(1000.0),
+                    fb_free_mib: None,
+                }),
             },
         )
 }
@@ -100,6 +107,7 @@ fn slow_and_busy() -> impl Strategy<Value = RevisionStats> {
                 capacity: 2.0,
             }),
             pods,
+            gpu: None,
         })
 }
 
@@ -332,6 +340,7 @@ proptest! {
                 mean_latency_ms: Some(mean),
                 cpu: Some(CpuUse { cores: ceiling * fraction * 0.99, capacity }),
                 pods: 1,
+                gpu: None,
             };
             let out = decide(&s, Some(&stats), gpu, &cfg, now);
             prop_assert!(

@@ -5,7 +5,7 @@
 use std::fmt;
 
 use gaia_contract::placement::{PlacementProfile, Toleration};
-use gaia_contract::queries::{Generation, KnativeVersion};
+use gaia_contract::queries::{ChosenBy, Generation, GenerationChoice, KnativeVersion};
 use serde::Serialize;
 
 use crate::facts::{Expectations, Facts, KnativeFacts, NodeFacts, WebhookFacts};
@@ -127,14 +127,19 @@ fn not_passing(id: CheckId, status: Status, summary: String, fix: String, blocks
 
 /// Evaluates every check.
 pub fn evaluate(facts: &Facts, want: &Expectations) -> Report {
-    let mut checks = knative_checks(&facts.knative, want);
+    let choice = crate::gate::generation_choice(facts, &want.prometheus);
+    let mut checks = knative_checks(&facts.knative, want, &choice);
     checks.extend(prometheus_checks(facts, want));
     checks.push(gpu_nodes(&facts.gpu_nodes, &want.placement.gpu));
     checks.push(webhook(&facts.webhook, want));
     Report { checks }
 }
 
-fn knative_checks(knative: &Result<KnativeFacts, String>, want: &Expectations) -> Vec<Check> {
+fn knative_checks(
+    knative: &Result<KnativeFacts, String>,
+    want: &Expectations,
+    choice: &GenerationChoice,
+) -> Vec<Check> {
     let k = match knative {
         Ok(k) if k.serving_installed => k,
         Ok(_) => {
@@ -158,81 +163,90 @@ fn knative_checks(knative: &Result<KnativeFacts, String>, want: &Expectations) -
         }
     };
     vec![
-        knative_release(k, want),
+        knative_release(k, want, choice),
         features(k, want),
-        metrics_exported(k, want),
+        metrics_exported(k, choice.generation),
     ]
 }
 
-fn knative_release(k: &KnativeFacts, want: &Expectations) -> Check {
-    let configured = want.prometheus.generation;
+fn knative_release(k: &KnativeFacts, want: &Expectations, choice: &GenerationChoice) -> Check {
+    let queried = choice.generation.name();
+    let cm = format!("ConfigMap {}/gaia-autoscaler-config", want.gaia_namespace);
     let label = k.version_label.as_deref().unwrap_or("");
-    match label.parse::<KnativeVersion>() {
-        Ok(v) => {
-            let expected = Generation::of_knative(v);
-            if expected != configured {
-                return not_passing(
-                    CheckId::Knative,
-                    Status::Fail,
-                    format!(
-                        "Knative Serving {label} exports {} metrics, the autoscaler queries {}",
-                        generation_name(expected),
-                        generation_name(configured)
-                    ),
-                    format!(
-                        "set prometheus.generation: {} (and prometheus.knativeVersion: \"{label}\") in ConfigMap {}/gaia-autoscaler-config",
-                        generation_name(expected),
-                        want.gaia_namespace
-                    ),
-                    Blocks::AllMoves,
-                );
-            }
-            if v.truncates_subsecond_latency() && want.prometheus.knative_version.is_none() {
-                return not_passing(
-                    CheckId::Knative,
-                    Status::Warn,
-                    format!(
-                        "Knative Serving {label} records latencies under 1 s as 0 s (fixed in 1.19.9, 1.20.2, 1.21.0)"
-                    ),
-                    format!(
-                        "set prometheus.knativeVersion: \"{label}\" in ConfigMap {}/gaia-autoscaler-config so that sub-second SLOs are held, or upgrade Knative",
-                        want.gaia_namespace
-                    ),
-                    Blocks::Nothing,
-                );
-            }
-            pass(
-                CheckId::Knative,
-                format!(
-                    "Knative Serving {label}: {} metrics, as configured",
-                    generation_name(configured)
-                ),
-                Blocks::AllMoves,
-            )
-        }
-        Err(_) => not_passing(
+    let found = label
+        .parse::<KnativeVersion>()
+        .ok()
+        .or_else(|| k.controller_version_label.as_deref()?.parse().ok());
+    let release = match &choice.by {
+        ChosenBy::Release { version, .. } => Some(*version),
+        _ => found,
+    };
+    let Some(v) = release else {
+        return not_passing(
             CheckId::Knative,
             Status::Warn,
             format!(
-                "Knative Serving is installed; its release is unknown (namespace label app.kubernetes.io/version: {:?}); the autoscaler queries {} metrics",
-                label,
-                generation_name(configured)
+                "Knative Serving is installed; its release is unknown (namespace label app.kubernetes.io/version: {label:?}); the autoscaler queries {}",
+                choice.why()
             ),
             format!(
-                "make sure prometheus.generation in ConfigMap {}/gaia-autoscaler-config matches the release (opencensus up to 1.18, kn-queueproxy for 1.19.0-1.19.7 and 1.20.0, opentelemetry after)",
-                want.gaia_namespace
+                "if that is not what the queue-proxies export, set prometheus.generation (opencensus up to 1.18, kn-queueproxy for 1.19.0-1.19.7 and 1.20.0, opentelemetry after) or prometheus.knativeVersion in {cm}"
             ),
             Blocks::Nothing,
+        );
+    };
+    let expected = Generation::of_knative(v);
+    if choice.by == ChosenBy::Configured && expected != choice.generation {
+        return not_passing(
+            CheckId::Knative,
+            Status::Fail,
+            format!(
+                "Knative Serving {v} exports {} metrics, the autoscaler queries {queried}",
+                expected.name()
+            ),
+            format!(
+                "set prometheus.generation: {} (or auto) in {cm}",
+                expected.name()
+            ),
+            Blocks::AllMoves,
+        );
+    }
+    if let Some(other) = choice.contradicted() {
+        return not_passing(
+            CheckId::Knative,
+            Status::Warn,
+            format!(
+                "Knative Serving {v} should export {queried} metrics, but Prometheus holds only {} series ({})",
+                other.name(),
+                choice.why()
+            ),
+            format!(
+                "check the release label of namespace knative-serving, or set prometheus.generation: {} in {cm}",
+                other.name()
+            ),
+            Blocks::Nothing,
+        );
+    }
+    if v.truncates_subsecond_latency() {
+        return not_passing(
+            CheckId::Knative,
+            Status::Warn,
+            format!(
+                "Knative Serving {v} records latencies under 1 s as 0 s (fixed in 1.19.9, 1.20.2, 1.21.0): Services with sub-second SLOs are held (latency_unreliable); the autoscaler queries {}",
+                choice.why()
+            ),
+            "upgrade Knative Serving to 1.19.9, 1.20.2, 1.21.0 or newer".into(),
+            Blocks::Nothing,
+        );
+    }
+    pass(
+        CheckId::Knative,
+        format!(
+            "Knative Serving {v}: the autoscaler queries {}",
+            choice.why()
         ),
-    }
-}
-
-fn generation_name(g: Generation) -> &'static str {
-    match g {
-        Generation::OpenCensus => "opencensus",
-        Generation::KnQueueProxy => "kn-queueproxy",
-        Generation::OpenTelemetry => "opentelemetry",
-    }
+        Blocks::AllMoves,
+    )
 }
 
 /// The config-features flags a profile needs: nodeSelector and tolerations are rejected by
@@ -315,9 +329,9 @@ fn features(k: &KnativeFacts, want: &Expectations) -> Check {
     )
 }
 
-fn metrics_exported(k: &KnativeFacts, want: &Expectations) -> Check {
+fn metrics_exported(k: &KnativeFacts, generation: Generation) -> Check {
     let data = k.observability.clone().unwrap_or_default();
-    let (key, default) = match want.prometheus.generation {
+    let (key, default) = match generation {
         // Knative up to 1.18: OpenCensus, Prometheus by default
         Generation::OpenCensus => ("metrics.request-metrics-backend-destination", "prometheus"),
         // 1.19+: OpenTelemetry, off by default
@@ -401,7 +415,7 @@ fn prometheus_checks(facts: &Facts, want: &Expectations) -> Vec<Check> {
                 "{} Knative Service(s), but the autoscaler's query finds no request series in the last 10m",
                 p.knative_services
             ),
-            "make Prometheus scrape the queue-proxies (container port http-usermetric, 9091; manifests/overlays/servicemonitor with the Prometheus Operator), send a request, and check prometheus.generation and prometheus.labels".into(),
+            "make Prometheus scrape the queue-proxies (container port http-usermetric, 9091; manifests/overlays/servicemonitor with the Prometheus Operator), send a request, and check prometheus.generation and prometheus.labels (kn gaia doctor -o json: metrics.why)".into(),
             Blocks::Nothing,
         )
     };

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use gaia_contract::placement::PlacementProfiles;
-use gaia_contract::queries::PrometheusConfig;
+use gaia_contract::queries::{Generation, PrometheusConfig};
 
 /// What Gaia is configured to do (the autoscaler's ConfigMap) and where it is installed.
 #[derive(Debug, Clone)]
@@ -55,6 +55,10 @@ pub struct KnativeFacts {
     /// The `app.kubernetes.io/version` label of the `knative-serving` namespace (release
     /// manifests set it: `1.21.2`; a build from source says `devel`).
     pub version_label: Option<String>,
+    /// The same label on the `controller` Deployment in `knative-serving` (the Knative Operator
+    /// installs the Deployments but not the namespace; `None`: no such Deployment, or not
+    /// readable).
+    pub controller_version_label: Option<String>,
     /// `config-features`' data (`None`: the ConfigMap is missing).
     pub features: Option<BTreeMap<String, String>>,
     /// `config-observability`'s data.
@@ -70,6 +74,9 @@ pub struct PrometheusFacts {
     pub revisions_with_requests: usize,
     /// Knative Services that exist in the cluster (0: nothing could have exported series yet).
     pub knative_services: usize,
+    /// The metric generations whose request-count series Prometheus holds over the last 10
+    /// minutes (`None`: the probe could not be read).
+    pub series: Option<Vec<Generation>>,
 }
 
 /// A node the GPU placement profile's nodeSelector selects.

@@ -1,7 +1,9 @@
 //! What the autoscaler does with a report, pure: may a move go ahead while these checks fail,
 //! which checks changed state since the last run, and which Knative release was found.
 
-use gaia_contract::queries::KnativeVersion;
+use gaia_contract::queries::{
+    choose_generation, GenerationChoice, KnativeVersion, PrometheusConfig,
+};
 use serde::Serialize;
 
 use crate::checks::{Blocks, Check, CheckId, Report, Status};
@@ -64,18 +66,51 @@ fn status_of(r: &Report, id: CheckId) -> Option<Status> {
     r.checks.iter().find(|c| c.id == id).map(|c| c.status)
 }
 
-/// The Knative Serving release the cluster says it runs (the `knative-serving` namespace's
-/// `app.kubernetes.io/version` label); `None` when Knative could not be read or the label is
-/// not a release (`devel`).
+/// The Knative Serving release the cluster says it runs, and where it says so: the
+/// `knative-serving` namespace's `app.kubernetes.io/version` label (Knative's release manifests
+/// stamp it, `1.21.2`), else the same label on its `controller` Deployment (an Operator
+/// install); `None` when Knative could not be read or neither label is a release (`devel`, a
+/// build from source).
+pub fn knative_release_found(facts: &Facts) -> Option<(KnativeVersion, String)> {
+    let k = facts.knative.as_ref().ok()?;
+    let parse = |l: &Option<String>| l.as_deref().and_then(|t| t.parse().ok());
+    if let Some(v) = parse(&k.version_label) {
+        return Some((
+            v,
+            "the knative-serving namespace's label app.kubernetes.io/version".into(),
+        ));
+    }
+    parse(&k.controller_version_label).map(|v| {
+        (
+            v,
+            "Deployment knative-serving/controller's label app.kubernetes.io/version".into(),
+        )
+    })
+}
+
+/// The release found in the cluster (see [`knative_release_found`]).
 pub fn knative_release(facts: &Facts) -> Option<KnativeVersion> {
-    facts
-        .knative
+    knative_release_found(facts).map(|(v, _)| v)
+}
+
+/// The generation to query ([`choose_generation`]): `prometheus.generation` when it names one;
+/// with `auto`, `prometheus.knativeVersion` when given, else the release found in the cluster,
+/// else the series Prometheus holds, else the newest.
+pub fn generation_choice(facts: &Facts, prometheus: &PrometheusConfig) -> GenerationChoice {
+    let configured = match prometheus.knative_release() {
+        Ok(Some(v)) => Some((v, "prometheus.knativeVersion".to_string())),
+        _ => None,
+    };
+    let series = facts
+        .prometheus
         .as_ref()
-        .ok()?
-        .version_label
-        .as_deref()?
-        .parse()
         .ok()
+        .and_then(|p| p.series.clone());
+    choose_generation(
+        prometheus.generation,
+        configured.or_else(|| knative_release_found(facts)),
+        series,
+    )
 }
 
 /// One line for an Event or a hold: the check, what was found, its fix.
@@ -245,6 +280,65 @@ mod tests {
             ..facts(Some("1.20.1"))
         };
         assert_eq!(knative_release(&unreadable), None);
+        // an Operator install: no namespace label, the controller Deployment's
+        let mut operator = facts(None);
+        if let Ok(k) = operator.knative.as_mut() {
+            k.controller_version_label = Some("1.19.7".into());
+        }
+        let (v, source) = knative_release_found(&operator).unwrap();
+        assert_eq!(v.to_string(), "1.19.7");
+        assert!(source.contains("controller"), "{source}");
+    }
+
+    #[test]
+    fn the_generation_comes_from_the_config_then_the_release_then_the_series() {
+        use gaia_contract::queries::{ChosenBy, Generation, GenerationSetting};
+        let facts = |label: Option<&str>, series: Option<Vec<Generation>>| Facts {
+            knative: Ok(KnativeFacts {
+                serving_installed: true,
+                version_label: label.map(String::from),
+                ..KnativeFacts::default()
+            }),
+            prometheus: Ok(crate::facts::PrometheusFacts {
+                series,
+                ..Default::default()
+            }),
+            gpu_nodes: Ok(vec![]),
+            webhook: Ok(None),
+        };
+        let auto = PrometheusConfig::default();
+        let c = generation_choice(&facts(Some("1.20.0"), None), &auto);
+        assert_eq!(c.generation, Generation::KnQueueProxy);
+        assert!(matches!(c.by, ChosenBy::Release { .. }));
+        let c = generation_choice(
+            &facts(Some("devel"), Some(vec![Generation::OpenCensus])),
+            &auto,
+        );
+        assert_eq!(
+            (c.generation, c.by),
+            (Generation::OpenCensus, ChosenBy::Series)
+        );
+        let pinned = PrometheusConfig {
+            knative_version: Some("1.18.3".into()),
+            ..PrometheusConfig::default()
+        };
+        let c = generation_choice(&facts(Some("1.21.2"), None), &pinned);
+        assert_eq!(c.generation, Generation::OpenCensus);
+        assert!(c.why().contains("prometheus.knativeVersion"), "{}", c.why());
+        let fixed = PrometheusConfig {
+            generation: GenerationSetting::OpenTelemetry,
+            ..PrometheusConfig::default()
+        };
+        let c = generation_choice(&facts(Some("1.19.0"), None), &fixed);
+        assert_eq!(
+            (c.generation, c.by),
+            (Generation::OpenTelemetry, ChosenBy::Configured)
+        );
+        let c = generation_choice(&facts(None, Some(vec![])), &auto);
+        assert_eq!(
+            (c.generation, c.by),
+            (Generation::OpenTelemetry, ChosenBy::Default)
+        );
     }
 
     #[test]

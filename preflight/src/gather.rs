@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use gaia_contract::queries::QuerySet;
+use gaia_contract::queries::{Generation, GenerationChoice, QuerySet};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Secret};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams};
@@ -21,31 +22,66 @@ const SERVICES_CRD: &str = "services.serving.knative.dev";
 /// How far back the series check looks.
 const SERIES_WINDOW: Duration = Duration::from_secs(600);
 
-/// Reads every fact. `queries`: the autoscaler's own (its generation, layout and overrides).
+/// Reads every fact. `queries`: the autoscaler's own for a generation (its layout and
+/// overrides); the generation is chosen first ([`crate::gate::generation_choice`]: the
+/// configuration, the release found, the series found), so that the request series are looked
+/// for with the queries the autoscaler will send.
 pub async fn gather(
     client: &Client,
     want: &Expectations,
-    queries: &QuerySet,
+    queries: &dyn Fn(Generation) -> QuerySet,
 ) -> Result<Facts, Error> {
-    let http = reqwest::Client::builder()
+    let http = http_client(want)?;
+    let knative = knative(client).await;
+    let services = count_services(client).await;
+    let series = series(&http, &want.prometheus.url).await;
+    let mut facts = Facts {
+        knative,
+        prometheus: series.map(|found| PrometheusFacts {
+            series: Some(found),
+            knative_services: services,
+            ..PrometheusFacts::default()
+        }),
+        gpu_nodes: gpu_nodes(client, want).await,
+        webhook: webhook(client, want).await,
+    };
+    let choice = crate::gate::generation_choice(&facts, &want.prometheus);
+    if let Ok(p) = facts.prometheus.as_mut() {
+        match prometheus(&http, &want.prometheus.url, &queries(choice.generation)).await {
+            Ok(revisions) => p.revisions_with_requests = revisions,
+            Err(e) => facts.prometheus = Err(e),
+        }
+    }
+    Ok(facts)
+}
+
+/// The Knative facts and the series probe only, and the generation they choose (what `kn gaia
+/// status` needs to query as the autoscaler does).
+pub async fn detect_generation(
+    client: &Client,
+    want: &Expectations,
+) -> Result<GenerationChoice, Error> {
+    let http = http_client(want)?;
+    let facts = Facts {
+        knative: knative(client).await,
+        prometheus: series(&http, &want.prometheus.url)
+            .await
+            .map(|found| PrometheusFacts {
+                series: Some(found),
+                ..PrometheusFacts::default()
+            }),
+        gpu_nodes: Ok(vec![]),
+        webhook: Ok(None),
+    };
+    Ok(crate::gate::generation_choice(&facts, &want.prometheus))
+}
+
+fn http_client(want: &Expectations) -> Result<reqwest::Client, Error> {
+    reqwest::Client::builder()
         .timeout(want.prometheus.timeout)
         .no_proxy()
         .build()
-        .map_err(|e| Error::Http(e.to_string()))?;
-    let knative = knative(client).await;
-    let services = count_services(client).await;
-    let prometheus = prometheus(&http, &want.prometheus.url, queries)
-        .await
-        .map(|revisions| PrometheusFacts {
-            revisions_with_requests: revisions,
-            knative_services: services,
-        });
-    Ok(Facts {
-        knative,
-        prometheus,
-        gpu_nodes: gpu_nodes(client, want).await,
-        webhook: webhook(client, want).await,
-    })
+        .map_err(|e| Error::Http(e.to_string()))
 }
 
 fn err(e: kube::Error) -> String {
@@ -67,16 +103,100 @@ async fn knative(client: &Client) -> Result<KnativeFacts, String> {
         .await
         .map_err(err)?
         .and_then(|ns| ns.metadata.labels)
-        .and_then(|l| l.get("app.kubernetes.io/version").cloned());
+        .and_then(|l| release_label(&l));
+    // an Operator install labels the Deployments, not the namespace; no right to read it (an
+    // older ClusterRole) is no release, not an error
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), KNATIVE_NS);
+    let controller_version_label = match deployments.get_opt("controller").await {
+        Ok(d) => d
+            .and_then(|d| d.metadata.labels)
+            .and_then(|l| release_label(&l)),
+        Err(e) => {
+            debug!(error = %e, "Deployment knative-serving/controller not readable");
+            None
+        }
+    };
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), KNATIVE_NS);
     let data = |cm: Option<ConfigMap>| cm.map(|c| c.data.unwrap_or_default());
     Ok(KnativeFacts {
         serving_installed,
         version_label,
+        controller_version_label,
         features: data(cms.get_opt("config-features").await.map_err(err)?),
         observability: data(cms.get_opt("config-observability").await.map_err(err)?),
         deployment: data(cms.get_opt("config-deployment").await.map_err(err)?),
     })
+}
+
+/// `app.kubernetes.io/version` (Knative 1.x release manifests), else
+/// `serving.knative.dev/release` (the label releases before 1.0 stamped).
+fn release_label(labels: &BTreeMap<String, String>) -> Option<String> {
+    labels
+        .get("app.kubernetes.io/version")
+        .or_else(|| labels.get("serving.knative.dev/release"))
+        .cloned()
+}
+
+/// Which generations' request-count series Prometheus holds over the last 10 minutes: the
+/// label index of `__name__`, restricted to the three names (one request, no sample read).
+async fn series(http: &reqwest::Client, url: &str) -> Result<Vec<Generation>, String> {
+    let names = Generation::ALL
+        .iter()
+        .map(|g| g.count_metric())
+        .collect::<Vec<_>>()
+        .join("|");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let start = now.saturating_sub(SERIES_WINDOW.as_secs()).to_string();
+    let matcher = format!("{{__name__=~\"{names}\"}}");
+    let endpoint = format!("{}/api/v1/label/__name__/values", url.trim_end_matches('/'));
+    let endpoint = reqwest::Url::parse_with_params(
+        &endpoint,
+        &[
+            ("match[]", matcher.as_str()),
+            ("start", start.as_str()),
+            ("end", now.to_string().as_str()),
+        ],
+    )
+    .map_err(|e| format!("bad URL {url:?}: {e}"))?;
+    let v = answer(http, endpoint).await?;
+    let mut found: Vec<Generation> = v
+        .get("data")
+        .and_then(Value::as_array)
+        .map(|names| {
+            names
+                .iter()
+                .filter_map(Value::as_str)
+                .filter_map(Generation::of_count_metric)
+                .collect()
+        })
+        .unwrap_or_default();
+    found.sort();
+    found.dedup();
+    Ok(found)
+}
+
+/// GETs a Prometheus API endpoint; its JSON when `status` is `success`.
+async fn answer(http: &reqwest::Client, endpoint: reqwest::Url) -> Result<Value, String> {
+    let resp = http
+        .get(endpoint)
+        .send()
+        .await
+        .map_err(|e| e.without_url().to_string())?;
+    let status = resp.status();
+    let body = resp.text().await.map_err(|e| e.without_url().to_string())?;
+    let v: Value = serde_json::from_str(&body)
+        .map_err(|_| format!("HTTP {status}, not a Prometheus API answer"))?;
+    if v.get("status").and_then(Value::as_str) != Some("success") {
+        return Err(format!(
+            "query failed: {}",
+            v.get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("no error text")
+        ));
+    }
+    Ok(v)
 }
 
 async fn count_services(client: &Client) -> usize {
@@ -101,23 +221,7 @@ async fn prometheus(
     let endpoint = format!("{}/api/v1/query", url.trim_end_matches('/'));
     let endpoint = reqwest::Url::parse_with_params(&endpoint, &[("query", promql.as_str())])
         .map_err(|e| format!("bad URL {url:?}: {e}"))?;
-    let resp = http
-        .get(endpoint)
-        .send()
-        .await
-        .map_err(|e| e.without_url().to_string())?;
-    let status = resp.status();
-    let body = resp.text().await.map_err(|e| e.without_url().to_string())?;
-    let v: Value = serde_json::from_str(&body)
-        .map_err(|_| format!("HTTP {status}, not a Prometheus API answer"))?;
-    if v.get("status").and_then(Value::as_str) != Some("success") {
-        return Err(format!(
-            "query failed: {}",
-            v.get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("no error text")
-        ));
-    }
+    let v = answer(http, endpoint).await?;
     Ok(v.pointer("/data/result")
         .and_then(Value::as_array)
         .map_or(0, Vec::len))

@@ -220,6 +220,7 @@ mod tests {
                     capacity: 1.0,
                 }),
                 pods: rng.pick(&[0, 1, 2]),
+                gpu: None,
             };
             let gpu = GpuAvailability {
                 largest_free_on_a_node: rng.pick(&[0, 1]),

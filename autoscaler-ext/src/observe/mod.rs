@@ -15,7 +15,7 @@ use std::future::Future;
 
 use crate::cluster::pods::PodInfo;
 use crate::Error;
-use gaia_policy::{CpuUse, RevisionStats};
+use gaia_policy::{CpuUse, GpuUse, RevisionStats};
 
 /// A revision, as Prometheus labels and the API both name it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -62,6 +62,8 @@ pub struct RawObservations {
     pub mean_latency_ms: HashMap<RevisionKey, f64>,
     /// CPU cores used, per pod (user container only).
     pub cpu_cores: HashMap<PodKey, f64>,
+    /// GPU figures per pod from DCGM (`prometheus.dcgm`; empty when off).
+    pub gpu: HashMap<PodKey, PodGpu>,
     /// HTTP queries this observation cost.
     pub queries: u32,
     /// Tiered shape: revisions whose short-window p95 is a bucket bound within their objective
@@ -69,6 +71,15 @@ pub struct RawObservations {
     pub bounded: usize,
     /// Tiered shape: revisions whose quantiles were asked in the second tier.
     pub candidates: usize,
+}
+
+/// One pod's DCGM figures (each `None` without its series).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PodGpu {
+    /// Mean utilisation over the long window, %.
+    pub utilization_pct: Option<f64>,
+    pub fb_used_mib: Option<f64>,
+    pub fb_free_mib: Option<f64>,
 }
 
 /// Something that observes all revisions at once: Prometheus in production, a table in tests.
@@ -121,7 +132,30 @@ pub fn revision_stats(
         mean_latency_ms: raw.mean_latency_ms.get(key).copied(),
         cpu: (measured > 0).then_some(CpuUse { cores, capacity }),
         pods: pods.len() as u32,
+        gpu: gpu_use(raw, pods),
     }
+}
+
+/// The revision's GPU figures: utilisation averaged over its pods that have a utilisation
+/// series, memory summed over the same pods. No such pod: `None` (the DCGM rule then does not
+/// apply).
+fn gpu_use(raw: &RawObservations, pods: &[&PodInfo]) -> Option<GpuUse> {
+    let figures: Vec<&PodGpu> = pods
+        .iter()
+        .filter_map(|p| raw.gpu.get(&PodKey::new(&p.namespace, &p.name)))
+        .filter(|g| g.utilization_pct.is_some())
+        .collect();
+    if figures.is_empty() {
+        return None;
+    }
+    let sum = |f: fn(&PodGpu) -> Option<f64>| -> Option<f64> {
+        figures.iter().map(|g| f(g)).sum::<Option<f64>>()
+    };
+    Some(GpuUse {
+        utilization_pct: sum(|g| g.utilization_pct)? / figures.len() as f64,
+        fb_used_mib: sum(|g| g.fb_used_mib),
+        fb_free_mib: sum(|g| g.fb_free_mib),
+    })
 }
 
 #[cfg(test)]
@@ -161,5 +195,28 @@ mod tests {
         assert_eq!(s.pods, 3);
         let s = revision_stats(&raw, &key, &[&c], 2.0);
         assert_eq!(s.cpu, None);
+    }
+
+    #[test]
+    fn gpu_use_is_averaged_over_the_pods_with_dcgm_series_and_missing_without() {
+        let key = RevisionKey::new("ns", "f-00001");
+        let mut raw = RawObservations::default();
+        let (a, b, c) = (pod("a", None), pod("b", None), pod("c", None));
+        assert_eq!(revision_stats(&raw, &key, &[&a, &b], 1.0).gpu, None);
+        let figures = |u: Option<f64>, used: f64| PodGpu {
+            utilization_pct: u,
+            fb_used_mib: Some(used),
+            fb_free_mib: Some(1000.0 - used),
+        };
+        raw.gpu
+            .insert(PodKey::new("ns", "a"), figures(Some(4.0), 300.0));
+        raw.gpu
+            .insert(PodKey::new("ns", "b"), figures(Some(10.0), 500.0));
+        // memory without utilisation: the pod does not count
+        raw.gpu.insert(PodKey::new("ns", "c"), figures(None, 900.0));
+        let g = revision_stats(&raw, &key, &[&a, &b, &c], 1.0).gpu.unwrap();
+        assert_eq!(g.utilization_pct, 7.0);
+        assert_eq!((g.fb_used_mib, g.fb_free_mib), (Some(800.0), Some(1200.0)));
+        assert_eq!(revision_stats(&raw, &key, &[&c], 1.0).gpu, None);
     }
 }

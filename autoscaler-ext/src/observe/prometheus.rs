@@ -31,7 +31,9 @@ use tracing::{debug, warn};
 use super::demand::{Demand, Need};
 use super::{Observe, PodKey, RawObservations, RevisionKey};
 use crate::Error;
-use gaia_contract::queries::{QuerySet, QueryShape};
+use gaia_contract::queries::{
+    QuerySet, QueryShape, GPU_FB_FREE, GPU_FB_USED, GPU_FIGURE, GPU_UTIL,
+};
 
 /// How long the bucket bounds read from the label index are used before being read again.
 const BOUNDS_EVERY: Duration = Duration::from_secs(600);
@@ -194,10 +196,48 @@ impl PromObserver {
         raw.cpu_cores = keyed(cpu, |l| self.pod_key(l), |v| v);
     }
 
+    /// The DCGM query (one for every pod), when configured.
+    async fn gpu_figures(&self, at: Option<i64>) -> Result<Option<Samples>, Error> {
+        match &self.queries.gpu_use {
+            Some(g) => self
+                .vector("gpu_use", QuerySet::render(&g.template, self.long), at)
+                .await
+                .map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Keys the DCGM answers by pod (and counts their query in `raw.queries`).
+    fn gpu_into(&self, raw: &mut RawObservations, gpu: Option<Samples>) {
+        let (Some(samples), Some(q)) = (gpu, &self.queries.gpu_use) else {
+            return;
+        };
+        raw.queries += 1;
+        for (labels, value) in samples {
+            let (Some(ns), Some(pod), Some(figure)) = (
+                labels.get(&q.namespace_label),
+                labels.get(&q.pod_label),
+                labels.get(GPU_FIGURE),
+            ) else {
+                continue;
+            };
+            if !value.is_finite() || value < 0.0 {
+                continue;
+            }
+            let entry = raw.gpu.entry(PodKey::new(ns, pod)).or_default();
+            match figure.as_str() {
+                GPU_UTIL => entry.utilization_pct = Some(value),
+                GPU_FB_USED => entry.fb_used_mib = Some(value),
+                GPU_FB_FREE => entry.fb_free_mib = Some(value),
+                _ => {}
+            }
+        }
+    }
+
     async fn observe_flat(&self, at: Option<i64>) -> Result<RawObservations, Error> {
         let [(n1, q1), (n2, q2), (n7, q7), (n3, q3), (n4, q4), (n5, q5), (n6, q6)] =
             self.rendered();
-        let (p95_short, p95_long, p50_short, rps_short, rps_long, sum_rate, cpu) = futures::try_join!(
+        let (p95_short, p95_long, p50_short, rps_short, rps_long, sum_rate, cpu, gpu) = futures::try_join!(
             self.vector(n1, q1, at),
             self.vector(n2, q2, at),
             self.vector(n7, q7, at),
@@ -205,6 +245,7 @@ impl PromObserver {
             self.vector(n4, q4, at),
             self.vector(n5, q5, at),
             self.vector(n6, q6, at),
+            self.gpu_figures(at),
         )?;
         let unit = self.queries.latency_unit;
         let rev = |l: &HashMap<String, String>| self.rev_key(l);
@@ -216,6 +257,7 @@ impl PromObserver {
             ..RawObservations::default()
         };
         self.cheap(&mut raw, rps_short, rps_long, sum_rate, cpu);
+        self.gpu_into(&mut raw, gpu);
         Ok(raw)
     }
 
@@ -302,7 +344,7 @@ impl PromObserver {
                 None => Ok(None),
             }
         };
-        let (rps_short, rps_long, sum_rate, cpu, within, targets) = futures::try_join!(
+        let (rps_short, rps_long, sum_rate, cpu, within, targets, gpu) = futures::try_join!(
             self.vector(
                 "rps_short",
                 QuerySet::render(&q.request_rate, short),
@@ -325,10 +367,13 @@ impl PromObserver {
                 Some(at)
             ),
             targets,
+            self.gpu_figures(Some(at)),
         )?;
         queries += 5 + u32::from(targets.is_some());
         let mut raw = RawObservations::default();
         self.cheap(&mut raw, rps_short, rps_long, sum_rate, cpu);
+        self.gpu_into(&mut raw, gpu);
+        queries += raw.queries;
 
         // Per revision: the +Inf bucket's rate and the rate under each bound asked.
         let unit = q.latency_unit;

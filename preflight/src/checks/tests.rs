@@ -1,7 +1,7 @@
 use std::collections::BTreeMap;
 
 use gaia_contract::placement::PlacementProfiles;
-use gaia_contract::queries::{Generation, PrometheusConfig};
+use gaia_contract::queries::{Generation, KnativeVersion, PrometheusConfig};
 
 use super::*;
 use crate::facts::PrometheusFacts;
@@ -41,6 +41,7 @@ fn healthy() -> Facts {
         knative: Ok(KnativeFacts {
             serving_installed: true,
             version_label: Some("1.21.2".into()),
+            controller_version_label: None,
             features: Some(map(&[
                 ("kubernetes.podspec-nodeselector", "enabled"),
                 ("kubernetes.podspec-tolerations", "Enabled"),
@@ -51,6 +52,7 @@ fn healthy() -> Facts {
         prometheus: Ok(PrometheusFacts {
             revisions_with_requests: 3,
             knative_services: 2,
+            series: Some(vec![Generation::OpenTelemetry]),
         }),
         gpu_nodes: Ok(vec![gpu_node()]),
         webhook: Ok(Some(WebhookFacts {
@@ -214,36 +216,64 @@ fn the_release_found_must_match_the_metric_generation_queried() {
     let with_version = |v: &str| {
         let mut f = healthy();
         f.knative.as_mut().unwrap().version_label = Some(v.into());
+        // Prometheus holds the series that release exports
+        if let (Ok(p), Ok(r)) = (f.prometheus.as_mut(), v.parse::<KnativeVersion>()) {
+            p.series = Some(vec![Generation::of_knative(r)]);
+        }
         f
     };
-    // 1.18 exports OpenCensus metrics; the default configuration queries OpenTelemetry ones
+    let fixed = |g: Generation| {
+        let mut w = want();
+        w.prometheus.generation = g.into();
+        w
+    };
+    // 1.18 exports OpenCensus metrics; a configuration fixed on OpenTelemetry fails
     let c = status(
-        &evaluate(&with_version("1.18.2"), &want()),
+        &evaluate(&with_version("1.18.2"), &fixed(Generation::OpenTelemetry)),
         CheckId::Knative,
     )
     .clone();
     assert_eq!(c.status, Status::Fail, "{c:#?}");
     assert!(c.fix.unwrap().contains("prometheus.generation: opencensus"));
-    let mut opencensus = want();
-    opencensus.prometheus.generation = Generation::OpenCensus;
+    // auto (the default) chooses OpenCensus from the release, and so does the metrics check
     let mut f = with_version("v1.18.2");
     f.knative.as_mut().unwrap().observability = Some(BTreeMap::new()); // Prometheus by default then
-    let r = evaluate(&f, &opencensus);
-    assert_eq!(status(&r, CheckId::Knative).status, Status::Pass);
-    assert_eq!(status(&r, CheckId::MetricsExported).status, Status::Pass);
-    // 1.20.0: the sub-second bug, and the autoscaler was not told the release
-    let mut queueproxy = want();
-    queueproxy.prometheus.generation = Generation::KnQueueProxy;
+    for w in [want(), fixed(Generation::OpenCensus)] {
+        let r = evaluate(&f, &w);
+        let c = status(&r, CheckId::Knative);
+        assert_eq!(c.status, Status::Pass, "{c:#?}");
+        assert!(c.summary.contains("opencensus"), "{}", c.summary);
+        assert_eq!(status(&r, CheckId::MetricsExported).status, Status::Pass);
+    }
+    // 1.20.0: the sub-second bug: a warning saying what is held
     let c = status(
-        &evaluate(&with_version("1.20.0"), &queueproxy),
+        &evaluate(&with_version("1.20.0"), &want()),
         CheckId::Knative,
     )
     .clone();
     assert_eq!(c.status, Status::Warn, "{c:#?}");
-    assert!(c.fix.unwrap().contains("knativeVersion"));
-    // a build from source says devel: unknown release, a warning, nothing blocked
-    let c = status(&evaluate(&with_version("devel"), &want()), CheckId::Knative).clone();
+    assert!(c.summary.contains("kn-queueproxy") && c.summary.contains("latency_unreliable"));
+    assert!(c.fix.unwrap().contains("upgrade"));
+    // a build from source says devel: unknown release, a warning naming what was chosen
+    let mut f = with_version("devel");
+    f.prometheus.as_mut().unwrap().series = Some(vec![Generation::OpenTelemetry]);
+    let c = status(&evaluate(&f, &want()), CheckId::Knative).clone();
     assert_eq!((c.status, c.blocks), (Status::Warn, Blocks::Nothing));
+    assert!(
+        c.summary
+            .contains("kn_serving_invocation_duration_seconds_count"),
+        "{}",
+        c.summary
+    );
+    // the release says one generation, Prometheus holds only another's series
+    let mut f = with_version("1.21.2");
+    f.prometheus.as_mut().unwrap().series = Some(vec![Generation::KnQueueProxy]);
+    let c = status(&evaluate(&f, &want()), CheckId::Knative).clone();
+    assert_eq!(c.status, Status::Warn, "{c:#?}");
+    assert!(c
+        .fix
+        .unwrap()
+        .contains("prometheus.generation: kn-queueproxy"));
 }
 
 #[test]
@@ -268,6 +298,7 @@ fn no_service_yet_is_a_warning_not_a_failure() {
     f.prometheus = Ok(PrometheusFacts {
         revisions_with_requests: 0,
         knative_services: 0,
+        series: Some(vec![]),
     });
     let c = status(&evaluate(&f, &want()), CheckId::LatencySeries).clone();
     assert_eq!((c.status, c.blocks), (Status::Warn, Blocks::Nothing));

@@ -179,6 +179,7 @@ pub fn revision_stats(
         mean_latency_ms,
         cpu: rate(cpu, now, short).map(|cores| CpuUse { cores, capacity }),
         pods,
+        gpu: None,
     }
 }
 
