@@ -328,6 +328,7 @@ pub fn classify(files: &[SourceFile], limits: &Limits) -> Result<Classification,
     let eval = values::Eval {
         modules: &modules,
         gpu_capable,
+        steps_left: Default::default(),
     };
 
     let mut per_file: Vec<Vec<Finding>> = vec![Vec::new(); files.len()];

@@ -2,6 +2,8 @@
 //! name, an integer for a shape, a config dict), following assignments, `self.` attributes,
 //! function returns, environment defaults and imports of the project's own modules.
 
+use std::cell::Cell;
+
 use rustpython_parser::ast::{self, Constant, Expr};
 
 use super::devices::guard_test;
@@ -171,10 +173,23 @@ pub struct Eval<'p, 'a> {
     /// Some module of the function imports a GPU-capable framework or a GPU library (without
     /// one, `.to("cuda")` is a method of the function's own classes, not device use).
     pub gpu_capable: bool,
+    /// Steps left to the evaluation under way ([`MAX_EVAL_STEPS`]; set by each entry).
+    pub steps_left: Cell<u32>,
 }
 
 const MAX_DEPTH: u32 = 16;
 const MAX_BINDINGS: usize = 8;
+/// Most steps of one evaluation (an entry: [`Eval::eval`], [`Eval::is_avail`] at depth 0,
+/// [`Eval::kwargs`], [`Eval::command_words`]). Depth and bindings alone bound a name's
+/// evaluation by 8 bindings a level over 16 levels: `x = (x if x else x)` eight times over is
+/// 16^8 steps for every use of `x`. Past the budget a value is unknown, as past the depth.
+pub const MAX_EVAL_STEPS: u32 = 4096;
+
+#[cfg(test)]
+thread_local! {
+    /// Steps taken on this thread, for the tests' bounds.
+    pub static STEPS_TAKEN: Cell<u64> = const { Cell::new(0) };
+}
 /// Most steps of [`Eval::command_words`] for one command.
 const MAX_COMMAND_STEPS: u32 = 256;
 
@@ -198,7 +213,26 @@ impl<'a> Eval<'_, 'a> {
         self.modules.get(i).and_then(Option::as_ref)
     }
 
+    /// A new evaluation: its step budget starts afresh.
+    fn fresh(&self) {
+        self.steps_left.set(MAX_EVAL_STEPS);
+    }
+
+    /// One step of the evaluation under way; false once its budget is spent.
+    fn step(&self) -> bool {
+        #[cfg(test)]
+        STEPS_TAKEN.with(|t| t.set(t.get() + 1));
+        match self.steps_left.get() {
+            0 => false,
+            n => {
+                self.steps_left.set(n - 1);
+                true
+            }
+        }
+    }
+
     pub fn eval(&self, at: At, e: &'a Expr) -> Val {
+        self.fresh();
         self.ev(at, e, 0)
     }
 
@@ -320,7 +354,7 @@ impl<'a> Eval<'_, 'a> {
     }
 
     fn ev(&self, at: At, e: &'a Expr, depth: u32) -> Val {
-        if depth > MAX_DEPTH {
+        if depth > MAX_DEPTH || !self.step() {
             return Val::Unknown;
         }
         let Some(m) = self.module(at.module) else {
@@ -372,7 +406,7 @@ impl<'a> Eval<'_, 'a> {
                     Val::Dev(Dev::Guarded)
                 } else if any_gpu {
                     if guard_test(&x.test, &m.syms.imports).is_some()
-                        || self.is_avail(at, &x.test, depth)
+                        || self.avail(at, &x.test, depth)
                     {
                         Val::Dev(Dev::Guarded)
                     } else {
@@ -482,9 +516,17 @@ impl<'a> Eval<'_, 'a> {
         }
     }
 
-    /// Is this test expression a value that came from an availability check?
+    /// Is this test expression a value that came from an availability check? At depth 0, an
+    /// evaluation of its own.
     pub fn is_avail(&self, at: At, test: &'a Expr, depth: u32) -> bool {
-        if depth > MAX_DEPTH {
+        if depth == 0 {
+            self.fresh();
+        }
+        self.avail(at, test, depth)
+    }
+
+    fn avail(&self, at: At, test: &'a Expr, depth: u32) -> bool {
+        if depth > MAX_DEPTH || !self.step() {
             return false;
         }
         match test {
@@ -494,8 +536,8 @@ impl<'a> Eval<'_, 'a> {
                 Expr::Name(n) => self.returns_check(at.module, n.id.as_str(), depth),
                 _ => false,
             },
-            Expr::UnaryOp(u) => self.is_avail(at, &u.operand, depth + 1),
-            Expr::BoolOp(b) => b.values.iter().any(|v| self.is_avail(at, v, depth + 1)),
+            Expr::UnaryOp(u) => self.avail(at, &u.operand, depth + 1),
+            Expr::BoolOp(b) => b.values.iter().any(|v| self.avail(at, v, depth + 1)),
             Expr::Name(_) | Expr::Attribute(_) => {
                 matches!(self.ev(at, test, depth + 1), Val::Avail | Val::Dev(_))
             }
@@ -509,6 +551,7 @@ impl<'a> Eval<'_, 'a> {
     pub fn command_words(&self, at: At, e: &'a Expr) -> Vec<(Vec<String>, bool)> {
         let mut out = Vec::new();
         let mut budget = MAX_COMMAND_STEPS;
+        self.fresh();
         self.command_alts(at, e, false, 0, &mut budget, &mut out);
         out
     }
@@ -534,7 +577,7 @@ impl<'a> Eval<'_, 'a> {
             Expr::IfExp(x) => {
                 let g = guarded
                     || guard_test(&x.test, &m.syms.imports).is_some()
-                    || self.is_avail(at, &x.test, depth);
+                    || self.avail(at, &x.test, depth);
                 self.command_alts(at, &x.body, g, depth + 1, budget, out);
                 self.command_alts(at, &x.orelse, g, depth + 1, budget, out);
             }
@@ -576,12 +619,18 @@ impl<'a> Eval<'_, 'a> {
 
     /// Keyword arguments of a call as a dict (with `**spread` of known dicts).
     pub fn kwargs(&self, at: At, keywords: &'a [ast::Keyword]) -> Vec<(String, Val)> {
+        self.fresh();
+        self.kwargs_at(at, keywords, 0)
+    }
+
+    /// [`Eval::kwargs`] inside an evaluation: `x = dict(a=x)` goes deeper, not back to depth 0.
+    fn kwargs_at(&self, at: At, keywords: &'a [ast::Keyword], depth: u32) -> Vec<(String, Val)> {
         let mut out = Vec::new();
         for k in keywords {
             match &k.arg {
-                Some(name) => out.push((name.to_string(), self.eval(at, &k.value))),
+                Some(name) => out.push((name.to_string(), self.ev(at, &k.value, depth))),
                 None => {
-                    if let Val::Dict(d) = self.eval(at, &k.value) {
+                    if let Val::Dict(d) = self.ev(at, &k.value, depth) {
                         out.extend(d);
                     }
                 }
@@ -651,7 +700,7 @@ impl<'a> Eval<'_, 'a> {
         match c.func.as_ref() {
             Expr::Name(n) => match n.id.as_str() {
                 "str" | "int" => first.map_or(Val::Unknown, |a| self.ev(at, a, depth + 1)),
-                "dict" if qual.is_none() => Val::Dict(self.kwargs(at, &c.keywords)),
+                "dict" if qual.is_none() => Val::Dict(self.kwargs_at(at, &c.keywords, depth + 1)),
                 name if qual.is_none() => self.returns(at, name, depth + 1),
                 _ => Val::Unknown,
             },
@@ -667,5 +716,69 @@ impl<'a> Eval<'_, 'a> {
             }
             _ => Val::Unknown,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MAX_EVAL_STEPS, STEPS_TAKEN};
+    use crate::{classify, Limits, SourceFile, REQUIRED_STACK_BYTES};
+
+    /// The evaluator's steps to classify `src` as a one-file function (on a thread with the
+    /// classifier's stack, as the webhook runs it).
+    fn steps(src: String) -> u64 {
+        std::thread::Builder::new()
+            .stack_size(REQUIRED_STACK_BYTES)
+            .spawn(move || {
+                STEPS_TAKEN.with(|t| t.set(0));
+                classify(&[SourceFile::new("func.py", src)], &Limits::default())
+                    .expect("a classification");
+                STEPS_TAKEN.with(|t| t.get())
+            })
+            .expect("a thread")
+            .join()
+            .expect("no panic")
+    }
+
+    /// `k` assignments of `x` that each read `x` three times, then a use of `x` (the fuzzer's
+    /// slow input, made small): every use of `x` fans out to all of them at every level.
+    fn self_referring(k: usize) -> String {
+        let mut src = String::from("import torch\n");
+        for _ in 0..k {
+            src.push_str("x = (x if x else x)\n");
+        }
+        src.push_str("y = torch.zeros(1).to(x)\nz = torch.ones(1).to(x)\n");
+        src
+    }
+
+    #[test]
+    fn self_referring_bindings_cost_steps_in_proportion_to_the_source() {
+        // Without the step budget 2 assignments took 393,216 steps, 3 took 10 million, 4 did not
+        // finish in two minutes; with it every evaluation stops at MAX_EVAL_STEPS, so the cost
+        // grows with the number of lines, not exponentially with it.
+        let mut last: Option<(usize, u64)> = None;
+        for k in [2, 3, 4, 8, 16, 64] {
+            let src = self_referring(k);
+            let (bytes, lines) = (src.len(), src.lines().count());
+            let n = steps(src);
+            let bound = 2 * u64::from(MAX_EVAL_STEPS) * lines as u64;
+            assert!(n <= bound, "{k} assignments: {n} steps, over {bound}");
+            if let Some((b0, n0)) = last {
+                // linear in the size, with room: not faster than 1.5 times the bytes' growth
+                assert!(
+                    n as f64 / n0 as f64 <= 1.5 * bytes as f64 / b0 as f64,
+                    "{k} assignments: {n} steps after {n0} ({bytes} bytes after {b0})"
+                );
+            }
+            last = Some((bytes, n));
+        }
+    }
+
+    #[test]
+    fn a_dict_of_itself_is_evaluated_to_a_bound_not_forever() {
+        // `dict(a=x)` evaluated its keywords from depth 0 again: `x = dict(a=x)` recursed until
+        // the stack overflowed, which aborts the webhook's whole process.
+        let src = "import torch\nx = dict(a=x)\ny = dict(d=dict(**y))\nm = torch.nn.Linear(1, 1)\nm.to(x)\nm.to(**y)\n";
+        assert!(steps(src.to_string()) <= 100 * src.len() as u64);
     }
 }

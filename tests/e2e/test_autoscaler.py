@@ -12,127 +12,27 @@ network namespace and only talk to addresses local to it.
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.harness.autoscaler_run import (MetricsStandin, annotations, autoscaler_binary,
+                                          autoscaler_config, event, ksvc_manifest, metric,
+                                          netns_proc, ready_revision, revision_pod, write_config)
 from tests.harness.cluster_env import Cluster
 from tests.harness.kubectl import Kubectl
-from tests.harness.paths import CARGO_TARGET
-from tests.harness.proc import Proc, run
+from tests.harness.proc import run
 from tests.harness.wait import wait_until
 
-STANDIN = "tests.harness.knative_metrics_standin"
 STANDIN_PORT = 19517
 METRICS_PORT = 18097
-
-# Fast settings for a test: 2 s cycles over 20 s / 40 s windows (the cluster's Prometheus
-# scrapes every 2 s). The rules are the product's; only the clock is shorter.
-CONFIG = """
-namespace: {namespace}
-prometheus:
-  url: {prom}
-  timeout: 2s
-  generation: opentelemetry
-interval: 2s
-defaultSlo: 500ms
-policy:
-  shortWindow: 20s
-  longWindow: 40s
-  promote: {{minRequests: 10}}
-  verify: {{settle: 12s, minRequests: 10}}
-  hysteresis: {{minDwell: 20s}}
-  rolloutTimeout: 3m
-leaderElection:
-  namespace: {namespace}
-  name: gaia-autoscaler-e2e
-  leaseDuration: 6s
-  renewDeadline: 4s
-  retryPeriod: 1s
-listen: 127.0.0.1:{metrics_port}
-noGpuEventEvery: 1m
-"""
-
-
-def netns_proc(cluster: Cluster, name: str, argv: list[str], workdir: Path) -> Proc:
-    """A process in the cluster's netns, logging to workdir/NAME.log."""
-    return Proc(cluster.in_netns(*argv), workdir / f"{name}.log", cluster.process_env())
-
-
-class Standin:
-    """The metrics stand-in, controlled over its loopback port inside the netns."""
-
-    def __init__(self, cluster: Cluster, workdir: Path):
-        self.cluster = cluster
-        self.proc = netns_proc(cluster, "metrics-standin",
-                               [sys.executable, "-m", STANDIN, "--listen", f"0.0.0.0:{STANDIN_PORT}"], workdir)
-        wait_until(lambda: self._curl("GET", "/healthz") == "ok\n", timeout=30,
-                   desc="metrics stand-in", interval=0.5)
-
-    def _curl(self, method: str, path: str, body: str | None = None) -> str:
-        assert self.proc.alive(), f"stand-in exited:\n{self.proc.tail(6000)}"
-        argv = ["curl", "-sf", "-X", method, f"http://127.0.0.1:{STANDIN_PORT}{path}"]
-        if body is not None:
-            argv += ["-H", "Content-Type: application/json", "--data-binary", body]
-        return run(self.cluster.in_netns(*argv), timeout=20).stdout
-
-    def set(self, revisions: dict) -> None:
-        self._curl("PUT", "/state", json.dumps({"revisions": revisions}))
-
-
-def ksvc_manifest(namespace: str, name: str) -> str:
-    return json.dumps({
-        "apiVersion": "serving.knative.dev/v1",
-        "kind": "Service",
-        "metadata": {"name": name, "namespace": namespace,
-                     "annotations": {"gaia.dev/mode": "cpu_preferred",
-                                     "gaia.dev/latency-slo": "500ms"}},
-        "spec": {"template": {
-            "metadata": {"annotations": {
-                # the fake pods get no traffic: keep one so placement can be checked
-                "autoscaling.knative.dev/min-scale": "1",
-                "gaia.dev/placed-for": "cpu"}},
-            "spec": {"containers": [{
-                "image": f"dev.local/gaia/{name}:1",
-                "resources": {"limits": {"cpu": "1"}},
-            }]},
-        }},
-    })
-
-
-def revision_pod(kubectl: Kubectl, namespace: str, revision: str) -> dict | None:
-    pods = [p for p in kubectl.pods(namespace, f"serving.knative.dev/revision={revision}")
-            if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
-            and p["spec"].get("nodeName")]
-    return pods[0] if pods else None
-
-
-def ready_revision(kubectl: Kubectl, namespace: str, name: str, not_in: set[str]) -> str | None:
-    status = kubectl.json("get", "ksvc", name, "-n", namespace).get("status", {})
-    ready, created = status.get("latestReadyRevisionName"), status.get("latestCreatedRevisionName")
-    if ready and ready == created and ready not in not_in:
-        return ready
-    return None
-
-
-def annotations(kubectl: Kubectl, namespace: str, name: str) -> dict:
-    return kubectl.json("get", "ksvc", name, "-n", namespace)["metadata"].get("annotations", {}) or {}
-
-
-def event(kubectl: Kubectl, namespace: str, name: str, reason: str) -> dict | None:
-    items = kubectl.events_for(namespace, name, reason)
-    return items[0] if items else None
 
 
 @pytest.fixture
 def autoscaler_bin() -> Path:
-    run(["cargo", "build", "--quiet", "--bin", "gaia-autoscaler"], timeout=1800)
-    binary = CARGO_TARGET / "debug" / "gaia-autoscaler"
-    assert binary.exists(), binary
-    return binary
+    return autoscaler_binary()
 
 
 def test_slow_busy_function_is_promoted_to_a_gpu_node_and_demoted_when_idle(
@@ -143,20 +43,10 @@ def test_slow_busy_function_is_promoted_to_a_gpu_node_and_demoted_when_idle(
     cpu_nodes, gpu_nodes = pools.get("cpu", set()), pools.get("gpu", set())
     assert cpu_nodes and gpu_nodes, pools
 
-    # One queue-proxy-like scrape target per revision (own `instance`, so target_info joins
-    # one to one), plus one cAdvisor-like target.
-    targets = cluster.prom_targets_dir / f"gaia-autoscaler-e2e-{namespace}.json"
-    groups = [{"targets": [f"127.0.0.1:{STANDIN_PORT}"],
-               "labels": {"job": "queue-proxy", "instance": f"{namespace}/{name}-{i:05d}",
-                          "__metrics_path__": f"/metrics/revision/{namespace}/{name}-{i:05d}"}}
-              for i in range(1, 5)]
-    groups.append({"targets": [f"127.0.0.1:{STANDIN_PORT}"],
-                   "labels": {"job": "kubelet-cadvisor", "instance": f"cadvisor-{namespace}",
-                              "__metrics_path__": "/metrics/cadvisor"}})
     standin = autoscaler = None
     try:
-        standin = Standin(cluster, workdir)
-        targets.write_text(json.dumps(groups))
+        standin = MetricsStandin(cluster, workdir, STANDIN_PORT, namespace)
+        standin.scrape(namespace, name)
 
         kubectl.apply(ksvc_manifest(namespace, name))
         r1 = wait_until(lambda: ready_revision(kubectl, namespace, name, set()),
@@ -167,9 +57,8 @@ def test_slow_busy_function_is_promoted_to_a_gpu_node_and_demoted_when_idle(
         standin.set({f"{namespace}/{r1}": {"rps": 5, "latency_ms": 3000, "cpu_cores": 0.95,
                                             "pods": [pod1["metadata"]["name"]]}})
 
-        config = workdir / "autoscaler.yaml"
-        config.write_text(CONFIG.format(prom=cluster.prometheus_url, namespace=namespace,
-                                        metrics_port=METRICS_PORT))
+        config = write_config(workdir, "autoscaler",
+                              autoscaler_config(cluster, namespace, METRICS_PORT))
         autoscaler = netns_proc(cluster, "gaia-autoscaler",
                                 [str(autoscaler_bin), "--config", str(config)], workdir)
         started = time.monotonic()
@@ -226,19 +115,15 @@ def test_slow_busy_function_is_promoted_to_a_gpu_node_and_demoted_when_idle(
         lease = kubectl.json("get", "lease", "gaia-autoscaler-e2e", "-n", namespace)
         assert not lease["spec"].get("holderIdentity"), lease["spec"]
     finally:
-        targets.unlink(missing_ok=True)
-        for p in (autoscaler, standin and standin.proc):
-            if p:
-                p.stop(grace=30)
+        if autoscaler:
+            autoscaler.stop(grace=30)
+        if standin:
+            standin.stop()
 
 
 def leader_gauge(cluster: Cluster, port: int) -> int | None:
-    out = run(cluster.in_netns("curl", "-s", f"http://127.0.0.1:{port}/metrics"), check=False,
-              timeout=20).stdout
-    for line in out.splitlines():
-        if line.startswith("gaia_autoscaler_leader "):
-            return int(float(line.split()[1]))
-    return None
+    value = metric(cluster, port, "gaia_autoscaler_leader")
+    return None if value is None else int(value)
 
 
 def test_two_replicas_one_leader_and_the_standby_takes_over(
@@ -247,9 +132,7 @@ def test_two_replicas_one_leader_and_the_standby_takes_over(
     replicas = []
     try:
         for i, port in enumerate((METRICS_PORT + 1, METRICS_PORT + 2)):
-            config = workdir / f"replica-{i}.yaml"
-            config.write_text(CONFIG.format(prom=cluster.prometheus_url, namespace=namespace,
-                                            metrics_port=port))
+            config = write_config(workdir, f"replica-{i}", autoscaler_config(cluster, namespace, port))
             replicas.append((netns_proc(cluster, f"replica-{i}", [str(autoscaler_bin), "--config",
                                                                   str(config)], workdir), port))
             if i == 0:

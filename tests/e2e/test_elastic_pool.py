@@ -21,14 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.harness.autoscaler_run import (MetricsStandin, annotations, ksvc_manifest, metric,
-                                          netns_proc, ready_revision, revision_pod,
-                                          scrape_targets)
+from tests.harness.autoscaler_run import (MetricsStandin, annotations, autoscaler_binary,
+                                          autoscaler_config, ksvc_manifest, metric, netns_proc,
+                                          ready_revision, revision_pod, write_config)
 from tests.harness.cluster_env import Cluster
 from tests.harness.kubectl import Kubectl
 from tests.harness.node_provisioner_standin import NodeProvisionerStandin
-from tests.harness.paths import CARGO_TARGET
-from tests.harness.proc import run
 from tests.harness.wait import wait_until
 
 STANDIN_PORT = 19537
@@ -36,62 +34,42 @@ METRICS_PORT = 18117
 POOL = {"gaia.dev/pool": "gpu-elastic", "nvidia.com/gpu.present": "true"}
 TAINT = {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}
 
-CONFIG = """
-namespace: {namespace}
-prometheus:
-  url: {prom}
-  timeout: 2s
-  generation: opentelemetry
-interval: 2s
-defaultSlo: 500ms
-policy:
-  shortWindow: 20s
-  longWindow: 40s
-  promote: {{minRequests: 10}}
-  verify: {{settle: 12s, minRequests: 10}}
-  hysteresis: {{minDwell: 20s}}
-  rolloutTimeout: 30s
-leaderElection:
-  namespace: {namespace}
-  name: gaia-autoscaler-elastic-e2e
-  leaseDuration: 6s
-  renewDeadline: 4s
-  retryPeriod: 1s
-listen: 127.0.0.1:{metrics_port}
-noGpuEventEvery: 1m
-placement:
-  cpu: {{}}
-  gpu:
-    nodeSelector: {{gaia.dev/pool: gpu-elastic, nvidia.com/gpu.present: "true"}}
-    tolerations: [{{key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}}]
-    limits: {{nvidia.com/gpu: "1"}}
-    elastic: true
-    nodeJoinDeadline: 45s
-"""
+# The product's rules on a short clock (autoscaler_config), a 30 s rollout timeout, and a GPU
+# placement on the elastic pool.
+ELASTIC = {
+    "policy": {"rolloutTimeout": "30s"},
+    "placement": {
+        "cpu": {},
+        "gpu": {
+            "nodeSelector": {"gaia.dev/pool": "gpu-elastic", "nvidia.com/gpu.present": "true"},
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            "limits": {"nvidia.com/gpu": "1"},
+            "elastic": True,
+            "nodeJoinDeadline": "45s",
+        },
+    },
+}
 
 
 class Setup:
     """The slow, busy Service on the CPU and the autoscaler watching it."""
 
     def __init__(self, cluster: Cluster, kubectl: Kubectl, namespace: str, name: str):
-        run(["cargo", "build", "--quiet", "--bin", "gaia-autoscaler"], timeout=1800)
+        binary = autoscaler_binary()
         self.cluster, self.kubectl, self.ns, self.name = cluster, kubectl, namespace, name
         self.workdir = Path(tempfile.mkdtemp(prefix="gaia-elastic-e2e-"))
-        self.targets = cluster.prom_targets_dir / f"gaia-elastic-e2e-{namespace}.json"
-        self.standin = MetricsStandin(cluster, self.workdir, STANDIN_PORT)
-        self.targets.write_text(json.dumps(scrape_targets(namespace, name, STANDIN_PORT)))
+        self.standin = MetricsStandin(cluster, self.workdir, STANDIN_PORT, namespace)
+        self.standin.scrape(namespace, name)
         kubectl.apply(ksvc_manifest(namespace, name))
         self.r1 = wait_until(lambda: ready_revision(kubectl, namespace, name, set()),
                              desc="first revision ready")
         pod1 = wait_until(lambda: revision_pod(kubectl, namespace, self.r1), desc=f"pod of {self.r1}")
         self.standin.set({f"{namespace}/{self.r1}": {"rps": 5, "latency_ms": 3000, "cpu_cores": 0.95,
                                                      "pods": [pod1["metadata"]["name"]]}})
-        config = self.workdir / "autoscaler.yaml"
-        config.write_text(CONFIG.format(prom=cluster.prometheus_url, namespace=namespace,
-                                        metrics_port=METRICS_PORT))
+        config = write_config(self.workdir, "autoscaler", autoscaler_config(
+            cluster, namespace, METRICS_PORT, ELASTIC, lease="gaia-autoscaler-elastic-e2e"))
         self.autoscaler = netns_proc(cluster, "gaia-autoscaler",
-                                     [str(CARGO_TARGET / "debug" / "gaia-autoscaler"), "--config", str(config)],
-                                     self.workdir)
+                                     [str(binary), "--config", str(config)], self.workdir)
 
     def alive(self) -> bool:
         assert self.autoscaler.alive(), f"autoscaler exited:\n{self.autoscaler.tail(6000)}"
@@ -130,9 +108,8 @@ class Setup:
                 if t.get("percent")}
 
     def stop(self) -> None:
-        self.targets.unlink(missing_ok=True)
-        for p in (self.autoscaler, self.standin.proc):
-            p.stop(grace=30)
+        self.autoscaler.stop(grace=30)
+        self.standin.stop()
 
 
 def test_promotion_with_no_free_gpu_waits_for_a_node_to_join_and_moves_the_traffic(

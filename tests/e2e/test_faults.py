@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 
 from tests.harness.api_client import ApiClient, ApiError
-from tests.harness.autoscaler_run import (FAST, SLOW, AutoscalerProc, Standin, autoscaler_binary,
-                                          autoscaler_config, create_on_cpu, desired_placement, events,
-                                          ksvc, load, moves, ready_revision, revisions,
-                                          rfc3339_to_unix)
+from tests.harness.autoscaler_run import (FAST, SLOW, AutoscalerProc, MetricsStandin,
+                                          autoscaler_binary, autoscaler_config, create_on_cpu,
+                                          desired_placement, events, ksvc, load, moves,
+                                          ready_revision, revisions, rfc3339_to_unix)
 from tests.harness.cluster_env import Cluster
 from tests.harness.components import component
 from tests.harness.kubectl import Kubectl
@@ -54,7 +54,7 @@ def workdir(request: pytest.FixtureRequest) -> Path:
 
 @pytest.fixture
 def standin(cluster: Cluster, namespace: str, workdir: Path):
-    s = Standin(cluster, workdir, STANDIN_PORT, namespace)
+    s = MetricsStandin(cluster, workdir, STANDIN_PORT, namespace)
     s.scrape(namespace, NAME)
     yield s
     s.stop()
@@ -86,7 +86,7 @@ def placement_is(kubectl: Kubectl, namespace: str, want: str, *replicas: Autosca
 
 def test_prometheus_killed_mid_cycle_holds_then_resumes(
         cluster: Cluster, kubectl: Kubectl, namespace: str, autoscaler_bin: Path, workdir: Path,
-        standin: Standin, procs: list):
+        standin: MetricsStandin, procs: list):
     """Prometheus is killed (SIGKILL, at an arbitrary point of a 2 s cycle: some of a cycle's
     seven queries answered, the rest refused) while a slow, CPU-bound Service builds up the
     streak that promotes it. While it is down every cycle holds with `metrics_unavailable`
@@ -135,7 +135,7 @@ def test_prometheus_killed_mid_cycle_holds_then_resumes(
 
 def test_apiserver_restarted_while_the_autoscaler_acts(
         cluster: Cluster, kubectl: Kubectl, namespace: str, autoscaler_bin: Path, workdir: Path,
-        standin: Standin, procs: list):
+        standin: MetricsStandin, procs: list):
     """The apiserver is restarted (SIGTERM, started again) just as the autoscaler is due to
     promote a Service. Its patches fail while the apiserver is away (act errors counted), it
     decides again once it is back, and the move happens once: one new Revision, one Event.
@@ -203,7 +203,7 @@ def replace_with_retry(api: ApiClient, namespace: str, edit) -> int:
 
 def test_a_storm_of_user_edits_during_a_move_loses_nothing(
         cluster: Cluster, kubectl: Kubectl, namespace: str, autoscaler_bin: Path, workdir: Path,
-        standin: Standin, procs: list):
+        standin: MetricsStandin, procs: list):
     """Four writers edit the Service as fast as the apiserver answers while the autoscaler
     promotes it: merge patches of labels and of annotations (what `kubectl label|annotate`
     send), and read-modify-write replaces of labels and of annotations (`kubectl edit`'s way:
@@ -292,7 +292,7 @@ def cycle_times(replica: AutoscalerProc) -> list[float]:
 
 def test_a_stopped_leader_is_replaced_and_does_not_come_back_as_a_second_leader(
         cluster: Cluster, kubectl: Kubectl, namespace: str, autoscaler_bin: Path, workdir: Path,
-        standin: Standin, procs: list):
+        standin: MetricsStandin, procs: list):
     """The leader is frozen (SIGSTOP: a network cut, as seen by the apiserver; the Lease is
     not released). The standby takes the Lease within the lease duration and acts: the
     Service that turned slow meanwhile is promoted, the Event reported by the standby, which

@@ -209,11 +209,17 @@ def test_the_webhook_starts_a_gpu_preferred_function_on_the_lowest_rung_that_hol
 # cheaper shared rung, once a slice is free to it.
 # ---------------------------------------------------------------------------------------------
 
-from tests.e2e.test_autoscaler import (  # noqa: E402  (the autoscaler e2e's helpers)
-    CONFIG, METRICS_PORT, STANDIN_PORT, Standin, annotations, autoscaler_bin, event, ksvc_manifest,
-    netns_proc, ready_revision, revision_pod)
+from tests.harness.autoscaler_run import (  # noqa: E402  (the autoscaler e2e's helpers)
+    MetricsStandin, annotations, autoscaler_binary, autoscaler_config, event, ksvc_manifest,
+    netns_proc, ready_revision, revision_pod, write_config)
 
-_ = autoscaler_bin  # a fixture, used by name below
+STANDIN_PORT = 19517
+METRICS_PORT = 18097
+
+
+@pytest.fixture
+def autoscaler_bin() -> Path:
+    return autoscaler_binary()
 
 
 @pytest.fixture
@@ -234,18 +240,10 @@ def test_the_controller_moves_a_light_function_from_cpu_to_the_shared_rung(
 
     name = "resnet"
     workdir = Path(tempfile.mkdtemp(prefix="gaia-ladder-e2e-"))
-    targets = cluster.prom_targets_dir / f"gaia-ladder-e2e-{namespace}.json"
-    groups = [{"targets": [f"127.0.0.1:{STANDIN_PORT}"],
-               "labels": {"job": "queue-proxy", "instance": f"{namespace}/{name}-{i:05d}",
-                          "__metrics_path__": f"/metrics/revision/{namespace}/{name}-{i:05d}"}}
-              for i in range(1, 4)]
-    groups.append({"targets": [f"127.0.0.1:{STANDIN_PORT}"],
-                   "labels": {"job": "kubelet-cadvisor", "instance": f"cadvisor-{namespace}",
-                              "__metrics_path__": "/metrics/cadvisor"}})
     standin = autoscaler = None
     try:
-        standin = Standin(cluster, workdir)
-        targets.write_text(json.dumps(groups))
+        standin = MetricsStandin(cluster, workdir, STANDIN_PORT, namespace)
+        standin.scrape(namespace, name, revisions=3)
         kubectl.apply(ksvc_manifest(namespace, name))
         r1 = wait_until(lambda: ready_revision(kubectl, namespace, name, set()),
                         desc="first revision ready")
@@ -255,10 +253,8 @@ def test_the_controller_moves_a_light_function_from_cpu_to_the_shared_rung(
         standin.set({f"{namespace}/{r1}": {"rps": 5, "latency_ms": 40, "cpu_cores": 0.2,
                                             "pods": [pod1["metadata"]["name"]]}})
 
-        config = workdir / "autoscaler.yaml"
-        text = CONFIG.format(prom=cluster.prometheus_url, namespace=namespace,
-                             metrics_port=METRICS_PORT)
-        config.write_text(text + "ladder: " + json.dumps(ladder("shared")) + "\n")
+        config = write_config(workdir, "autoscaler", autoscaler_config(
+            cluster, namespace, METRICS_PORT, {"ladder": ladder("shared")}))
         autoscaler = netns_proc(cluster, "gaia-autoscaler",
                                 [str(autoscaler_bin), "--config", str(config)], workdir)
 
@@ -313,7 +309,7 @@ def test_the_controller_moves_a_light_function_from_cpu_to_the_shared_rung(
 
         assert autoscaler.stop(grace=30) == 0, autoscaler.tail(6000)
     finally:
-        targets.unlink(missing_ok=True)
-        for p in (autoscaler, standin and standin.proc):
-            if p:
-                p.stop(grace=30)
+        if autoscaler:
+            autoscaler.stop(grace=30)
+        if standin:
+            standin.stop()

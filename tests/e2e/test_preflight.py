@@ -13,53 +13,24 @@ scraped by the cluster's real Prometheus.
 """
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
 
-from tests.harness.autoscaler_run import (MetricsStandin, annotations, ksvc_manifest, metric,
-                                          netns_proc, ready_revision, revision_pod,
-                                          scrape_targets)
+from tests.harness.autoscaler_run import (MetricsStandin, annotations, autoscaler_binary,
+                                          autoscaler_config, ksvc_manifest, metric, netns_proc,
+                                          ready_revision, revision_pod, write_config)
 from tests.harness.cluster_env import Cluster
 from tests.harness.kubectl import Kubectl
-from tests.harness.paths import CARGO_TARGET
-from tests.harness.proc import run
 from tests.harness.wait import wait_until
 
 STANDIN_PORT = 19527
 METRICS_PORT = 18107
 GPU_LABEL = "nvidia.com/gpu.present"
 
-# The product's rules on a short clock (as tests/e2e/test_autoscaler.py), and a preflight that
-# looks again every 3 s while a check fails.
-CONFIG = """
-namespace: {namespace}
-prometheus:
-  url: {prom}
-  timeout: 2s
-  generation: opentelemetry
-interval: 2s
-defaultSlo: 500ms
-policy:
-  shortWindow: 20s
-  longWindow: 40s
-  promote: {{minRequests: 10}}
-  verify: {{settle: 12s, minRequests: 10}}
-  hysteresis: {{minDwell: 20s}}
-  rolloutTimeout: 3m
-leaderElection:
-  namespace: {namespace}
-  name: gaia-autoscaler-preflight-e2e
-  leaseDuration: 6s
-  renewDeadline: 4s
-  retryPeriod: 1s
-listen: 127.0.0.1:{metrics_port}
-noGpuEventEvery: 1m
-preflight:
-  interval: 1m
-  failingInterval: 3s
-"""
+# The product's rules on a short clock (autoscaler_config), and a preflight that looks again
+# every 3 s while a check fails.
+PREFLIGHT = {"preflight": {"interval": "1m", "failingInterval": "3s"}}
 
 
 def check_gauge(cluster: Cluster, check: str, status: str) -> float | None:
@@ -73,19 +44,17 @@ def events(kubectl: Kubectl, namespace: str, name: str, reason: str) -> list[dic
 
 def test_a_failing_gpu_nodes_check_holds_the_promotion_until_it_is_fixed(
         cluster: Cluster, kubectl: Kubectl, namespace: str):
-    run(["cargo", "build", "--quiet", "--bin", "gaia-autoscaler"], timeout=1800)
-    binary = CARGO_TARGET / "debug" / "gaia-autoscaler"
+    binary = autoscaler_binary()
     name = "matmul"
     workdir = Path(tempfile.mkdtemp(prefix="gaia-preflight-e2e-"))
     gpu_nodes = kubectl("get", "nodes", "-l", f"{GPU_LABEL}=true", "-o", "name").stdout.split()
     pools = kubectl.nodes_by_pool()
     assert gpu_nodes and pools.get("gpu"), pools
-    targets = cluster.prom_targets_dir / f"gaia-preflight-e2e-{namespace}.json"
     standin = autoscaler = None
     relabelled = False
     try:
-        standin = MetricsStandin(cluster, workdir, STANDIN_PORT)
-        targets.write_text(json.dumps(scrape_targets(namespace, name, STANDIN_PORT)))
+        standin = MetricsStandin(cluster, workdir, STANDIN_PORT, namespace)
+        standin.scrape(namespace, name)
         kubectl.apply(ksvc_manifest(namespace, name))
         r1 = wait_until(lambda: ready_revision(kubectl, namespace, name, set()),
                         desc="first revision ready")
@@ -99,9 +68,8 @@ def test_a_failing_gpu_nodes_check_holds_the_promotion_until_it_is_fixed(
             kubectl("label", node, f"{GPU_LABEL}-")
         relabelled = True
 
-        config = workdir / "autoscaler.yaml"
-        config.write_text(CONFIG.format(prom=cluster.prometheus_url, namespace=namespace,
-                                        metrics_port=METRICS_PORT))
+        config = write_config(workdir, "autoscaler", autoscaler_config(
+            cluster, namespace, METRICS_PORT, PREFLIGHT, lease="gaia-autoscaler-preflight-e2e"))
         autoscaler = netns_proc(cluster, "gaia-autoscaler", [str(binary), "--config", str(config)],
                                 workdir)
 
@@ -159,7 +127,7 @@ def test_a_failing_gpu_nodes_check_holds_the_promotion_until_it_is_fixed(
         if relabelled:
             for node in gpu_nodes:
                 kubectl("label", node, f"{GPU_LABEL}=true", "--overwrite", check=False)
-        targets.unlink(missing_ok=True)
-        for p in (autoscaler, standin and standin.proc):
-            if p:
-                p.stop(grace=30)
+        if autoscaler:
+            autoscaler.stop(grace=30)
+        if standin:
+            standin.stop()

@@ -1,17 +1,16 @@
 """gaia-autoscaler as a process in the cluster's network namespace, with the metrics stand-in
-behind a Knative Service: what the fault tests (tests/e2e/test_faults.py) and the soak
-(hack/soak.sh) drive.
+behind a Knative Service: what the autoscaler, fault, preflight, elastic-pool and ladder e2e tests
+(tests/e2e/) and the soak (hack/soak.sh) drive.
 
 * ``autoscaler_config``  the fast e2e config (2 s cycles over 20 s / 40 s windows), with
-                         overrides merged in
+                         overrides merged in; ``write_config`` puts it in a file
+* ``autoscaler_binary``  the debug gaia-autoscaler, built if needed
 * ``AutoscalerProc``     one replica: its /metrics parsed, its JSON log read, its identity
-* ``Standin``            the queue-proxy/cAdvisor stand-in (knative_metrics_standin.py) and its
-                         file_sd targets
-* ``slow_service`` ...   the cpu_preferred Service, its revisions, pods and Events
-* ``MetricsStandin``     the stand-in alone, driven over its loopback port (targets written by
-                         the caller from ``scrape_targets``); ``netns_proc``, ``metric``,
-                         ``annotations``: what tests/e2e/test_preflight.py and
-                         test_elastic_pool.py use
+* ``MetricsStandin``     the queue-proxy/cAdvisor stand-in (knative_metrics_standin.py), driven
+                         over its loopback port, and the file_sd targets that make the
+                         cluster's Prometheus scrape it (``scrape``)
+* ``netns_proc``, ``metric``, ``slow_service`` ...   a process in the netns, one series of a
+                         /metrics page, the cpu_preferred Service, its revisions, pods and Events
 """
 from __future__ import annotations
 
@@ -74,6 +73,13 @@ def autoscaler_config(cluster: Cluster, namespace: str, port: int, overrides: di
     return merge(config, overrides or {})
 
 
+def write_config(workdir: Path, name: str, config: dict) -> Path:
+    """The config as workdir/NAME.yaml, for ``--config``."""
+    path = workdir / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
 def parse_metrics(text: str) -> dict[str, float]:
     """Prometheus text exposition to {'name{labels}': value} (labels as written)."""
     out: dict[str, float] = {}
@@ -95,8 +101,7 @@ class AutoscalerProc:
                  env: dict[str, str] | None = None):
         self.cluster, self.name = cluster, name
         self.port = int(config["listen"].rsplit(":", 1)[1])
-        path = workdir / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        path = write_config(workdir, name, config)
         extra = [f"{k}={v}" for k, v in (env or {}).items()]
         self.proc = Proc(cluster.in_netns("env", f"POD_NAME={name}", *extra, str(binary),
                                           "--config", str(path), "--log-format", "json"),
@@ -153,38 +158,13 @@ def netns_proc(cluster: Cluster, name: str, argv: list[str], workdir: Path) -> P
     return Proc(cluster.in_netns(*argv), workdir / f"{name}.log", cluster.process_env())
 
 
-class MetricsStandin:
-    """The metrics stand-in, controlled over its loopback port inside the netns."""
-
-    def __init__(self, cluster: Cluster, workdir: Path, port: int):
-        self.cluster, self.port = cluster, port
-        self.proc = netns_proc(cluster, "metrics-standin",
-                               [sys.executable, "-m", STANDIN, "--listen", f"0.0.0.0:{port}"], workdir)
-        wait_until(lambda: self._curl("GET", "/healthz") == "ok\n", timeout=30,
-                   desc="metrics stand-in", interval=0.5)
-
-    def _curl(self, method: str, path: str, body: str | None = None) -> str:
-        assert self.proc.alive(), f"stand-in exited:\n{self.proc.tail(6000)}"
-        argv = ["curl", "-sf", "-X", method, f"http://127.0.0.1:{self.port}{path}"]
-        if body is not None:
-            argv += ["-H", "Content-Type: application/json", "--data-binary", body]
-        return run(self.cluster.in_netns(*argv), timeout=20).stdout
-
-    def set(self, revisions: dict) -> None:
-        self._curl("PUT", "/state", json.dumps({"revisions": revisions}))
-
-
-def scrape_targets(namespace: str, service: str, port: int, revisions: int = 4) -> list[dict]:
+def revision_targets(namespace: str, service: str, port: int, revisions: int) -> list[dict]:
     """One queue-proxy-like target per revision (own ``instance``, so target_info joins one to
-    one) for revisions 1..N of the Service, and one cAdvisor-like target."""
-    groups = [{"targets": [f"127.0.0.1:{port}"],
-               "labels": {"job": "queue-proxy", "instance": f"{namespace}/{service}-{i:05d}",
-                          "__metrics_path__": f"/metrics/revision/{namespace}/{service}-{i:05d}"}}
-              for i in range(1, revisions + 1)]
-    groups.append({"targets": [f"127.0.0.1:{port}"],
-                   "labels": {"job": "kubelet-cadvisor", "instance": f"cadvisor-{namespace}",
-                              "__metrics_path__": "/metrics/cadvisor"}})
-    return groups
+    one) for revisions 1..N of the Service."""
+    return [{"targets": [f"127.0.0.1:{port}"],
+             "labels": {"job": "queue-proxy", "instance": f"{namespace}/{service}-{i:05d}",
+                        "__metrics_path__": f"/metrics/revision/{namespace}/{service}-{i:05d}"}}
+            for i in range(1, revisions + 1)]
 
 
 def metrics_text(cluster: Cluster, port: int) -> str:
@@ -200,28 +180,39 @@ def metric(cluster: Cluster, port: int, series: str) -> float | None:
     return None
 
 
-
-class Standin(MetricsStandin):
+class MetricsStandin:
     """The metrics stand-in (a stand-in for queue-proxies and cAdvisor, test harness only) in
-    the netns, and the file_sd targets that make the cluster's Prometheus scrape it: one
-    queue-proxy-like target per revision (own ``instance``, so target_info joins one to one)
-    for revisions 1..revisions of each Service, and one cAdvisor-like target."""
+    the netns, controlled over its loopback port, and the file_sd targets that make the
+    cluster's Prometheus scrape it: one cAdvisor-like target from the start, and per
+    ``scrape``d Service one queue-proxy-like target per revision. ``tag`` (a test's namespace)
+    names its targets file."""
 
     def __init__(self, cluster: Cluster, workdir: Path, port: int, tag: str):
-        super().__init__(cluster, workdir, port)
-        self.targets = cluster.prom_targets_dir / f"gaia-faults-{tag}.json"
+        self.cluster, self.port = cluster, port
+        self.targets = cluster.prom_targets_dir / f"gaia-standin-{tag}.json"
         self.groups: list[dict] = [{
             "targets": [f"127.0.0.1:{port}"],
             "labels": {"job": "kubelet-cadvisor", "instance": f"cadvisor-{tag}",
                        "__metrics_path__": "/metrics/cadvisor"}}]
+        self.proc = netns_proc(cluster, "metrics-standin",
+                               [sys.executable, "-m", STANDIN, "--listen", f"0.0.0.0:{port}"], workdir)
+        wait_until(lambda: self._curl("GET", "/healthz") == "ok\n", timeout=30,
+                   desc="metrics stand-in", interval=0.5)
+
+    def _curl(self, method: str, path: str, body: str | None = None) -> str:
+        assert self.proc.alive(), f"stand-in exited:\n{self.proc.tail(6000)}"
+        argv = ["curl", "-sf", "-X", method, f"http://127.0.0.1:{self.port}{path}"]
+        if body is not None:
+            argv += ["-H", "Content-Type: application/json", "--data-binary", body]
+        return run(self.cluster.in_netns(*argv), timeout=20).stdout
 
     def scrape(self, namespace: str, name: str, revisions: int = 4) -> None:
-        for i in range(1, revisions + 1):
-            rev = f"{name}-{i:05d}"
-            self.groups.append({"targets": [f"127.0.0.1:{self.port}"],
-                                "labels": {"job": "queue-proxy", "instance": f"{namespace}/{rev}",
-                                           "__metrics_path__": f"/metrics/revision/{namespace}/{rev}"}})
+        """Prometheus scrapes revisions 1..N of the Service from the stand-in."""
+        self.groups += revision_targets(namespace, name, self.port, revisions)
         self.targets.write_text(json.dumps(self.groups))
+
+    def set(self, revisions: dict) -> None:
+        self._curl("PUT", "/state", json.dumps({"revisions": revisions}))
 
     def stop(self) -> None:
         self.targets.unlink(missing_ok=True)
@@ -294,6 +285,12 @@ def desired_placement(kubectl: Kubectl, namespace: str, name: str) -> str | None
 
 def events(kubectl: Kubectl, namespace: str, name: str, reason: str) -> list[dict]:
     return kubectl.events_for(namespace, name, reason)
+
+
+def event(kubectl: Kubectl, namespace: str, name: str, reason: str) -> dict | None:
+    """The Service's first Event of this reason, or None."""
+    items = events(kubectl, namespace, name, reason)
+    return items[0] if items else None
 
 
 def moves(kubectl: Kubectl, namespace: str, name: str) -> list[dict]:

@@ -183,15 +183,42 @@ def main() -> int:
     return 0 if summary.get("ok") else 1
 
 
+WINDOW_S = 600  # the first and the last 10 minutes of a run, compared for memory growth
+
+
+def slope_per_hour(pts: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of (seconds, MiB) points, in MiB per hour; None under 3 points."""
+    if len(pts) < 3:
+        return None
+    n = len(pts)
+    mt = sum(t for t, _ in pts) / n
+    mv = sum(v for _, v in pts) / n
+    var = sum((t - mt) ** 2 for t, _ in pts)
+    if var == 0:
+        return None
+    return round(sum((t - mt) * (v - mv) for t, v in pts) / var * 3600, 3)
+
+
 def summarize(samples: list[dict], moves: dict, counts: dict, args) -> dict:
     if not samples:
         return {"ok": False, "error": "no samples"}
 
     def mem(key: str) -> dict:
-        xs = [s[key] for s in samples if s[key] is not None]
+        pts = [(s["t"], s[key]) for s in samples if s[key] is not None]
+        if not pts:
+            return {}
+        xs = [v for _, v in pts]
         half = xs[len(xs) // 2:]
+        end = pts[-1][0]
+        first = [v for t, v in pts if t < WINDOW_S]
+        last = [v for t, v in pts if t >= end - WINDOW_S]
+        settled = [(t, v) for t, v in pts if t >= WINDOW_S]
         return {"first": round(xs[0], 1), "last": round(xs[-1], 1), "max": round(max(xs), 1),
-                "second_half_min": round(min(half), 1), "second_half_max": round(max(half), 1)}
+                "second_half_min": round(min(half), 1), "second_half_max": round(max(half), 1),
+                "first_10min_mean": round(sum(first) / len(first), 2),
+                "last_10min_mean": round(sum(last) / len(last), 2),
+                "slope_mib_per_h": slope_per_hour(pts),
+                "slope_after_10min_mib_per_h": slope_per_hour(settled)}
 
     by_service: dict[str, list[float]] = {}
     for m in moves.values():
