@@ -165,13 +165,15 @@ def test_knative_service_runs_example_function_from_configmap(
     for _ in range(4):
         http(cluster.env["GAIA_INGRESS_URL"], data=b'{"size": 128}', headers={"Host": host})
 
+    # every request counted, once a scrape after the last one has happened (a scrape between
+    # the requests showed 2 of the 5)
     series = wait_until(
-        lambda: prom_query(cluster, f'kn_serving_invocation_duration_seconds_count{{namespace="{namespace}"}}'),
-        timeout=90, desc="queue-proxy latency series in Prometheus")
+        lambda: (r := prom_query(cluster, f'kn_serving_invocation_duration_seconds_count{{namespace="{namespace}"}}'))
+        and sum(float(s["value"][1]) for s in r) >= 5 and r,
+        timeout=90, desc="queue-proxy latency series in Prometheus counting the 5 requests")
     labels = series[0]["metric"]
     assert labels["job"] == "queue-proxy" and labels["service"] == "matmul"
     assert labels["revision"] == ksvc["status"]["latestReadyRevisionName"]
-    assert sum(float(s["value"][1]) for s in series) >= 5
     # the autoscaler extension's default (OpenTelemetry) join: revision identity from
     # target_info of the same scrape target (autoscaler-ext/src/observe/queries.rs)
     joined = wait_until(
