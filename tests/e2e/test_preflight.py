@@ -81,8 +81,12 @@ def test_a_failing_gpu_nodes_check_holds_the_promotion_until_it_is_fixed(
                    timeout=60, desc="gpu-nodes fails in the metric", interval=1)
         assert check_gauge(cluster, "gpu-nodes", "pass") == 0
         assert check_gauge(cluster, "prometheus", "pass") == 1
-        failed = wait_until(lambda: events(kubectl, namespace, "gaia-autoscaler", "PreflightCheckFailed"),
-                            timeout=60, desc="PreflightCheckFailed Event on the Deployment")
+        # other checks may fail too at first (latency-series, until Prometheus has scraped the
+        # stand-in): the gpu-nodes one is looked for
+        failed = wait_until(lambda: [e for e in events(kubectl, namespace, "gaia-autoscaler",
+                                                       "PreflightCheckFailed")
+                                     if "check gpu-nodes" in e["message"]],
+                            timeout=60, desc="gpu-nodes' PreflightCheckFailed Event on the Deployment")
         msg = failed[0]["message"]
         assert failed[0]["involvedObject"]["kind"] == "Deployment", failed[0]["involvedObject"]
         assert "gpu-nodes" in msg and f"{GPU_LABEL}=true" in msg and "moves onto a GPU are held" in msg, msg
