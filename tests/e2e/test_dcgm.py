@@ -29,7 +29,7 @@ import yaml
 
 from tests.harness.autoscaler_run import (AutoscalerProc, MetricsStandin, autoscaler_binary,
                                           autoscaler_config, netns_proc, ready_revision,
-                                          revision_pod, rfc3339_to_unix, scrape_targets)
+                                          revision_pod, rfc3339_to_unix)
 from tests.harness.cluster_env import Cluster
 from tests.harness.kubectl import Kubectl
 from tests.harness.paths import binaries
@@ -102,15 +102,13 @@ def test_an_idle_gpu_is_demoted_sooner_on_dcgm_evidence(cluster: Cluster, kubect
     targets = cluster.prom_targets_dir / f"gaia-dcgm-e2e-{namespace}.json"
     standin = dcgm = autoscaler = None
     try:
-        standin = MetricsStandin(cluster, workdir, STANDIN_PORT)
+        standin = MetricsStandin(cluster, workdir, STANDIN_PORT, namespace)
         dcgm = DcgmStandin(cluster, workdir, DCGM_PORT)
-        groups = [g for name in UTIL for g in scrape_targets(namespace, name, STANDIN_PORT, revisions=2)
-                  if g["labels"]["job"] == "queue-proxy"]
-        groups += [g for g in scrape_targets(namespace, "idle", STANDIN_PORT)
-                   if g["labels"]["job"] == "kubelet-cadvisor"]
-        groups.append({"targets": [f"127.0.0.1:{DCGM_PORT}"],
-                       "labels": {"job": "dcgm-exporter", "instance": f"dcgm-standin-{namespace}"}})
-        targets.write_text(json.dumps(groups))
+        for name in UTIL:
+            standin.scrape(namespace, name, revisions=2)
+        targets.write_text(json.dumps([
+            {"targets": [f"127.0.0.1:{DCGM_PORT}"],
+             "labels": {"job": "dcgm-exporter", "instance": f"dcgm-standin-{namespace}"}}]))
 
         for name in UTIL:
             kubectl.apply(gpu_ksvc(namespace, name))

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from tests.harness.autoscaler_run import (FAST, AutoscalerProc, MetricsStandin, autoscaler_binary,
-                                          autoscaler_config, create_on_cpu, load, scrape_targets)
+                                          autoscaler_config, create_on_cpu, load)
 from tests.harness.cluster_env import Cluster
 from tests.harness.kubectl import Kubectl
 from tests.harness.paths import binaries
@@ -60,8 +60,8 @@ def test_the_generation_follows_the_knative_release_else_the_series(
                 else f"{LABEL}={value}", "--overwrite")
 
     try:
-        standin = MetricsStandin(cluster, workdir, STANDIN_PORT)
-        targets.write_text(json.dumps(scrape_targets(namespace, "matmul", STANDIN_PORT, revisions=1)))
+        standin = MetricsStandin(cluster, workdir, STANDIN_PORT, namespace)
+        standin.scrape(namespace, "matmul", revisions=1)
         r1, pod = create_on_cpu(kubectl, namespace, "matmul")
         standin.set(load(namespace, r1, pod, FAST))
         label("devel")
