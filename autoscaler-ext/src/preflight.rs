@@ -162,7 +162,10 @@ impl Preflight {
                 type_,
                 reason: reason.into(),
                 note: Some(note),
-                action: "Preflight".into(),
+                // one Event series per check: the recorder folds Events of one object with the
+                // same type, reason and action into one series and keeps its first note, so a
+                // second failing check's note never showed
+                action: format!("Preflight-{}", change.check.id),
                 secondary: None,
             };
             if let Err(e) = self.recorder.publish(&event, &self.deployment).await {
