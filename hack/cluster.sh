@@ -101,6 +101,15 @@ wait_for() {
   done
 }
 
+# pods_report NAMESPACE SELECTOR: why the pods are not ready (phase, reason, message: an
+# eviction says which resource ran short) and the namespace's last warnings.
+pods_report() {
+  k -n "$1" get pods -l "$2" -o \
+    'custom-columns=POD:.metadata.name,NODE:.spec.nodeName,PHASE:.status.phase,REASON:.status.reason,MESSAGE:.status.message' >&2 || true
+  k -n "$1" get events --field-selector type=Warning --sort-by=.lastTimestamp 2>/dev/null | tail -n 8 >&2 || true
+  gaia_log "disk: $(free_gib "$STATE") GiB free under $STATE"
+}
+
 pid_of() { [[ -f $RUN/$1.pid ]] && cat "$RUN/$1.pid"; }
 
 # alive NAME: the recorded process is running and is still the binary we started.
@@ -439,6 +448,12 @@ cmd_up() {
     gaia_log "cluster partially up: stopping it first"
     cmd_down
   fi
+  if ((want_real)); then
+    local free
+    free=$(free_gib "$STATE")
+    ((free >= GAIA_REAL_NODES_DISK_GIB)) ||
+      gaia_die "real nodes need about $GAIA_REAL_NODES_DISK_GIB GiB free under $STATE (registry, two containerd stores, the kubelets' reserve); $free GiB are free"
+  fi
   local t0=$SECONDS
   # On any failure, stop what was started (GAIA_KEEP_FAILED=1 keeps it for debugging).
   trap 'up_failed' EXIT
@@ -588,7 +603,8 @@ cmd_up() {
   if real_mode; then
     k apply --server-side --field-manager=gaia-cluster -f "$STATE/knative/activator.yaml" >/dev/null
     wait_for "Knative activator pod (image from $REGISTRY)" 180 \
-      k -n "$KNATIVE_NS" rollout status deployment/activator --timeout=5s
+      k -n "$KNATIVE_NS" rollout status deployment/activator --timeout=5s ||
+      { pods_report "$KNATIVE_NS" app=activator; exit 1; }
   fi
   for c in "${COMPONENTS[@]}"; do alive "$c" || gaia_die "$c exited; see $LOGS/$c.log"; done
   trap - EXIT
@@ -773,7 +789,7 @@ cmd_start_component() {
 }
 
 cmd_push_images() {
-  real_mode && alive registry || gaia_die "push-images: no cluster with real nodes is running (hack/cluster.sh up --real-nodes)"
+  { real_mode && alive registry; } || gaia_die "push-images: no cluster with real nodes is running (hack/cluster.sh up --real-nodes)"
   real_push_images
   real_gaia_overlay
   gaia_log "Gaia overlay $STATE/gaia-overlay pinned to the pushed digests"

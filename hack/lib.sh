@@ -37,3 +37,12 @@ GAIA_GPU_STANDIN_DIR="$GAIA_OUT/gpu-standin-$(gaia_gpu_standin_hash 2>/dev/null 
 
 gaia_log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 gaia_die() { gaia_log "ERROR: $*"; exit 1; }
+# free_gib PATH: whole GiB free to this user on PATH's file system (PATH's nearest existing parent).
+free_gib() {
+  local p=$1
+  while [ ! -e "$p" ]; do p=$(dirname "$p"); done
+  df -P -k "$p" | awk 'NR == 2 {print int($4 / 1048576)}'
+}
+# What a real-node cluster writes (docs/real-nodes.md): the registry's blobs (2 GB), what two
+# containerd stores unpack (3 GB) and the kubelets' eviction reserve (1 GiB), with room to spare.
+GAIA_REAL_NODES_DISK_GIB=${GAIA_REAL_NODES_DISK_GIB:-8}

@@ -408,7 +408,9 @@ clusterDomain: cluster.local
 resolvConf: $d/resolv.conf
 podLogsDir: $d/pod-logs
 serializeImagePulls: false
-evictionHard: {memory.available: 100Mi, nodefs.available: 2%, imagefs.available: 2%}
+# Absolute reserves, not percentages: these nodes share the host's disk with everything else,
+# and 2% of a 250 GB disk (5 GB) evicted the activator while GBs were still free (CI, stop 22).
+evictionHard: {memory.available: 100Mi, nodefs.available: 1Gi, imagefs.available: 1Gi}
 imageGCHighThresholdPercent: 95
 imageGCLowThresholdPercent: 90
 maxPods: 110

@@ -44,8 +44,12 @@ if [ "$real_nodes" = auto ]; then
   need=$((20 * 60))
   [ -x "$GAIA_TRAEFIK_DIR/traefik" ] || need=$((need + 45 * 60))
   left=$((${GAIA_CI_BUDGET_S:-5400} - (SECONDS - started)))
+  free=$(free_gib "$GAIA_STATE")
   if [ "$need" -gt "$left" ]; then
     gaia_log "SKIPPED: the real-node tests need about $((need / 60)) min here, $((left / 60)) min of the budget are left (GAIA_TEST_REAL_NODES=1 runs them anyway)"
+    real_nodes=0
+  elif [ "$free" -lt "$GAIA_REAL_NODES_DISK_GIB" ]; then
+    gaia_log "SKIPPED: the real-node tests need about $GAIA_REAL_NODES_DISK_GIB GiB of disk, $free GiB are free (GAIA_TEST_REAL_NODES=1 runs them anyway)"
     real_nodes=0
   else
     real_nodes=1
