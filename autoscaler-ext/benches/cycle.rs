@@ -89,7 +89,8 @@ fn snapshot(ds: &Dataset) -> Snapshot {
                                   "spec": {"containers": [{"image": "registry.example/fn:1",
                                            "resources": {"limits": {"cpu": "1"}}}]}}},
             "status": {"observedGeneration": 1, "latestCreatedRevisionName": r.revision,
-                       "latestReadyRevisionName": r.revision}
+                       "latestReadyRevisionName": r.revision,
+                       "conditions": [{"type": "Ready", "status": "True"}]}
         });
         services.push(Arc::new(
             ManagedService::from_value(v, "nvidia.com/gpu").expect("managed"),

@@ -895,7 +895,8 @@ mod tests {
             "spec": {"template": {"metadata": {"annotations": {"gaia.dev/placement": "cpu"}},
                                   "spec": {"containers": [{"image": "x"}]}}},
             "status": {"observedGeneration": 1, "latestCreatedRevisionName": format!("{name}-1"),
-                       "latestReadyRevisionName": format!("{name}-1")}
+                       "latestReadyRevisionName": format!("{name}-1"),
+                       "conditions": [{"type": "Ready", "status": "True"}]}
         });
         Arc::new(ManagedService::from_value(v, "nvidia.com/gpu").unwrap())
     }
@@ -989,6 +990,82 @@ mod tests {
             "{:?}",
             act.0.lock().unwrap()
         );
+    }
+
+    /// `name` the moment after Gaia's promotion patch, as Knative's first reconcile leaves it:
+    /// the template on the GPU, `observedGeneration` bumped, the Configuration not yet caught up
+    /// (the CPU revision still created and ready), Ready Unknown; no GPU pod yet.
+    fn svc_just_promoted(name: &str) -> Arc<ManagedService> {
+        let v = json!({
+            "metadata": {"name": name, "namespace": "ns", "generation": 2, "resourceVersion": "2",
+                         "annotations": {"gaia.dev/mode": "cpu_preferred"}},
+            "spec": {"template": {"metadata": {"annotations": {"gaia.dev/placement": "gpu"}},
+                                  "spec": {"containers": [{"image": "x"}]}}},
+            "status": {"observedGeneration": 2, "latestCreatedRevisionName": format!("{name}-1"),
+                       "latestReadyRevisionName": format!("{name}-1"),
+                       "conditions": [{"type": "ConfigurationsReady", "status": "Unknown"},
+                                      {"type": "Ready", "status": "Unknown"}]}
+        });
+        Arc::new(ManagedService::from_value(v, "nvidia.com/gpu").unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_promotion_keeps_its_gpu_while_knative_has_not_made_the_gpu_revision() {
+        // The soak's finding (docs/reliability.md): six promotions onto two GPUs in 30 s.
+        let nodes = vec![Arc::new(NodeInfo {
+            name: "gpu-1".into(),
+            gpus_allocatable: 1,
+            schedulable: true,
+        })];
+        let snap = Snapshot {
+            services: vec![svc("a", "cpu_preferred"), svc("b", "cpu_preferred")],
+            pods: vec![pod("a-1"), pod("b-1")],
+            nodes: nodes.clone(),
+        };
+        let observer = Table(Ok(slow_and_busy(&["a", "b"])));
+        let act = Recording::default();
+        let mut cycle = Cycle::new(settings());
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        cycle.run(&snap, &observer, &act, t0, None).await;
+        let r2 = cycle
+            .run(
+                &snap,
+                &observer,
+                &act,
+                add(t0, Duration::from_secs(10)),
+                None,
+            )
+            .await;
+        assert_eq!(r2.decisions.get("promote"), Some(&1));
+        // a is patched and Knative has reconciled once; b is still slow and busy
+        let after = Snapshot {
+            services: vec![svc_just_promoted("a"), svc("b", "cpu_preferred")],
+            pods: vec![pod("a-1"), pod("b-1")],
+            nodes,
+        };
+        let r3 = cycle
+            .run(
+                &after,
+                &observer,
+                &act,
+                add(t0, Duration::from_secs(20)),
+                None,
+            )
+            .await;
+        assert_eq!(
+            r3.gpu.free_total, 0,
+            "the GPU a was promoted onto is still taken"
+        );
+        assert_eq!(r3.decisions.get("promote"), None, "{:?}", r3.decisions);
+        let promoted: Vec<String> = act
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, kind)| *kind == "promote")
+            .map(|(name, _)| name.clone())
+            .collect();
+        assert_eq!(promoted, vec!["a".to_string()]);
     }
 
     #[tokio::test]

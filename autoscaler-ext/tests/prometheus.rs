@@ -273,7 +273,8 @@ fn ksvc(ns: &str, name: &str, revision: &str, placement: &str) -> Arc<ManagedSer
         "spec": {"template": {"metadata": {"annotations": {"gaia.dev/placement": placement}},
                               "spec": {"containers": [{"image": "x"}]}}},
         "status": {"observedGeneration": 1, "latestCreatedRevisionName": revision,
-                   "latestReadyRevisionName": revision}
+                   "latestReadyRevisionName": revision,
+                   "conditions": [{"type": "Ready", "status": "True"}]}
     });
     Arc::new(ManagedService::from_value(v, "nvidia.com/gpu").expect("managed"))
 }

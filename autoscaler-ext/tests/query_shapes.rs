@@ -116,7 +116,8 @@ fn ksvc(r: &RevisionSeries, slo: &str, placement: &str) -> Arc<ManagedService> {
                               "spec": {"containers": [{"image": "x",
                                        "resources": {"limits": {"cpu": "1"}}}]}}},
         "status": {"observedGeneration": 1, "latestCreatedRevisionName": r.revision,
-                   "latestReadyRevisionName": ready}
+                   "latestReadyRevisionName": ready,
+                   "conditions": [{"type": "Ready", "status": "True"}]}
     });
     Arc::new(ManagedService::from_value(v, "nvidia.com/gpu").expect("managed"))
 }

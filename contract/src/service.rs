@@ -67,18 +67,28 @@ impl<'a> ServiceView<'a> {
     /// before; a user's update that rolls out a revision moves it too.
     pub fn in_place_since(&self) -> Option<jiff::Timestamp> {
         let ready = self
-            .object
-            .pointer("/status/conditions")
-            .and_then(Value::as_array)
-            .and_then(|cs| {
-                cs.iter()
-                    .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
-            })
+            .ready_condition()
             .and_then(|c| c.get("lastTransitionTime")?.as_str()?.parse().ok());
         match (self.created(), ready) {
             (Some(c), Some(r)) => Some(c.max(r)),
             (c, r) => c.or(r),
         }
+    }
+
+    /// The status of the Service's `Ready` condition (`"True"`, `"False"`, `"Unknown"`), if any.
+    /// Knative bumps `status.observedGeneration` on every reconcile, even one that has not yet
+    /// made the new generation's revision (Ready is then Unknown), so a rollout is done only
+    /// when this is `"True"` as well.
+    pub fn ready(&self) -> Option<&'a str> {
+        self.ready_condition()?.get("status")?.as_str()
+    }
+
+    fn ready_condition(&self) -> Option<&'a Value> {
+        self.object
+            .pointer("/status/conditions")?
+            .as_array()?
+            .iter()
+            .find(|c| c.get("type").and_then(Value::as_str) == Some("Ready"))
     }
 
     /// A raw annotation value on the Service metadata (`None` when absent or not a string).

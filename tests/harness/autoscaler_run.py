@@ -248,7 +248,11 @@ FAST = {"rps": 5, "latency_ms": 100, "cpu_cores": 0.3}
 def ready_revision(kubectl: Kubectl, namespace: str, name: str, not_in: set[str] = frozenset()) -> str | None:
     status = kubectl.json("get", "ksvc", name, "-n", namespace).get("status", {})
     ready, created = status.get("latestReadyRevisionName"), status.get("latestCreatedRevisionName")
-    if ready and ready == created and ready not in not_in:
+    # Ready too: right after a patch Knative's status still names the old revision as created
+    # and ready, with Ready Unknown (the autoscaler's rollout() has the same rule)
+    is_ready = any(c.get("type") == "Ready" and c.get("status") == "True"
+                   for c in status.get("conditions", []))
+    if ready and ready == created and is_ready and ready not in not_in:
         return ready
     return None
 

@@ -154,7 +154,13 @@ fn infer_placement(object: &Value, gpu_resource: &str) -> Placement {
 }
 
 /// Settled when the status has caught up with the spec, the latest created revision is the
-/// ready one, and all traffic follows the latest revision.
+/// ready one, the Service is Ready, and all traffic follows the latest revision.
+///
+/// Ready matters: Knative bumps `observedGeneration` after every reconcile, also the first one
+/// after a patch, before the Configuration has made the new revision; the status then still
+/// names the old revision as both created and ready, with Ready Unknown. Taken as settled, a
+/// promotion looked done before its pod existed, its GPU reservation was dropped, and the next
+/// cycle promoted another Service onto the same GPU (the soak: six promotions onto two GPUs).
 fn rollout(object: &Value) -> Rollout {
     let pinned = object
         .pointer("/spec/traffic")
@@ -180,8 +186,9 @@ fn rollout(object: &Value) -> Rollout {
     let ready = object
         .pointer("/status/latestReadyRevisionName")
         .and_then(Value::as_str);
+    let is_ready = ServiceView::new(object).ready() == Some("True");
     match (generation, observed, created, ready) {
-        (Some(g), Some(o), Some(c), Some(r)) if g == o && c == r => Rollout::Settled,
+        (Some(g), Some(o), Some(c), Some(r)) if g == o && c == r && is_ready => Rollout::Settled,
         _ => Rollout::InProgress,
     }
 }
@@ -203,7 +210,8 @@ mod tests {
             "spec": {"template": {"metadata": {"annotations": tmpl_ann},
                                   "spec": {"containers": [{"image": "x"}]}}},
             "status": {"observedGeneration": 2, "latestCreatedRevisionName": "f-00002",
-                       "latestReadyRevisionName": "f-00002"}
+                       "latestReadyRevisionName": "f-00002",
+                       "conditions": [{"type": "Ready", "status": "True"}]}
         })
     }
 
@@ -237,6 +245,23 @@ mod tests {
         );
         let mut v = ksvc("cpu_preferred", None);
         v["metadata"]["generation"] = json!(3);
+        assert_eq!(
+            ManagedService::from_value(v, "g").unwrap().rollout,
+            Rollout::InProgress
+        );
+        // the first reconcile after a patch: observedGeneration bumped, the Configuration not
+        // yet caught up (the old revision still created and ready), Ready Unknown
+        let mut v = ksvc("cpu_preferred", None);
+        v["metadata"]["generation"] = json!(3);
+        v["status"]["observedGeneration"] = json!(3);
+        v["status"]["conditions"] = json!([{"type": "ConfigurationsReady", "status": "Unknown"},
+                                           {"type": "Ready", "status": "Unknown"}]);
+        assert_eq!(
+            ManagedService::from_value(v, "g").unwrap().rollout,
+            Rollout::InProgress
+        );
+        let mut v = ksvc("cpu_preferred", None);
+        v["status"]["conditions"] = json!([{"type": "Ready", "status": "False"}]);
         assert_eq!(
             ManagedService::from_value(v, "g").unwrap().rollout,
             Rollout::InProgress
