@@ -525,7 +525,9 @@ cmd_up() {
 
   # Knative: CRDs, RBAC, config, Services (no Deployments), then our overrides.
   local render_args=()
-  if real_mode; then render_args=(--real-nodes "$REGISTRY/knative/activator:$KNATIVE_SERVING_VERSION"); fi
+  if real_mode; then
+    render_args=(--real-nodes "$REGISTRY/knative/activator:$KNATIVE_SERVING_VERSION" --release "$KNATIVE_SERVING_RELEASE")
+  fi
   python3 "$GAIA_ROOT/hack/render-knative.py" "${render_args[@]}" "$GAIA_KNATIVE_DIR/config/core" "$STATE/knative" >/dev/null
   knative_overrides_yaml >"$STATE/knative/overrides.yaml"
   if real_mode; then

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Render Knative Serving's config/core for the local cluster (stdlib only).
 
-Usage: render-knative.py [--real-nodes ACTIVATOR_IMAGE] CONFIG_CORE_DIR OUT_DIR
+Usage: render-knative.py [--real-nodes ACTIVATOR_IMAGE] [--release VERSION] CONFIG_CORE_DIR OUT_DIR
 
 Writes:
   OUT_DIR/crds.yaml      the CustomResourceDefinitions (applied first)
@@ -22,6 +22,9 @@ Changes made to upstream's YAML, and why:
     The `autoscaler` Service loses its selector too: the autoscaler is a process,
     its Endpoints are written by hack/nodes.sh, and the activator pod reaches it
     through the Service.
+  * With --release VERSION, `app.kubernetes.io/version: devel` becomes VERSION, as
+    Knative's hack/generate-yamls.sh stamps its release manifests (the namespace's
+    label is how the Gaia autoscaler learns the release, docs/autoscaler.md).
 """
 import os
 import re
@@ -62,8 +65,13 @@ def drop_selector(doc, name):
 def main():
     args = sys.argv[1:]
     activator_image = None
-    if args[:1] == ["--real-nodes"]:
-        activator_image, args = args[1], args[2:]
+    release = None
+    while args[:1] in (["--real-nodes"], ["--release"]):
+        if args[0] == "--real-nodes":
+            activator_image = args[1]
+        else:
+            release = args[1]
+        args = args[2:]
     src, out = args[0], args[1]
     activator = []
     files = []
@@ -74,6 +82,9 @@ def main():
     crds, base, hooks, dropped = [], [], [], []
     for path in files:
         for doc in documents(path):
+            if release:
+                doc = re.sub(r"^([ \t]+app\.kubernetes\.io/version:[ \t]*)\"?devel\"?[ \t]*$",
+                             lambda m: '%s"%s"' % (m.group(1), release), doc, flags=re.M)
             kind, name = top_level(doc, "kind"), metadata_name(doc)
             if activator_image and kind == "Deployment" and name == "activator":
                 doc, n = re.subn(r"^(\s+image:\s*)ko://\S+", r"\g<1>" + activator_image, doc, flags=re.M)

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 use gaia_contract::duration::{format_duration, parse_duration, serde_duration};
 use gaia_contract::logging::LogFormat;
-use gaia_contract::queries::{Generation, PrometheusConfig, QuerySet};
+use gaia_contract::queries::{Generation, LabelLayout, PrometheusConfig, QuerySet};
 use gaia_policy::ladder::LadderConfig;
 use gaia_policy::{PolicyConfig, DEFAULT_CAPACITY_WITHOUT_LIMIT, DEFAULT_INTERVAL};
 
@@ -282,12 +282,16 @@ impl Config {
     /// The PromQL this configuration sends before the preflight has chosen a generation
     /// (`prometheus.generation`, or with `auto` the newest).
     pub fn queries(&self) -> QuerySet {
-        self.queries_for(self.prometheus.initial_generation())
+        self.queries_for(
+            self.prometheus.initial_generation(),
+            self.prometheus.initial_layout(),
+        )
     }
 
-    /// The PromQL this configuration sends for `generation`.
-    pub fn queries_for(&self, generation: Generation) -> QuerySet {
-        self.prometheus.queries(generation, &self.cpu.container)
+    /// The PromQL this configuration sends for `generation` and `layout`.
+    pub fn queries_for(&self, generation: Generation, layout: LabelLayout) -> QuerySet {
+        self.prometheus
+            .queries(generation, layout, &self.cpu.container)
     }
 
     /// Checks what types cannot. The error names the field.

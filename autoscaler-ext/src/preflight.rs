@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gaia_contract::keys;
-use gaia_contract::queries::{Generation, GenerationChoice, KnativeVersion};
+use gaia_contract::queries::{Generation, GenerationChoice, KnativeVersion, LabelLayout};
 use gaia_preflight::gate::{self, Change};
 use gaia_preflight::gather::gather;
 use gaia_preflight::{evaluate, Expectations, Report, Status};
@@ -104,7 +104,7 @@ impl Preflight {
             return false;
         }
         let config = self.config.clone();
-        let queries = move |g: Generation| config.queries_for(g);
+        let queries = move |g: Generation, l: LabelLayout| config.queries_for(g, l);
         let facts = gather(&self.client, &self.want, &queries).await;
         let facts = match facts {
             Ok(f) => f,

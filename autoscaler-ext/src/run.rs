@@ -4,6 +4,7 @@ use std::fmt::Debug;
 use std::sync::Arc;
 
 use futures::StreamExt;
+use gaia_contract::queries::{Generation, LabelLayout};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, DynamicObject};
 use kube::runtime::watcher::{self, watcher};
@@ -40,8 +41,9 @@ pub async fn run(args: Args) -> Result<(), Error> {
         return Ok(());
     }
     let config = Arc::new(config);
-    let mut generation = config.prometheus.initial_generation();
-    let mut observer = observer_for(&config, generation)?;
+    let generation = config.prometheus.initial_generation();
+    let mut queried = (generation, config.prometheus.initial_layout());
+    let mut observer = observer_for(&config, queried)?;
     if config.prometheus.generation.fixed().is_none() && !config.preflight.enabled {
         warn!(generation = generation.name(),
               "prometheus.generation: auto without the preflight (preflight.enabled: false): the generation is not detected");
@@ -230,12 +232,14 @@ pub async fn run(args: Args) -> Result<(), Error> {
                 .await
             {
                 cycle.set_preflight(p.last().cloned());
-                // `auto`: the preflight chose the generation; its queries from now on
-                if let Some(chosen) = p.last().map(|l| l.generation.generation) {
-                    if chosen != generation {
-                        observer = observer_for(&config, chosen)?;
-                        generation = chosen;
-                    }
+                // `auto`: the preflight chose the generation and the label layout; their
+                // queries from now on
+                let chosen = p
+                    .last()
+                    .map(|l| (l.generation.generation, l.generation.layout));
+                if let Some(chosen) = chosen.filter(|c| *c != queried) {
+                    observer = observer_for(&config, chosen)?;
+                    queried = chosen;
                 }
             }
         }
@@ -303,20 +307,21 @@ pub async fn run(args: Args) -> Result<(), Error> {
     Ok(())
 }
 
-/// The observer for `generation`'s queries (its PromQL logged).
+/// The observer for `generation`'s queries in `layout` (its PromQL logged).
 fn observer_for(
     config: &Config,
-    generation: gaia_contract::queries::Generation,
+    (generation, layout): (Generation, LabelLayout),
 ) -> Result<PromObserver, Error> {
     let observer = PromObserver::new(
         &config.prometheus.url,
         config.prometheus.timeout,
-        config.queries_for(generation),
+        config.queries_for(generation, layout),
         config.policy.short_window,
         config.policy.long_window,
     )?
     .with_shape(config.prometheus.query_shape);
-    info!(generation = generation.name(), shape = ?observer.shape(), "Prometheus queries");
+    info!(generation = generation.name(), labels = layout.name(), shape = ?observer.shape(),
+          "Prometheus queries");
     for (name, promql) in observer.rendered() {
         info!(query = name, %promql, "PromQL");
     }

@@ -220,6 +220,60 @@ async fn batched_queries_return_per_revision_values_for_every_generation_and_lay
     );
 }
 
+/// `prometheus.labels: auto` and `prometheus.generation: auto` read the series probe: which
+/// generations' request series exist, and whether the OpenTelemetry ones carry the revision
+/// themselves (pushed with promoted attributes) or on `target_info` (scraped). OpenCensus alone
+/// has no layout to tell.
+#[tokio::test]
+async fn the_series_probe_finds_the_generations_and_the_label_layout() {
+    use gaia_preflight::gather::{series_found, SeriesFound};
+    // samples up to now: the probe looks at the last 10 minutes
+    let now = jiff::Timestamp::now().as_second();
+    let ds = Dataset {
+        start: (now / STEP) * STEP - 40 * STEP,
+        ..dataset()
+    };
+    gaia_autoscaler::observe::prometheus::install_crypto_provider();
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    for (gens, generations, promoted_labels) in [
+        (
+            &[Gen::OpenTelemetry][..],
+            vec![Generation::OpenTelemetry],
+            Some(false),
+        ),
+        (
+            &[Gen::OtelPromoted][..],
+            vec![Generation::OpenTelemetry],
+            Some(true),
+        ),
+        (&[Gen::OpenCensus][..], vec![Generation::OpenCensus], None),
+        (
+            &[Gen::OpenCensus, Gen::KnQueueProxy][..],
+            vec![Generation::OpenCensus, Generation::KnQueueProxy],
+            Some(false),
+        ),
+    ] {
+        let prom = PromServer::start(&ds, gens);
+        let found = series_found(&http, &prom.url)
+            .await
+            .unwrap_or_else(|e| panic!("{gens:?}: {e}"));
+        assert_eq!(
+            found,
+            SeriesFound {
+                generations,
+                promoted_labels
+            },
+            "{gens:?}"
+        );
+    }
+    let empty = PromServer::start_empty();
+    let none = series_found(&http, &empty.url).await.expect("empty");
+    assert_eq!((none.generations.len(), none.promoted_labels), (0, None));
+}
+
 #[tokio::test]
 async fn an_unreachable_or_failing_prometheus_is_an_error_never_empty_data() {
     let mut prom = PromServer::start_empty();

@@ -142,6 +142,9 @@ pub struct GenerationChoice {
     pub by: ChosenBy,
     /// The generations whose request series Prometheus holds (`None`: not read).
     pub series: Option<Vec<Generation>>,
+    /// Where the OpenTelemetry generations' revision identity is read ([`choose_layout`]).
+    pub layout: LabelLayout,
+    pub layout_by: LayoutBy,
 }
 
 impl GenerationChoice {
@@ -159,13 +162,34 @@ impl GenerationChoice {
                     .join(", ")
             ),
         };
-        match &self.by {
+        let generation = match &self.by {
             ChosenBy::Configured => format!("{g} (prometheus.generation; {found})"),
             ChosenBy::Release { version, source } => {
                 format!("{g} (auto: Knative Serving {version}, from {source}; {found})")
             }
             ChosenBy::Series => format!("{g} (auto: release unknown; {found})"),
             ChosenBy::Default => format!("{g} (auto: release unknown, {found}: the newest)"),
+        };
+        if self.generation == Generation::OpenCensus {
+            return generation;
+        }
+        let layout = self.layout.name();
+        let layout = match self.layout_by {
+            LayoutBy::Configured => format!("{layout} (prometheus.labels)"),
+            LayoutBy::Series => format!("{layout} (auto: as the series carry them)"),
+            LayoutBy::Default => {
+                format!("{layout} (auto: no series to tell yet, the scraped layout)")
+            }
+        };
+        format!("{generation}; revision labels on {layout}")
+    }
+
+    /// The same choice, its layout chosen by [`choose_layout`].
+    pub fn with_layout(self, (layout, layout_by): (LabelLayout, LayoutBy)) -> GenerationChoice {
+        GenerationChoice {
+            layout,
+            layout_by,
+            ..self
         }
     }
 
@@ -205,6 +229,46 @@ pub fn choose_generation(
         generation,
         by,
         series,
+        layout: LabelLayout::TargetInfo,
+        layout_by: LayoutBy::Default,
+    }
+}
+
+/// The pure rule of `prometheus.labels`: a configured layout wins; with `auto`, the promoted
+/// layout when the OpenTelemetry request-count series carry `kn_revision_name` themselves
+/// (`promoted_found`: `Some(true)`), else the scraped one (`target_info`), which is also the
+/// answer while there are no series to tell (`None`, or no OpenTelemetry series at all).
+pub fn choose_layout(
+    setting: LayoutSetting,
+    promoted_found: Option<bool>,
+) -> (LabelLayout, LayoutBy) {
+    match (setting.fixed(), promoted_found) {
+        (Some(l), _) => (l, LayoutBy::Configured),
+        (None, Some(true)) => (LabelLayout::Promoted, LayoutBy::Series),
+        (None, Some(false)) => (LabelLayout::TargetInfo, LayoutBy::Series),
+        (None, None) => (LabelLayout::TargetInfo, LayoutBy::Default),
+    }
+}
+
+/// Why the label layout is the one it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayoutBy {
+    /// `prometheus.labels` names it.
+    Configured,
+    /// `auto`: the OpenTelemetry request series found show it.
+    Series,
+    /// `auto`, no OpenTelemetry request series yet: `target_info`, asked again at the next
+    /// preflight.
+    Default,
+}
+
+impl LayoutBy {
+    pub fn name(self) -> &'static str {
+        match self {
+            LayoutBy::Configured => "configured",
+            LayoutBy::Series => "series",
+            LayoutBy::Default => "default",
+        }
     }
 }
 
@@ -217,6 +281,46 @@ pub enum LabelLayout {
     TargetInfo,
     /// On every series (OTLP push with promoted resource attributes).
     Promoted,
+}
+
+impl LabelLayout {
+    pub fn name(self) -> &'static str {
+        match self {
+            LabelLayout::TargetInfo => "target_info",
+            LabelLayout::Promoted => "promoted",
+        }
+    }
+}
+
+/// `prometheus.labels`: a layout, or `auto` (the default: as the series found carry the
+/// revision labels, [`choose_layout`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayoutSetting {
+    #[default]
+    Auto,
+    TargetInfo,
+    Promoted,
+}
+
+impl From<LabelLayout> for LayoutSetting {
+    fn from(l: LabelLayout) -> LayoutSetting {
+        match l {
+            LabelLayout::TargetInfo => LayoutSetting::TargetInfo,
+            LabelLayout::Promoted => LayoutSetting::Promoted,
+        }
+    }
+}
+
+impl LayoutSetting {
+    /// The layout it names (`None` for `auto`).
+    pub fn fixed(self) -> Option<LabelLayout> {
+        match self {
+            LayoutSetting::Auto => None,
+            LayoutSetting::TargetInfo => Some(LabelLayout::TargetInfo),
+            LayoutSetting::Promoted => Some(LabelLayout::Promoted),
+        }
+    }
 }
 
 /// A Knative Serving release, `1.21.2` or `v1.21.2`.
@@ -295,11 +399,21 @@ impl PrometheusConfig {
         }
     }
 
-    /// The queries of `generation` with this section's layout, overrides and DCGM query.
-    pub fn queries(&self, generation: Generation, container: &str) -> QuerySet {
+    /// The layout queried when nothing was detected yet: the configured one, or `target_info`.
+    pub fn initial_layout(&self) -> LabelLayout {
+        self.labels.fixed().unwrap_or_default()
+    }
+
+    /// The queries of `generation` and `layout` with this section's overrides and DCGM query.
+    pub fn queries(
+        &self,
+        generation: Generation,
+        layout: LabelLayout,
+        container: &str,
+    ) -> QuerySet {
         QuerySet {
             gpu_use: self.dcgm.query(),
-            ..QuerySet::with_layout(generation, self.labels, &self.queries, container)
+            ..QuerySet::with_layout(generation, layout, &self.queries, container)
         }
     }
 
@@ -742,9 +856,10 @@ pub struct PrometheusConfig {
     /// 1.20.0, `kn_queueproxy_app_duration_seconds_*`) or `opentelemetry` (1.19.8+, 1.20.1+,
     /// 1.21+, `kn_serving_invocation_duration_seconds_*`).
     pub generation: GenerationSetting,
-    /// Where the OpenTelemetry generations' revision identity is: `target_info` (scraped,
-    /// the default) or `promoted` (OTLP with promoted resource attributes).
-    pub labels: LabelLayout,
+    /// Where the OpenTelemetry generations' revision identity is: `auto` (the default: as the
+    /// request series found carry it, see [`choose_layout`]), `target_info` (scraped) or
+    /// `promoted` (OTLP with promoted resource attributes).
+    pub labels: LayoutSetting,
     /// The cluster's Knative Serving release (`1.20.0`), when given: on a release whose
     /// queue-proxy records latencies under 1 s as 0 s, sub-second objectives are held
     /// (`latency_unreliable`) instead of judged on whole seconds.
@@ -765,7 +880,7 @@ impl Default for PrometheusConfig {
             url: "http://prometheus-operated.monitoring.svc:9090".into(),
             timeout: Duration::from_secs(5),
             generation: GenerationSetting::Auto,
-            labels: LabelLayout::TargetInfo,
+            labels: LayoutSetting::Auto,
             knative_version: None,
             query_shape: QueryShape::Tiered,
             queries: QueryOverrides::default(),
@@ -965,12 +1080,85 @@ mod tests {
     }
 
     #[test]
+    fn the_layout_is_configured_else_as_the_series_carry_the_labels_else_target_info() {
+        use LayoutSetting as S;
+        for (setting, found, layout, by) in [
+            (S::Auto, Some(true), LabelLayout::Promoted, LayoutBy::Series),
+            (
+                S::Auto,
+                Some(false),
+                LabelLayout::TargetInfo,
+                LayoutBy::Series,
+            ),
+            (S::Auto, None, LabelLayout::TargetInfo, LayoutBy::Default),
+            (
+                S::TargetInfo,
+                Some(true),
+                LabelLayout::TargetInfo,
+                LayoutBy::Configured,
+            ),
+            (
+                S::Promoted,
+                Some(false),
+                LabelLayout::Promoted,
+                LayoutBy::Configured,
+            ),
+            (
+                S::Promoted,
+                None,
+                LabelLayout::Promoted,
+                LayoutBy::Configured,
+            ),
+        ] {
+            assert_eq!(
+                choose_layout(setting, found),
+                (layout, by),
+                "{setting:?} {found:?}"
+            );
+        }
+        let cfg: PrometheusConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(
+            (cfg.labels, cfg.initial_layout()),
+            (S::Auto, LabelLayout::TargetInfo)
+        );
+        for (text, setting) in [
+            ("auto", S::Auto),
+            ("target_info", S::TargetInfo),
+            ("promoted", S::Promoted),
+        ] {
+            let cfg: PrometheusConfig =
+                serde_json::from_str(&format!(r#"{{"labels":"{text}"}}"#)).unwrap();
+            assert_eq!(cfg.labels, setting);
+        }
+        assert!(serde_json::from_str::<PrometheusConfig>(r#"{"labels":"pushed"}"#).is_err());
+        // the why names the layout for OpenTelemetry, not for OpenCensus (it has no layouts)
+        let otel = choose_generation(
+            GenerationSetting::Auto,
+            None,
+            Some(vec![Generation::OpenTelemetry]),
+        )
+        .with_layout(choose_layout(S::Auto, Some(true)));
+        assert!(
+            otel.why()
+                .ends_with("revision labels on promoted (auto: as the series carry them)"),
+            "{}",
+            otel.why()
+        );
+        let oc = choose_generation(GenerationSetting::OpenCensus, None, None);
+        assert!(!oc.why().contains("revision labels"), "{}", oc.why());
+    }
+
+    #[test]
     fn the_dcgm_query_is_off_by_default_and_names_the_pod_labels_of_its_layout() {
         let off = PrometheusConfig::default();
-        assert_eq!(off.queries(Generation::OpenTelemetry, "c").gpu_use, None);
+        assert_eq!(
+            off.queries(Generation::OpenTelemetry, LabelLayout::TargetInfo, "c")
+                .gpu_use,
+            None
+        );
         let cfg: PrometheusConfig =
             serde_json::from_str(r#"{"dcgm":{"enabled":true,"labels":"exported"}}"#).unwrap();
-        let q = cfg.queries(Generation::OpenTelemetry, "c");
+        let q = cfg.queries(Generation::OpenTelemetry, LabelLayout::TargetInfo, "c");
         q.validate().unwrap();
         let g = q.gpu_use.unwrap();
         assert_eq!(
@@ -990,7 +1178,7 @@ mod tests {
         let bad: PrometheusConfig =
             serde_json::from_str(r#"{"dcgm":{"enabled":true,"query":"up"}}"#).unwrap();
         let err = bad
-            .queries(Generation::OpenTelemetry, "c")
+            .queries(Generation::OpenTelemetry, LabelLayout::TargetInfo, "c")
             .validate()
             .unwrap_err();
         assert!(err.to_string().contains("prometheus.dcgm.query"), "{err}");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use gaia_contract::duration::serde_duration;
 use gaia_contract::placement::PlacementProfiles;
-use gaia_contract::queries::{Generation, PrometheusConfig, QuerySet, USER_CONTAINER};
+use gaia_contract::queries::{Generation, LabelLayout, PrometheusConfig, QuerySet, USER_CONTAINER};
 use gaia_contract::DEFAULT_LATENCY_SLO;
 use gaia_policy::ladder::LadderConfig;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -115,12 +115,16 @@ impl AutoscalerView {
 
     /// The PromQL the autoscaler sends before it has chosen a generation.
     pub fn queries(&self) -> QuerySet {
-        self.queries_for(self.prometheus.initial_generation())
+        self.queries_for(
+            self.prometheus.initial_generation(),
+            self.prometheus.initial_layout(),
+        )
     }
 
-    /// The PromQL the autoscaler sends for `generation`.
-    pub fn queries_for(&self, generation: Generation) -> QuerySet {
-        self.prometheus.queries(generation, &self.cpu.container)
+    /// The PromQL the autoscaler sends for `generation` and `layout`.
+    pub fn queries_for(&self, generation: Generation, layout: LabelLayout) -> QuerySet {
+        self.prometheus
+            .queries(generation, layout, &self.cpu.container)
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::io::Write;
 
-use gaia_contract::queries::{ChosenBy, Generation, GenerationChoice};
+use gaia_contract::queries::{ChosenBy, Generation, GenerationChoice, LabelLayout};
 use gaia_preflight::gate::generation_choice;
 use gaia_preflight::gather::gather;
 use gaia_preflight::{evaluate, Expectations, Report, Status};
@@ -55,7 +55,9 @@ pub fn run(args: &Args, kube: &KubeArgs, out: &mut dyn Write, err: &mut dyn Writ
 
 /// `-o json`: the checks, and which metric generation the autoscaler queries and why
 /// (`metrics.generation`, `metrics.chosenBy`: configured, release, series or default;
-/// `metrics.seriesFound`: the generations whose request series Prometheus holds).
+/// `metrics.seriesFound`: the generations whose request series Prometheus holds;
+/// `metrics.labels`, `metrics.labelsChosenBy`: the label layout queried, configured, from the
+/// series or by default).
 pub fn json(report: &Report, choice: &GenerationChoice) -> serde_json::Value {
     let (by, version, source) = match &choice.by {
         ChosenBy::Configured => ("configured", None, None),
@@ -76,6 +78,8 @@ pub fn json(report: &Report, choice: &GenerationChoice) -> serde_json::Value {
                 .series
                 .as_ref()
                 .map(|s| s.iter().map(|g| g.name()).collect::<Vec<_>>()),
+            "labels": choice.layout.name(),
+            "labelsChosenBy": choice.layout_by.name(),
             "why": choice.why(),
         },
     })
@@ -92,7 +96,7 @@ async fn report(args: &Args, kube: &KubeArgs) -> Result<Outcome, Error> {
     }
     let mut want = Expectations::installed(view.placement.clone(), prometheus);
     want.gaia_namespace = args.gaia_namespace.clone();
-    let queries = |g: Generation| view.queries_for(g);
+    let queries = |g: Generation, l: LabelLayout| view.queries_for(g, l);
     let facts = gather(&cluster.client, &want, &queries)
         .await
         .map_err(|e| Error::Internal(e.to_string()))?;

@@ -734,8 +734,10 @@ pub async fn gather(args: &Args, kube: &KubeArgs) -> Result<Report, Error> {
             }
             .into();
         }
-        // `auto`: the generation the autoscaler's preflight chooses, chosen the same way
-        if view.prometheus.generation.fixed().is_none() {
+        // `auto`: the generation and label layout the autoscaler's preflight chooses, chosen
+        // the same way
+        if view.prometheus.generation.fixed().is_none() || view.prometheus.labels.fixed().is_none()
+        {
             let mut prometheus = view.prometheus.clone();
             prometheus.url = url.clone();
             let want = gaia_preflight::Expectations::installed(view.placement.clone(), prometheus);
@@ -743,6 +745,7 @@ pub async fn gather(args: &Args, kube: &KubeArgs) -> Result<Report, Error> {
                 Ok(choice) => {
                     notes.push(format!("note: metrics queried: {}", choice.why()));
                     view.prometheus.generation = choice.generation.into();
+                    view.prometheus.labels = choice.layout.into();
                 }
                 Err(e) => notes.push(format!(
                     "warning: metric generation not detected ({e}): {} queried",

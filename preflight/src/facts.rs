@@ -77,6 +77,10 @@ pub struct PrometheusFacts {
     /// The metric generations whose request-count series Prometheus holds over the last 10
     /// minutes (`None`: the probe could not be read).
     pub series: Option<Vec<Generation>>,
+    /// Whether those series of the OpenTelemetry generations carry `kn_revision_name`
+    /// themselves (OTLP with promoted resource attributes) rather than on `target_info`
+    /// (`None`: not read, or no such series).
+    pub promoted_labels: Option<bool>,
 }
 
 /// A node the GPU placement profile's nodeSelector selects.

@@ -2,7 +2,7 @@
 //! which checks changed state since the last run, and which Knative release was found.
 
 use gaia_contract::queries::{
-    choose_generation, GenerationChoice, KnativeVersion, PrometheusConfig,
+    choose_generation, choose_layout, GenerationChoice, KnativeVersion, PrometheusConfig,
 };
 use serde::Serialize;
 
@@ -101,16 +101,15 @@ pub fn generation_choice(facts: &Facts, prometheus: &PrometheusConfig) -> Genera
         Ok(Some(v)) => Some((v, "prometheus.knativeVersion".to_string())),
         _ => None,
     };
-    let series = facts
-        .prometheus
-        .as_ref()
-        .ok()
-        .and_then(|p| p.series.clone());
+    let found = facts.prometheus.as_ref().ok();
+    let series = found.and_then(|p| p.series.clone());
+    let promoted = found.and_then(|p| p.promoted_labels);
     choose_generation(
         prometheus.generation,
         configured.or_else(|| knative_release_found(facts)),
         series,
     )
+    .with_layout(choose_layout(prometheus.labels, promoted))
 }
 
 /// One line for an Event or a hold: the check, what was found, its fix.
@@ -338,6 +337,51 @@ mod tests {
         assert_eq!(
             (c.generation, c.by),
             (Generation::OpenTelemetry, ChosenBy::Default)
+        );
+    }
+
+    #[test]
+    fn the_label_layout_comes_from_the_config_else_the_series() {
+        use gaia_contract::queries::{Generation, LabelLayout, LayoutBy, LayoutSetting};
+        let facts = |promoted: Option<bool>| Facts {
+            knative: Ok(KnativeFacts::default()),
+            prometheus: Ok(crate::facts::PrometheusFacts {
+                series: Some(vec![Generation::OpenTelemetry]),
+                promoted_labels: promoted,
+                ..Default::default()
+            }),
+            gpu_nodes: Ok(vec![]),
+            webhook: Ok(None),
+        };
+        let auto = PrometheusConfig::default();
+        let c = generation_choice(&facts(Some(true)), &auto);
+        assert_eq!(
+            (c.layout, c.layout_by),
+            (LabelLayout::Promoted, LayoutBy::Series)
+        );
+        let c = generation_choice(&facts(None), &auto);
+        assert_eq!(
+            (c.layout, c.layout_by),
+            (LabelLayout::TargetInfo, LayoutBy::Default)
+        );
+        let scraped = PrometheusConfig {
+            labels: LayoutSetting::TargetInfo,
+            ..PrometheusConfig::default()
+        };
+        let c = generation_choice(&facts(Some(true)), &scraped);
+        assert_eq!(
+            (c.layout, c.layout_by),
+            (LabelLayout::TargetInfo, LayoutBy::Configured)
+        );
+        // Prometheus unreadable: the default layout, asked again next time
+        let down = Facts {
+            prometheus: Err("connection refused".into()),
+            ..facts(None)
+        };
+        let c = generation_choice(&down, &auto);
+        assert_eq!(
+            (c.layout, c.layout_by),
+            (LabelLayout::TargetInfo, LayoutBy::Default)
         );
     }
 

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use gaia_contract::queries::{Generation, GenerationChoice, QuerySet};
+use gaia_contract::queries::{Generation, GenerationChoice, LabelLayout, QuerySet};
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Secret};
@@ -29,16 +29,17 @@ const SERIES_WINDOW: Duration = Duration::from_secs(600);
 pub async fn gather(
     client: &Client,
     want: &Expectations,
-    queries: &dyn Fn(Generation) -> QuerySet,
+    queries: &dyn Fn(Generation, LabelLayout) -> QuerySet,
 ) -> Result<Facts, Error> {
     let http = http_client(want)?;
     let knative = knative(client).await;
     let services = count_services(client).await;
-    let series = series(&http, &want.prometheus.url).await;
+    let series = series_found(&http, &want.prometheus.url).await;
     let mut facts = Facts {
         knative,
         prometheus: series.map(|found| PrometheusFacts {
-            series: Some(found),
+            series: Some(found.generations),
+            promoted_labels: found.promoted_labels,
             knative_services: services,
             ..PrometheusFacts::default()
         }),
@@ -47,7 +48,8 @@ pub async fn gather(
     };
     let choice = crate::gate::generation_choice(&facts, &want.prometheus);
     if let Ok(p) = facts.prometheus.as_mut() {
-        match prometheus(&http, &want.prometheus.url, &queries(choice.generation)).await {
+        let asked = queries(choice.generation, choice.layout);
+        match prometheus(&http, &want.prometheus.url, &asked).await {
             Ok(revisions) => p.revisions_with_requests = revisions,
             Err(e) => facts.prometheus = Err(e),
         }
@@ -64,10 +66,11 @@ pub async fn detect_generation(
     let http = http_client(want)?;
     let facts = Facts {
         knative: knative(client).await,
-        prometheus: series(&http, &want.prometheus.url)
+        prometheus: series_found(&http, &want.prometheus.url)
             .await
             .map(|found| PrometheusFacts {
-                series: Some(found),
+                series: Some(found.generations),
+                promoted_labels: found.promoted_labels,
                 ..PrometheusFacts::default()
             }),
         gpu_nodes: Ok(vec![]),
@@ -137,20 +140,70 @@ fn release_label(labels: &BTreeMap<String, String>) -> Option<String> {
         .cloned()
 }
 
-/// Which generations' request-count series Prometheus holds over the last 10 minutes: the
-/// label index of `__name__`, restricted to the three names (one request, no sample read).
-async fn series(http: &reqwest::Client, url: &str) -> Result<Vec<Generation>, String> {
+/// What the series probe found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesFound {
+    /// The generations whose request-count series Prometheus holds over the last 10 minutes.
+    pub generations: Vec<Generation>,
+    /// Whether the OpenTelemetry generations' count series carry `kn_revision_name` themselves
+    /// (`None`: there are none).
+    pub promoted_labels: Option<bool>,
+}
+
+/// Which generations' request-count series Prometheus holds over the last 10 minutes, and the
+/// label layout of the OpenTelemetry ones: the label index of `__name__`, restricted to the
+/// three names, then (when OpenTelemetry series exist) the label names of those series. Two
+/// requests, no sample read.
+pub async fn series_found(http: &reqwest::Client, url: &str) -> Result<SeriesFound, String> {
     let names = Generation::ALL
         .iter()
         .map(|g| g.count_metric())
         .collect::<Vec<_>>()
         .join("|");
+    let data = label_index(http, url, "label/__name__/values", &names).await?;
+    let mut generations: Vec<Generation> = data
+        .iter()
+        .filter_map(Value::as_str)
+        .filter_map(Generation::of_count_metric)
+        .collect();
+    generations.sort();
+    generations.dedup();
+    let otel = generations
+        .iter()
+        .filter(|g| **g != Generation::OpenCensus)
+        .map(|g| g.count_metric())
+        .collect::<Vec<_>>()
+        .join("|");
+    let promoted_labels = if otel.is_empty() {
+        None
+    } else {
+        let labels = label_index(http, url, "labels", &otel).await?;
+        Some(
+            labels
+                .iter()
+                .any(|l| l.as_str() == Some("kn_revision_name")),
+        )
+    };
+    Ok(SeriesFound {
+        generations,
+        promoted_labels,
+    })
+}
+
+/// `GET /api/v1/{path}` over the last 10 minutes for the series named by the `names` regex: the
+/// answer's `data` list.
+async fn label_index(
+    http: &reqwest::Client,
+    url: &str,
+    path: &str,
+    names: &str,
+) -> Result<Vec<Value>, String> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let start = now.saturating_sub(SERIES_WINDOW.as_secs()).to_string();
     let matcher = format!("{{__name__=~\"{names}\"}}");
-    let endpoint = format!("{}/api/v1/label/__name__/values", url.trim_end_matches('/'));
+    let endpoint = format!("{}/api/v1/{path}", url.trim_end_matches('/'));
     let endpoint = reqwest::Url::parse_with_params(
         &endpoint,
         &[
@@ -161,20 +214,10 @@ async fn series(http: &reqwest::Client, url: &str) -> Result<Vec<Generation>, St
     )
     .map_err(|e| format!("bad URL {url:?}: {e}"))?;
     let v = answer(http, endpoint).await?;
-    let mut found: Vec<Generation> = v
-        .get("data")
+    Ok(v.get("data")
         .and_then(Value::as_array)
-        .map(|names| {
-            names
-                .iter()
-                .filter_map(Value::as_str)
-                .filter_map(Generation::of_count_metric)
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort();
-    found.dedup();
-    Ok(found)
+        .cloned()
+        .unwrap_or_default())
 }
 
 /// GETs a Prometheus API endpoint; its JSON when `status` is `success`.

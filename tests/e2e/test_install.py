@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from tests.harness.cluster_env import Cluster
+from tests.harness.doctor import doctor_json
 from tests.harness.install import NS, GaiaInstall
 from tests.harness.kubectl import Kubectl
 from tests.harness.paths import binaries
@@ -174,13 +175,10 @@ def test_placement_profiles_of_both_components_agree(installed):
 
 def doctor(cluster: Cluster, *args: str) -> dict:
     """`kn-gaia doctor -o json` as the cluster's admin: check id -> the check."""
-    run(["cargo", "build", "--quiet", "--locked", "--bin", "kn-gaia"], timeout=1200)
-    out = run([str(binaries(debug=True) / "kn-gaia"), "doctor", "-o", "json", *args],
-              env=cluster.process_env(), check=False)
-    assert out.returncode in (0, 1), out.stderr
-    report = {c["id"]: c for c in json.loads(out.stdout)["checks"]}
+    rc, out = doctor_json(cluster, *args)
+    report = {c["id"]: c for c in out["checks"]}
     failed = [c for c in report.values() if c["status"] == "fail"]
-    assert (out.returncode == 1) == bool(failed), (out.returncode, failed)
+    assert (rc == 1) == bool(failed), (rc, failed)
     return report
 
 

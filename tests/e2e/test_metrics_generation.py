@@ -16,15 +16,14 @@ Knative metrics STAND-IN (the pods are KWOK fakes); they are Knative 1.21's
 """
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
 from tests.harness.autoscaler_run import (FAST, AutoscalerProc, MetricsStandin, autoscaler_binary,
                                           autoscaler_config, create_on_cpu, load)
 from tests.harness.cluster_env import Cluster
+from tests.harness.doctor import doctor_json
 from tests.harness.kubectl import Kubectl
-from tests.harness.paths import binaries
 from tests.harness.proc import run
 from tests.harness.wait import wait_until
 
@@ -39,10 +38,7 @@ def chosen(autoscaler: AutoscalerProc) -> list[dict]:
 
 
 def doctor(cluster: Cluster) -> dict:
-    out = run([str(binaries(debug=True) / "kn-gaia"), "doctor", "-o", "json",
-               "--prometheus", cluster.prometheus_url], env=cluster.process_env(), check=False)
-    assert out.returncode in (0, 1), out.stderr
-    return json.loads(out.stdout)
+    return doctor_json(cluster, "--prometheus", cluster.prometheus_url)[1]
 
 
 def test_the_generation_follows_the_knative_release_else_the_series(
@@ -90,6 +86,8 @@ def test_the_generation_follows_the_knative_release_else_the_series(
         assert (metrics["generation"], metrics["chosenBy"], metrics["knativeVersion"]) == \
             ("kn-queueproxy", "release", "1.20.0"), metrics
         assert metrics["seriesFound"] == ["opentelemetry"], metrics
+        # the scraped layout, read off the series (the revision on target_info)
+        assert (metrics["labels"], metrics["labelsChosenBy"]) == ("target_info", "series"), metrics
         knative = {k["id"]: k for k in report["checks"]}["knative"]
         assert knative["status"] == "warn" and "holds only opentelemetry series" in knative["summary"], knative
         # and 1.20.0 records latencies under 1 s as 0 s: the 500 ms objective is held

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness.cluster_env import Cluster
+from tests.harness.doctor import doctor_json
 from tests.harness.install import GaiaInstall
 from tests.harness.kn import Kn
 from tests.harness.kubectl import Kubectl
@@ -379,6 +380,16 @@ def test_promotion_and_demotion_on_real_pods(cluster: Cluster, kubectl: Kubectl,
                    desc="answers from the GPU revision")
         wait_until(lambda: kubectl.events_for(namespace, "matmul", "GpuVerified"), timeout=180,
                    desc="GpuVerified Event")
+        # The metric generation: this cluster is stamped like a release install (render-knative.py
+        # --release), the autoscaler picks the generation from that release, and it is the one
+        # whose series Knative's real queue-proxies export.
+        release = kubectl.json("get", "namespace", "knative-serving")["metadata"]["labels"].get(
+            "app.kubernetes.io/version")
+        assert release and release != "devel", release
+        _, report = doctor_json(cluster, "--prometheus", cluster.prometheus_url)
+        m = report["metrics"]
+        assert (m["generation"], m["chosenBy"], m["knativeVersion"]) == ("opentelemetry", "release", release), m
+        assert m["generation"] in m["seriesFound"], m
 
         load.stop()
         wait_until(lambda: desired("cpu"), timeout=400, desc="demotion to cpu once idle", interval=2)

@@ -53,6 +53,7 @@ fn healthy() -> Facts {
             revisions_with_requests: 3,
             knative_services: 2,
             series: Some(vec![Generation::OpenTelemetry]),
+            promoted_labels: Some(false),
         }),
         gpu_nodes: Ok(vec![gpu_node()]),
         webhook: Ok(Some(WebhookFacts {
@@ -299,6 +300,7 @@ fn no_service_yet_is_a_warning_not_a_failure() {
         revisions_with_requests: 0,
         knative_services: 0,
         series: Some(vec![]),
+        promoted_labels: None,
     });
     let c = status(&evaluate(&f, &want()), CheckId::LatencySeries).clone();
     assert_eq!((c.status, c.blocks), (Status::Warn, Blocks::Nothing));
