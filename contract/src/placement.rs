@@ -106,7 +106,43 @@ fn is_default_node_join_deadline(d: &Duration) -> bool {
     *d == DEFAULT_NODE_JOIN_DEADLINE
 }
 
+/// Knative's `config-features` flags for the pod-spec fields a profile injects.
+pub const FEATURE_NODE_SELECTOR: &str = "kubernetes.podspec-nodeselector";
+pub const FEATURE_TOLERATIONS: &str = "kubernetes.podspec-tolerations";
+
+/// Whether `config-features` (its data) lets Knative's webhook accept the field behind `flag`:
+/// `Enabled` or `Allowed`, in any case (Knative's `asFlag`; a missing or unknown value leaves
+/// the default, `Disabled`, for both flags Gaia needs).
+pub fn knative_feature_on(features: &BTreeMap<String, String>, flag: &str) -> bool {
+    features.get(flag).is_some_and(|v| {
+        let v = v.trim();
+        v.eq_ignore_ascii_case("enabled") || v.eq_ignore_ascii_case("allowed")
+    })
+}
+
 impl PlacementProfile {
+    /// The `config-features` flags this profile needs: Knative's webhook rejects a
+    /// nodeSelector or tolerations unless their flag is on (knative/serving#11388).
+    pub fn knative_flags(&self) -> Vec<&'static str> {
+        let mut flags = Vec::new();
+        if !self.node_selector.is_empty() {
+            flags.push(FEATURE_NODE_SELECTOR);
+        }
+        if !self.tolerations.is_empty() {
+            flags.push(FEATURE_TOLERATIONS);
+        }
+        flags
+    }
+
+    /// Those of [`Self::knative_flags`] that `features` (`config-features`' data; empty:
+    /// Knative's defaults) leaves off: what Knative would reject.
+    pub fn knative_flags_off(&self, features: &BTreeMap<String, String>) -> Vec<&'static str> {
+        self.knative_flags()
+            .into_iter()
+            .filter(|f| !knative_feature_on(features, f))
+            .collect()
+    }
+
     /// The progress deadline a revision placed with this profile gets (`elastic` only), as
     /// Knative reads it (`600s`).
     pub fn progress_deadline(&self) -> Option<String> {
@@ -446,6 +482,41 @@ fn put_unless_empty(parent: &mut Map<String, Value>, key: &str, value: Value) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_flags_a_profile_needs_and_which_config_features_leaves_off() {
+        let p = PlacementProfiles::default();
+        assert_eq!(p.cpu.knative_flags(), Vec::<&str>::new());
+        assert_eq!(
+            p.gpu.knative_flags(),
+            vec![FEATURE_NODE_SELECTOR, FEATURE_TOLERATIONS]
+        );
+        let data = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        // Knative's defaults (no data): both off
+        assert_eq!(p.gpu.knative_flags_off(&data(&[])), p.gpu.knative_flags());
+        for on in ["enabled", "Enabled", "ALLOWED", " allowed "] {
+            let d = data(&[(FEATURE_NODE_SELECTOR, on), (FEATURE_TOLERATIONS, on)]);
+            assert!(p.gpu.knative_flags_off(&d).is_empty(), "{on:?}");
+        }
+        for off in ["disabled", "Disabled", "yes", ""] {
+            let d = data(&[
+                (FEATURE_NODE_SELECTOR, "enabled"),
+                (FEATURE_TOLERATIONS, off),
+            ]);
+            assert_eq!(
+                p.gpu.knative_flags_off(&d),
+                vec![FEATURE_TOLERATIONS],
+                "{off:?}"
+            );
+        }
+        // a profile that injects nothing gated is never rejected
+        assert!(p.cpu.knative_flags_off(&data(&[])).is_empty());
+    }
 
     fn service() -> Value {
         json!({

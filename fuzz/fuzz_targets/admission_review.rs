@@ -35,6 +35,7 @@ use gaia_webhook::admission::review::ReviewIn;
 use gaia_webhook::admission::Admission;
 use gaia_webhook::config::Config;
 use gaia_webhook::metrics::Metrics;
+use gaia_webhook::knative_features::KnativeFeatures;
 use gaia_webhook::namespaces::NamespaceLabels;
 use gaia_webhook::pool::ClassifierPool;
 use gaia_webhook::sources::{digest, SourceChain};
@@ -71,6 +72,7 @@ fn webhook() -> &'static Webhook {
                 sources: SourceChain::new(None, None),
                 pool,
                 namespaces: NamespaceLabels::none(),
+                features: KnativeFeatures::none(),
                 metrics: Arc::new(Metrics::new()),
             },
         }

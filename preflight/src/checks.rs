@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use gaia_contract::placement::{PlacementProfile, Toleration};
+use gaia_contract::placement::{knative_feature_on, PlacementProfile, Toleration};
 use gaia_contract::queries::{ChosenBy, Generation, GenerationChoice, KnativeVersion};
 use serde::Serialize;
 
@@ -249,22 +249,9 @@ fn knative_release(k: &KnativeFacts, want: &Expectations, choice: &GenerationCho
     )
 }
 
-/// The config-features flags a profile needs: nodeSelector and tolerations are rejected by
-/// Knative's webhook unless enabled (knative/serving#11388).
-fn flags_needed(profile: &PlacementProfile) -> Vec<&'static str> {
-    let mut flags = Vec::new();
-    if !profile.node_selector.is_empty() {
-        flags.push("kubernetes.podspec-nodeselector");
-    }
-    if !profile.tolerations.is_empty() {
-        flags.push("kubernetes.podspec-tolerations");
-    }
-    flags
-}
-
 fn features(k: &KnativeFacts, want: &Expectations) -> Check {
-    let mut needed = flags_needed(&want.placement.gpu);
-    for f in flags_needed(&want.placement.cpu) {
+    let mut needed = want.placement.gpu.knative_flags();
+    for f in want.placement.cpu.knative_flags() {
         if !needed.contains(&f) {
             needed.push(f);
         }
@@ -273,12 +260,7 @@ fn features(k: &KnativeFacts, want: &Expectations) -> Check {
     let off: Vec<&str> = needed
         .iter()
         .copied()
-        .filter(|f| {
-            !data
-                .get(*f)
-                .map(|v| v.trim().to_ascii_lowercase())
-                .is_some_and(|v| v == "enabled" || v == "allowed")
-        })
+        .filter(|f| !knative_feature_on(&data, f))
         .collect();
     let always_schedulable = k
         .deployment

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -26,7 +27,9 @@ FUNCTIONS = REPO / "examples" / "functions"
 
 @pytest.fixture(scope="module")
 def gaia_webhook(cluster: Cluster, kubectl: Kubectl):
-    hook = WebhookProcess(cluster, kubectl, "gaia-webhook-e2e", 18443).start()
+    # config-features read every second (30 s by default), for the test that changes it
+    hook = WebhookProcess(cluster, kubectl, "gaia-webhook-e2e", 18443,
+                          extra_args=("--knative-features-seconds", "1")).start()
     yield hook
     hook.unregister()
     hook.stop()
@@ -92,6 +95,53 @@ def test_gpu_heavy_function_from_a_configmap_is_placed_on_a_gpu_node(gaia_webhoo
     nodes = wait_until(lambda: running_pod_nodes(kubectl, namespace, "textgen", revision),
                        desc="a running pod of the updated revision")
     assert nodes <= pools["gpu"], nodes
+
+
+def test_a_placement_knative_would_reject_is_left_out_and_the_service_is_still_created(
+        gaia_webhook, kubectl, namespace):
+    """With config-features leaving tolerations off (Knative's default), Knative's own webhook
+    would reject the GPU placement Gaia injects, and with it the Service. The Service is created
+    anyway: mode and rationale written, the placement left out, and the user told why and how
+    to fix it. Once the flag is on again, the next Service is placed as usual."""
+    def features() -> dict:
+        return kubectl.json("get", "configmap", "config-features", "-n", "knative-serving")["data"]
+
+    def set_tolerations(value: str) -> None:
+        kubectl("patch", "configmap", "config-features", "-n", "knative-serving", "--type", "merge",
+                "-p", json.dumps({"data": {"kubernetes.podspec-tolerations": value}}))
+        time.sleep(3)  # the webhook reads config-features every second here
+
+    configmap_from(kubectl, namespace, "textgen-src", FUNCTIONS / "text_generation")
+
+    def create(name: str):
+        return kubectl("create", "-n", namespace, "-f", "-", input=json.dumps({
+            "apiVersion": "serving.knative.dev/v1", "kind": "Service",
+            "metadata": {"name": name, "annotations": {"gaia.dev/execution-mode": "auto"}},
+            "spec": {"template": {"spec": {
+                "containers": [{"image": f"dev.local/gaia/{name}:1",
+                                "volumeMounts": [{"name": "src", "mountPath": "/app"}]}],
+                "volumes": [{"name": "src", "configMap": {"name": "textgen-src"}}]}}},
+        }))
+
+    before = features().get("kubernetes.podspec-tolerations", "disabled")
+    set_tolerations("disabled")
+    try:
+        out = create("textgen-gated")
+        assert "placement not injected" in out.stderr and "kubernetes.podspec-tolerations" in out.stderr, out.stderr
+        assert "manifests/knative-features" in out.stderr, out.stderr
+        svc = ksvc(kubectl, namespace, "textgen-gated")
+        a = annotations(svc)
+        assert a["gaia.dev/mode"] == "gpu_preferred", a
+        assert "placement not injected" in a["gaia.dev/rationale"], a
+        spec = svc["spec"]["template"]["spec"]
+        assert "nodeSelector" not in spec and "tolerations" not in spec, spec
+        assert "gaia.dev/placed-for" not in (svc["spec"]["template"]["metadata"].get("annotations") or {})
+    finally:
+        set_tolerations(before)
+    assert before.lower() in ("enabled", "allowed"), before  # the local cluster enables it
+    create("textgen-placed")
+    spec = ksvc(kubectl, namespace, "textgen-placed")["spec"]["template"]["spec"]
+    assert spec["nodeSelector"] == {"nvidia.com/gpu.present": "true"}, spec
 
 
 def test_idle_function_is_cpu_and_runs_on_a_cpu_node(gaia_webhook, kubectl, kn, namespace):

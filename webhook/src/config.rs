@@ -50,6 +50,10 @@ pub struct Args {
     /// How often the self-managed certificate and caBundle are checked, in seconds.
     #[arg(long, default_value_t = 300)]
     pub cert_check_seconds: u64,
+    /// How often Knative's `config-features` is read, in seconds (a placement whose fields it
+    /// leaves off is not injected: Knative would reject the Service).
+    #[arg(long, default_value_t = 30)]
+    pub knative_features_seconds: u64,
     /// Configuration file (YAML); built-in defaults when absent.
     #[arg(long)]
     pub config: Option<PathBuf>,

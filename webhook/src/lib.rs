@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod follow_up;
 pub mod image;
+pub mod knative_features;
 pub mod metrics;
 pub mod namespaces;
 pub mod pool;

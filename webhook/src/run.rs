@@ -9,6 +9,7 @@ use crate::admission::Admission;
 use crate::certs::ManagedTls;
 use crate::config::{Args, Config};
 use crate::image::ImageSource;
+use crate::knative_features::KnativeFeatures;
 use crate::metrics::Metrics;
 use crate::namespaces::NamespaceLabels;
 use crate::pool::ClassifierPool;
@@ -43,6 +44,13 @@ pub async fn run(flags: Args) -> Result<(), Error> {
         Some(c) => NamespaceLabels::watch(c.clone()),
         None => NamespaceLabels::none(),
     };
+    let features = match &client {
+        Some(c) => KnativeFeatures::poll(
+            c.clone(),
+            Duration::from_secs(flags.knative_features_seconds.max(1)),
+        ),
+        None => KnativeFeatures::none(),
+    };
     let workers = flags.workers.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(usize::from)
@@ -65,6 +73,7 @@ pub async fn run(flags: Args) -> Result<(), Error> {
         sources: SourceChain::new(client, images.clone()),
         pool,
         namespaces,
+        features,
         metrics: Arc::new(Metrics::new()),
     });
     // Reviews whose image was read after their deadline are finished here (docs/image-source.md).

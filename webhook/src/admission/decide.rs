@@ -212,11 +212,30 @@ pub fn with_first_rung(mut verdict: Verdict, first: Option<&FirstRung<'_>>) -> V
 /// placed (on `first`'s rung when there is one, as the autoscaler's ladder places a rung: its
 /// profile after removing what any rung's or placement's profile owns, `gaia.dev/rung` on the
 /// template). Annotations the verdict does not have are removed, so stale ones do not linger.
+/// The profile [`mutate`] applies: the first rung's, else the placement's.
+pub fn profile_for<'a>(
+    service: &Value,
+    verdict: &Verdict,
+    profiles: &'a PlacementProfiles,
+    first: Option<&FirstRung<'a>>,
+) -> &'a PlacementProfile {
+    match first.and_then(|f| f.ladder.rungs.get(f.index)) {
+        Some(rung) => &rung.profile,
+        None => match placement_for(service, verdict.mode) {
+            Placement::Cpu => &profiles.cpu,
+            Placement::Gpu => &profiles.gpu,
+        },
+    }
+}
+
+/// The Service as Gaia wants it: the verdict's annotations, and (`place`) the placement. Without
+/// `place` (Knative would reject the profile's fields) the template is left as it is.
 pub fn mutate(
     service: &Value,
     verdict: &Verdict,
     profiles: &PlacementProfiles,
     first: Option<&FirstRung<'_>>,
+    place: bool,
 ) -> Result<Value, ContractError> {
     let mut out = service.clone();
     {
@@ -244,6 +263,9 @@ pub fn mutate(
         set(keys::IMAGE_DIGEST, verdict.image_digest.as_deref());
         let memory = verdict.gpu_memory_mib.map(|m| m.to_string());
         set(keys::GPU_MEMORY, memory.as_deref());
+    }
+    if !place {
+        return Ok(out);
     }
     match first.and_then(|f| Some((f, f.ladder.rungs.get(f.index)?))) {
         Some((f, rung)) => {
@@ -427,7 +449,7 @@ mod tests {
             gpu_memory_mib: None,
         };
         let p = PlacementProfiles::default();
-        let once = mutate(&svc(json!({})), &v, &p, None).unwrap();
+        let once = mutate(&svc(json!({})), &v, &p, None, true).unwrap();
         assert_eq!(
             once["metadata"]["annotations"]["gaia.dev/mode"],
             "gpu_preferred"
@@ -437,7 +459,24 @@ mod tests {
                 ["nvidia.com/gpu"],
             "1"
         );
-        assert_eq!(mutate(&once, &v, &p, None).unwrap(), once);
+        assert_eq!(mutate(&once, &v, &p, None, true).unwrap(), once);
+    }
+
+    #[test]
+    fn without_place_only_the_annotations_are_written_and_the_template_is_left_alone() {
+        let v = gpu_preferred(None);
+        let p = PlacementProfiles::default();
+        let s = svc(json!({}));
+        assert!(std::ptr::eq(profile_for(&s, &v, &p, None), &p.gpu));
+        let out = mutate(&s, &v, &p, None, false).unwrap();
+        assert_eq!(
+            out["metadata"]["annotations"]["gaia.dev/mode"],
+            "gpu_preferred"
+        );
+        assert_eq!(
+            out["spec"], s["spec"],
+            "no nodeSelector, tolerations or GPU limit"
+        );
     }
 
     fn gpu_preferred(mib: Option<u64>) -> Verdict {
@@ -465,7 +504,7 @@ mod tests {
     fn place(s: &Value, v: Verdict, ladder: Option<&LadderConfig>) -> (Verdict, Value) {
         let first = first_rung(s, &v, ladder);
         let v = with_first_rung(v, first.as_ref());
-        let out = mutate(s, &v, &PlacementProfiles::default(), first.as_ref()).unwrap();
+        let out = mutate(s, &v, &PlacementProfiles::default(), first.as_ref(), true).unwrap();
         (v, out)
     }
 
@@ -493,7 +532,7 @@ mod tests {
         assert_eq!(again, out);
         // and without a ladder too (apply_placement keeps a rung placed for the same placement)
         assert_eq!(
-            mutate(&out, &v, &PlacementProfiles::default(), None).unwrap(),
+            mutate(&out, &v, &PlacementProfiles::default(), None, true).unwrap(),
             out
         );
     }
@@ -535,7 +574,8 @@ mod tests {
     #[test]
     fn without_a_ladder_or_for_other_modes_placement_is_unchanged() {
         let ladder = shared_ladder();
-        let today = |s: &Value, v: &Verdict| mutate(s, v, &PlacementProfiles::default(), None);
+        let today =
+            |s: &Value, v: &Verdict| mutate(s, v, &PlacementProfiles::default(), None, true);
         let s = svc(json!({}));
         // no ladder, and today's two rungs: as before
         for l in [None, Some(LadderConfig::default())] {

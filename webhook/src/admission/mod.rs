@@ -12,6 +12,7 @@
 //! | unknown `gaia.dev/execution-mode` value | denied, message lists the valid values | the user asked for something Gaia cannot do; saying so beats guessing |
 //! | source unreadable, too large, too deep, not UTF-8, classification over the deadline | allowed with the default mode, rationale and a warning say why | deploying must not depend on the classifier |
 //! | a Service Gaia cannot place (no containers) | allowed, warning, no patch | Knative's own validation reports it |
+//! | a placement whose fields Knative's `config-features` leaves off | allowed with mode and rationale, without the placement; rationale and warning give the fix | Knative would reject the whole Service |
 
 pub mod decide;
 pub mod review;
@@ -25,6 +26,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use crate::config::Config;
 use crate::image::ReviewContext;
+use crate::knative_features::{not_injected, KnativeFeatures};
 use crate::metrics::Metrics;
 use crate::namespaces::NamespaceLabels;
 use crate::pool::{ClassifierPool, Hit};
@@ -67,6 +69,8 @@ pub struct Admission {
     pub sources: SourceChain,
     pub pool: ClassifierPool,
     pub namespaces: NamespaceLabels,
+    /// Knative's `config-features`, which gates the placement's fields.
+    pub features: KnativeFeatures,
     pub metrics: Arc<Metrics>,
 }
 
@@ -191,14 +195,20 @@ impl Admission {
 
         let first = decide::first_rung(&service, &verdict, self.config.ladder.as_ref());
         let verdict = decide::with_first_rung(verdict, first.as_ref());
-        let mutated =
-            match decide::mutate(&service, &verdict, &self.config.placement, first.as_ref()) {
-                Ok(m) => m,
-                Err(e) => {
-                    warnings.push(format!("gaia: cannot place this Service: {e}"));
-                    return (allow.with_warnings(warnings), Outcome::Skipped);
-                }
-            };
+        let (verdict, place) = self.gated(&service, verdict, first.as_ref(), &mut warnings);
+        let mutated = match decide::mutate(
+            &service,
+            &verdict,
+            &self.config.placement,
+            first.as_ref(),
+            place,
+        ) {
+            Ok(m) => m,
+            Err(e) => {
+                warnings.push(format!("gaia: cannot place this Service: {e}"));
+                return (allow.with_warnings(warnings), Outcome::Skipped);
+            }
+        };
         let patch = json_patch::diff(&service, &mutated);
         let allow = allow.with_warnings(warnings);
         if patch.0.is_empty() {
@@ -243,9 +253,38 @@ impl Admission {
             .await;
         let first = decide::first_rung(service, &verdict, self.config.ladder.as_ref());
         let verdict = decide::with_first_rung(verdict, first.as_ref());
-        let mutated =
-            decide::mutate(service, &verdict, &self.config.placement, first.as_ref()).ok()?;
+        let (verdict, place) = self.gated(service, verdict, first.as_ref(), &mut warnings);
+        let mutated = decide::mutate(
+            service,
+            &verdict,
+            &self.config.placement,
+            first.as_ref(),
+            place,
+        )
+        .ok()?;
         Some((verdict, mutated))
+    }
+
+    /// Whether the placement can be injected: not while Knative's `config-features` leaves off
+    /// a field its profile needs (Knative would reject the Service). Then the verdict's
+    /// rationale and a warning say so, and only the annotations are written.
+    fn gated(
+        &self,
+        service: &Value,
+        mut verdict: Verdict,
+        first: Option<&decide::FirstRung<'_>>,
+        warnings: &mut Vec<String>,
+    ) -> (Verdict, bool) {
+        let profile = decide::profile_for(service, &verdict, &self.config.placement, first);
+        let off = self.features.flags_off(profile);
+        if off.is_empty() {
+            return (verdict, true);
+        }
+        let why = not_injected(&off);
+        warn!(flags = %off.join(","), "placement not injected: Knative's config-features leaves it off");
+        warnings.push(format!("gaia: {why}"));
+        verdict.rationale = format!("{}; {why}", verdict.rationale);
+        (verdict, false)
     }
 
     /// Finds the source and classifies it, within `budget` (the review deadline).
