@@ -113,8 +113,10 @@ def test_a_failing_gpu_nodes_check_holds_the_promotion_until_it_is_fixed(
         relabelled = False
         wait_until(lambda: alive() and check_gauge(cluster, "gpu-nodes", "pass") == 1,
                    timeout=60, desc="gpu-nodes passes in the metric", interval=1)
-        passed = wait_until(lambda: events(kubectl, namespace, "gaia-autoscaler", "PreflightCheckPassed"),
-                            timeout=30, desc="PreflightCheckPassed Event")
+        # one Event series per check: latency-series may pass (was fail) too, once series exist
+        passed = wait_until(lambda: [e for e in events(kubectl, namespace, "gaia-autoscaler", "PreflightCheckPassed")
+                                     if "gpu-nodes" in e["message"]],
+                            timeout=30, desc="PreflightCheckPassed Event of gpu-nodes")
         assert "gpu-nodes passes (was fail)" in passed[0]["message"], passed[0]["message"]
         wait_until(lambda: alive() and annotations(kubectl, namespace, name)
                    .get("gaia.dev/desired-placement") == "gpu",
