@@ -282,10 +282,7 @@ impl Config {
     /// The PromQL this configuration sends before the preflight has chosen a generation
     /// (`prometheus.generation`, or with `auto` the newest).
     pub fn queries(&self) -> QuerySet {
-        self.queries_for(
-            self.prometheus.initial_generation(),
-            self.prometheus.initial_layout(),
-        )
+        self.prometheus.initial_queries(&self.cpu.container)
     }
 
     /// The PromQL this configuration sends for `generation` and `layout`.

@@ -404,6 +404,12 @@ impl PrometheusConfig {
         self.labels.fixed().unwrap_or_default()
     }
 
+    /// The queries sent before the preflight has chosen: [`Self::initial_generation`] and
+    /// [`Self::initial_layout`]. `container`: the user container's name in cAdvisor series.
+    pub fn initial_queries(&self, container: &str) -> QuerySet {
+        self.queries(self.initial_generation(), self.initial_layout(), container)
+    }
+
     /// The queries of `generation` and `layout` with this section's overrides and DCGM query.
     pub fn queries(
         &self,

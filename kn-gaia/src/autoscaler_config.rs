@@ -115,10 +115,7 @@ impl AutoscalerView {
 
     /// The PromQL the autoscaler sends before it has chosen a generation.
     pub fn queries(&self) -> QuerySet {
-        self.queries_for(
-            self.prometheus.initial_generation(),
-            self.prometheus.initial_layout(),
-        )
+        self.prometheus.initial_queries(&self.cpu.container)
     }
 
     /// The PromQL the autoscaler sends for `generation` and `layout`.
