@@ -59,7 +59,7 @@ impl Actuator for Counting {
     }
 }
 
-/// `n` revisions sampled every `step` seconds over six minutes, ending an hour ago.
+/// `n` revisions sampled every `step` seconds for six minutes, from an hour ago.
 fn dataset(n: usize, step: i64) -> Dataset {
     let now = jiff::Timestamp::now().as_second();
     let revisions = (0..n)
