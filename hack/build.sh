@@ -385,9 +385,18 @@ EOM
 # 100,000-Service benchmark), built from its module like prometheus above: a copy of the module
 # (replace => ./thanos) in a wrapper whose replace/exclude lines are thanos' own. No web UI
 # assets. On request only (hack/build.sh thanos).
+# Built with thanos' release tags (its .promu.yml): slicelabels is required, not an option. Since
+# Prometheus 3 (module v0.300+) labels.Labels is a string-backed struct unless slicelabels is set,
+# and thanos' labelpb casts labels.Labels to []ZLabel through unsafe.Pointer; without the tag
+# every Sidecar/Store gRPC answer is encoded from garbage (Size() is a random number: the Sidecar
+# panics "makeslice: len out of range" in grpc's buffer pool on Query's first Info call). The
+# tags are recorded beside the binary: a cached binary built without them is rebuilt.
+THANOS_TAGS=netgo,slicelabels
 build_thanos() {
   local out=$GAIA_THANOS_DIR
-  if [[ -x $out/thanos ]]; then gaia_log "thanos $THANOS_VERSION: cached"; return; fi
+  if [[ -x $out/thanos && $(cat "$out/tags" 2>/dev/null) == "$THANOS_TAGS" ]]; then
+    gaia_log "thanos $THANOS_VERSION: cached"; return
+  fi
   gaia_log "building thanos $THANOS_VERSION"
   local src="$SRCDIR/thanos-$THANOS_VERSION" tmp="$out.tmp" gomod dir
   rm -rf "$src" "$tmp"; mkdir -p "$src" "$tmp"
@@ -411,9 +420,10 @@ build_thanos() {
   cp "$dir/go.sum" "$src/go.sum"
   (cd "$src" && run_step thanos-get go get "github.com/thanos-io/thanos/cmd/thanos@$THANOS_VERSION")
   local p=github.com/prometheus/common/version
-  (cd "$src" && run_step thanos-build go build -v -trimpath \
+  (cd "$src" && run_step thanos-build go build -v -trimpath -tags "$THANOS_TAGS" \
     -ldflags "-s -w -X $p.Version=${THANOS_VERSION#v} -X $p.Revision=$THANOS_VERSION -X $p.Branch=gaia -X $p.BuildUser=gaia -X $p.BuildDate=$BUILD_DATE" \
     -o "$tmp/thanos" github.com/thanos-io/thanos/cmd/thanos)
+  echo "$THANOS_TAGS" >"$tmp/tags"
   finish "$tmp" "$out"
 }
 

@@ -18,9 +18,16 @@
 //! `GAIA_BENCH_BASELINE` Services (default 500, 0 for none). Other knobs: `GAIA_BENCH_CYCLES`
 //! (timed cycles, default 5), `GAIA_BENCH_SHAPES` (`flat` or `tiered` alone),
 //! `GAIA_BENCH_PER_QUERY=0` (no per-query and recording-rule timings).
+//!
+//! `GAIA_BENCH_THANOS=<thanos binary>` runs it all on the sharded backend of issue 17 instead
+//! (sharded/mod.rs): the revisions split over two Prometheus shards, a Thanos Sidecar beside
+//! each, Thanos Query over both; "Prometheus CPU" is then the sum over the five processes.
+//! `GAIA_BENCH_STEP` sets the seconds between samples (default 60, 30 through Thanos: see
+//! `main`).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod sharded;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,8 +59,8 @@ impl Actuator for Counting {
     }
 }
 
-fn dataset(n: usize) -> Dataset {
-    let step = 60;
+/// `n` revisions sampled every `step` seconds for six minutes, from an hour ago.
+fn dataset(n: usize, step: i64) -> Dataset {
     let now = jiff::Timestamp::now().as_second();
     let revisions = (0..n)
         .map(|i| {
@@ -70,7 +77,7 @@ fn dataset(n: usize) -> Dataset {
     Dataset {
         start: (now / step) * step - 3600,
         step,
-        steps: 6,
+        steps: (360 / step) as usize,
         revisions,
     }
 }
@@ -123,20 +130,48 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Prometheus's own CPU seconds so far (`process_cpu_seconds_total` on its /metrics).
-async fn prom_cpu(http: &reqwest::Client, url: &str) -> f64 {
-    let text = http
-        .get(format!("{url}/metrics"))
-        .send()
-        .await
-        .expect("prometheus /metrics")
-        .text()
-        .await
-        .expect("prometheus /metrics body");
-    text.lines()
-        .find_map(|l| l.strip_prefix("process_cpu_seconds_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .expect("process_cpu_seconds_total")
+/// The backend's own CPU seconds so far (`process_cpu_seconds_total` on the /metrics of each
+/// of its processes: one Prometheus, or the shards, Sidecars and Query).
+async fn prom_cpu(http: &reqwest::Client, urls: &[String]) -> f64 {
+    let mut total = 0.0;
+    for url in urls {
+        let text = http
+            .get(format!("{url}/metrics"))
+            .send()
+            .await
+            .expect("backend /metrics")
+            .text()
+            .await
+            .expect("backend /metrics body");
+        total += text
+            .lines()
+            .find_map(|l| l.strip_prefix("process_cpu_seconds_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .expect("process_cpu_seconds_total");
+    }
+    total
+}
+
+/// Where the cycles' queries go: one Prometheus, or Thanos Query over two shards.
+enum Backend {
+    One(PromServer),
+    Thanos(sharded::Thanos),
+}
+
+impl Backend {
+    fn url(&self) -> &str {
+        match self {
+            Backend::One(p) => &p.url,
+            Backend::Thanos(t) => &t.url,
+        }
+    }
+
+    fn cpu_urls(&self) -> Vec<String> {
+        match self {
+            Backend::One(p) => vec![p.url.clone()],
+            Backend::Thanos(t) => t.cpu_urls.clone(),
+        }
+    }
 }
 
 fn load_average() -> String {
@@ -186,13 +221,14 @@ struct Runs {
 async fn each_query(
     http: &reqwest::Client,
     url: &str,
+    cpu_urls: &[String],
     queries: Vec<(String, String)>,
     at: i64,
 ) -> Vec<(String, Duration, f64)> {
     let client = prometheus_http_query::Client::try_from(url).expect("client");
     let mut out = Vec::new();
     for (name, q) in queries {
-        let cpu0 = prom_cpu(http, url).await;
+        let cpu0 = prom_cpu(http, cpu_urls).await;
         let t = Instant::now();
         client
             .query(q)
@@ -202,7 +238,7 @@ async fn each_query(
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let took = t.elapsed();
-        out.push((name, took, prom_cpu(http, url).await - cpu0));
+        out.push((name, took, prom_cpu(http, cpu_urls).await - cpu0));
     }
     out
 }
@@ -236,12 +272,26 @@ async fn main() {
         _ => None,
     };
     let per_query = std::env::var("GAIA_BENCH_PER_QUERY").as_deref() != Ok("0");
+    let thanos = std::env::var_os("GAIA_BENCH_THANOS").map(std::path::PathBuf::from);
+    // Seconds between samples. Thanos Query evaluates PromQL as Prometheus 3 does, whose range
+    // selectors are left-open: a 1 m window over samples a minute apart holds one sample and
+    // `rate` has nothing (Prometheus 2 counts both ends), hence 30 s through Thanos.
+    let step: i64 = std::env::var("GAIA_BENCH_STEP")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|s| (1..=60).contains(s) && 360 % s == 0)
+        .unwrap_or(if thanos.is_some() { 30 } else { 60 });
     let http = reqwest::Client::builder()
         .no_proxy()
         .build()
         .expect("http client");
     println!(
-        "generation: {generation:?}; machine: {} CPUs; load average at start: {}",
+        "generation: {generation:?}; backend: {}; samples every {step} s; machine: {} CPUs; load average at start: {}",
+        if thanos.is_some() {
+            "Thanos Query over two Prometheus shards (Sidecars)"
+        } else {
+            "one Prometheus"
+        },
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0),
@@ -250,21 +300,25 @@ async fn main() {
     let mut tables = Vec::new();
     let mut extras = Vec::new();
     for n in sizes {
-        let ds = dataset(n);
+        let ds = dataset(n, step);
         let t = Instant::now();
         let gens: Vec<Gen> = if gen == Gen::OpenTelemetry && per_query {
             vec![gen, Gen::Recorded]
         } else {
             vec![gen]
         };
-        let prom = PromServer::start(&ds, &gens);
+        let prom = match &thanos {
+            Some(bin) => Backend::Thanos(sharded::Thanos::start(bin, &ds, &gens, &http).await),
+            None => Backend::One(PromServer::start(&ds, &gens)),
+        };
+        let (url, cpu_urls) = (prom.url().to_string(), prom.cpu_urls());
         let load = t.elapsed();
         let snap = snapshot(&ds);
         let config = Config::default();
         let queries = QuerySet::new(generation, &QueryOverrides::default(), "user-container");
         let observer = |shape| {
             PromObserver::new(
-                &prom.url,
+                &url,
                 Duration::from_secs(60),
                 queries.clone(),
                 config.policy.short_window,
@@ -286,13 +340,13 @@ async fn main() {
                 if only.is_some_and(|o| o != shapes[s]) {
                     continue;
                 }
-                let cpu0 = prom_cpu(&http, &prom.url).await;
+                let cpu0 = prom_cpu(&http, &cpu_urls).await;
                 let started = Instant::now();
                 let report = cycles[s]
                     .run(&snap, &observers[s], &actuator, now, Some(ds.end()))
                     .await;
                 let took = started.elapsed();
-                let cpu = prom_cpu(&http, &prom.url).await - cpu0;
+                let cpu = prom_cpu(&http, &cpu_urls).await - cpu0;
                 if let Some(e) = &report.prometheus_error {
                     panic!(
                         "cycle {i} over {n} Services ({:?}): Prometheus failed: {e}",
@@ -333,7 +387,7 @@ async fn main() {
                 m
             });
             tables.push(format!(
-                "| {n} | {:?} | ~{} | {:.1} s | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.1} ms | {} | {:.2} s | {:?} |",
+                "| {n} | {:?} | ~{} | {:.1} s | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.1} ms | {} | {:.2} s | {:?} {:?} |",
                 shapes[s],
                 n * SERIES_PER_REVISION,
                 load.as_secs_f64(),
@@ -345,6 +399,7 @@ async fn main() {
                 qs.keys().map(|q| q.to_string()).collect::<Vec<_>>().join("/"),
                 median(r.cpu),
                 last.decisions,
+                last.holds,
             ));
         }
 
@@ -357,7 +412,7 @@ async fn main() {
             .collect();
         let mut lines = Vec::new();
         let flat = if per_query { flat } else { Vec::new() };
-        for (name, took, cpu) in each_query(&http, &prom.url, flat, ds.end()).await {
+        for (name, took, cpu) in each_query(&http, &url, &cpu_urls, flat, ds.end()).await {
             lines.push(format!(
                 "{n} Services, flat query {name}: {:.0} ms, {cpu:.2} CPU s",
                 took.as_secs_f64() * 1e3
@@ -385,11 +440,11 @@ async fn main() {
                 .map(|(n, e)| (n.to_string(), e.to_string()))
                 .collect();
             let (mut rule_ms, mut rule_cpu, mut read_ms, mut read_cpu) = (0.0, 0.0, 0.0, 0.0);
-            for (_, took, cpu) in each_query(&http, &prom.url, rules, ds.end()).await {
+            for (_, took, cpu) in each_query(&http, &url, &cpu_urls, rules, ds.end()).await {
                 rule_ms += took.as_secs_f64() * 1e3;
                 rule_cpu += cpu;
             }
-            for (_, took, cpu) in each_query(&http, &prom.url, reads, ds.end()).await {
+            for (_, took, cpu) in each_query(&http, &url, &cpu_urls, reads, ds.end()).await {
                 read_ms += took.as_secs_f64() * 1e3;
                 read_cpu += cpu;
             }
@@ -401,7 +456,7 @@ async fn main() {
         }
         if gen == Gen::OpenTelemetry && baseline_count > 0 {
             let count = baseline_count.min(n);
-            let (queries, took) = baseline(&prom.url, &ds, count, ds.end()).await;
+            let (queries, took) = baseline(&url, &ds, count, ds.end()).await;
             lines.push(format!(
                 "baseline (original access pattern) in the {n}-Service Prometheus: {queries} queries for {count} Services in {:.2} s ({:.2} ms per query; {:.1} s extrapolated to all {n})",
                 took.as_secs_f64(),
@@ -412,7 +467,7 @@ async fn main() {
         extras.extend(lines);
     }
     println!(
-        "| Services | shape | series | backfill+start | cycle min | cycle median | cycle max | of which Prometheus (median) | decide+act (median) | queries/cycle | Prometheus CPU s/cycle (median) | decisions (last cycle) |"
+        "| Services | shape | series | backfill+start | cycle min | cycle median | cycle max | of which Prometheus (median) | decide+act (median) | queries/cycle | Prometheus CPU s/cycle (median) | decisions, holds (last cycle) |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for t in tables {

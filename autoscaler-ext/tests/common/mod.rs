@@ -135,9 +135,23 @@ impl Dataset {
 
     /// Writes every series as OpenMetrics (each series contiguous, in time order).
     pub fn write_openmetrics(&self, out: &mut impl Write, gens: &[Gen]) -> std::io::Result<()> {
+        self.write_openmetrics_shard(out, gens, (0, 1))
+    }
+
+    /// Writes the series of shard `k` of `of` (the revisions whose index is `k` modulo `of`),
+    /// labelled as in the whole dataset (a revision's `instance` is the same in every shard).
+    pub fn write_openmetrics_shard(
+        &self,
+        out: &mut impl Write,
+        gens: &[Gen],
+        (k, of): (usize, usize),
+    ) -> std::io::Result<()> {
         let oc_ms: Vec<f64> = OC_BUCKETS_MS.to_vec();
         let otel_ms: Vec<f64> = OTEL_BUCKETS_S.iter().map(|s| s * 1e3).collect();
         for (ri, r) in self.revisions.iter().enumerate() {
+            if ri % of != k {
+                continue;
+            }
             if gens.contains(&Gen::Recorded) {
                 self.write_recorded(out, r, &otel_ms)?;
             }
@@ -398,6 +412,18 @@ fn free_port() -> u16 {
 impl PromServer {
     /// Backfills `dataset` and starts Prometheus on it.
     pub fn start(dataset: &Dataset, gens: &[Gen]) -> PromServer {
+        Self::start_shard(dataset, gens, (0, 1), "")
+    }
+
+    /// Like `start`, with shard `k` of `of` of the dataset (`Dataset::write_openmetrics_shard`)
+    /// and these external labels (YAML flow map, e.g. `{shard: a}`; none when empty): a shard
+    /// behind a Thanos Sidecar, which refuses a Prometheus without them.
+    pub fn start_shard(
+        dataset: &Dataset,
+        gens: &[Gen],
+        shard: (usize, usize),
+        external_labels: &str,
+    ) -> PromServer {
         require(PROMETHEUS);
         require(PROMTOOL);
         let dir = temp_dir("prom");
@@ -406,7 +432,7 @@ impl PromServer {
             let f = std::fs::File::create(&om).expect("create openmetrics file");
             let mut w = BufWriter::with_capacity(1 << 20, f);
             dataset
-                .write_openmetrics(&mut w, gens)
+                .write_openmetrics_shard(&mut w, gens, shard)
                 .expect("write openmetrics");
             w.flush().expect("flush");
         }
@@ -423,7 +449,7 @@ impl PromServer {
             String::from_utf8_lossy(&out.stderr)
         );
         let _ = std::fs::remove_file(&om);
-        Self::start_on(dir, &data)
+        Self::start_on(dir, &data, external_labels)
     }
 
     /// Starts Prometheus with no data (for failure tests).
@@ -431,12 +457,16 @@ impl PromServer {
         require(PROMETHEUS);
         let dir = temp_dir("prom");
         let data = dir.join("data");
-        Self::start_on(dir, &data)
+        Self::start_on(dir, &data, "")
     }
 
-    fn start_on(dir: PathBuf, data: &Path) -> PromServer {
+    fn start_on(dir: PathBuf, data: &Path, external_labels: &str) -> PromServer {
         let config = dir.join("prometheus.yml");
-        std::fs::write(&config, "global:\n  scrape_interval: 1h\n").expect("write config");
+        let mut global = "global:\n  scrape_interval: 1h\n".to_string();
+        if !external_labels.is_empty() {
+            global.push_str(&format!("  external_labels: {external_labels}\n"));
+        }
+        std::fs::write(&config, global).expect("write config");
         let port = free_port();
         let log = std::fs::File::create(dir.join("prometheus.log")).expect("log file");
         let child = Command::new(PROMETHEUS)
