@@ -208,10 +208,6 @@ pub fn with_first_rung(mut verdict: Verdict, first: Option<&FirstRung<'_>>) -> V
     verdict
 }
 
-/// The Service as the webhook wants it: verdict annotations on its metadata, and its template
-/// placed (on `first`'s rung when there is one, as the autoscaler's ladder places a rung: its
-/// profile after removing what any rung's or placement's profile owns, `gaia.dev/rung` on the
-/// template). Annotations the verdict does not have are removed, so stale ones do not linger.
 /// The profile [`mutate`] applies: the first rung's, else the placement's.
 pub fn profile_for<'a>(
     service: &Value,
@@ -221,15 +217,16 @@ pub fn profile_for<'a>(
 ) -> &'a PlacementProfile {
     match first.and_then(|f| f.ladder.rungs.get(f.index)) {
         Some(rung) => &rung.profile,
-        None => match placement_for(service, verdict.mode) {
-            Placement::Cpu => &profiles.cpu,
-            Placement::Gpu => &profiles.gpu,
-        },
+        None => profiles.get(placement_for(service, verdict.mode)),
     }
 }
 
-/// The Service as Gaia wants it: the verdict's annotations, and (`place`) the placement. Without
-/// `place` (Knative would reject the profile's fields) the template is left as it is.
+/// The Service as the webhook wants it: verdict annotations on its metadata, and its template
+/// placed (on `first`'s rung when there is one, as the autoscaler's ladder places a rung: its
+/// profile after removing what any rung's or placement's profile owns, `gaia.dev/rung` on the
+/// template). Annotations the verdict does not have are removed, so stale ones do not linger.
+/// Without `place` (Knative's `config-features` would reject the profile's fields) only the
+/// annotations are written and the template is left as it is.
 pub fn mutate(
     service: &Value,
     verdict: &Verdict,
