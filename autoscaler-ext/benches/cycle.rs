@@ -247,6 +247,10 @@ async fn each_query(
 async fn main() {
     // `cargo bench` passes `--bench`; nothing else is read from the command line.
     install_crypto_provider();
+    // `RUST_LOG=gaia_autoscaler=debug` shows each query's time.
+    if std::env::var_os("RUST_LOG").is_some() {
+        gaia_contract::logging::init_logging(gaia_contract::logging::LogFormat::Text);
+    }
     let sizes: Vec<usize> = std::env::var("GAIA_BENCH_SIZES")
         .unwrap_or_else(|_| "1000,10000".into())
         .split(',')

@@ -272,9 +272,28 @@ async fn both_shapes_decide_the_same_for_every_generation_and_layout() {
         assert_eq!(a.rps_long, b.rps_long, "{what}");
         assert_eq!(a.mean_latency_ms, b.mean_latency_ms, "{what}");
         assert_eq!(a.cpu_cores, b.cpu_cores, "{what}");
-        // a candidate's quantiles are the flat ones, to the bit
+        // a candidate's quantiles are the flat ones, to the bit (computed here from two bucket
+        // reads, the `target_info` join done here too for that layout)
+        assert_eq!(
+            b.queries,
+            1 + 5
+                + u32::from(
+                    layout == LabelLayout::TargetInfo && generation != Generation::OpenCensus
+                )
+                + 2,
+            "{what}: the bounds, the first tier, the two bucket reads"
+        );
+        assert!(!b.p50_short_ms.is_empty(), "{what}");
         for (k, v) in &b.p95_long_ms {
             assert_eq!(a.p95_long_ms.get(k), Some(v), "{what}: {k:?}");
+        }
+        for (k, v) in &b.p50_short_ms {
+            assert_eq!(a.p50_short_ms.get(k), Some(v), "{what}: {k:?}");
+            assert_eq!(
+                a.p95_short_ms.get(k),
+                b.p95_short_ms.get(k),
+                "{what}: {k:?}"
+            );
         }
         let at = jiff::Timestamp::now();
         let (x, y) = (outcomes(&snap, &a, at), outcomes(&snap, &b, at));

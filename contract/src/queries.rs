@@ -524,6 +524,26 @@ pub struct QuerySet {
     /// GPU utilisation and memory per pod from NVIDIA's DCGM exporter (`prometheus.dcgm`);
     /// `None` when not configured.
     pub gpu_use: Option<GpuUseQuery>,
+    /// `latencyQuantile` is `histogram_quantile` over `latencyBuckets` (not overridden on its
+    /// own): the tiered shape then reads the candidates' buckets and computes the quantiles
+    /// itself, two queries instead of three.
+    pub quantiles_from_buckets: bool,
+    /// The same rates per scrape target, without the `target_info` join, which the autoscaler
+    /// then does itself from `revisionTargets` (the default `target_info` layout, none of its
+    /// templates overridden). `None`: the joined templates are asked.
+    pub per_target: Option<PerTargetQueries>,
+}
+
+/// The rates of the `target_info` layout per scrape target (`job`, `instance`): the joined
+/// templates' inner expression. In PromQL the join costs Prometheus more than the rates (for
+/// every query it reads `target_info` again and builds each answer's labels); done here from
+/// the one targets query, it costs a hash lookup per target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerTargetQueries {
+    pub request_rate: String,
+    pub latency_sum_rate: String,
+    /// `{selector}` and `{window}` as in [`QuerySet::latency_buckets`].
+    pub latency_buckets: String,
 }
 
 /// One query for every pod's GPU figures ([`DcgmConfig`]): `{window}` is the long window.
@@ -628,20 +648,39 @@ impl QuerySet {
     ) -> QuerySet {
         let otel = |m: &str| {
             let by = "k8s_namespace_name, kn_revision_name";
-            let (buckets, rate, sum_rate, targets) = match layout {
+            let (buckets, rate, sum_rate, targets, per_target) = match layout {
                 // Aggregate per scrape target first (status codes...), then join.
-                LabelLayout::TargetInfo => (
-                    format!(
-                        "sum by ({by}, le) (sum by (job, instance, le) (rate({m}_bucket{{selector}}[{{window}}])) {OTEL_JOIN})"
-                    ),
-                    format!("sum by ({by}) (sum by (job, instance) (rate({m}_count[{{window}}])) {OTEL_JOIN})"),
-                    format!("sum by ({by}) (sum by (job, instance) (rate({m}_sum[{{window}}])) {OTEL_JOIN})"),
-                    Some(format!("group by (job, instance, {by}) (target_info)")),
-                ),
+                LabelLayout::TargetInfo => {
+                    let per_target = PerTargetQueries {
+                        request_rate: format!(
+                            "sum by (job, instance) (rate({m}_count[{{window}}]))"
+                        ),
+                        latency_sum_rate: format!(
+                            "sum by (job, instance) (rate({m}_sum[{{window}}]))"
+                        ),
+                        latency_buckets: format!(
+                            "sum by (job, instance, le) (rate({m}_bucket{{selector}}[{{window}}]))"
+                        ),
+                    };
+                    (
+                        format!(
+                            "sum by ({by}, le) ({} {OTEL_JOIN})",
+                            per_target.latency_buckets
+                        ),
+                        format!("sum by ({by}) ({} {OTEL_JOIN})", per_target.request_rate),
+                        format!(
+                            "sum by ({by}) ({} {OTEL_JOIN})",
+                            per_target.latency_sum_rate
+                        ),
+                        Some(format!("group by (job, instance, {by}) (target_info)")),
+                        Some(per_target),
+                    )
+                }
                 LabelLayout::Promoted => (
                     format!("sum by ({by}, le) (rate({m}_bucket{{selector}}[{{window}}]))"),
                     format!("sum by ({by}) (rate({m}_count[{{window}}]))"),
                     format!("sum by ({by}) (rate({m}_sum[{{window}}]))"),
+                    None,
                     None,
                 ),
             };
@@ -650,12 +689,13 @@ impl QuerySet {
                 rate,
                 sum_rate,
                 targets,
+                per_target,
                 "k8s_namespace_name",
                 "kn_revision_name",
                 LatencyUnit::Seconds,
             )
         };
-        let (buckets, rate, sum_rate, targets, ns, rev, unit) = match generation {
+        let (buckets, rate, sum_rate, targets, per_target, ns, rev, unit) = match generation {
             Generation::OpenCensus => {
                 let by = "namespace_name, revision_name";
                 let m = "revision_app_request_latencies";
@@ -663,6 +703,7 @@ impl QuerySet {
                     format!("sum by ({by}, le) (rate({m}_bucket{{selector}}[{{window}}]))"),
                     format!("sum by ({by}) (rate({m}_count[{{window}}]))"),
                     format!("sum by ({by}) (rate({m}_sum[{{window}}]))"),
+                    None,
                     None,
                     "namespace_name",
                     "revision_name",
@@ -696,7 +737,19 @@ impl QuerySet {
                     o.revision_targets.clone(),
                 ),
             };
+        // Joined here only when every joined template is the default.
+        let per_target = per_target.filter(|_| {
+            o.latency_quantile.is_none()
+                && o.latency_buckets.is_none()
+                && o.revision_targets.is_none()
+                && o.request_rate.is_none()
+                && o.latency_sum_rate.is_none()
+                && o.namespace_label.is_none()
+                && o.revision_label.is_none()
+        });
         QuerySet {
+            quantiles_from_buckets: o.latency_quantile.is_none(),
+            per_target,
             latency_quantile,
             latency_buckets,
             revision_targets,

@@ -9,6 +9,7 @@
 
 pub mod demand;
 pub mod prometheus;
+pub mod quantile;
 
 use std::collections::HashMap;
 use std::future::Future;

@@ -7,13 +7,18 @@
 //!   for every revision.
 //! - **tiered** (default): first the cheap figures of every revision — both request rates, the
 //!   latency sum rate, CPU, the targets (`target_info` layout) and *two* buckets per revision
-//!   (the largest bound within its objective, and `+Inf`); then the three quantiles only for the
+//!   (the largest bound within its objective, and `+Inf`); then the quantiles only for the
 //!   revisions whose decision reads them ([`super::demand`]), selected by their revision labels
-//!   or their scrape targets. A revision on CPU with at least 95 % of its short-window requests
-//!   under that bound has a p95 at most the bound (`histogram_quantile` interpolates within the
-//!   first bucket that holds the rank): it holds `within_slo`, as it would with its value, and
-//!   the bound stands in for the p95. The bucket bounds (`le` values) are read from the label
-//!   index every ten minutes. At most 10 queries a cycle (6 + 3, and 1 for the bounds).
+//!   or their scrape targets: their buckets over the short and the long window, two queries,
+//!   with `histogram_quantile` computed here ([`super::quantile`]; three quantile queries when
+//!   `latencyQuantile` is overridden on its own). A revision on CPU with at least 95 % of its
+//!   short-window requests under that bound has a p95 at most the bound (`histogram_quantile`
+//!   interpolates within the first bucket that holds the rank): it holds `within_slo`, as it
+//!   would with its value, and the bound stands in for the p95. The bucket bounds (`le`
+//!   values) are read from the label index every ten minutes. In the `target_info` layout the
+//!   rates are asked per scrape target and joined here with the targets query
+//!   (`TargetJoin`), not in PromQL. At most 9 queries a cycle (6 + 2, and 1 for the bounds;
+//!   10 with an overridden quantile).
 //!
 //! Each answer is a vector with one sample per revision (or per pod for CPU, or per target),
 //! keyed here by its labels. Any failed query fails the whole observation: the cycle then holds
@@ -29,6 +34,7 @@ use prometheus_http_query::{Client, Selector};
 use tracing::{debug, warn};
 
 use super::demand::{Demand, Need};
+use super::quantile;
 use super::{Observe, PodKey, RawObservations, RevisionKey};
 use crate::Error;
 use gaia_contract::queries::{
@@ -132,12 +138,18 @@ impl PromObserver {
         if let Some(t) = at {
             q = q.at(t);
         }
+        let started = Instant::now();
         // POST: a second-tier query names its candidates and may be long.
         let result = q.post().await.map_err(|e| Error::Prometheus {
             query: name,
             message: e.to_string(),
         })?;
         let (data, _) = result.into_inner();
+        debug!(
+            query = name,
+            ms = started.elapsed().as_secs_f64() * 1e3,
+            "prometheus answered"
+        );
         match data {
             Data::Vector(v) => Ok(v
                 .into_iter()
@@ -338,6 +350,19 @@ impl PromObserver {
         let within_selector = format!("{{le=~\"{}\"}}", alternation(les.iter()));
 
         let (short, long) = (self.short, self.long);
+        // The `target_info` join done here, from the targets query, when the templates allow.
+        let per_target = q
+            .per_target
+            .as_ref()
+            .filter(|_| q.revision_targets.is_some());
+        let (rate_t, sum_t, buckets) = match per_target {
+            Some(p) => (
+                &p.request_rate,
+                &p.latency_sum_rate,
+                p.latency_buckets.as_str(),
+            ),
+            None => (&q.request_rate, &q.latency_sum_rate, buckets),
+        };
         let targets = async {
             match &q.revision_targets {
                 Some(t) => self.vector("targets", t.clone(), Some(at)).await.map(Some),
@@ -345,21 +370,9 @@ impl PromObserver {
             }
         };
         let (rps_short, rps_long, sum_rate, cpu, within, targets, gpu) = futures::try_join!(
-            self.vector(
-                "rps_short",
-                QuerySet::render(&q.request_rate, short),
-                Some(at)
-            ),
-            self.vector(
-                "rps_long",
-                QuerySet::render(&q.request_rate, long),
-                Some(at)
-            ),
-            self.vector(
-                "sum_rate_short",
-                QuerySet::render(&q.latency_sum_rate, short),
-                Some(at)
-            ),
+            self.vector("rps_short", QuerySet::render(rate_t, short), Some(at)),
+            self.vector("rps_long", QuerySet::render(rate_t, long), Some(at)),
+            self.vector("sum_rate_short", QuerySet::render(sum_t, short), Some(at)),
             self.vector("cpu_short", QuerySet::render(&q.cpu_usage, short), Some(at)),
             self.vector(
                 "buckets_within",
@@ -370,6 +383,20 @@ impl PromObserver {
             self.gpu_figures(Some(at)),
         )?;
         queries += 5 + u32::from(targets.is_some());
+        let join = match (per_target, &targets) {
+            (Some(_), Some(t)) => Some(TargetJoin::new(t, |l| self.rev_key(l))),
+            _ => None,
+        };
+        let joined = |samples: Samples| match &join {
+            Some(j) => j.relabel(samples, &q.namespace_label, &q.revision_label),
+            None => samples,
+        };
+        let (rps_short, rps_long, sum_rate, within) = (
+            joined(rps_short),
+            joined(rps_long),
+            joined(sum_rate),
+            joined(within),
+        );
         let mut raw = RawObservations::default();
         self.cheap(&mut raw, rps_short, rps_long, sum_rate, cpu);
         self.gpu_into(&mut raw, gpu);
@@ -441,32 +468,45 @@ impl PromObserver {
                 ))
             }
         };
-        if let Some(sel) = selector {
-            let (p95_short, p95_long, p50_short) = futures::try_join!(
-                self.vector(
-                    "p95_short",
-                    q.render_quantile_selected(0.95, short, &sel),
-                    Some(at)
-                ),
-                self.vector(
-                    "p95_long",
-                    q.render_quantile_selected(0.95, long, &sel),
-                    Some(at)
-                ),
-                self.vector(
-                    "p50_short",
-                    q.render_quantile_selected(0.5, short, &sel),
-                    Some(at)
-                ),
-            )?;
-            queries += 3;
-            let wanted: HashSet<&RevisionKey> = candidates.iter().copied().collect();
-            // Only the candidates: a revision that shares a target name with one is not all there.
-            let only = |l: &HashMap<String, String>| self.rev_key(l).filter(|k| wanted.contains(k));
-            raw.p95_short_ms
-                .extend(keyed(p95_short, only, |v| unit.to_ms(v)));
-            raw.p95_long_ms = keyed(p95_long, only, |v| unit.to_ms(v));
-            raw.p50_short_ms = keyed(p50_short, only, |v| unit.to_ms(v));
+        let wanted: HashSet<&RevisionKey> = candidates.iter().copied().collect();
+        match selector {
+            None => {}
+            // Two bucket reads, the quantiles computed here.
+            Some(sel) if q.quantiles_from_buckets => {
+                let (short_b, long_b) = futures::try_join!(
+                    self.vector(
+                        "buckets_short",
+                        QuerySet::render_selected(buckets, short, &sel),
+                        Some(at)
+                    ),
+                    self.vector(
+                        "buckets_long",
+                        QuerySet::render_selected(buckets, long, &sel),
+                        Some(at)
+                    ),
+                )?;
+                queries += 2;
+                let short_b = self.histograms(joined(short_b), &wanted);
+                let long_b = self.histograms(joined(long_b), &wanted);
+                let ms = |h: &Histogram, quantile: f64| {
+                    let v = quantile::bucket_quantile(quantile, h.clone());
+                    v.is_finite().then(|| unit.to_ms(v))
+                };
+                for (k, h) in &short_b {
+                    if let Some(v) = ms(h, 0.95) {
+                        raw.p95_short_ms.insert(k.clone(), v);
+                    }
+                    if let Some(v) = ms(h, 0.5) {
+                        raw.p50_short_ms.insert(k.clone(), v);
+                    }
+                }
+                for (k, h) in &long_b {
+                    if let Some(v) = ms(h, 0.95) {
+                        raw.p95_long_ms.insert(k.clone(), v);
+                    }
+                }
+            }
+            Some(sel) => queries += self.quantiles(&mut raw, &sel, &wanted, at).await?,
         }
         raw.queries = queries;
         debug!(
@@ -477,6 +517,134 @@ impl PromObserver {
             "tiered observation"
         );
         Ok(raw)
+    }
+
+    /// The three quantile queries of an overridden `latencyQuantile`, for the candidates.
+    async fn quantiles(
+        &self,
+        raw: &mut RawObservations,
+        sel: &str,
+        wanted: &HashSet<&RevisionKey>,
+        at: i64,
+    ) -> Result<u32, Error> {
+        let (q, short, long) = (&self.queries, self.short, self.long);
+        let (p95_short, p95_long, p50_short) = futures::try_join!(
+            self.vector(
+                "p95_short",
+                q.render_quantile_selected(0.95, short, sel),
+                Some(at)
+            ),
+            self.vector(
+                "p95_long",
+                q.render_quantile_selected(0.95, long, sel),
+                Some(at)
+            ),
+            self.vector(
+                "p50_short",
+                q.render_quantile_selected(0.5, short, sel),
+                Some(at)
+            ),
+        )?;
+        let unit = q.latency_unit;
+        // Only the candidates: a revision that shares a target name with one is not all there.
+        let only = |l: &HashMap<String, String>| self.rev_key(l).filter(|k| wanted.contains(k));
+        raw.p95_short_ms
+            .extend(keyed(p95_short, only, |v| unit.to_ms(v)));
+        raw.p95_long_ms = keyed(p95_long, only, |v| unit.to_ms(v));
+        raw.p50_short_ms = keyed(p50_short, only, |v| unit.to_ms(v));
+        Ok(3)
+    }
+
+    /// The candidates' buckets, per revision: the rates of equal `le` added up (as PromQL's
+    /// `sum by (namespace, revision, le)`), then `(upper bound, rate)`. A `le` that is no
+    /// number is left out, as `histogram_quantile` leaves it out.
+    fn histograms(
+        &self,
+        samples: Samples,
+        wanted: &HashSet<&RevisionKey>,
+    ) -> HashMap<RevisionKey, Histogram> {
+        let mut by_le: HashMap<RevisionKey, Vec<(String, f64)>> = HashMap::new();
+        for (labels, value) in samples {
+            let (Some(k), Some(le)) = (self.rev_key(&labels), labels.get("le")) else {
+                continue;
+            };
+            if !wanted.contains(&k) {
+                continue;
+            }
+            let buckets = by_le.entry(k).or_default();
+            match buckets.iter_mut().find(|(l, _)| l == le) {
+                Some((_, sum)) => *sum += value,
+                None => buckets.push((le.clone(), value)),
+            }
+        }
+        by_le
+            .into_iter()
+            .map(|(k, buckets)| {
+                let h = buckets
+                    .into_iter()
+                    .filter_map(|(le, v)| Some((le.parse::<f64>().ok()?, v)))
+                    .collect();
+                (k, h)
+            })
+            .collect()
+    }
+}
+
+/// A revision's buckets: `(upper bound, rate)`.
+type Histogram = Vec<(f64, f64)>;
+
+/// The `target_info` join, done here: each scrape target (`job`, `instance`) and the revision
+/// its `target_info` names. A target named by two revisions at once (PromQL's join would fail
+/// the whole query: many-to-many) is left out, so its revisions have no data this cycle.
+struct TargetJoin {
+    revisions: HashMap<(String, String), Option<RevisionKey>>,
+}
+
+impl TargetJoin {
+    fn new(
+        targets: &Samples,
+        rev: impl Fn(&HashMap<String, String>) -> Option<RevisionKey>,
+    ) -> Self {
+        let mut revisions: HashMap<(String, String), Option<RevisionKey>> = HashMap::new();
+        for (labels, _) in targets {
+            let (Some(job), Some(instance), Some(k)) =
+                (labels.get("job"), labels.get("instance"), rev(labels))
+            else {
+                continue;
+            };
+            revisions
+                .entry((job.clone(), instance.clone()))
+                .and_modify(|seen| {
+                    if seen.as_ref() != Some(&k) {
+                        *seen = None;
+                    }
+                })
+                .or_insert(Some(k));
+        }
+        TargetJoin { revisions }
+    }
+
+    /// Per-target samples as the joined query answers them: the revision's labels (and `le`)
+    /// instead of the target's; samples of a target without its revision are dropped.
+    fn relabel(&self, samples: Samples, namespace_label: &str, revision_label: &str) -> Samples {
+        samples
+            .into_iter()
+            .filter_map(|(labels, value)| {
+                let job = labels.get("job")?;
+                let instance = labels.get("instance")?;
+                let k = self
+                    .revisions
+                    .get(&(job.clone(), instance.clone()))?
+                    .as_ref()?;
+                let mut out = HashMap::with_capacity(3);
+                out.insert(namespace_label.to_string(), k.namespace.clone());
+                out.insert(revision_label.to_string(), k.revision.clone());
+                if let Some(le) = labels.get("le") {
+                    out.insert("le".to_string(), le.clone());
+                }
+                Some((out, value))
+            })
+            .collect()
     }
 }
 
@@ -559,6 +727,68 @@ mod tests {
             r#"10\\.0\\.0\\.1:9091|a\"b"#
         );
         assert_eq!(alternation(std::iter::empty::<&str>()), "");
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_target_join_names_each_targets_revision_and_drops_ambiguous_targets() {
+        let rev = |l: &HashMap<String, String>| {
+            Some(RevisionKey::new(
+                l.get("ns")?.clone(),
+                l.get("rev")?.clone(),
+            ))
+        };
+        let target = |instance: &str, rev: &str| {
+            (
+                labels(&[
+                    ("job", "qp"),
+                    ("instance", instance),
+                    ("ns", "a"),
+                    ("rev", rev),
+                ]),
+                1.0,
+            )
+        };
+        let join = TargetJoin::new(
+            &vec![
+                target("10.0.0.1:9091", "x-1"),
+                target("10.0.0.2:9091", "x-1"),
+                // the same target named by two revisions: which one its series belong to is unknown
+                target("10.0.0.3:9091", "y-1"),
+                target("10.0.0.3:9091", "z-1"),
+            ],
+            rev,
+        );
+        let sample = |instance: &str, le: Option<&str>, v: f64| {
+            let mut l = labels(&[("job", "qp"), ("instance", instance)]);
+            if let Some(le) = le {
+                l.insert("le".into(), le.into());
+            }
+            (l, v)
+        };
+        let out = join.relabel(
+            vec![
+                sample("10.0.0.1:9091", Some("0.5"), 2.0),
+                sample("10.0.0.2:9091", None, 3.0),
+                sample("10.0.0.3:9091", None, 4.0),
+                sample("10.0.0.9:9091", None, 5.0),
+            ],
+            "ns",
+            "rev",
+        );
+        assert_eq!(
+            out,
+            vec![
+                (labels(&[("ns", "a"), ("rev", "x-1"), ("le", "0.5")]), 2.0),
+                (labels(&[("ns", "a"), ("rev", "x-1")]), 3.0),
+            ]
+        );
     }
 
     #[test]
