@@ -875,10 +875,12 @@ def ladder_targets(live, lad):
                          f"{k} {v}" for k, v in (m.get("requests_by_rung") or {}).items() if v)))
         rows.append(("ResNet-18: costs less than static CPU",
                      f"{dollars(m['cost_usd'])} vs {dollars(cpu['cost_usd'])} "
-                     f"({m['cost_usd'] / cpu['cost_usd']:.2f}×)", m["cost_usd"] < cpu["cost_usd"], ""))
+                     f"({m['cost_usd'] / cpu['cost_usd']:.2f}×)", m["cost_usd"] < cpu["cost_usd"],
+                     cost_by_rung(mine["resnet18"], lad["drain_s"])))
         rows.append(("ResNet-18: no more SLO violation than static CPU",
                      f"{m['slo_violation_s']:.1f} s vs {cpu['slo_violation_s']:.1f} s",
-                     m["slo_violation_s"] <= cpu["slo_violation_s"], ""))
+                     m["slo_violation_s"] <= cpu["slo_violation_s"],
+                     violations(mine["resnet18"], two["resnet18"]["static_cpu"])))
     names = [s["name"] for s in live["scenarios"]]
     if set(mine) == set(names) == {"matmul", "resnet18", "tinyllama", "idle"}:
         t = lad["total"]
@@ -893,7 +895,8 @@ def ladder_targets(live, lad):
             return ", ".join("gpu" if a[0][n] == "static_gpu" else "cpu" for n in names)
         why = (f"against today's static modes on the pool ({len(cands)} assignments, each function "
                f"on the CPU or a whole GPU, at most two on a whole GPU, from this page's live static "
-               f"runs): the ladder dominates {len(beaten)}, {len(dom)} dominate it, "
+               f"runs): the ladder dominates {len(beaten)}, {len(dom)} "
+               f"{'dominates' if len(dom) == 1 else 'dominate'} it, "
                f"{len(cands) - len(beaten) - len(dom)} are trade-offs; cheapest ({name(cheapest)}) "
                f"{dollars(cheapest[1])}, {cheapest[2]:.1f} s; least violation ({name(safest)}) "
                f"{dollars(safest[1])}, {safest[2]:.1f} s")
@@ -903,6 +906,53 @@ def ladder_targets(live, lad):
                      "SLO violation", f"ladder {dollars(t['cost_usd'])}, {t['slo_violation_s']:.1f} s "
                      f"(order {', '.join(names)})", not dom, why))
     return rows
+
+
+def replay_pool(replay, lad):
+    """The replay's ladder totals for the same functions: with the live starts, and its own."""
+    if not replay:
+        return ""
+    twins = [replay_twin(replay, sc["name"], sc["runs"][0]["mode"]) for sc in lad["scenarios"]]
+    text = ""
+    if all(twins):
+        text += (f" (the replay's, with the same starts: {dollars(sum(t['cost_usd'] for t in twins))}, "
+                 f"{sum(t['slo_violation_s'] for t in twins):,.1f} s")
+        if len(lad["scenarios"]) == 4:
+            text += (f"; with its `cpu_preferred` functions starting on the shared rung, as "
+                     f"`initial_rung` would: {dollars(replay['mixed_ladder_cost_usd'])}, "
+                     f"{replay['mixed_ladder_violation_s']:,.1f} s")
+        text += ")"
+    return text
+
+
+def cost_by_rung(run, drain_s):
+    """Where a ladder run's cost went, and when a move off the first revision pays back."""
+    m = run["summary"]
+    parts = [f"{k} {m['rung_s'][k]:,.1f} s = {dollars(v)}" for k, v in m["cost_by_rung_usd"].items() if v]
+    text = "; ".join(parts)
+    revs = run["revisions"]
+    if len(revs) > 1 and revs[0]["serving_until_s"] is not None:
+        r0 = revs[0]
+        text += (f". The first revision ({r0['placement']}) served until {r0['serving_until_s']:.0f} s "
+                 f"and was held to {r0['held_until_s']:.0f} s (the {drain_s:.0f} s drain after a "
+                 f"move, charged; the run ends {m['total_s']:.0f} s)")
+    return text
+
+
+def violations(run, other):
+    """Which requests violated the objective, in a ladder run and in another."""
+    def bad(r):
+        return [q for q in r["requests"] if q["latency_s"] > r.get("slo_s", 1.0)]
+    mine, theirs = bad(run), bad(other)
+
+    def deploy(qs):
+        return all(q["cold"] and q["revision"] == 0 for q in qs)
+    text = f"violating requests: {len(mine)} vs {len(theirs)}"
+    if mine and theirs and deploy(mine) and deploy(theirs):
+        text += (" — each one waiting for the deploy's cold start (first answer at "
+                 f"{mine[0]['received_s']:.1f} s vs {theirs[0]['received_s']:.1f} s); after the "
+                 "deploy no request violates in either")
+    return text
 
 
 def ladder_section(live, replay):
@@ -992,9 +1042,7 @@ def ladder_section(live, replay):
     t = lad["total"]
     parts += ["", f"The {len(lad['scenarios'])} runs together on the pool: {dollars(t['cost_usd'])}, "
                   f"{t['slo_violation_s']:,.1f} s of SLO violation, {t['moves']} moves"
-              + (f" (the replay's: {dollars(replay['mixed_ladder_cost_usd'])}, "
-                 f"{replay['mixed_ladder_violation_s']:,.1f} s, its `cpu_preferred` functions "
-                 "starting on the shared rung)" if replay else "") + ".", ""]
+              + replay_pool(replay, lad) + ".", ""]
     rows = ladder_targets(live, lad)
     if rows:
         parts += ["Issue 16's targets, live:", "",
