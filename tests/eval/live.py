@@ -797,6 +797,8 @@ def main() -> int:
         if ladder_res is not None:
             results = results or previous
             results["ladder"] = ladder_res
+    elif ladder and not STOP.is_set():
+        say("the two-placement pass did not complete: the ladder pass is not run")
     elif results is not None and previous and previous.get("ladder"):
         # a two-placement run alone keeps the ladder pass of an earlier invocation (its own
         # started_unix_s and source say which)
