@@ -15,6 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import pytest
+
 from tests.eval import live
 from tests.harness.cluster_env import Cluster
 from tests.harness.kubectl import Kubectl
@@ -110,3 +112,78 @@ def test_live_summaries():
     assert [(s["outcome"], s["cycles"], s["placement"]) for s in got] == [
         ("hold:no_latency_data", 2, "cpu"), ("hold:sustaining", 1, "cpu"), ("promote", 1, "cpu"),
         ("hold:verifying", 2, "gpu")]
+
+
+# --- the ladder pass's harness pieces (no cluster needed) -----------------------------------
+
+LADDER_RUNGS = [
+    {"name": "cpu", "pricePerSecond": 0.000038, "profile": {"limits": {}}},
+    {"name": "gpu-shared", "resource": "nvidia.com/gpu.shared", "pricePerSecond": 0.000019,
+     "profile": {"limits": {"nvidia.com/gpu.shared": "1"}}},
+    {"name": "gpu", "resource": "nvidia.com/gpu", "pricePerSecond": 0.000133,
+     "profile": {"limits": {"nvidia.com/gpu": "1"}}},
+]
+
+
+def _pod(limits: dict) -> dict:
+    return {"spec": {"containers": [
+        {"name": "user-container", "resources": {"requests": {"cpu": "10m"}, "limits": limits}},
+        {"name": "queue-proxy", "resources": {"requests": {"cpu": "25m"}}}]}}
+
+
+def test_a_pod_on_the_shared_rung_is_served_and_charged_as_a_slice():
+    import random
+
+    from tests.harness import emulator as emu
+    from tests.harness.gpu_profile import Profiles
+
+    shared = _pod({"cpu": "1", "nvidia.com/gpu.shared": "1"})
+    whole = _pod({"cpu": "1", "nvidia.com/gpu": "1"})
+    cpu = _pod({"cpu": "1"})
+    # the emulator: a slice is a slice whatever the node's pool label; a whole GPU needs the pool
+    assert emu.placement_of(shared, "gpu-shared") == "gpu_shared"
+    assert emu.placement_of(shared, "gpu") == "gpu_shared"
+    assert emu.placement_of(whole, "gpu") == "gpu"
+    assert emu.placement_of(cpu, "cpu") == "cpu"
+    assert emu.placement_of(_pod({"nvidia.com/gpu.shared": "0"}), "cpu") == "cpu"
+    # the live eval's accounting: the rung whose resource the pod asks for
+    assert live.rung_of_pod(shared, "gpu-shared", LADDER_RUNGS) == "gpu-shared"
+    assert live.rung_of_pod(whole, "gpu", LADDER_RUNGS) == "gpu"
+    assert live.rung_of_pod(cpu, "cpu", LADDER_RUNGS) == "cpu"
+
+    # the latencies: the whole GPU's, slowed by the factor measured with 7 processes on one GPU
+    prof = Profiles(emu.DEFAULT_PROFILE, "cpu16")
+    factors = {w: v["slowdown_7_processes"]["factor"]
+               for w, v in json.loads(emu.DEFAULT_PROFILE.read_text())["gpu_shared"]["workloads"].items()}
+    for workload, request in (("image_classification", {}), ("matmul", {"size": 10000}),
+                              ("text_generation", {"new_tokens": 256})):
+        a, b = random.Random(7), random.Random(7)
+        for _ in range(20):
+            on_slice, busy = prof.sample(workload, "gpu_shared", request, a)
+            alone, busy_alone = prof.sample(workload, "gpu", request, b)
+            assert on_slice == pytest.approx(alone * factors[workload]) and busy == busy_alone
+        assert factors[workload] > 1.0
+        assert prof.ready_s(workload, "gpu_shared") == prof.ready_s(workload, "gpu")
+    # the idle wait uses no GPU: not slowed
+    assert prof.sample("idle_wait", "gpu_shared", {"seconds": 2}, random.Random(1))[0] == \
+        pytest.approx(prof.sample("idle_wait", "gpu", {"seconds": 2}, random.Random(1))[0])
+    assert prof.key("gpu_shared") == "gpu_shared"
+
+
+def test_a_profile_without_a_shared_section_cannot_serve_a_slice(tmp_path):
+    import random
+
+    from tests.harness import emulator as emu
+    from tests.harness.gpu_profile import Profiles
+
+    data = json.loads(emu.DEFAULT_PROFILE.read_text())
+    data.pop("gpu_shared")
+    data["schema"] = "gaia-calibration/1"
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(data))
+    prof = Profiles(path)
+    assert prof.sample("image_classification", "gpu", {}, random.Random(1))[0] > 0
+    with pytest.raises(ValueError, match="no gpu_shared section"):
+        prof.sample("image_classification", "gpu_shared", {}, random.Random(1))
+    with pytest.raises(ValueError, match="no gpu_shared section"):
+        prof.ready_s("image_classification", "gpu_shared")

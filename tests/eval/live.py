@@ -25,6 +25,24 @@ Runs on a cluster that is up (hack/cluster.sh up; tests/eval/run.sh --live bring
    gaia-eval-live/1), which tests/eval/report.py turns into docs/evaluation.md's live section.
 
     python3 -m tests.eval.live [--scenarios matmul,idle] [--short] [--results FILE] [--out DIR]
+                               [--ladder | --ladder-only]
+
+THE LADDER PASS (--ladder: after the pass above, in the same invocation; --ladder-only: that
+pass alone, its runs added to the existing RESULTS, whose other runs are kept). The placement
+ladder (docs/ladder.md) cannot share the pass above: with a `ladder:` section the autoscaler
+decides every managed Service on the ladder (and the webhook starts a gpu_preferred Service on a
+slice), so the two-placement `auto` runs would no longer be today's Gaia. So Gaia is installed a
+second time, its autoscaler configuration carrying the time-sliced three-rung ladder (`cargo run
+-p gaia-policy --example ladder_config -- shared`: cpu -> gpu-shared -> gpu, the rung prices
+and profiles), the webhook given it with `--ladder-from` as the manifests do, and each scenario
+runs once more, `auto`, in namespace gaia-eval-ladder. The four runs share ONE pool, as the
+issue's target puts it: one GPU time-sliced 7 ways (a KWOK node exposing `nvidia.com/gpu.shared:
+7`, labelled and tainted as NVIDIA's GPU operator does, as tests/e2e/test_ladder.py) and one
+whole GPU (gpu-node-1; every other GPU node is cordoned for the pass and uncordoned after). The
+emulator serves a pod asking for `nvidia.com/gpu.shared` with the profile's `gpu_shared`
+latencies (the whole GPU's slowed by the measured 7-process factor). Node-seconds per rung come
+from the pods' lifetimes as above (a slice-second of a pod on the shared rung), each charged at
+its rung's `pricePerSecond`. Written under RESULTS' key `ladder` (schema gaia-eval-live-ladder/1).
 
 Removes what it created (namespaces, nodes, the Gaia install, its processes) at the end, also on
 Ctrl-C.
@@ -63,9 +81,11 @@ ROLES = {
     "static_gpu": ("gaia-eval-static-gpu", "gpu"),
     "auto": ("gaia-eval-auto", "auto"),
     "auto_forced": ("gaia-eval-auto-forced", "cpu_preferred"),
+    "ladder": ("gaia-eval-ladder", "auto"),
 }
 ROLE_LABELS = {"static_cpu": "static CPU", "static_gpu": "static GPU", "auto": "Gaia auto",
-               "auto_forced": "Gaia auto, cpu_preferred forced"}
+               "auto_forced": "Gaia auto, cpu_preferred forced",
+               "ladder": "Gaia ladder (cpu, gpu-shared, gpu)"}
 # scenario (= Service name and loadgen scenario) -> (example directory, workload, run kinds)
 SCENARIOS = {
     "matmul": ("matmul", "matmul", ["static_cpu", "static_gpu", "auto"]),
@@ -76,8 +96,15 @@ SCENARIOS = {
 }
 MOVE_REASONS = {"PromotedToGpu": ("promote", "cpu", "gpu"), "DemotedToCpu": ("demote", "gpu", "cpu"),
                 "RevertedToCpu": ("revert", "gpu", "cpu"), "RolledBack": ("rollback", None, None)}
-GAIA_REASONS = set(MOVE_REASONS) | {"GpuVerified", "NoGpuAvailable", "InvalidLatencySlo",
-                                    "InvalidMode", "InvalidObserved"}
+# the ladder's moves (docs/ladder.md, "Events"): the rung moved to is in the note ("→ gpu")
+LADDER_MOVE_REASONS = {"PromotedOnLadder": "promote", "EconomizedOnLadder": "economize",
+                       "DemotedOnLadder": "demote", "RevertedOnLadder": "revert"}
+GAIA_REASONS = set(MOVE_REASONS) | set(LADDER_MOVE_REASONS) | {
+    "GpuVerified", "NoGpuAvailable", "InvalidLatencySlo", "InvalidMode", "InvalidObserved",
+    "RungVerified", "NoRungCapacity", "InvalidLadder", "LatencyUnreliable"}
+SHARED_NODE = "eval-gpu-shared-node-1"
+SLICES = 7
+LADDER_NS = ROLES["ladder"][0]
 
 T0 = time.monotonic()
 STOP = threading.Event()
@@ -94,15 +121,48 @@ def ts(text: str | None) -> float | None:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
+def ladder_config() -> dict:
+    """The time-sliced three-rung ladder the policy's example prints (as test_ladder.py uses)."""
+    out = subprocess.run(["cargo", "run", "-q", "--locked", "-p", "gaia-policy", "--example",
+                          "ladder_config", "--", "shared"], cwd=REPO, capture_output=True, text=True,
+                         timeout=1800)
+    if out.returncode != 0:
+        raise RuntimeError(f"cargo run --example ladder_config failed: {out.stderr.strip()[-800:]}")
+    return json.loads(out.stdout)["ladder"]
+
+
+def rung_of_pod(pod: dict, node_pool: str | None, rungs: list[dict]) -> str:
+    """The ladder rung a pod holds: the highest rung whose resource a container asks for, else
+    the first (CPU) rung; a whole-GPU pod on a GPU-pool node without a rung of its own: `gpu`."""
+    asked = set()
+    for c in pod.get("spec", {}).get("containers") or []:
+        res = c.get("resources") or {}
+        for part in ("limits", "requests"):
+            for k, v in (res.get(part) or {}).items():
+                if str(v).strip() not in ("", "0"):
+                    asked.add(k)
+    for r in reversed(rungs[1:]):
+        if r.get("resource") in asked:
+            return r["name"]
+    return "gpu" if node_pool == "gpu" and "nvidia.com/gpu" in asked else rungs[0]["name"]
+
+
 class Live(Driver):
-    def __init__(self, args: argparse.Namespace):
-        super().__init__(Path(args.out), STOP, say)
+    def __init__(self, args: argparse.Namespace, ladder: dict | None = None):
+        super().__init__(Path(args.out) / "ladder" if ladder else Path(args.out), STOP, say)
         self.args = args
+        self.ladder = ladder       # the ladder pass: the `ladder:` section it installs
         self.scenarios = [s for s in args.scenarios.split(",") if s]
         for s in self.scenarios:
             if s not in SCENARIOS:
                 raise SystemExit(f"unknown scenario {s!r} (known: {', '.join(SCENARIOS)})")
-        self.runs = [(s, role) for s in self.scenarios for role in SCENARIOS[s][2]]
+        if ladder:
+            self.runs = [(s, "ladder") for s in self.scenarios]
+        else:
+            self.runs = [(s, role) for s in self.scenarios for role in SCENARIOS[s][2]]
+        self.prices = ({r["name"]: r["pricePerSecond"] for r in ladder["rungs"]} if ladder
+                       else {"cpu": CPU_PRICE, "gpu": GPU_PRICE})
+        self.cordoned: list[str] = []
         self.roles = sorted({role for _, role in self.runs}, key=list(ROLES).index)
         self.install: GaiaInstall | None = None
         self.extra_nodes: list[str] = []
@@ -116,7 +176,10 @@ class Live(Driver):
 
     # --- setup --------------------------------------------------------------------------
     def add_gpu_nodes(self) -> None:
-        """One GPU per run that may use one, beyond the cluster's own two GPU nodes."""
+        """One GPU per run that may use one, beyond the cluster's own two GPU nodes; for the
+        ladder pass, the shared pool instead (add_ladder_pool)."""
+        if self.ladder:
+            return self.add_ladder_pool()
         need = sum(1 for _, role in self.runs if role != "static_cpu")
         have = len([n for n in self.kubectl.json("get", "nodes", "-l", "gaia.dev/pool=gpu")["items"]])
         template = self.kubectl.json("get", "node", "gpu-node-1")
@@ -139,6 +202,38 @@ class Live(Driver):
             say(f"added {len(self.extra_nodes)} KWOK GPU nodes ({have + len(self.extra_nodes)} in all): "
                 "every run finds a free GPU, as each replay run does")
 
+    def add_ladder_pool(self) -> None:
+        """The 2-GPU pool of the ladder pass: one GPU time-sliced 7 ways, one whole GPU."""
+        gpu_nodes = sorted(n["metadata"]["name"] for n in self.kubectl.json(
+            "get", "nodes", "-l", "nvidia.com/gpu.present=true")["items"])
+        whole = [n for n in gpu_nodes if n.startswith("gpu-node-")][:1]
+        if not whole:
+            raise RuntimeError(f"no gpu-node-* to keep as the pool's whole GPU (GPU nodes: {gpu_nodes})")
+        for name in gpu_nodes:
+            if name not in whole:
+                self.kubectl("cordon", name)
+                self.cordoned.append(name)
+        template = self.kubectl.json("get", "node", whole[0])
+        cap = {**template["status"]["capacity"]}
+        cap.pop("nvidia.com/gpu", None)
+        cap["nvidia.com/gpu.shared"] = str(SLICES)
+        labels = {**template["metadata"]["labels"], "kubernetes.io/hostname": SHARED_NODE,
+                  "gaia.dev/pool": "gpu-shared", "nvidia.com/gpu.replicas": str(SLICES)}
+        labels.pop("nvidia.com/gpu.count", None)
+        node = {"apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": SHARED_NODE, "labels": labels,
+                             "annotations": {k: v for k, v in template["metadata"]["annotations"].items()
+                                             if k.startswith(("kwok.", "node.alpha"))}},
+                "spec": {"taints": template["spec"].get("taints", [])},
+                "status": {"capacity": cap, "allocatable": dict(cap)}}
+        self.kubectl("apply", "--server-side", "--field-manager=gaia-eval", "-f", "-",
+                     input=json.dumps(node))
+        self.extra_nodes.append(SHARED_NODE)
+        self.wait("the time-sliced GPU node to be Ready", self.extra_nodes_ready, 90)
+        say(f"ladder pool: {SHARED_NODE} (one GPU time-sliced {SLICES} ways: nvidia.com/gpu.shared: "
+            f"{SLICES}) and {whole[0]} (one whole GPU); cordoned for this pass: "
+            f"{', '.join(self.cordoned) or 'none'}")
+
     def extra_nodes_ready(self) -> bool:
         nodes = self.kubectl.json("get", "nodes")["items"]
         ready = {n["metadata"]["name"] for n in nodes
@@ -148,11 +243,15 @@ class Live(Driver):
 
     def install_gaia(self) -> None:
         os.environ["RUST_LOG"] = "info,gaia_autoscaler=debug"   # its per-Service holds
+        overrides = {"ladder": self.ladder} if self.ladder else None
         self.install = GaiaInstall(self.cluster, self.out / "gaia", binaries(self.args.debug_build),
-                                   say=lambda m: say(m))
+                                   autoscaler_overrides=overrides, say=lambda m: say(m))
         self.install.start()
         say("gaia-autoscaler runs with its default settings (10 s cycle, 1 min / 5 min windows, "
-            "5 min dwell, 90 s verification)")
+            "5 min dwell, 90 s verification)"
+            + (", a `ladder:` section (" + " -> ".join(
+                f"{r['name']} ${r['pricePerSecond']:.6f}/s" for r in self.ladder["rungs"])
+               + "); gaia-webhook --ladder-from the same file" if self.ladder else ""))
 
     def namespaces(self) -> None:
         for role in self.roles:
@@ -221,7 +320,8 @@ class Live(Driver):
             ta = svc["spec"]["template"].get("metadata", {}).get("annotations", {}) or {}
             say(f"{ROLE_LABELS[role]:>31} {scenario:<9}: mode {a.get('gaia.dev/mode')} "
                 f"({a.get('gaia.dev/mode-source')}), starts on "
-                f"{(ta.get('gaia.dev/placed-for') or a.get('gaia.dev/desired-placement') or '?').upper()}")
+                f"{(ta.get('gaia.dev/placed-for') or a.get('gaia.dev/desired-placement') or '?').upper()}"
+                + (f" (rung {ta['gaia.dev/rung']})" if ta.get("gaia.dev/rung") else ""))
 
     # --- watching -----------------------------------------------------------------------
     def watch_pods(self) -> None:
@@ -229,6 +329,7 @@ class Live(Driver):
         items = self.kubectl.json("get", "pods", "-A", "-l", "serving.knative.dev/revision")["items"]
         nodes = {n["metadata"]["name"]: n["metadata"].get("labels", {}).get("gaia.dev/pool", "cpu")
                  for n in self.kubectl.json("get", "nodes")["items"]}
+        rungs = self.ladder["rungs"] if self.ladder else None
         seen = set()
         for p in items:
             meta = p["metadata"]
@@ -245,6 +346,8 @@ class Live(Driver):
             node = p["spec"].get("nodeName")
             if node and rec["node"] is None:
                 rec["node"], rec["pool"] = node, nodes.get(node, "cpu")
+                if rungs:   # the ladder pass: a pod's "pool" is its rung
+                    rec["pool"] = rung_of_pod(p, nodes.get(node), rungs)
             rec["last_seen"] = now
             if meta.get("deletionTimestamp") and rec["deleted"] is None:
                 rec["deleted"] = ts(meta["deletionTimestamp"])
@@ -404,6 +507,36 @@ class Live(Driver):
                 "started_unix_s": round(self.started_wall, 1), "assumptions": assumptions,
                 "scenarios": scenarios}
 
+    def ladder_results(self) -> dict:
+        """The ladder pass, for RESULTS' key `ladder` (schema gaia-eval-live-ladder/1)."""
+        cycles = self.autoscaler_cycles()
+        scenarios = []
+        for scenario in self.scenarios:
+            run = self.run_result(scenario, "ladder", cycles)
+            scenarios.append({"name": scenario, "requests": self.expected(scenario), "runs": [run]})
+        runs = [s["runs"][0]["summary"] for s in scenarios]
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=REPO).stdout.strip() or "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "autoscaler-ext", "contract",
+                                "webhook", "policy"], capture_output=True, text=True, cwd=REPO).stdout.strip()
+        return {"schema": "gaia-eval-live-ladder/1",
+                "source": head + (" + uncommitted changes" if dirty else ""),
+                "host": f"{os.cpu_count()} cores", "short": self.args.short, "seed": self.args.seed,
+                "started_unix_s": round(self.started_wall, 1),
+                "command": "python3 -m tests.eval.live " + " ".join(sys.argv[1:]),
+                "ladder": self.ladder,
+                "pool": {"shared_node": SHARED_NODE, "slices": SLICES,
+                         "whole_gpus": 1, "cordoned": self.cordoned,
+                         "note": "one GPU time-sliced 7 ways (nvidia.com/gpu.shared: 7) and one "
+                                 "whole GPU, shared by the four runs (KWOK nodes)"},
+                "scrape_interval_s": parse_duration(self.args.scrape_interval), "drain_s": DRAIN_S,
+                "slo_s": SLO_S,
+                "total": {"cost_usd": sum(m["cost_usd"] for m in runs),
+                          "slo_violation_s": round(sum(m["slo_violation_s"] for m in runs), 3),
+                          "moves": sum(m["moves"] for m in runs),
+                          "complete": all(m["complete"] for m in runs)},
+                "scenarios": scenarios}
+
     def run_result(self, scenario: str, role: str, cycles: list[dict]) -> dict:
         ns, mode_asked = ROLES[role]
         svc = self.services.get(f"{ns}/{scenario}", {})
@@ -434,7 +567,8 @@ class Live(Driver):
             ends = [self.pod_end(p) - t0 for p in rp]
             first = mine[0] if mine else None
             revisions.append({
-                "id": i, "name": name, "placement": placement, "hw": "gpu" if placement == "gpu" else "cpu16",
+                "id": i, "name": name, "placement": placement,
+                "hw": {"gpu": "gpu", "gpu-shared": "gpu_shared"}.get(placement, "cpu16"),
                 "created_s": round(created, 3),
                 "serving_from_s": round(first["t"] - t0, 3) if first else None,
                 "warm_s": round(first["t"] - t0 + first["latency_s"] - (first.get("service_s") or 0.0), 3)
@@ -447,12 +581,13 @@ class Live(Driver):
             })
         # node-seconds: every pod from its creation (not before the run's first request) to its
         # deletion (not after the run's last answer)
-        held = {"cpu": 0.0, "gpu": 0.0}
+        # (the ladder pass: per rung, a pod on the shared rung holding one slice)
+        held = {k: 0.0 for k in self.prices}
         for p in pods:
             if not p["pool"]:
                 continue
             a, b = max(p["created"], t0), min(self.pod_end(p), t0 + end)
-            held[p["pool"]] += max(0.0, b - a)
+            held[p["pool"] if p["pool"] in held else "cpu"] += max(0.0, b - a)
         requests = []
         for r in reqs:
             requests.append({"client": 0, "sent_s": round(r["t"] - t0, 3),
@@ -469,12 +604,21 @@ class Live(Driver):
         my_cycles = [c for c in cycles if c["ns"] == ns and c["name"] == scenario]
         decided = [c for c in my_cycles if not c["outcome"].startswith("hold")]
         moves = []
+        rung = revisions[0]["placement"] if revisions else "cpu"
         for e in sorted((e for e in self.events.values()
                          if e.get("involvedObject", {}).get("name") == scenario
-                         and e["metadata"]["namespace"] == ns and e.get("reason") in MOVE_REASONS),
+                         and e["metadata"]["namespace"] == ns
+                         and (e.get("reason") in MOVE_REASONS or e.get("reason") in LADDER_MOVE_REASONS)),
                         key=lambda e: ts(e.get("eventTime") or e.get("firstTimestamp")
                                          or e["metadata"]["creationTimestamp"])):
-            kind, frm, to = MOVE_REASONS[e["reason"]]
+            if e["reason"] in LADDER_MOVE_REASONS or (self.ladder and e["reason"] == "RolledBack"):
+                # the rung moved to ends the rule's text: "... → gpu-shared; cost per 1,000 ..."
+                to_m = re.search(r"→ ([A-Za-z0-9][A-Za-z0-9._-]*)", e.get("message", ""))
+                kind = LADDER_MOVE_REASONS.get(e["reason"], "rollback")
+                frm, to = rung, (to_m.group(1).rstrip(".,;") if to_m else None)
+                rung = to or rung
+            else:
+                kind, frm, to = MOVE_REASONS[e["reason"]]
             when = ts(e.get("eventTime") or e.get("firstTimestamp") or e["metadata"]["creationTimestamp"])
             match = [c["t"] for c in decided if c["outcome"] == kind and abs(c["t"] - when) < 5]
             moves.append({"t_s": round((match[0] if match else when) - t0, 1), "kind": kind,
@@ -499,14 +643,26 @@ class Live(Driver):
             "mean_latency_s": sum(lat) / len(lat) if lat else None,
             "p95_latency_s": nearest_rank(lat, 95),
             "slo_violation_s": round(union(bad), 3),
-            "cpu_node_s": round(held["cpu"], 3), "gpu_node_s": round(held["gpu"], 3),
-            "cost_usd": held["cpu"] * CPU_PRICE + held["gpu"] * GPU_PRICE,
+            "cpu_node_s": round(held["cpu"], 3), "gpu_node_s": round(held.get("gpu", 0.0), 3),
+            "cost_usd": sum(held[k] * self.prices[k] for k in held),
             "moves": len(moves), "first_violation_s": first_violation, "time_to_gpu_s": ttg,
             "gpu_served_from_start": on_gpu_from_start,
             "promoted_at_s": promotes[0]["t_s"] if promotes else None,
             "requests_on_gpu": sum(1 for r in requests if r["placement"] == "gpu"),
             "complete": len(requests) == self.expected(scenario),
         }
+        if self.ladder:
+            summary["rung_s"] = {k: round(v, 3) for k, v in held.items()}
+            summary["cost_by_rung_usd"] = {k: v * self.prices[k] for k, v in held.items()}
+            # the rungs that served, in order (a rung that held a pod but served nothing: not held)
+            order: list[str] = []
+            for rv in revisions:
+                if rv["requests"] and (not order or order[-1] != rv["placement"]):
+                    order.append(rv["placement"])
+            summary["rungs_held"] = order
+            summary["requests_by_rung"] = {k: sum(1 for r in requests if r["placement"] ==
+                                                  {"gpu-shared": "gpu_shared"}.get(k, k))
+                                           for k in held}
         return {"group": "headline", "role": role, "variant": "default",
                 "description": ROLE_LABELS[role], "label": ROLE_LABELS[role],
                 "mode": ann.get("gaia.dev/mode", mode_asked), "mode_asked": mode_asked,
@@ -543,6 +699,8 @@ class Live(Driver):
         self.delete_namespaces([ROLES[role][0] for role in self.roles], 120)
         for name in self.extra_nodes:
             self.kubectl("delete", "node", name, "--wait=false", check=False)
+        for name in self.cordoned:
+            self.kubectl("uncordon", name, check=False)
         if self.install:
             self.install.stop()
 
@@ -597,6 +755,12 @@ def main() -> int:
                     help="Prometheus scrape interval of the emulated pods, a duration (e.g. 15s)")
     ap.add_argument("--debug-build", action="store_true", help="use target/debug binaries")
     ap.add_argument("--keep", action="store_true", help="leave namespaces, nodes and Gaia installed")
+    which = ap.add_mutually_exclusive_group()
+    which.add_argument("--ladder", action="store_true",
+                       help="then the ladder pass: Gaia reinstalled with the three-rung ladder, each "
+                            "scenario once more (auto) on a pool of one time-sliced and one whole GPU")
+    which.add_argument("--ladder-only", action="store_true",
+                       help="only the ladder pass, added to the existing --results (its runs kept)")
     args = ap.parse_args()
 
     def on_signal(signum, _frame):
@@ -606,9 +770,51 @@ def main() -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
 
-    live = Live(args)
+    results_path = Path(args.results)
+    previous = None
+    if args.ladder_only:
+        if not results_path.exists():
+            raise SystemExit(f"--ladder-only adds the ladder runs to {results_path}, which does not "
+                             "exist: run without --ladder-only (or with --ladder) first")
+        previous = json.loads(results_path.read_text())
+        if previous.get("schema") != "gaia-eval-live/1":
+            raise SystemExit(f"{results_path}: not a gaia-eval-live/1 results file")
+    elif results_path.exists():
+        try:
+            previous = json.loads(results_path.read_text())
+        except ValueError:
+            previous = None
+    ladder = None
+    if args.ladder or args.ladder_only:
+        ladder = ladder_config()   # before anything is installed: a build error stops here
+
+    results = None
+    rc = 0
+    if not args.ladder_only:
+        rc, results = run_pass(Live(args))
+    if ladder and rc == 0 and not STOP.is_set():
+        rc, ladder_res = run_pass(Live(args, ladder))
+        if ladder_res is not None:
+            results = results or previous
+            results["ladder"] = ladder_res
+    elif ladder and not STOP.is_set():
+        say("the two-placement pass did not complete: the ladder pass is not run")
+    elif results is not None and previous and previous.get("ladder"):
+        # a two-placement run alone keeps the ladder pass of an earlier invocation (its own
+        # started_unix_s and source say which)
+        results["ladder"] = previous["ladder"]
+    if results is not None and rc in (0, 1):
+        results_path.parent.mkdir(parents=True, exist_ok=True)
+        results_path.write_text(json.dumps(results, indent=1) + "\n")
+        say(f"results: {results_path}")
+    return rc
+
+
+def run_pass(live: Live) -> tuple[int, dict | None]:
+    """One install of Gaia, its runs, its clean-up: (exit status, results or None)."""
     live.started_wall = time.time()
     rc = 0
+    results = None
     try:
         live.add_gpu_nodes()
         live.install_gaia()
@@ -620,19 +826,20 @@ def main() -> int:
         live.monitor(loadgen)
         if STOP.is_set():
             raise KeyboardInterrupt
-        results = live.results()
-        Path(args.results).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.results).write_text(json.dumps(results, indent=1) + "\n")
+        results = live.ladder_results() if live.ladder else live.results()
         (live.out / "pods.json").write_text(json.dumps(live.pods, indent=1))
         (live.out / "events.json").write_text(json.dumps(list(live.events.values()), indent=1))
         for s in results["scenarios"]:
             for r in s["runs"]:
                 m = r["summary"]
+                rungs = (f", rungs {' -> '.join(m['rungs_held'])}, shared-GPU slice "
+                         f"{m['rung_s'].get('gpu-shared', 0.0):6.1f} s" if "rungs_held" in m else "")
                 say(f"{s['name']:<9} {r['label']:<32} {m['requests']:>4} req "
                     f"{'' if m['complete'] else '(INCOMPLETE) '}total {m['total_s']:7.1f} s, "
                     f"p95 {m['p95_latency_s'] or 0:6.3f} s, CPU {m['cpu_node_s']:6.1f} s, "
-                    f"GPU {m['gpu_node_s']:6.1f} s, ${m['cost_usd']:.5f}, {m['moves']} move(s)")
-        say(f"results: {args.results}; raw data and logs: {live.out}")
+                    f"GPU {m['gpu_node_s']:6.1f} s{rungs}, ${m['cost_usd']:.5f}, "
+                    f"SLO violated {m['slo_violation_s']:.1f} s, {m['moves']} move(s)")
+        say(f"raw data and logs: {live.out}")
         if not all(r["summary"]["complete"] for s in results["scenarios"] for r in s["runs"]):
             say("some runs did not complete every request (see above)")
             rc = 1
@@ -643,7 +850,7 @@ def main() -> int:
         rc = 1
     finally:
         live.cleanup()
-    return rc
+    return rc, results
 
 
 if __name__ == "__main__":

@@ -791,7 +791,7 @@ def m_total(run):
 def live_relative_times(live):
     """Timestamps in the live runs' move notes as seconds since the run's first request."""
     stamp = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z")
-    for s in live["scenarios"]:
+    for s in live["scenarios"] + (live.get("ladder") or {}).get("scenarios", []):
         for run in s["runs"]:
             t0 = run["t0_unix_s"]
 
@@ -819,8 +819,241 @@ def live_vs_virtual(live, results):
                 f"{m['gpu_node_s']:,.1f} / {v['gpu_node_s']:,.1f} | {m['moves']} / {v['moves']} |")
     return "\n".join(lines)
 
+# --- the placement ladder, live (tests/eval/live.py --ladder) ------------------------------
 
-def live_section(live, rows, rel_plots, results):
+RUNG_ORDER = ("cpu", "gpu-shared", "gpu")
+
+
+def replay_twin(replay, scenario, mode):
+    """The replay's ladder run that starts as the live one does: the webhook starts a
+    cpu_preferred Service on the CPU (the replay's "ladder, started on cpu" row)."""
+    if not replay:
+        return None
+    runs = [r for r in replay["runs"] if r["scenario"] == scenario and r["label"].startswith("ladder")]
+    want = "ladder, started on cpu" if mode == "cpu_preferred" else f"ladder ({mode})"
+    return next((r for r in runs if r["label"] == want), None)
+
+
+def rungs_text(m):
+    return " → ".join(m.get("rungs_held") or []) or "—"
+
+
+def rung_seconds(m):
+    held = m.get("rung_s") or {"cpu": m["cpu_node_s"], "gpu": m["gpu_node_s"]}
+    return " / ".join(f"{held.get(r, 0.0):,.1f}" for r in RUNG_ORDER)
+
+
+def ladder_assignments(live):
+    """Today's static modes on the pool (each function on CPU or a whole GPU, at most two on a
+    whole GPU), from the live static runs: [(choice per scenario, cost, violation)]."""
+    import itertools
+    names = [s["name"] for s in live["scenarios"]]
+    static = {s["name"]: headline(s) for s in live["scenarios"]}
+    out = []
+    for choice in itertools.product(("static_cpu", "static_gpu"), repeat=len(names)):
+        if sum(1 for c in choice if c == "static_gpu") > 2:
+            continue
+        runs = [static[n].get(c) for n, c in zip(names, choice)]
+        if any(r is None for r in runs):
+            continue
+        out.append((dict(zip(names, choice)), sum(r["summary"]["cost_usd"] for r in runs),
+                    sum(r["summary"]["slo_violation_s"] for r in runs)))
+    return out
+
+
+def ladder_targets(live, lad):
+    """Rows (target, measured, met, why) for issue 16's two targets, on the live runs."""
+    rows = []
+    two = {s["name"]: headline(s) for s in live["scenarios"]}
+    mine = {s["name"]: s["runs"][0] for s in lad["scenarios"]}
+    if "resnet18" in mine and "static_cpu" in two.get("resnet18", {}):
+        m = mine["resnet18"]["summary"]
+        cpu = two["resnet18"]["static_cpu"]["summary"]
+        settles = bool(m.get("rungs_held")) and m["rungs_held"][-1] == "gpu-shared"
+        rows.append(("ResNet-18: the ladder settles on the shared rung", rungs_text(m), settles,
+                     f"{m['moves']} move(s); requests per rung: " + ", ".join(
+                         f"{k} {v}" for k, v in (m.get("requests_by_rung") or {}).items() if v)))
+        rows.append(("ResNet-18: costs less than static CPU",
+                     f"{dollars(m['cost_usd'])} vs {dollars(cpu['cost_usd'])} "
+                     f"({m['cost_usd'] / cpu['cost_usd']:.2f}×)", m["cost_usd"] < cpu["cost_usd"],
+                     cost_by_rung(mine["resnet18"], lad["drain_s"])))
+        rows.append(("ResNet-18: no more SLO violation than static CPU",
+                     f"{m['slo_violation_s']:.1f} s vs {cpu['slo_violation_s']:.1f} s",
+                     m["slo_violation_s"] <= cpu["slo_violation_s"],
+                     violations(mine["resnet18"], two["resnet18"]["static_cpu"])))
+    names = [s["name"] for s in live["scenarios"]]
+    if set(mine) == set(names) == {"matmul", "resnet18", "tinyllama", "idle"}:
+        t = lad["total"]
+        cands = ladder_assignments(live)
+        dom = [a for a in cands if a[1] <= t["cost_usd"] and a[2] <= t["slo_violation_s"]
+               and (a[1] < t["cost_usd"] or a[2] < t["slo_violation_s"])]
+        beaten = [a for a in cands if t["cost_usd"] <= a[1] and t["slo_violation_s"] <= a[2]]
+        cheapest = min(cands, key=lambda a: a[1])
+        safest = min(cands, key=lambda a: (a[2], a[1]))
+
+        def name(a):
+            return ", ".join("gpu" if a[0][n] == "static_gpu" else "cpu" for n in names)
+        why = (f"against today's static modes on the pool ({len(cands)} assignments, each function "
+               f"on the CPU or a whole GPU, at most two on a whole GPU, from this page's live static "
+               f"runs): the ladder dominates {len(beaten)}, {len(dom)} "
+               f"{'dominates' if len(dom) == 1 else 'dominate'} it, "
+               f"{len(cands) - len(beaten) - len(dom)} are trade-offs; cheapest ({name(cheapest)}) "
+               f"{dollars(cheapest[1])}, {cheapest[2]:.1f} s; least violation ({name(safest)}) "
+               f"{dollars(safest[1])}, {safest[2]:.1f} s")
+        if dom:
+            why += "; dominating: " + "; ".join(f"{name(a)} {dollars(a[1])}, {a[2]:.1f} s" for a in dom)
+        rows.append(("four functions on the 2-GPU pool: cost ≤ the best static assignment, no more "
+                     "SLO violation", f"ladder {dollars(t['cost_usd'])}, {t['slo_violation_s']:.1f} s "
+                     f"(order {', '.join(names)})", not dom, why))
+    return rows
+
+
+def replay_pool(replay, lad):
+    """The replay's ladder totals for the same functions: with the live starts, and its own."""
+    if not replay:
+        return ""
+    twins = [replay_twin(replay, sc["name"], sc["runs"][0]["mode"]) for sc in lad["scenarios"]]
+    text = ""
+    if all(twins):
+        text += (f" (the replay's, with the same starts: {dollars(sum(t['cost_usd'] for t in twins))}, "
+                 f"{sum(t['slo_violation_s'] for t in twins):,.1f} s")
+        if len(lad["scenarios"]) == 4:
+            text += (f"; with its `cpu_preferred` functions starting on the shared rung, as "
+                     f"`initial_rung` would: {dollars(replay['mixed_ladder_cost_usd'])}, "
+                     f"{replay['mixed_ladder_violation_s']:,.1f} s")
+        text += ")"
+    return text
+
+
+def cost_by_rung(run, drain_s):
+    """Where a ladder run's cost went, and when a move off the first revision pays back."""
+    m = run["summary"]
+    parts = [f"{k} {m['rung_s'][k]:,.1f} s = {dollars(v)}" for k, v in m["cost_by_rung_usd"].items() if v]
+    text = "; ".join(parts)
+    revs = run["revisions"]
+    if len(revs) > 1 and revs[0]["serving_until_s"] is not None:
+        r0 = revs[0]
+        text += (f". The first revision ({r0['placement']}) served until {r0['serving_until_s']:.0f} s "
+                 f"and was held to {r0['held_until_s']:.0f} s (the {drain_s:.0f} s drain after a "
+                 f"move, charged; the run ends {m['total_s']:.0f} s)")
+    return text
+
+
+def violations(run, other):
+    """Which requests violated the objective, in a ladder run and in another."""
+    def bad(r):
+        return [q for q in r["requests"] if q["latency_s"] > r.get("slo_s", 1.0)]
+    mine, theirs = bad(run), bad(other)
+
+    def deploy(qs):
+        return all(q["cold"] and q["revision"] == 0 for q in qs)
+    text = f"violating requests: {len(mine)} vs {len(theirs)}"
+    if mine and theirs and deploy(mine) and deploy(theirs):
+        text += (" — each one waiting for the deploy's cold start (first answer at "
+                 f"{mine[0]['received_s']:.1f} s vs {theirs[0]['received_s']:.1f} s); after the "
+                 "deploy no request violates in either")
+    return text
+
+
+def ladder_section(live, replay):
+    lad = live["ladder"]
+    started = datetime.datetime.fromtimestamp(lad["started_unix_s"], datetime.timezone.utc)
+    main_started = datetime.datetime.fromtimestamp(live["started_unix_s"], datetime.timezone.utc)
+    same = abs(lad["started_unix_s"] - live["started_unix_s"]) < 3 * 3600 and \
+        lad["source"] == live["source"]
+    rungs = lad["ladder"]["rungs"]
+    two = {s["name"]: headline(s) for s in live["scenarios"]}
+    parts = [
+        "### The placement ladder, live (issue 16)",
+        "",
+        "The same scenarios once more with the three-rung ladder (docs/ladder.md): Gaia "
+        "installed a second time, its autoscaler's configuration carrying the `ladder:` section "
+        "that `cargo run -p gaia-policy --example ladder_config -- shared` prints ("
+        + ", ".join(f"`{r['name']}` ${r['pricePerSecond']:.6f}/s" for r in rungs)
+        + "), the webhook given the same file with `--ladder-from` (as the manifests do), every "
+        "function `auto` in namespace `gaia-eval-ladder`. A second install, not a fifth run kind "
+        "next to the others: with a `ladder:` section the autoscaler decides every managed "
+        "Service on the ladder, so the two-placement `auto` runs above would not be today's Gaia. "
+        f"The runs share one pool of KWOK nodes: one GPU time-sliced {lad['pool']['slices']} ways "
+        f"(`{lad['pool']['shared_node']}`, `nvidia.com/gpu.shared: {lad['pool']['slices']}`, "
+        "labelled and tainted as NVIDIA's GPU operator does) and one whole GPU (the cluster's "
+        "other GPU nodes cordoned for the pass). The emulator serves a pod that asks for `nvidia.com/gpu.shared` "
+        "with the profile's `gpu_shared` latencies (the whole GPU's slowed by the factor measured "
+        "with 7 processes on one H200, docs/calibration.md); node-seconds per rung are the pods' "
+        "lifetimes, each charged at its rung's price (a slice-second at the shared rung's).",
+        "",
+        "```sh",
+        "tests/eval/run.sh --live --ladder        # both passes; --ladder-only: the ladder pass alone",
+        "```",
+        "",
+        f"Ladder pass of {started:%Y-%m-%d %H:%M} UTC, code `{lad['source']}`, "
+        f"{'short' if lad['short'] else 'full'} scenarios, `{lad['command']}`"
+        + ("; the same invocation as the runs above." if same else
+           f"; the static and two-placement runs it is compared with are the section's above "
+           f"({main_started:%Y-%m-%d %H:%M} UTC, code `{live['source']}`): **a different "
+           f"invocation**.")
+        + ("" if lad["short"] == live["short"] else
+           f" **The ladder runs are {'short' if lad['short'] else 'full'}, the runs above "
+           f"{'short' if live['short'] else 'full'}: their totals do not compare.**"),
+        "",
+        "| scenario | run | cost | SLO violation | moves | rungs held | node-s cpu / gpu-shared / gpu |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for sc in lad["scenarios"]:
+        run = sc["runs"][0]
+        m = run["summary"]
+        for role in ("static_cpu", "static_gpu", "auto", "auto_forced"):
+            r = two.get(sc["name"], {}).get(role)
+            if r is None:
+                continue
+            rm = r["summary"]
+            held = "gpu" if rm["gpu_node_s"] and not rm["cpu_node_s"] else (
+                "cpu" if not rm["gpu_node_s"] else "cpu → gpu")
+            parts.append(f"| {sc['name']} | {run_name(r)} | {dollars(rm['cost_usd'])} | "
+                         f"{rm['slo_violation_s']:,.1f} s | {rm['moves']} | {held} | "
+                         f"{rung_seconds(rm)} |")
+        parts.append(f"| {sc['name']} | **ladder, live** ({run['mode']}) | **{dollars(m['cost_usd'])}** | "
+                     f"**{m['slo_violation_s']:,.1f} s** | {m['moves']} | {rungs_text(m)} | "
+                     f"{rung_seconds(m)} |"
+                     + ("" if m["complete"] else " (incomplete)"))
+        twin = replay_twin(replay, sc["name"], run["mode"])
+        if twin:
+            held = dict(twin["held_s"])
+            parts.append(f"| {sc['name']} | ladder, replay ({twin['label']}) | "
+                         f"{dollars(twin['cost_usd'])} | {twin['slo_violation_s']:,.1f} s | "
+                         f"{len(twin['moves'])} | {' → '.join(k for k, _ in twin['held_s'])} | "
+                         + " / ".join(f"{held.get(r, 0.0):,.1f}" for r in RUNG_ORDER) + " |")
+    parts.append("")
+    parts.append("What the ladder did, live:")
+    parts.append("")
+    for sc in lad["scenarios"]:
+        run = sc["runs"][0]
+        m = run["summary"]
+        text = f"- **{sc['name']}** ({run['mode']}, {m['requests']} requests): "
+        if run["moves"]:
+            text += "; ".join(f"{mv['kind']} {mv['from']} → {mv['to']} at {mv['t_s']:.0f} s — "
+                              f"“{mv['note']}”" for mv in run["moves"]) + ". "
+        else:
+            text += f"no move, on {rungs_text(m)}. "
+        text += f"Cycles by outcome: {describe_counts(hold_counts(run))}."
+        if run.get("moves_after_run"):
+            text += f" After its last answer: {len(run['moves_after_run'])} move(s) (not counted)."
+        parts.append(text)
+    t = lad["total"]
+    parts += ["", f"The {len(lad['scenarios'])} runs together on the pool: {dollars(t['cost_usd'])}, "
+                  f"{t['slo_violation_s']:,.1f} s of SLO violation, {t['moves']} moves"
+              + replay_pool(replay, lad) + ".", ""]
+    rows = ladder_targets(live, lad)
+    if rows:
+        parts += ["Issue 16's targets, live:", "",
+                  "| target | measured | verdict | how |", "|---|---|---|---|"]
+        for target, measured, met, why in rows:
+            parts.append(f"| {target} | {measured} | **{'met' if met else 'missed'}** | {why} |")
+        parts.append("")
+    return parts
+
+
+def live_section(live, rows, rel_plots, results, ladder_replay=None):
     met = sum(1 for r in rows if r[3])
     started = datetime.datetime.fromtimestamp(live["started_unix_s"], datetime.timezone.utc)
     parts = [
@@ -883,10 +1116,12 @@ def live_section(live, rows, rel_plots, results):
         live_vs_virtual(live, results),
         "",
     ]
+    if live.get("ladder"):
+        parts += ladder_section(live, ladder_replay)
     return parts
 
 
-def write_doc(results, rows, doc_path, plot_dir, live=None, live_rows=None):
+def write_doc(results, rows, doc_path, plot_dir, live=None, live_rows=None, ladder_replay=None):
     rel_plots = os.path.relpath(plot_dir, os.path.dirname(doc_path) or ".")
     met = sum(1 for r in rows if r[3])
     if live:
@@ -927,7 +1162,7 @@ def write_doc(results, rows, doc_path, plot_dir, live=None, live_rows=None):
         "",
     ]
     if live:
-        parts += live_section(live, live_rows, rel_plots, results)
+        parts += live_section(live, live_rows, rel_plots, results, ladder_replay)
     parts += [
         "## Model (virtual clock)",
         "",
@@ -1034,6 +1269,8 @@ def main():
     parser.add_argument("--doc", default="docs/evaluation.md")
     parser.add_argument("--plots", default="docs/eval")
     parser.add_argument("--live", help="results JSON written by tests/eval/live.py")
+    parser.add_argument("--ladder-replay", help="the replay's ladder runs (gaia-replay --ladder "
+                        "--out FILE), compared with the live ladder runs")
     args = parser.parse_args()
     with open(args.results, encoding="utf-8") as f:
         results = json.load(f)
@@ -1046,6 +1283,16 @@ def main():
         if live.get("schema") != "gaia-eval-live/1":
             sys.exit(f"{args.live}: not a gaia-eval-live/1 results file")
         live_relative_times(live)
+        if live.get("ladder") and live["ladder"].get("schema") != "gaia-eval-live-ladder/1":
+            sys.exit(f"{args.live}: its ladder runs are not gaia-eval-live-ladder/1")
+    ladder_replay = None
+    if args.ladder_replay:
+        with open(args.ladder_replay, encoding="utf-8") as f:
+            lr = json.load(f)
+        ladder_replay = next((x for x in lr if x.get("schema") == "gaia-eval-ladder/1"
+                              and x.get("slice") == "time_sliced"), None)
+        if ladder_replay is None:
+            sys.exit(f"{args.ladder_replay}: no time-sliced gaia-eval-ladder/1 run in it")
     relative_times(results)
     os.makedirs(args.plots, exist_ok=True)
     for s in results["scenarios"]:
@@ -1056,7 +1303,7 @@ def main():
             plot_scenario(s, os.path.join(args.plots, f"live-{s['name']}.png"),
                           clock="live local cluster, emulated data plane on the H100 profile")
         live_rows = evaluate_targets(live)
-    write_doc(results, rows, args.doc, args.plots, live, live_rows)
+    write_doc(results, rows, args.doc, args.plots, live, live_rows, ladder_replay)
     for name, table in (("virtual", rows), ("live", live_rows)):
         if table is None:
             continue

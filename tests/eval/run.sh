@@ -11,14 +11,20 @@
 # --live: `python3 -m tests.eval.live` with the release binaries -> docs/eval/live-results.json.
 # Then `python3 -m tests.eval.report` writes the page from both results files (the live section
 # is kept from docs/eval/live-results.json when only --virtual runs).
-# Options for --live: --scenarios matmul,idle  --short  (passed to tests/eval/live.py).
+# Options for --live: --scenarios matmul,idle  --short  --ladder  --ladder-only  --debug-build
+# (passed to tests/eval/live.py; --ladder adds the ladder pass, Gaia reinstalled with the
+# three-rung ladder, ~10 min more; --ladder-only runs that pass alone and keeps the other runs of
+# docs/eval/live-results.json; --debug-build uses target/debug instead of a release build).
+# --virtual also writes the replay's ladder runs (gaia-replay --ladder) to
+# docs/eval/ladder-replay.json, which the report compares with the live ladder runs.
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 
 usage() {
   echo "usage: tests/eval/run.sh --virtual|--live|--all [--profile FILE] [--seed N]" >&2
-  echo "                         [--scenarios LIST] [--short]   (live only)" >&2
+  echo "                         [--scenarios LIST] [--short] [--ladder|--ladder-only]" >&2
+  echo "                         [--debug-build]   (live only)" >&2
   exit 2
 }
 
@@ -27,6 +33,7 @@ live=false
 profile=tests/eval/profiles/h100.json
 seed=1
 live_args=()
+debug_build=false
 while [ $# -gt 0 ]; do
   case "$1" in
     --virtual) virtual=true ;;
@@ -36,6 +43,9 @@ while [ $# -gt 0 ]; do
     --seed) seed=${2:?}; shift ;;
     --scenarios) live_args+=(--scenarios "${2:?}"); shift ;;
     --short) live_args+=(--short) ;;
+    --ladder) live_args+=(--ladder) ;;
+    --ladder-only) live_args+=(--ladder-only) ;;
+    --debug-build) live_args+=(--debug-build); debug_build=true ;;
     *) usage ;;
   esac
   shift
@@ -59,8 +69,13 @@ trap cleanup EXIT
 mkdir -p docs/eval
 
 if [ "$live" = true ]; then
-  echo "== live: building the release binaries"
-  cargo build --release --locked --bin gaia-webhook --bin gaia-autoscaler
+  if [ "$debug_build" = true ]; then
+    echo "== live: building the debug binaries"
+    cargo build --locked --bin gaia-webhook --bin gaia-autoscaler
+  else
+    echo "== live: building the release binaries"
+    cargo build --release --locked --bin gaia-webhook --bin gaia-autoscaler
+  fi
   hack/build.sh
   eval "$(hack/cluster.sh env)"
   if ! "$GAIA_KUBECTL" --kubeconfig "$KUBECONFIG" get --raw /readyz >/dev/null 2>&1; then
@@ -92,11 +107,17 @@ if [ "$virtual" = true ]; then
   fi
   cargo run -q -p gaia-eval --bin gaia-replay -- --source "$source_rev" \
     --profile "$profile" "${modes[@]}" --seed "$seed" --out docs/eval/virtual-results.json
+  # the replay's ladder runs (docs/ladder.md), for the live ladder section
+  cargo run -q -p gaia-eval --bin gaia-replay -- --ladder --source "$source_rev" \
+    --profile "$profile" --seed "$seed" --out docs/eval/ladder-replay.json >/dev/null
 fi
 
 live_results=()
 if [ -f docs/eval/live-results.json ]; then
   live_results=(--live docs/eval/live-results.json)
+fi
+if [ -f docs/eval/ladder-replay.json ]; then
+  live_results+=(--ladder-replay docs/eval/ladder-replay.json)
 fi
 python3 -m tests.eval.report docs/eval/virtual-results.json "${live_results[@]}" \
   --doc docs/evaluation.md --plots docs/eval

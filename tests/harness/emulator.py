@@ -5,7 +5,10 @@ process plays the data plane of the Revisions of one namespace:
 
 * it watches the Revision pods of its namespaces (``kubectl get pods -l
   serving.knative.dev/revision``; ``--namespace`` may be repeated) and the nodes; a pod that is Ready, bound and not terminating serves its revision's requests
-  as the node's pool (label ``gaia.dev/pool``: ``cpu`` or ``gpu``) would;
+  as the node's pool (label ``gaia.dev/pool``: ``cpu`` or ``gpu``) would, and a pod whose
+  container asks for a slice of a time-sliced GPU (``nvidia.com/gpu.shared``, the placement
+  ladder's shared rung, docs/ladder.md) as a seventh of a GPU would: ``gpu_shared``, the whole
+  GPU's latencies slowed by the profile's measured ``gpu_shared`` factor (placement_of);
 * ``POST /invoke/<namespace>/<revision>`` with a JSON request body (e.g. ``{"size": 4000}``)
   is served by one of the revision's Ready pods: the emulator holds the request for a latency
   drawn from the calibrated profile (tests/eval/profiles/h100.json, measured on an H100 host) of
@@ -57,6 +60,22 @@ from tests.harness.queue_proxy_series import (BUCKETS_S, CPU_USAGE_TYPE, Metrics
 
 DEFAULT_PROFILE = REPO / "tests" / "eval" / "profiles" / "h100.json"
 QUEUE_PROXY_OVERHEAD_S = 0.0005
+
+
+SHARED_RESOURCE = "nvidia.com/gpu.shared"
+
+
+def placement_of(pod: dict, node_pool: str | None) -> str:
+    """The profile placement a Revision pod is served with: ``gpu_shared`` when a container asks
+    for a time-sliced GPU's slice (the scheduler bound it where one is free), else ``gpu`` on a
+    node of the GPU pool, else ``cpu``."""
+    for c in (pod.get("spec", {}).get("containers") or []):
+        res = c.get("resources") or {}
+        for part in ("limits", "requests"):
+            amount = str((res.get(part) or {}).get(SHARED_RESOURCE, "0")).strip()
+            if amount not in ("", "0"):
+                return "gpu_shared"
+    return "gpu" if node_pool == "gpu" else "cpu"
 
 
 class Pod:
@@ -154,7 +173,7 @@ class Emulator:
                 labels = p["metadata"].get("labels", {})
                 service = labels.get("serving.knative.dev/service", "")
                 node = p["spec"]["nodeName"]
-                placement = "gpu" if self.node_pool.get(node) == "gpu" else "cpu"
+                placement = placement_of(p, self.node_pool.get(node))
                 workload = self.workload(service)
                 if workload not in self.profiles.workloads:
                     print(f"emulator: no profile for workload {workload!r} (service {service}); "

@@ -5,7 +5,10 @@ The shipped Deployments cannot run containers here (KWOK pods are fakes), so aft
 ``kubectl apply -k manifests/`` they are scaled to zero and the real ``gaia-webhook`` and
 ``gaia-autoscaler`` binaries run as processes inside the cluster's network namespace
 (``hack/cluster.sh exec``), each with a token of the ServiceAccount the manifests define, so
-every API call goes through the manifests' RBAC. The webhook Service gets one more
+every API call goes through the manifests' RBAC. The webhook gets
+``--ladder-from`` the autoscaler's configuration file, as the manifests pass it the mounted
+ConfigMap (docs/ladder.md, "The first rung": without a ``ladder:`` section it places as
+before). The webhook Service gets one more
 EndpointSlice pointing at the process (the namespace's address), so the apiserver reaches the
 webhook through the shipped MutatingWebhookConfiguration's Service reference.
 
@@ -100,6 +103,13 @@ class GaiaInstall:
         self.docs = docs = self.rendered()
         env = self.cluster.process_env()
 
+        # the autoscaler's configuration first: the webhook reads its `ladder:` section from the
+        # same file (--ladder-from), as the manifests mount the autoscaler's ConfigMap into it
+        overrides = {"prometheus": {"url": self.cluster.prometheus_url},
+                     "listen": self.autoscaler_listen}
+        _merge(overrides, self.autoscaler_overrides)
+        as_cfg = self.config_file(docs, "gaia-autoscaler-config", overrides)
+
         ports = [self.webhook_port + i for i in range(self.webhook_replicas)]
         self.say(f"starting gaia-webhook as ServiceAccount {NS}/gaia-webhook "
                  f"(in the cluster's network namespace, :{', :'.join(map(str, ports))})")
@@ -112,15 +122,11 @@ class GaiaInstall:
                 "env", f"KUBECONFIG={wh_kc}", str(self.binaries / "gaia-webhook"),
                 "--listen", f"0.0.0.0:{port}", "--config", str(wh_cfg),
                 "--tls-secret", f"{NS}/gaia-webhook-tls", "--service", "gaia-webhook",
-                "--webhook-configuration", "gaia-webhook"), log, env))
+                "--webhook-configuration", "gaia-webhook", "--ladder-from", str(as_cfg)), log, env))
         self.webhook = self.webhooks[0]
         self.procs.extend(self.webhooks)
 
         self.say(f"starting gaia-autoscaler as ServiceAccount {NS}/gaia-autoscaler")
-        overrides = {"prometheus": {"url": self.cluster.prometheus_url},
-                     "listen": self.autoscaler_listen}
-        _merge(overrides, self.autoscaler_overrides)
-        as_cfg = self.config_file(docs, "gaia-autoscaler-config", overrides)
         as_kc = self.sa_kubeconfig("gaia-autoscaler")
         self.autoscaler = Proc(self.cluster.in_netns(
             "env", f"KUBECONFIG={as_kc}", f"POD_NAMESPACE={NS}", "POD_NAME=gaia-autoscaler-harness",
