@@ -152,10 +152,11 @@ def test_whole_gpu_and_cpu_rungs_stay_off_sliced_nodes(kubectl: Kubectl, namespa
 
 
 # ---------------------------------------------------------------------------------------------
-# The webhook's first rung: a gpu_preferred function whose model fits a slice starts there.
+# The webhook's first rung: a gpu_preferred function whose model fits a slice starts there, and
+# a cpu_preferred one when the slice costs less a second than the CPU.
 # ---------------------------------------------------------------------------------------------
 
-def test_the_webhook_starts_a_gpu_preferred_function_on_the_lowest_rung_that_holds_it(
+def test_the_webhook_starts_a_function_on_the_lowest_rung_that_holds_it(
         cluster, kubectl: Kubectl, kn, namespace: str, sliced_nodes):
     import tempfile
 
@@ -198,10 +199,30 @@ def test_the_webhook_starts_a_gpu_preferred_function_on_the_lowest_rung_that_hol
             pods = kubectl.pods(namespace, f"serving.knative.dev/revision={revision}")
             return next((p["spec"].get("nodeName") for p in pods if p["spec"].get("nodeName")), None)
         assert wait_until(pod_node, timeout=60, desc="the textgen pod bound") == SHARED_NODE
+
+        # Device-agnostic code (cpu_preferred, ResNet-18): the slice costs half the CPU node a
+        # second here, so it starts there too (the ladder's own first-rung rule).
+        functions = REPO / "examples" / "functions" / "image_classification"
+        kubectl("create", "configmap", "imgcls-src", "-n", namespace,
+                *[f"--from-file={p.name}={p}" for p in sorted(functions.glob("*.py"))])
+        kn("service", "create", "imgcls", "-n", namespace, "--image", "dev.local/gaia/imgcls:1",
+           "--scale-min", "1", "--wait-timeout", "180", "--mount", "/app=cm:imgcls-src",
+           "--annotation", "gaia.dev/execution-mode=auto")
+        svc = kubectl.json("get", "ksvc", "imgcls", "-n", namespace)
+        a = svc["metadata"]["annotations"]
+        assert a["gaia.dev/mode"] == "cpu_preferred", a
+        why = a["gaia.dev/rationale"]
+        assert "first rung gpu-shared: device-agnostic code" in why, why
+        assert "costs less a second" in why, why
+        tmpl = svc["spec"]["template"]["metadata"]["annotations"]
+        assert tmpl["gaia.dev/rung"] == "gpu-shared" and tmpl["gaia.dev/placed-for"] == "gpu", tmpl
+        revision = svc["status"]["latestReadyRevisionName"]
+        assert wait_until(pod_node, timeout=60, desc="the imgcls pod bound") == SHARED_NODE
     finally:
         hook.unregister()
         hook.stop()
-        kubectl("delete", "ksvc", "textgen", "-n", namespace, "--ignore-not-found", check=False)
+        for name in ("textgen", "imgcls"):
+            kubectl("delete", "ksvc", name, "-n", namespace, "--ignore-not-found", check=False)
 
 
 # ---------------------------------------------------------------------------------------------

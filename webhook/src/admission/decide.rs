@@ -165,19 +165,23 @@ pub struct FirstRung<'a> {
     pub why: String,
 }
 
-/// With a ladder (more than today's two rungs), a `gpu_preferred` Service the autoscaler has
-/// not placed yet (no `gaia.dev/desired-placement`, no `gaia.dev/rung` on its template) starts
-/// on the lowest GPU rung whose memory holds the model (`gaia.dev/gpu-memory-mib`; unknown: the
-/// lowest GPU rung), by [`initial_rung`], the ladder's own rule. Every other Service: `None`,
-/// placed as without a ladder (the other modes start where they start today: `cpu` and
-/// `cpu_preferred` on the CPU, `gpu` on a whole GPU).
+/// With a ladder (more than today's two rungs), a Service the autoscaler has not placed yet
+/// (no `gaia.dev/desired-placement`, no `gaia.dev/rung` on its template) starts where
+/// [`initial_rung`], the ladder's own rule (the replay's too), puts it: a `gpu_preferred` one on
+/// the lowest GPU rung whose memory holds the model (`gaia.dev/gpu-memory-mib`; unknown: the
+/// lowest GPU rung); a `cpu_preferred` one (device-agnostic code) on that rung when it costs
+/// less a second than the first rung, else on the CPU. `None` for every other Service, and for
+/// the first rung: placed as without a ladder (`cpu` on the CPU, `gpu` on a whole GPU).
 pub fn first_rung<'a>(
     service: &Value,
     verdict: &Verdict,
     ladder: Option<&'a LadderConfig>,
 ) -> Option<FirstRung<'a>> {
     let ladder = ladder.filter(|l| l.is_ladder())?;
-    if verdict.mode != ExecutionMode::GpuPreferred {
+    if !matches!(
+        verdict.mode,
+        ExecutionMode::GpuPreferred | ExecutionMode::CpuPreferred
+    ) {
         return None;
     }
     let view = ServiceView::new(service);
@@ -193,8 +197,8 @@ pub fn first_rung<'a>(
         return None;
     }
     let need = verdict.gpu_memory_mib.map(|m| m as f64);
-    let (index, why) = initial_rung(ExecutionMode::GpuPreferred, need, ladder);
-    Some(FirstRung { ladder, index, why })
+    let (index, why) = initial_rung(verdict.mode, need, ladder);
+    (index > 0).then_some(FirstRung { ladder, index, why })
 }
 
 /// The verdict with its rationale telling the first rung ("...; first rung gpu-shared: ...").
@@ -569,6 +573,41 @@ mod tests {
     }
 
     #[test]
+    fn device_agnostic_code_starts_on_a_slice_only_when_it_costs_less_than_the_cpu() {
+        let cpu_preferred = |mib| Verdict {
+            mode: ExecutionMode::CpuPreferred,
+            ..gpu_preferred(mib)
+        };
+        // a seventh of the GPU node costs half a CPU node a second: the slice
+        let ladder = shared_ladder();
+        assert!(ladder.rungs[1].price_per_second < ladder.rungs[0].price_per_second);
+        let (v, out) = place(&svc(json!({})), cpu_preferred(Some(1078)), Some(&ladder));
+        assert_eq!(limits(&out), json!({"nvidia.com/gpu.shared": "1"}));
+        assert_eq!(
+            out["spec"]["template"]["metadata"]["annotations"]["gaia.dev/rung"],
+            "gpu-shared"
+        );
+        assert!(
+            v.rationale
+                .contains("first rung gpu-shared: device-agnostic code")
+                && v.rationale.contains("costs less a second"),
+            "{}",
+            v.rationale
+        );
+        // a model no slice holds, or a slice dearer than the CPU: the CPU, as without a ladder
+        assert!(first_rung(&svc(json!({})), &cpu_preferred(Some(35_000)), Some(&ladder)).is_none());
+        let mut dear = shared_ladder();
+        dear.rungs[1].price_per_second = dear.rungs[0].price_per_second * 2.0;
+        let s = svc(json!({}));
+        let v = cpu_preferred(Some(1078));
+        assert!(first_rung(&s, &v, Some(&dear)).is_none());
+        assert_eq!(
+            place(&s, v.clone(), Some(&dear)).1,
+            mutate(&s, &v, &PlacementProfiles::default(), None, true).unwrap()
+        );
+    }
+
+    #[test]
     fn without_a_ladder_or_for_other_modes_placement_is_unchanged() {
         let ladder = shared_ladder();
         let today =
@@ -583,12 +622,8 @@ mod tests {
             assert_eq!(out, today(&s, &v).unwrap());
             assert_eq!(limits(&out), json!({"nvidia.com/gpu": "1"}));
         }
-        // cpu, cpu_preferred, gpu: where they start today, with a ladder too
-        for mode in [
-            ExecutionMode::Cpu,
-            ExecutionMode::CpuPreferred,
-            ExecutionMode::Gpu,
-        ] {
+        // cpu, gpu: where they start today, with a ladder too
+        for mode in [ExecutionMode::Cpu, ExecutionMode::Gpu] {
             let v = Verdict {
                 mode,
                 ..gpu_preferred(Some(1078))
