@@ -166,7 +166,8 @@ pub struct FirstRung<'a> {
 }
 
 /// With a ladder (more than today's two rungs), a Service the autoscaler has not placed yet
-/// (no `gaia.dev/desired-placement`, no `gaia.dev/rung` on its template) starts where
+/// (no `gaia.dev/desired-placement`; no `gaia.dev/rung` on its template, or the one this rule
+/// gives, written by an earlier review) starts, and stays, where
 /// [`initial_rung`], the ladder's own rule (the replay's too), puts it: a `gpu_preferred` one on
 /// the lowest GPU rung whose memory holds the model (`gaia.dev/gpu-memory-mib`; unknown: the
 /// lowest GPU rung); a `cpu_preferred` one (device-agnostic code) on that rung when it costs
@@ -188,26 +189,39 @@ pub fn first_rung<'a>(
     if view.desired_placement().is_some() {
         return None;
     }
-    let rung_written = service
+    let written = service
         .pointer("/spec/template/metadata/annotations")
         .and_then(|a| a.get(keys::RUNG))
         .and_then(Value::as_str)
-        .is_some_and(|r| !r.trim().is_empty());
-    if rung_written {
-        return None;
-    }
+        .map(str::trim)
+        .filter(|r| !r.is_empty());
     let need = verdict.gpu_memory_mib.map(|m| m as f64);
     let (index, why) = initial_rung(verdict.mode, need, ladder);
-    (index > 0).then_some(FirstRung { ladder, index, why })
+    if index == 0 {
+        return None;
+    }
+    match written {
+        None => Some(FirstRung { ladder, index, why }),
+        // Placed there by an earlier review (Knative's reinvocation, an unrelated update): the
+        // same again. Without it a `cpu_preferred` Service would be placed back for the CPU,
+        // its mode's placement, on the next review.
+        Some(r) if ladder.index_of(r) == Some(index) => Some(FirstRung { ladder, index, why }),
+        Some(_) => None,
+    }
 }
 
 /// The verdict with its rationale telling the first rung ("...; first rung gpu-shared: ...").
+/// A verdict recorded on the Service by an earlier review already says it: kept as it is.
 pub fn with_first_rung(mut verdict: Verdict, first: Option<&FirstRung<'_>>) -> Verdict {
     if let Some(f) = first {
-        verdict.rationale = one_line(
-            &format!("{}; first rung {}", verdict.rationale, f.why),
-            MAX_RATIONALE_CHARS,
-        );
+        // (a new classification's rationale never has it; a recorded one, cut to length, may
+        // hold part of it)
+        if !verdict.rationale.contains("; first rung ") {
+            verdict.rationale = one_line(
+                &format!("{}; first rung {}", verdict.rationale, f.why),
+                MAX_RATIONALE_CHARS,
+            );
+        }
     }
     verdict
 }
@@ -594,6 +608,10 @@ mod tests {
             "{}",
             v.rationale
         );
+        // the next review (Knative's reinvocation, an update) leaves it on the slice
+        let again = place(&out, v.clone(), Some(&ladder));
+        assert_eq!(again.1, out);
+        assert_eq!(again.0, v);
         // a model no slice holds, or a slice dearer than the CPU: the CPU, as without a ladder
         assert!(first_rung(&svc(json!({})), &cpu_preferred(Some(35_000)), Some(&ladder)).is_none());
         let mut dear = shared_ladder();
