@@ -824,14 +824,23 @@ def live_vs_virtual(live, results):
 RUNG_ORDER = ("cpu", "gpu-shared", "gpu")
 
 
-def replay_twin(replay, scenario, mode):
-    """The replay's ladder run that starts as the live one does: the webhook starts a
-    cpu_preferred Service on the CPU (the replay's "ladder, started on cpu" row)."""
+def replay_twin(replay, scenario, mode, first_rung=None):
+    """The replay's ladder run that starts as the live one did: `initial_rung`'s start (the
+    replay's "ladder (MODE)" row, where the webhook starts a Service), or, for a cpu_preferred
+    Service that started on the CPU (a run from before the webhook followed `initial_rung`), the
+    replay's "ladder, started on cpu" row."""
     if not replay:
         return None
     runs = [r for r in replay["runs"] if r["scenario"] == scenario and r["label"].startswith("ladder")]
-    want = "ladder, started on cpu" if mode == "cpu_preferred" else f"ladder ({mode})"
+    on_cpu = mode == "cpu_preferred" and first_rung == "cpu"
+    want = "ladder, started on cpu" if on_cpu else f"ladder ({mode})"
     return next((r for r in runs if r["label"] == want), None)
+
+
+def first_rung_of(run):
+    """The rung a live ladder run started on, when its summary says."""
+    held = (run.get("summary") or {}).get("rungs_held") or []
+    return held[0] if held else None
 
 
 def rungs_text(m):
@@ -912,7 +921,8 @@ def replay_pool(replay, lad):
     """The replay's ladder totals for the same functions: with the live starts, and its own."""
     if not replay:
         return ""
-    twins = [replay_twin(replay, sc["name"], sc["runs"][0]["mode"]) for sc in lad["scenarios"]]
+    twins = [replay_twin(replay, sc["name"], sc["runs"][0]["mode"], first_rung_of(sc["runs"][0]))
+             for sc in lad["scenarios"]]
     text = ""
     if all(twins):
         text += (f" (the replay's, with the same starts: {dollars(sum(t['cost_usd'] for t in twins))}, "
@@ -1016,7 +1026,7 @@ def ladder_section(live, replay):
                      f"**{m['slo_violation_s']:,.1f} s** | {m['moves']} | {rungs_text(m)} | "
                      f"{rung_seconds(m)} |"
                      + ("" if m["complete"] else " (incomplete)"))
-        twin = replay_twin(replay, sc["name"], run["mode"])
+        twin = replay_twin(replay, sc["name"], run["mode"], first_rung_of(run))
         if twin:
             held = dict(twin["held_s"])
             parts.append(f"| {sc['name']} | ladder, replay ({twin['label']}) | "
