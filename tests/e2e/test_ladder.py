@@ -170,14 +170,19 @@ def test_the_webhook_starts_a_function_on_the_lowest_rung_that_holds_it(
                                  "ladder: " + json.dumps(ladder("shared")) + "\n")
     hook = WebhookProcess(cluster, kubectl, "gaia-webhook-ladder", 18446,
                           extra_args=("--ladder-from", str(autoscaler_config))).start()
-    try:
-        functions = REPO / "examples" / "functions" / "text_generation"
-        kubectl("create", "configmap", "textgen-src", "-n", namespace,
+
+    def create(name: str, example: str) -> dict:
+        """`kn service create` of an example function (code in a ConfigMap), `auto`."""
+        functions = REPO / "examples" / "functions" / example
+        kubectl("create", "configmap", f"{name}-src", "-n", namespace,
                 *[f"--from-file={p.name}={p}" for p in sorted(functions.glob("*.py"))])
-        kn("service", "create", "textgen", "-n", namespace, "--image", "dev.local/gaia/textgen:1",
-           "--scale-min", "1", "--wait-timeout", "180", "--mount", "/app=cm:textgen-src",
+        kn("service", "create", name, "-n", namespace, "--image", f"dev.local/gaia/{name}:1",
+           "--scale-min", "1", "--wait-timeout", "180", "--mount", f"/app=cm:{name}-src",
            "--annotation", "gaia.dev/execution-mode=auto")
-        svc = kubectl.json("get", "ksvc", "textgen", "-n", namespace)
+        return kubectl.json("get", "ksvc", name, "-n", namespace)
+
+    try:
+        svc = create("textgen", "text_generation")
         a = svc["metadata"]["annotations"]
         assert a["gaia.dev/mode"] == "gpu_preferred", a
         # TinyLlama-1.1B in float16 (`torch.float16 if device == "cuda"`): ~3.5 GiB
@@ -202,13 +207,7 @@ def test_the_webhook_starts_a_function_on_the_lowest_rung_that_holds_it(
 
         # Device-agnostic code (cpu_preferred, ResNet-18): the slice costs half the CPU node a
         # second here, so it starts there too (the ladder's own first-rung rule).
-        functions = REPO / "examples" / "functions" / "image_classification"
-        kubectl("create", "configmap", "imgcls-src", "-n", namespace,
-                *[f"--from-file={p.name}={p}" for p in sorted(functions.glob("*.py"))])
-        kn("service", "create", "imgcls", "-n", namespace, "--image", "dev.local/gaia/imgcls:1",
-           "--scale-min", "1", "--wait-timeout", "180", "--mount", "/app=cm:imgcls-src",
-           "--annotation", "gaia.dev/execution-mode=auto")
-        svc = kubectl.json("get", "ksvc", "imgcls", "-n", namespace)
+        svc = create("imgcls", "image_classification")
         a = svc["metadata"]["annotations"]
         assert a["gaia.dev/mode"] == "cpu_preferred", a
         why = a["gaia.dev/rationale"]
