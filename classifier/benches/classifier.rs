@@ -2,7 +2,7 @@
 //!
 //! 1. throughput in MB/s over the machine's CPython standard library (every `.py` file outside
 //!    site-packages, each classified as a one-file function, one core), side by side with
-//!    `rustpython_parser` alone, our tokenizer + `rustpython_parser`, and CPython's `ast.parse`
+//!    `ruff_python_parser` (the parse `classify` does) and CPython's `ast.parse`
 //!    (`ast_parse_baseline.py`, run here when `python3` is on the PATH);
 //! 2. p50/p99 of `classify` per example function (examples/functions/*).
 //!
@@ -75,14 +75,8 @@ fn bench() {
         let fast_mbs = throughput(text_total, || {
             parsed = texts.iter().filter(|t| testing::parse_fast(t)).count();
         });
-        let plain_mbs = throughput(text_total, || {
-            for t in &texts {
-                std::hint::black_box(testing::parse_plain(t));
-            }
-        });
         println!("  classify (one file = one function):        {classify_mbs:7.1} MB/s");
-        println!("  our tokenizer + rustpython-parser (parse): {fast_mbs:7.1} MB/s ({parsed} of {} files parse)", texts.len());
-        println!("  rustpython-parser alone (parse):           {plain_mbs:7.1} MB/s");
+        println!("  ruff_python_parser (parse):                {fast_mbs:7.1} MB/s ({parsed} of {} files parse)", texts.len());
         let script = manifest.join("benches/ast_parse_baseline.py");
         match Command::new("python3").arg(&script).arg(&dir).output() {
             Ok(out) if out.status.success() => {

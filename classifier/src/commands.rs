@@ -24,7 +24,7 @@ pub fn check_call(site: &CallSite<'_, '_>) -> Vec<Hit> {
     if spread {
         let mut words = Vec::new();
         let mut guarded = false;
-        for a in call.args.iter().take(64) {
+        for a in call.arguments.args.iter().take(64) {
             for (w, g) in site.eval.command_words(site.at, a) {
                 words.extend(w);
                 guarded |= g;
@@ -33,13 +33,15 @@ pub fn check_call(site: &CallSite<'_, '_>) -> Vec<Hit> {
         alternatives.push((words, guarded));
     } else {
         let arg = call
+            .arguments
             .args
             .get(usize::from(matches!(
                 q,
                 "os.execvp" | "os.execv" | "os.spawnvp"
             )))
             .or_else(|| {
-                call.keywords
+                call.arguments
+                    .keywords
                     .iter()
                     .find(|k| matches!(k.arg.as_deref(), Some("args" | "command" | "cmd")))
                     .map(|k| &k.value)

@@ -5,7 +5,7 @@
 //! or when the device it names was chosen that way (`device = "cuda" if
 //! torch.cuda.is_available() else "cpu"`, then `.to(device)`), or for `device_map="auto"`.
 
-use rustpython_parser::ast::{self, Constant, Expr};
+use ruff_python_ast::{self as ast, Expr};
 
 use super::imports::{qualname, ImportTable};
 use super::rules::{self, DeviceString};
@@ -30,10 +30,8 @@ fn is_guard_name(name: &str) -> bool {
 
 fn is_device_constant(e: &Expr) -> bool {
     match e {
-        Expr::Constant(ast::ExprConstant {
-            value: Constant::Str(s),
-            ..
-        }) => {
+        Expr::StringLiteral(s) => {
+            let s = s.value.to_str();
             let lower = s.to_ascii_lowercase();
             rules::device_string(s) == DeviceString::Gpu || lower == "cpu" || lower == "mps"
         }
@@ -54,10 +52,7 @@ pub fn availability_check(call: &ast::ExprCall, imports: &ImportTable) -> Option
 
 fn literal_str(e: Option<&Expr>) -> Option<&str> {
     match e? {
-        Expr::Constant(ast::ExprConstant {
-            value: Constant::Str(s),
-            ..
-        }) => Some(s.as_str()),
+        Expr::StringLiteral(s) => Some(s.value.to_str()),
         _ => None,
     }
 }
@@ -66,7 +61,7 @@ fn literal_str(e: Option<&Expr>) -> Option<&str> {
 /// GPU library installed), `shutil.which("nvidia-smi")`, and running `nvidia-smi`.
 fn installed_check(call: &ast::ExprCall, imports: &ImportTable) -> Option<String> {
     let q = qualname(&call.func, imports)?;
-    let first = call.args.first();
+    let first = call.arguments.args.first();
     match q.as_str() {
         "importlib.util.find_spec" => {
             let lib = literal_str(first)?;
@@ -101,7 +96,7 @@ pub fn is_check_expr(e: &Expr, imports: &ImportTable, depth: u32) -> bool {
         Expr::BoolOp(b) => b.values.iter().any(|x| is_check_expr(x, imports, d)),
         Expr::UnaryOp(u) => is_check_expr(&u.operand, imports, d),
         Expr::Compare(c) => std::iter::once(c.left.as_ref())
-            .chain(&c.comparators)
+            .chain(c.comparators.iter())
             .any(|x| is_check_expr(x, imports, d)),
         _ => false,
     }
@@ -116,7 +111,12 @@ fn guard_in(e: &Expr, imports: &ImportTable, depth: u32) -> Option<String> {
         Expr::Call(c) => availability_check(c, imports)
             .or_else(|| installed_check(c, imports))
             .or_else(|| guard_in(&c.func, imports, d))
-            .or_else(|| c.args.iter().find_map(|a| guard_in(a, imports, d))),
+            .or_else(|| {
+                c.arguments
+                    .args
+                    .iter()
+                    .find_map(|a| guard_in(a, imports, d))
+            }),
         Expr::Name(n) => is_guard_name(n.id.as_str()).then(|| n.id.to_string()),
         Expr::Attribute(a) => {
             if is_guard_name(a.attr.as_str()) {
@@ -127,18 +127,18 @@ fn guard_in(e: &Expr, imports: &ImportTable, depth: u32) -> Option<String> {
         }
         Expr::Compare(c) => {
             if std::iter::once(c.left.as_ref())
-                .chain(&c.comparators)
+                .chain(c.comparators.iter())
                 .any(is_device_constant)
             {
                 return Some("a device comparison".to_owned());
             }
             std::iter::once(c.left.as_ref())
-                .chain(&c.comparators)
+                .chain(c.comparators.iter())
                 .find_map(|x| guard_in(x, imports, d))
         }
         Expr::BoolOp(b) => b.values.iter().find_map(|x| guard_in(x, imports, d)),
         Expr::UnaryOp(u) => guard_in(&u.operand, imports, d),
-        Expr::NamedExpr(n) => guard_in(&n.value, imports, d),
+        Expr::Named(n) => guard_in(&n.value, imports, d),
         _ => None,
     }
 }
@@ -192,7 +192,7 @@ pub fn check_call(site: &CallSite<'_, '_>) -> Vec<Hit> {
             "torch.device" | "tensorflow.device" | "torch.set_default_device" | "jax.devices"
         );
         if device_ctor {
-            if let Some(arg) = call.args.first() {
+            if let Some(arg) = call.arguments.args.first() {
                 let v = site.eval.eval(site.at, arg);
                 let dev = match v {
                     Val::Int(_) if q == "torch.device" => Some(Dev::Gpu),
@@ -226,14 +226,15 @@ pub fn check_call(site: &CallSite<'_, '_>) -> Vec<Hit> {
                 hits.push(Hit::new(FindingKind::DeviceUse, text()));
             }
             "set_providers" => {
-                if let Some(arg) = call.args.first() {
+                if let Some(arg) = call.arguments.args.first() {
                     let v = site.eval.eval(site.at, arg);
                     hits.extend(device_hit(device_of(&v), text()));
                 }
             }
             "to" if gpu_capable && !receiver_is_module => {
-                let arg = call.args.first().or_else(|| {
-                    call.keywords
+                let arg = call.arguments.args.first().or_else(|| {
+                    call.arguments
+                        .keywords
                         .iter()
                         .find(|k| k.arg.as_deref() == Some("device"))
                         .map(|k| &k.value)
@@ -247,7 +248,7 @@ pub fn check_call(site: &CallSite<'_, '_>) -> Vec<Hit> {
             _ => {}
         }
     }
-    for k in &call.keywords {
+    for k in &call.arguments.keywords {
         let Some(name) = k.arg.as_deref() else {
             continue;
         };

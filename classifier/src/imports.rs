@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use rustpython_parser::ast::{self, Stmt};
+use ruff_python_ast::{self as ast, Stmt};
 
 use super::rules;
 use gaia_contract::FindingKind;
@@ -116,7 +116,7 @@ impl ImportTable {
                 level,
                 ..
             }) => {
-                let level = level.as_ref().map_or(0, |l| l.to_u32());
+                let level = *level;
                 let base = module.as_ref().map_or("", |m| m.as_str());
                 let base_module = resolver.resolve(this, is_package, level, base);
                 for alias in names {

@@ -1,6 +1,6 @@
 //! How heavy the tensor work is: tensor ops, tensor shapes, models and their sizes, training.
 
-use rustpython_parser::ast::{self, Expr};
+use ruff_python_ast::{self as ast, Expr};
 
 use super::rules::{self, ModelSize, TransformerShape};
 use super::source::{excerpt, shorten};
@@ -70,8 +70,9 @@ fn is_not_a_model(class: &str) -> bool {
 
 fn arg_expr<'a>(site: &CallSite<'_, 'a>, pos: usize, kw: &[&str]) -> Option<&'a Expr> {
     let call = site.call;
-    call.args.get(pos).or_else(|| {
-        call.keywords
+    call.arguments.args.get(pos).or_else(|| {
+        call.arguments
+            .keywords
             .iter()
             .find(|k| k.arg.as_deref().is_some_and(|a| kw.contains(&a)))
             .map(|k| &k.value)
@@ -185,9 +186,9 @@ fn config_size(class: &str, kwargs: &[(String, Val)]) -> ModelSize {
 fn shape_dims(site: &CallSite<'_, '_>, q: &str) -> Vec<Val> {
     let call = site.call;
     let args: &[Expr] = if q == "torch.full" {
-        call.args.get(..1).unwrap_or(&[])
+        call.arguments.args.get(..1).unwrap_or(&[])
     } else {
-        &call.args
+        &call.arguments.args
     };
     let mut dims = Vec::new();
     for a in args {
@@ -197,6 +198,7 @@ fn shape_dims(site: &CallSite<'_, '_>, q: &str) -> Vec<Val> {
         }
     }
     if let Some(k) = call
+        .arguments
         .keywords
         .iter()
         .find(|k| matches!(k.arg.as_deref(), Some("size" | "shape")))
@@ -381,7 +383,7 @@ pub fn check_call(site: &CallSite<'_, '_>) -> Vec<Hit> {
             && !last.contains("Quantization")
             && !rules::CUDA_QUANTIZATION_CONFIGS.contains(&last)
         {
-            let kwargs = site.eval.kwargs(site.at, &call.keywords);
+            let kwargs = site.eval.kwargs(site.at, &call.arguments.keywords);
             let size = config_size(last, &kwargs);
             hits.push(model_hit(format!("{last}(...)"), size, false));
             return hits;

@@ -6,15 +6,11 @@
 //! are recognised here, so nothing inside them ever counts as code.
 //!
 //! It never fails: on input the real grammar rejects it records why and goes on. For input it
-//! handles exactly (ASCII code outside strings and comments, `\n` line ends: almost all real code)
-//! [`to_parser_tokens`] turns its tokens into `rustpython_parser` tokens, identical to what
-//! `rustpython_parser::lexer` produces (a test checks this over the whole CPython standard
-//! library), at several times its speed. Anything else is left to `rustpython_parser`'s own lexer.
-
-use rustpython_parser::ast::bigint::BigInt;
-use rustpython_parser::lexer::{LexResult, KEYWORDS};
-use rustpython_parser::text_size::{TextRange, TextSize};
-use rustpython_parser::{StringKind, Tok};
+//! claims to handle exactly (ASCII code outside strings and comments, `\n` line ends: almost all
+//! real code) its names, numbers, strings, operators, newlines and indentation are the ones the
+//! parser's own lexer finds (a test checks this over the whole CPython standard library). The
+//! parser (`ruff_python_parser`) reads the source itself; these tokens decide what is parsed
+//! (nesting bound, relevance) and what the fallback sees.
 
 /// What a token is. Keywords are [`Kind::Name`]s (their text tells).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -592,253 +588,19 @@ fn double_prefix(a: u8, b: u8) -> bool {
     )
 }
 
-fn string_kind(prefix: &str) -> Option<StringKind> {
-    let mut chars = prefix.chars();
-    match (chars.next(), chars.next()) {
-        (None, _) => Some(StringKind::String),
-        (Some(c), None) => StringKind::try_from(c).ok(),
-        (Some(a), Some(b)) => StringKind::try_from([a, b]).ok(),
-    }
-}
-
-fn op_tok(op: &str) -> Option<Tok> {
-    Some(match op {
-        "(" => Tok::Lpar,
-        ")" => Tok::Rpar,
-        "[" => Tok::Lsqb,
-        "]" => Tok::Rsqb,
-        "{" => Tok::Lbrace,
-        "}" => Tok::Rbrace,
-        ":" => Tok::Colon,
-        "," => Tok::Comma,
-        ";" => Tok::Semi,
-        "+" => Tok::Plus,
-        "-" => Tok::Minus,
-        "*" => Tok::Star,
-        "/" => Tok::Slash,
-        "|" => Tok::Vbar,
-        "&" => Tok::Amper,
-        "<" => Tok::Less,
-        ">" => Tok::Greater,
-        "=" => Tok::Equal,
-        "." => Tok::Dot,
-        "%" => Tok::Percent,
-        "~" => Tok::Tilde,
-        "^" => Tok::CircumFlex,
-        "@" => Tok::At,
-        "..." => Tok::Ellipsis,
-        "**" => Tok::DoubleStar,
-        "//" => Tok::DoubleSlash,
-        "<<" => Tok::LeftShift,
-        ">>" => Tok::RightShift,
-        "<=" => Tok::LessEqual,
-        ">=" => Tok::GreaterEqual,
-        "==" => Tok::EqEqual,
-        "!=" => Tok::NotEqual,
-        "->" => Tok::Rarrow,
-        ":=" => Tok::ColonEqual,
-        "+=" => Tok::PlusEqual,
-        "-=" => Tok::MinusEqual,
-        "*=" => Tok::StarEqual,
-        "/=" => Tok::SlashEqual,
-        "%=" => Tok::PercentEqual,
-        "&=" => Tok::AmperEqual,
-        "|=" => Tok::VbarEqual,
-        "^=" => Tok::CircumflexEqual,
-        "@=" => Tok::AtEqual,
-        "**=" => Tok::DoubleStarEqual,
-        "//=" => Tok::DoubleSlashEqual,
-        "<<=" => Tok::LeftShiftEqual,
-        ">>=" => Tok::RightShiftEqual,
-        _ => return None,
-    })
-}
-
-/// A number token's value, by `rustpython_parser`'s rules; `None` where it would reject it.
-fn number_tok(text: &str) -> Option<Tok> {
-    let b = text.as_bytes();
-    let radix = match (b.first(), b.get(1)) {
-        (Some(b'0'), Some(b'x' | b'X')) => 16,
-        (Some(b'0'), Some(b'o' | b'O')) => 8,
-        (Some(b'0'), Some(b'b' | b'B')) => 2,
-        _ => 10,
-    };
-    let digits: String = text.chars().filter(|&c| c != '_').collect();
-    if radix != 10 {
-        let value = BigInt::parse_bytes(digits.get(2..)?.as_bytes(), radix)?;
-        return Some(Tok::Int { value });
-    }
-    let (body, imag) = match digits.strip_suffix(['j', 'J']) {
-        Some(body) => (body, true),
-        None => (digits.as_str(), false),
-    };
-    let is_float = body.contains(['.', 'e', 'E']);
-    if imag || is_float {
-        let value: f64 = body.to_ascii_lowercase().parse().ok()?;
-        return Some(if imag {
-            Tok::Complex {
-                real: 0.0,
-                imag: value,
-            }
-        } else {
-            Tok::Float { value }
-        });
-    }
-    let value = BigInt::parse_bytes(body.as_bytes(), 10)?;
-    if body.starts_with('0') && value != BigInt::from(0u8) {
-        return None;
-    }
-    Some(Tok::Int { value })
-}
-
-/// The `rustpython_parser` tokens for an exactly lexed file (without the start marker), or
-/// `None` where something would need `rustpython_parser`'s own lexer.
-pub fn to_parser_tokens(src: &str, lexed: &Lexed) -> Option<Vec<LexResult>> {
-    if !lexed.exact {
-        return None;
-    }
-    let mut out: Vec<LexResult> = Vec::with_capacity(lexed.tokens.len());
-    for t in &lexed.tokens {
-        let text = t.text(src);
-        let tok = match t.kind {
-            Kind::Name => match KEYWORDS.get(text) {
-                Some(k) => k.clone(),
-                None => Tok::Name {
-                    name: text.to_owned(),
-                },
-            },
-            Kind::Number => number_tok(text)?,
-            Kind::Str { prefix, triple, .. } => Tok::String {
-                value: t.str_body(src)?.to_owned(),
-                kind: string_kind(text.get(..prefix as usize)?)?,
-                triple_quoted: triple,
-            },
-            Kind::Op => op_tok(text)?,
-            Kind::Newline => Tok::Newline,
-            Kind::Indent => Tok::Indent,
-            Kind::Dedent => Tok::Dedent,
-        };
-        let range = TextRange::new(TextSize::new(t.start), TextSize::new(t.end));
-        out.push(Ok((tok, range)));
-    }
-    soft_keywords(&mut out);
-    Some(out)
-}
-
-fn tok_at(toks: &[LexResult], i: usize) -> Option<&Tok> {
-    match toks.get(i) {
-        Some(Ok((t, _))) => Some(t),
-        _ => None,
-    }
-}
-
-/// `match`, `case` and `type` are names unless used as keywords: the same rules as
-/// `rustpython_parser`'s `SoftKeywordTransformer`.
-fn soft_keywords(toks: &mut [LexResult]) {
-    let mut start_of_line = true;
-    for i in 0..toks.len() {
-        let Some(tok) = tok_at(toks, i) else { continue };
-        let as_name = match tok {
-            Tok::Match | Tok::Case => {
-                if !start_of_line {
-                    true
-                } else {
-                    let (mut nesting, mut first, mut seen_colon, mut seen_lambda) =
-                        (0i64, true, false, false);
-                    let mut j = i + 1;
-                    while let Some(t) = tok_at(toks, j) {
-                        match t {
-                            Tok::Newline => break,
-                            Tok::Lambda if nesting == 0 => seen_lambda = true,
-                            Tok::Colon if nesting == 0 => {
-                                if seen_lambda {
-                                    seen_lambda = false;
-                                } else if !first {
-                                    seen_colon = true;
-                                }
-                            }
-                            Tok::Lpar | Tok::Lsqb | Tok::Lbrace => nesting += 1,
-                            Tok::Rpar | Tok::Rsqb | Tok::Rbrace => nesting -= 1,
-                            _ => {}
-                        }
-                        first = false;
-                        j += 1;
-                    }
-                    !seen_colon
-                }
-            }
-            Tok::Type => {
-                if !start_of_line {
-                    true
-                } else {
-                    let mut is_alias = false;
-                    if matches!(
-                        tok_at(toks, i + 1),
-                        Some(Tok::Name { .. } | Tok::Type | Tok::Match | Tok::Case)
-                    ) {
-                        let mut nesting = 0i64;
-                        let mut j = i + 2;
-                        while let Some(t) = tok_at(toks, j) {
-                            match t {
-                                Tok::Newline => break,
-                                Tok::Equal if nesting == 0 => {
-                                    is_alias = true;
-                                    break;
-                                }
-                                Tok::Lsqb => nesting += 1,
-                                Tok::Rsqb => nesting -= 1,
-                                _ if nesting > 0 => {}
-                                _ => break,
-                            }
-                            j += 1;
-                        }
-                    }
-                    !is_alias
-                }
-            }
-            _ => false,
-        };
-        if as_name {
-            let name = match tok {
-                Tok::Match => "match",
-                Tok::Case => "case",
-                _ => "type",
-            };
-            if let Some(Ok((t, _))) = toks.get_mut(i) {
-                *t = Tok::Name {
-                    name: name.to_owned(),
-                };
-            }
-        }
-        start_of_line = matches!(
-            tok_at(toks, i),
-            Some(Tok::Newline | Tok::Indent | Tok::Dedent)
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rustpython_parser::Mode;
 
-    fn same_as_rustpython(src: &str) {
+    fn same_as_the_parsers_lexer(src: &str) {
         let lexed = lex(src);
         assert!(lexed.exact, "{src:?}: {:?}", lexed.problem);
         assert!(lexed.problem.is_none());
-        let ours: Vec<_> = to_parser_tokens(src, &lexed)
-            .expect("convertible")
-            .into_iter()
-            .map(|r| r.map_err(|e| format!("{e:?}")))
-            .collect();
-        let theirs: Vec<_> = rustpython_parser::lexer::lex(src, Mode::Module)
-            .map(|r| r.map_err(|e| format!("{e:?}")))
-            .collect();
-        assert_eq!(ours, theirs, "{src:?}");
+        assert_eq!(crate::testing::token_mismatch(src), None, "{src:?}");
     }
 
     #[test]
-    fn tokens_match_rustpython_on_tricky_snippets() {
+    fn tokens_match_the_parsers_lexer_on_tricky_snippets() {
         for src in [
             "",
             "x = 1",
@@ -854,7 +616,7 @@ mod tests {
             "print('é', \"日本\")  # ünïcode in a comment\n",
             "x = 00\ny = 0.0\n",
         ] {
-            same_as_rustpython(src);
+            same_as_the_parsers_lexer(src);
         }
     }
 
@@ -885,9 +647,8 @@ mod tests {
             "\t  \t x",
         ] {
             let lexed = lex(src);
-            // Exact or not, converting never panics; a number the parser would reject makes the
-            // conversion give up (the parser's own lexer then reports it).
-            let _ = to_parser_tokens(src, &lexed);
+            // Exact or not, comparing with the parser's lexer never panics.
+            let _ = crate::testing::token_mismatch(src);
             assert!(lexed.tokens.iter().all(|t| t.start <= t.end));
         }
     }

@@ -3,7 +3,7 @@
 //! behind it.
 //!
 //! Pipeline, per file: [`lexer`] (one pass; strings and comments recognised), [`limits`] (nesting
-//! bound, before any parsing), then `rustpython_parser` and the walk over the tree ([`walk`], with
+//! bound, before any parsing), then `ruff_python_parser` and the walk over the tree ([`walk`], with
 //! [`imports`], [`devices`], [`intensity`], [`values`]); a file the parser cannot read is scanned
 //! at the token level ([`fallback`]). Multi-file functions follow the entry's imports of local
 //! modules ([`project`]). [`rules`] holds every table and threshold, and how findings combine into
@@ -36,8 +36,7 @@ mod walk;
 
 use std::borrow::Cow;
 
-use rustpython_parser::ast::{self, Stmt};
-use rustpython_parser::Mode;
+use ruff_python_ast::Suite;
 
 pub use classification::{Classification, GpuMemory};
 pub use gaia_contract::{Finding, FindingKind};
@@ -162,25 +161,21 @@ enum Plan {
     Unreached,
     /// Nothing relevant: not parsed.
     Skip,
-    Parsed(Vec<Stmt>),
+    Parsed(Suite),
     Fallback {
         why: String,
         line: u32,
     },
 }
 
-fn parse(src: &str, lexed: &lexer::Lexed, path: &str) -> Result<Vec<Stmt>, (String, u32)> {
+fn parse(src: &str) -> Result<Suite, (String, u32)> {
     // The parser is third-party code: should it ever panic on some input, that file goes to the
     // token-level scan instead of taking the caller's thread down.
-    let result = std::panic::catch_unwind(|| match lexer::to_parser_tokens(src, lexed) {
-        Some(tokens) => rustpython_parser::parse_tokens(tokens, Mode::Module, path),
-        None => rustpython_parser::parse(src, Mode::Module, path),
-    })
-    .map_err(|_| ("the parser failed on this input".to_owned(), 0u32))?;
+    let result = std::panic::catch_unwind(|| ruff_python_parser::parse_module(src))
+        .map_err(|_| ("the parser failed on this input".to_owned(), 0u32))?;
     match result {
-        Ok(ast::Mod::Module(m)) => Ok(m.body),
-        Ok(_) => Err(("not a module".to_owned(), 0)),
-        Err(e) => Err((e.error.to_string(), e.offset.to_u32())),
+        Ok(parsed) => Ok(parsed.into_syntax().body),
+        Err(e) => Err((e.error.to_string(), e.location.start().to_u32())),
     }
 }
 
@@ -255,7 +250,6 @@ pub fn classify(files: &[SourceFile], limits: &Limits) -> Result<Classification,
 
     let mut plans: Vec<Plan> = Vec::with_capacity(files.len());
     for (i, ((text, lossy), lx)) in texts.iter().zip(&lexed).enumerate() {
-        let path = paths.get(i).map_or("", String::as_str);
         let plan = if !reached.get(i).copied().unwrap_or(true) {
             Plan::Unreached
         } else if *lossy {
@@ -276,7 +270,7 @@ pub fn classify(files: &[SourceFile], limits: &Limits) -> Result<Classification,
                     line,
                 }
             } else {
-                match parse(text, lx, path) {
+                match parse(text) {
                     Ok(suite) => Plan::Parsed(suite),
                     Err((why, offset)) => Plan::Fallback {
                         why: match lx.problem {
@@ -436,39 +430,90 @@ pub fn classify(files: &[SourceFile], limits: &Limits) -> Result<Classification,
 /// Hooks for the crate's integration tests and benchmark; not a stable API.
 #[doc(hidden)]
 pub mod testing {
-    use rustpython_parser::Mode;
+    use ruff_python_ast::token::TokenKind;
+    use ruff_text_size::Ranged;
 
-    /// Where the fast tokenizer claims its tokens are exact, compares them with
-    /// `rustpython_parser`'s lexer. `None`: equal (or not claimed exact); `Some(why)`: they differ.
+    use super::lexer::Kind;
+
+    /// Where our tokenizer claims its tokens are exact, compares them with the tokens of
+    /// `ruff_python_parser`'s lexer, the one the parser reads: the same names (keywords
+    /// included), numbers, strings (an f-string or t-string as one token, from its start to its
+    /// end), operators and newlines at the same offsets, and the same indents and dedents.
+    /// Comments and newlines inside brackets are not tokens of ours. `None`: equal (or not
+    /// claimed exact); `Some(why)`: they differ.
     pub fn token_mismatch(src: &str) -> Option<String> {
         let lexed = super::lexer::lex(src);
-        let ours = super::lexer::to_parser_tokens(src, &lexed)?;
-        let theirs: Vec<_> = rustpython_parser::lexer::lex(src, Mode::Module).collect();
-        if ours.len() != theirs.len() {
+        if !lexed.exact {
+            return None;
+        }
+        let ours: Vec<(&'static str, u32, u32)> = lexed
+            .tokens
+            .iter()
+            .map(|t| match t.kind {
+                Kind::Name => ("name", t.start, t.end),
+                Kind::Number => ("number", t.start, t.end),
+                Kind::Str { .. } => ("string", t.start, t.end),
+                Kind::Op => ("op", t.start, t.end),
+                Kind::Newline => ("newline", t.start, t.end),
+                Kind::Indent => ("indent", 0, 0),
+                Kind::Dedent => ("dedent", 0, 0),
+            })
+            .collect();
+        let parsed =
+            ruff_python_parser::parse_unchecked_source(src, ruff_python_ast::PySourceType::Python);
+        let mut theirs: Vec<(&'static str, u32, u32)> = Vec::new();
+        let (mut depth, mut start) = (0u32, 0u32);
+        for t in parsed.tokens().iter() {
+            let (s, e) = (t.start().to_u32(), t.end().to_u32());
+            let kind = t.kind();
+            match kind {
+                TokenKind::FStringStart | TokenKind::TStringStart => {
+                    if depth == 0 {
+                        start = s;
+                    }
+                    depth += 1;
+                    continue;
+                }
+                TokenKind::FStringEnd | TokenKind::TStringEnd => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        theirs.push(("string", start, e));
+                    }
+                    continue;
+                }
+                _ if depth > 0 => continue,
+                TokenKind::Comment | TokenKind::NonLogicalNewline | TokenKind::EndOfFile => {
+                    continue
+                }
+                _ => {}
+            }
+            theirs.push(match kind {
+                TokenKind::Name => ("name", s, e),
+                k if k.is_keyword() || k.is_soft_keyword() => ("name", s, e),
+                TokenKind::Int | TokenKind::Float | TokenKind::Complex => ("number", s, e),
+                TokenKind::String => ("string", s, e),
+                TokenKind::Newline => ("newline", s, e),
+                TokenKind::Indent => ("indent", 0, 0),
+                TokenKind::Dedent => ("dedent", 0, 0),
+                k if k.is_operator() => ("op", s, e),
+                _ => ("other", s, e),
+            });
+        }
+        if let Some(i) = (0..ours.len().max(theirs.len())).find(|&i| ours.get(i) != theirs.get(i)) {
             return Some(format!(
-                "{} tokens, rustpython {}",
+                "token {i}: ours {:?}, ruff {:?} ({} tokens, ruff {})",
+                ours.get(i),
+                theirs.get(i),
                 ours.len(),
                 theirs.len()
             ));
         }
-        for (a, b) in ours.iter().zip(&theirs) {
-            match (a, b) {
-                (Ok(x), Ok(y)) if x == y => {}
-                _ => return Some(format!("{a:?} != {b:?}")),
-            }
-        }
         None
     }
 
-    /// Parses with the fast tokenizer when it can (as `classify` does); `true` when it parsed.
+    /// Parses as `classify` does; `true` when it parsed.
     pub fn parse_fast(src: &str) -> bool {
-        let lexed = super::lexer::lex(src);
-        super::parse(src, &lexed, "<bench>").is_ok()
-    }
-
-    /// Parses with `rustpython_parser` alone (its own lexer); `true` when it parsed.
-    pub fn parse_plain(src: &str) -> bool {
-        rustpython_parser::parse(src, Mode::Module, "<bench>").is_ok()
+        super::parse(src).is_ok()
     }
 
     /// The nesting bound of a source (see `limits`).

@@ -1,6 +1,7 @@
 //! Input limits: sizes, file count, and a nesting bound checked on tokens before parsing.
 //!
-//! `rustpython_parser` builds its tree and drops it recursively, and so does the analysis walk: a
+//! `ruff_python_parser` (recursive descent) builds its tree recursively, the tree is dropped
+//! recursively, and so does the analysis walk recurse: a
 //! deep tree (`'[' * 100000`, `1+1+...+1`, `a.b.c...`, a long `elif` chain) overflows any fixed
 //! stack. So before parsing, [`nesting_bound`] computes from the tokens an upper bound of the
 //! depth of the syntax tree; a file over [`Limits::max_nesting`] is not parsed (the token-level

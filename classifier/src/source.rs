@@ -1,6 +1,7 @@
 //! Source helpers: byte offsets to lines, and short excerpts of code for findings.
 
-use rustpython_parser::ast::Ranged;
+use ruff_python_ast::{self as ast, Expr};
+use ruff_text_size::Ranged;
 
 /// Byte offset to 1-based line.
 #[derive(Debug, Default)]
@@ -60,13 +61,13 @@ pub fn shorten(text: &str) -> String {
 
 /// A call's excerpt; a long one is cut to its end (`….cuda()`, `….to(device)`), which is the
 /// part that says what it does.
-pub fn call_excerpt(src: &str, call: &rustpython_parser::ast::ExprCall) -> String {
+pub fn call_excerpt(src: &str, call: &ast::ExprCall) -> String {
     let full = excerpt(src, call);
     if full.chars().count() <= 60 {
         return full;
     }
-    if let rustpython_parser::ast::Expr::Attribute(a) = call.func.as_ref() {
-        let end = call.range.end().to_usize();
+    if let Expr::Attribute(a) = call.func.as_ref() {
+        let end = call.range().end().to_usize();
         let attr_start = a.value.range().end().to_usize();
         let tail = src.get(attr_start..end).unwrap_or("");
         let tail = shorten(tail);

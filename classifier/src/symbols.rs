@@ -4,7 +4,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use rustpython_parser::ast::{self, Expr, Ranged, Stmt};
+use ruff_python_ast::{self as ast, Expr, Stmt};
+use ruff_text_size::Ranged;
 
 use super::devices::guard_test;
 use super::imports::{catches_import_error, ImportTable, Resolver};
@@ -138,7 +139,7 @@ impl<'a> Pass<'a, '_> {
         &mut self,
         key: usize,
         name: &'a str,
-        args: &'a ast::Arguments,
+        args: &'a ast::Parameters,
         body: &'a [Stmt],
         scope: ScopeId,
         class: Option<usize>,
@@ -155,7 +156,7 @@ impl<'a> Pass<'a, '_> {
             .chain(&args.args)
             .chain(&args.kwonlyargs)
         {
-            let pname = arg.def.arg.as_str();
+            let pname = arg.parameter.name.as_str();
             match &arg.default {
                 Some(d) => s.vars.entry(pname).or_default().push(Binding {
                     value: d,
@@ -168,7 +169,7 @@ impl<'a> Pass<'a, '_> {
             }
         }
         for extra in [&args.vararg, &args.kwarg].into_iter().flatten() {
-            s.params.insert(extra.arg.as_str());
+            s.params.insert(extra.name.as_str());
         }
         self.syms.scopes.push(s);
         self.syms.function_scopes.insert(key, id);
@@ -189,7 +190,7 @@ impl<'a> Pass<'a, '_> {
             self.stmt(stmt, scope, class, guarded);
             // `if not torch.cuda.is_available(): return ...`: what follows has a GPU.
             if let Stmt::If(i) = stmt {
-                if i.orelse.is_empty()
+                if i.elif_else_clauses.is_empty()
                     && super::walk::leaves(&i.body)
                     && guard_test(&i.test, &self.syms.imports).is_some()
                 {
@@ -202,7 +203,7 @@ impl<'a> Pass<'a, '_> {
     fn stmt(&mut self, stmt: &'a Stmt, scope: ScopeId, class: Option<usize>, guarded: bool) {
         match stmt {
             Stmt::Import(_) | Stmt::ImportFrom(_) => {
-                let line = self.lines.line(stmt.range().start().to_u32());
+                let line = self.lines.line(stmt.start().to_u32());
                 self.syms.imports.record(
                     stmt,
                     line,
@@ -216,16 +217,7 @@ impl<'a> Pass<'a, '_> {
             Stmt::FunctionDef(f) => self.function(
                 node_key(f),
                 f.name.as_str(),
-                &f.args,
-                &f.body,
-                scope,
-                class,
-                guarded,
-            ),
-            Stmt::AsyncFunctionDef(f) => self.function(
-                node_key(f),
-                f.name.as_str(),
-                &f.args,
+                &f.parameters,
                 &f.body,
                 scope,
                 class,
@@ -282,25 +274,15 @@ impl<'a> Pass<'a, '_> {
                     });
                 }
             }
-            // Imports for type checkers only never run.
-            Stmt::If(i) if is_type_checking(&i.test) => {
-                self.block(&i.orelse, scope, class, guarded);
-            }
-            Stmt::If(i) => {
-                let g = guarded || guard_test(&i.test, &self.syms.imports).is_some();
-                self.block(&i.body, scope, class, g);
-                self.block(&i.orelse, scope, class, g);
-            }
-            Stmt::Try(t) => self.try_stmt(
-                &t.body,
-                &t.handlers,
-                &t.orelse,
-                &t.finalbody,
+            Stmt::If(i) => self.if_chain(
+                &i.test,
+                &i.body,
+                &i.elif_else_clauses,
                 scope,
                 class,
                 guarded,
             ),
-            Stmt::TryStar(t) => self.try_stmt(
+            Stmt::Try(t) => self.try_stmt(
                 &t.body,
                 &t.handlers,
                 &t.orelse,
@@ -313,22 +295,45 @@ impl<'a> Pass<'a, '_> {
                 self.block(&f.body, scope, class, guarded);
                 self.block(&f.orelse, scope, class, guarded);
             }
-            Stmt::AsyncFor(f) => {
-                self.block(&f.body, scope, class, guarded);
-                self.block(&f.orelse, scope, class, guarded);
-            }
             Stmt::While(w) => {
                 self.block(&w.body, scope, class, guarded);
                 self.block(&w.orelse, scope, class, guarded);
             }
             Stmt::With(w) => self.block(&w.body, scope, class, guarded),
-            Stmt::AsyncWith(w) => self.block(&w.body, scope, class, guarded),
             Stmt::Match(m) => {
                 for case in &m.cases {
                     self.block(&case.body, scope, class, guarded);
                 }
             }
             _ => {}
+        }
+    }
+
+    /// An `if` with its `elif`s and `else`, as rustpython's tree had it (each `elif` an `if` in
+    /// the `else` of the one before). Imports for type checkers only never run.
+    #[allow(clippy::too_many_arguments)]
+    fn if_chain(
+        &mut self,
+        test: &'a Expr,
+        body: &'a [Stmt],
+        rest: &'a [ast::ElifElseClause],
+        scope: ScopeId,
+        class: Option<usize>,
+        guarded: bool,
+    ) {
+        let g = if is_type_checking(test) {
+            guarded
+        } else {
+            let g = guarded || guard_test(test, &self.syms.imports).is_some();
+            self.block(body, scope, class, g);
+            g
+        };
+        match rest.split_first() {
+            None => {}
+            Some((c, more)) => match &c.test {
+                Some(t) => self.if_chain(t, &c.body, more, scope, class, g),
+                None => self.block(&c.body, scope, class, g),
+            },
         }
     }
 

@@ -4,7 +4,7 @@
 
 use std::cell::Cell;
 
-use rustpython_parser::ast::{self, Constant, Expr};
+use ruff_python_ast::{self as ast, Expr};
 
 use super::devices::guard_test;
 use super::imports::{qualname, Target};
@@ -361,12 +361,12 @@ impl<'a> Eval<'_, 'a> {
             return Val::Unknown;
         };
         match e {
-            Expr::Constant(c) => match &c.value {
-                Constant::Str(s) => Val::Str(s.clone()),
-                Constant::Int(i) => i64::try_from(i).map_or(Val::Unknown, Val::Int),
-                Constant::Bool(b) => Val::Int(i64::from(*b)),
+            Expr::StringLiteral(s) => Val::Str(s.value.to_str().to_owned()),
+            Expr::NumberLiteral(n) => match &n.value {
+                ast::Number::Int(i) => i.as_i64().map_or(Val::Unknown, Val::Int),
                 _ => Val::Unknown,
             },
+            Expr::BooleanLiteral(b) => Val::Int(i64::from(b.value)),
             Expr::Name(n) => self.name(at, n.id.as_str(), depth),
             Expr::Attribute(a) => match a.value.as_ref() {
                 Expr::Name(n) if n.id.as_str() == "self" => {
@@ -386,7 +386,7 @@ impl<'a> Eval<'_, 'a> {
                 },
                 _ => Val::Unknown,
             },
-            Expr::IfExp(x) => {
+            Expr::If(x) => {
                 let body = self.ev(at, &x.body, depth + 1);
                 let orelse = self.ev(at, &x.orelse, depth + 1);
                 let devs: Vec<Dev> = [&body, &orelse]
@@ -429,23 +429,36 @@ impl<'a> Eval<'_, 'a> {
                     .unwrap_or(Val::Unknown)
             }
             Expr::Call(c) => self.call(at, c, depth),
-            Expr::JoinedStr(j) => {
+            Expr::FString(f) => {
                 // f"cuda:{i}", f"{device}:{index}": the known pieces; a device in the first
-                // field is the result.
+                // field is the result. (Implicitly concatenated parts count as one string, as
+                // in rustpython's tree, where the pieces of all parts were one list.)
                 let mut out = String::new();
-                for (k, piece) in j.values.iter().enumerate() {
-                    match piece {
-                        Expr::Constant(ast::ExprConstant {
-                            value: Constant::Str(s),
-                            ..
-                        }) => out.push_str(s),
-                        Expr::FormattedValue(f) => match self.ev(at, &f.value, depth + 1) {
-                            Val::Str(s) => out.push_str(&s),
-                            Val::Dev(d) if k == 0 => return Val::Dev(d),
-                            _ if k == 0 => return Val::Unknown,
-                            _ => {}
-                        },
-                        _ => {}
+                let mut k = 0usize;
+                for part in &f.value {
+                    match part {
+                        ast::FStringPart::Literal(l) => {
+                            out.push_str(&l.value);
+                            k += 1;
+                        }
+                        ast::FStringPart::FString(fs) => {
+                            for piece in fs.elements.iter() {
+                                match piece {
+                                    ast::InterpolatedStringElement::Literal(l) => {
+                                        out.push_str(&l.value)
+                                    }
+                                    ast::InterpolatedStringElement::Interpolation(i) => {
+                                        match self.ev(at, &i.expression, depth + 1) {
+                                            Val::Str(s) => out.push_str(&s),
+                                            Val::Dev(d) if k == 0 => return Val::Dev(d),
+                                            _ if k == 0 => return Val::Unknown,
+                                            _ => {}
+                                        }
+                                    }
+                                }
+                                k += 1;
+                            }
+                        }
                     }
                 }
                 Val::Str(out)
@@ -478,8 +491,9 @@ impl<'a> Eval<'_, 'a> {
             },
             Expr::Dict(d) => {
                 let mut out = Vec::new();
-                for (k, v) in d.keys.iter().zip(&d.values) {
-                    match k {
+                for item in &d.items {
+                    let v = &item.value;
+                    match &item.key {
                         Some(k) => {
                             if let Val::Str(k) = self.ev(at, k, depth + 1) {
                                 out.push((k, self.ev(at, v, depth + 1)));
@@ -511,7 +525,7 @@ impl<'a> Eval<'_, 'a> {
                     .unwrap_or(Val::Unknown),
                 _ => Val::Unknown,
             },
-            Expr::NamedExpr(n) => self.ev(at, &n.value, depth + 1),
+            Expr::Named(n) => self.ev(at, &n.value, depth + 1),
             _ => Val::Unknown,
         }
     }
@@ -574,7 +588,7 @@ impl<'a> Eval<'_, 'a> {
             return;
         };
         match e {
-            Expr::IfExp(x) => {
+            Expr::If(x) => {
                 let g = guarded
                     || guard_test(&x.test, &m.syms.imports).is_some()
                     || self.avail(at, &x.test, depth);
@@ -644,16 +658,16 @@ impl<'a> Eval<'_, 'a> {
             return Val::Unknown;
         };
         let qual = qualname(&c.func, &m.syms.imports);
-        let first = c.args.first();
+        let (args, keywords) = (&c.arguments.args, &c.arguments.keywords);
+        let first = args.first();
         if let Some(q) = qual.as_deref() {
             let last = q.rsplit('.').next().unwrap_or(q);
             let root = q.split('.').next().unwrap_or(q);
             if matches!(q, "os.environ.get" | "os.getenv" | "os.environ.setdefault") {
-                return c
-                    .args
+                return args
                     .get(1)
                     .or_else(|| {
-                        c.keywords
+                        keywords
                             .iter()
                             .find(|k| k.arg.as_deref() == Some("default"))
                             .map(|k| &k.value)
@@ -683,9 +697,8 @@ impl<'a> Eval<'_, 'a> {
         if let Expr::Attribute(a) = c.func.as_ref() {
             if a.attr.as_str() == "format" {
                 if let Val::Str(template) = self.ev(at, &a.value, depth + 1) {
-                    let args: Vec<Val> = c.args.iter().map(|x| self.ev(at, x, depth + 1)).collect();
-                    let kwargs: Vec<(String, Val)> = c
-                        .keywords
+                    let args: Vec<Val> = args.iter().map(|x| self.ev(at, x, depth + 1)).collect();
+                    let kwargs: Vec<(String, Val)> = keywords
                         .iter()
                         .filter_map(|k| {
                             let name = k.arg.as_ref()?.to_string();
@@ -700,7 +713,7 @@ impl<'a> Eval<'_, 'a> {
         match c.func.as_ref() {
             Expr::Name(n) => match n.id.as_str() {
                 "str" | "int" => first.map_or(Val::Unknown, |a| self.ev(at, a, depth + 1)),
-                "dict" if qual.is_none() => Val::Dict(self.kwargs_at(at, &c.keywords, depth + 1)),
+                "dict" if qual.is_none() => Val::Dict(self.kwargs_at(at, keywords, depth + 1)),
                 name if qual.is_none() => self.returns(at, name, depth + 1),
                 _ => Val::Unknown,
             },
@@ -710,8 +723,7 @@ impl<'a> Eval<'_, 'a> {
                 if a.attr.as_str() == "get"
                     && matches!(a.value.as_ref(), Expr::Name(n) if n.id.as_str() == "environ") =>
             {
-                c.args
-                    .get(1)
+                args.get(1)
                     .map_or(Val::Unknown, |d| self.ev(at, d, depth + 1))
             }
             _ => Val::Unknown,

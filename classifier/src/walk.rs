@@ -3,7 +3,8 @@
 
 use std::collections::HashSet;
 
-use rustpython_parser::ast::{self, Constant, Expr, Ranged, Stmt};
+use ruff_python_ast::{self as ast, Expr, Stmt};
+use ruff_text_size::Ranged;
 
 use super::commands;
 use super::devices::{self, guard_test};
@@ -187,23 +188,37 @@ fn is_validation(test: &Expr) -> bool {
         return false;
     };
     let is_literal = |e: &Expr| match e {
-        Expr::Constant(k) => matches!(k.value, Constant::Int(_) | Constant::None),
-        Expr::UnaryOp(u) => matches!(u.operand.as_ref(), Expr::Constant(_)),
+        Expr::NumberLiteral(k) => matches!(k.value, ast::Number::Int(_)),
+        Expr::NoneLiteral(_) => true,
+        Expr::UnaryOp(u) => is_constant(&u.operand),
         _ => false,
     };
     let has_call = |e: &Expr| matches!(e, Expr::Call(_));
     std::iter::once(c.left.as_ref())
-        .chain(&c.comparators)
+        .chain(c.comparators.iter())
         .any(is_literal)
         && !std::iter::once(c.left.as_ref())
-            .chain(&c.comparators)
+            .chain(c.comparators.iter())
             .any(has_call)
+}
+
+/// A literal (rustpython's `Constant`: a string, bytes, number, bool, None or `...`).
+pub fn is_constant(e: &Expr) -> bool {
+    matches!(
+        e,
+        Expr::StringLiteral(_)
+            | Expr::BytesLiteral(_)
+            | Expr::NumberLiteral(_)
+            | Expr::BooleanLiteral(_)
+            | Expr::NoneLiteral(_)
+            | Expr::EllipsisLiteral(_)
+    )
 }
 
 fn is_main_guard(test: &Expr) -> bool {
     let Expr::Compare(c) = test else { return false };
     let is_name = |e: &Expr| matches!(e, Expr::Name(n) if n.id.as_str() == "__name__");
-    let is_main = |e: &Expr| matches!(e, Expr::Constant(ast::ExprConstant { value: Constant::Str(s), .. }) if s == "__main__");
+    let is_main = |e: &Expr| matches!(e, Expr::StringLiteral(s) if s.value.to_str() == "__main__");
     c.comparators.len() == 1
         && c.comparators
             .first()
@@ -244,7 +259,7 @@ impl<'w, 'a> Walker<'w, 'a> {
     }
 
     fn line(&self, node: &impl Ranged) -> u32 {
-        self.m.lines.line(node.range().start().to_u32())
+        self.m.lines.line(node.start().to_u32())
     }
 
     fn push(&mut self, line: u32, hit: Hit) {
@@ -357,7 +372,7 @@ impl<'w, 'a> Walker<'w, 'a> {
             self.stmt(s);
             // `if not torch.cuda.is_available(): return ...`: what follows has a GPU.
             if let Stmt::If(i) = s {
-                if leaves(&i.body) && i.orelse.is_empty() && self.is_guard(&i.test) {
+                if leaves(&i.body) && i.elif_else_clauses.is_empty() && self.is_guard(&i.test) {
                     self.guard += 1;
                 }
             }
@@ -382,18 +397,19 @@ impl<'w, 'a> Walker<'w, 'a> {
     fn stmt(&mut self, s: &'a Stmt) {
         match s {
             Stmt::FunctionDef(f) => {
-                self.exprs(&f.decorator_list);
-                self.defaults(&f.args);
-                self.function(node_key(f), &f.body);
-            }
-            Stmt::AsyncFunctionDef(f) => {
-                self.exprs(&f.decorator_list);
-                self.defaults(&f.args);
+                for d in &f.decorator_list {
+                    self.expr(&d.expression);
+                }
+                self.defaults(&f.parameters);
                 self.function(node_key(f), &f.body);
             }
             Stmt::ClassDef(c) => {
-                self.exprs(&c.decorator_list);
-                self.exprs(&c.bases);
+                for d in &c.decorator_list {
+                    self.expr(&d.expression);
+                }
+                if let Some(args) = &c.arguments {
+                    self.exprs(&args.args);
+                }
                 let saved = self.class;
                 self.class = self.m.syms.class_ids.get(&node_key(c)).copied();
                 self.block(&c.body);
@@ -420,50 +436,13 @@ impl<'w, 'a> Walker<'w, 'a> {
                 self.block(&f.body);
                 self.block(&f.orelse);
             }
-            Stmt::AsyncFor(f) => {
-                self.expr(&f.iter);
-                self.block(&f.body);
-                self.block(&f.orelse);
-            }
             Stmt::While(w) => {
                 self.expr(&w.test);
                 self.block(&w.body);
                 self.block(&w.orelse);
             }
-            Stmt::If(i) => {
-                if is_main_guard(&i.test) {
-                    return;
-                }
-                if is_type_checking(&i.test) {
-                    self.block(&i.orelse);
-                    return;
-                }
-                self.expr(&i.test);
-                let guard = self.is_guard(&i.test);
-                if guard && fails(&i.body) && !is_validation(&i.test) {
-                    let line = self.line(s);
-                    let detail = format!(
-                        "if {}: fails without a GPU",
-                        super::source::excerpt(self.m.src, i.test.as_ref())
-                    );
-                    self.push(line, Hit::new(FindingKind::GpuRequired, detail));
-                }
-                if guard {
-                    self.guard += 1;
-                }
-                self.block(&i.body);
-                self.block(&i.orelse);
-                if guard {
-                    self.guard -= 1;
-                }
-            }
+            Stmt::If(i) => self.if_chain(s.start(), &i.test, &i.body, &i.elif_else_clauses),
             Stmt::With(w) => {
-                for item in &w.items {
-                    self.expr(&item.context_expr);
-                }
-                self.block(&w.body);
-            }
-            Stmt::AsyncWith(w) => {
                 for item in &w.items {
                     self.expr(&item.context_expr);
                 }
@@ -484,7 +463,6 @@ impl<'w, 'a> Walker<'w, 'a> {
                 }
             }
             Stmt::Try(t) => self.try_stmt(&t.body, &t.handlers, &t.orelse, &t.finalbody),
-            Stmt::TryStar(t) => self.try_stmt(&t.body, &t.handlers, &t.orelse, &t.finalbody),
             Stmt::Assert(a) => {
                 if let Expr::Call(c) = a.test.as_ref() {
                     if let Some(check) = devices::availability_check(c, &self.m.syms.imports) {
@@ -521,7 +499,7 @@ impl<'w, 'a> Walker<'w, 'a> {
         self.block(finalbody);
     }
 
-    fn defaults(&mut self, args: &'a ast::Arguments) {
+    fn defaults(&mut self, args: &'a ast::Parameters) {
         for a in args
             .posonlyargs
             .iter()
@@ -612,8 +590,8 @@ impl<'w, 'a> Walker<'w, 'a> {
             Expr::Call(c) => {
                 self.call(c);
                 self.expr(&c.func);
-                self.exprs(&c.args);
-                for k in &c.keywords {
+                self.exprs(&c.arguments.args);
+                for k in &c.arguments.keywords {
                     self.expr(&k.value);
                 }
             }
@@ -626,7 +604,7 @@ impl<'w, 'a> Walker<'w, 'a> {
                 self.expr(&b.left);
                 self.expr(&b.right);
             }
-            Expr::IfExp(x) => {
+            Expr::If(x) => {
                 self.expr(&x.test);
                 let guard = u32::from(self.is_guard(&x.test));
                 self.guard += guard;
@@ -635,17 +613,22 @@ impl<'w, 'a> Walker<'w, 'a> {
                 self.guard -= guard;
             }
             Expr::BoolOp(b) => self.exprs(&b.values),
-            Expr::NamedExpr(n) => self.expr(&n.value),
+            Expr::Named(n) => self.expr(&n.value),
             Expr::UnaryOp(u) => self.expr(&u.operand),
             Expr::Lambda(l) => {
-                self.defaults(&l.args);
+                if let Some(p) = &l.parameters {
+                    self.defaults(p);
+                }
                 self.expr(&l.body);
             }
             Expr::Dict(d) => {
-                for k in d.keys.iter().flatten() {
+                // Keys first, then values: the order of rustpython's walk.
+                for k in d.items.iter().filter_map(|i| i.key.as_ref()) {
                     self.expr(k);
                 }
-                self.exprs(&d.values);
+                for i in &d.items {
+                    self.expr(&i.value);
+                }
             }
             Expr::Set(s) => self.exprs(&s.elts),
             Expr::ListComp(c) => {
@@ -656,12 +639,14 @@ impl<'w, 'a> Walker<'w, 'a> {
                 self.expr(&c.elt);
                 self.comprehensions(&c.generators);
             }
-            Expr::GeneratorExp(c) => {
+            Expr::Generator(c) => {
                 self.expr(&c.elt);
                 self.comprehensions(&c.generators);
             }
             Expr::DictComp(c) => {
-                self.expr(&c.key);
+                if let Some(k) = &c.key {
+                    self.expr(k);
+                }
                 self.expr(&c.value);
                 self.comprehensions(&c.generators);
             }
@@ -676,13 +661,18 @@ impl<'w, 'a> Walker<'w, 'a> {
                 self.expr(&c.left);
                 self.exprs(&c.comparators);
             }
-            Expr::FormattedValue(f) => {
-                self.expr(&f.value);
-                if let Some(s) = &f.format_spec {
-                    self.expr(s);
+            Expr::FString(f) => {
+                for part in &f.value {
+                    if let ast::FStringPart::FString(fs) = part {
+                        self.interpolated(&fs.elements);
+                    }
                 }
             }
-            Expr::JoinedStr(j) => self.exprs(&j.values),
+            Expr::TString(t) => {
+                for ts in &t.value {
+                    self.interpolated(&ts.elements);
+                }
+            }
             Expr::Subscript(s) => {
                 self.expr(&s.value);
                 self.expr(&s.slice);
@@ -699,7 +689,72 @@ impl<'w, 'a> Walker<'w, 'a> {
                 self.reference(RefTarget::Name(n.id.as_str()))
             }
             Expr::Name(_) => {}
-            Expr::Constant(_) => {}
+            Expr::StringLiteral(_)
+            | Expr::BytesLiteral(_)
+            | Expr::NumberLiteral(_)
+            | Expr::BooleanLiteral(_)
+            | Expr::NoneLiteral(_)
+            | Expr::EllipsisLiteral(_)
+            | Expr::IpyEscapeCommand(_) => {}
+        }
+    }
+
+    /// The expressions of an f-string's (or t-string's) fields, with their format specs.
+    fn interpolated(&mut self, elements: &'a ast::InterpolatedStringElements) {
+        for el in elements.iter() {
+            if let ast::InterpolatedStringElement::Interpolation(i) = el {
+                self.expr(&i.expression);
+                if let Some(spec) = &i.format_spec {
+                    self.interpolated(&spec.elements);
+                }
+            }
+        }
+    }
+
+    /// An `if` with its `elif`s and `else`, as rustpython's tree had it: each `elif` an `if` in
+    /// the `else` of the one before (`start`: where this `if` or `elif` begins).
+    fn if_chain(
+        &mut self,
+        start: ruff_text_size::TextSize,
+        test: &'a Expr,
+        body: &'a [Stmt],
+        rest: &'a [ast::ElifElseClause],
+    ) {
+        if is_main_guard(test) {
+            return;
+        }
+        if is_type_checking(test) {
+            self.orelse(rest);
+            return;
+        }
+        self.expr(test);
+        let guard = self.is_guard(test);
+        if guard && fails(body) && !is_validation(test) {
+            let line = self.m.lines.line(start.to_u32());
+            let detail = format!(
+                "if {}: fails without a GPU",
+                super::source::excerpt(self.m.src, test)
+            );
+            self.push(line, Hit::new(FindingKind::GpuRequired, detail));
+        }
+        if guard {
+            self.guard += 1;
+        }
+        self.block(body);
+        self.orelse(rest);
+        if guard {
+            self.guard -= 1;
+        }
+    }
+
+    /// What follows an `if`'s body: the next `elif` (as a nested `if`), or the `else` block.
+    fn orelse(&mut self, rest: &'a [ast::ElifElseClause]) {
+        match rest.split_first() {
+            None => {}
+            Some((c, more)) => match &c.test {
+                Some(t) => self.if_chain(c.start(), t, &c.body, more),
+                None => self.block(&c.body),
+            },
         }
     }
 }

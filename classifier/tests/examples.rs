@@ -54,6 +54,27 @@ fn every_example_has_its_expected_mode() {
 }
 
 #[test]
+fn py312_fstrings_is_parsed_and_its_device_guarded() {
+    // PEP 701 f-strings (the same quotes inside the braces) parse: no token-level fallback.
+    let c = classify_example("py312_fstrings");
+    assert!(!c.fallback, "{}", c.rationale);
+    assert!(
+        c.findings
+            .iter()
+            .any(|f| f.kind == FindingKind::DeviceUse && f.guarded),
+        "{:?}",
+        c.findings
+    );
+    assert!(
+        !c.findings
+            .iter()
+            .any(|f| f.kind == FindingKind::ParseFallback),
+        "{:?}",
+        c.findings
+    );
+}
+
+#[test]
 fn every_example_directory_is_in_the_table() {
     let mut dirs: Vec<String> = std::fs::read_dir(examples())
         .expect("examples/functions")

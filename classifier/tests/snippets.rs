@@ -438,19 +438,37 @@ const CASES: &[Case] = &[
         &[K::DeviceUse],
         &[],
     ),
-    // --- the token-level fallback --------------------------------------------------------------
+    // --- PEP 701 f-strings: parsed (rustpython-parser 0.4 could not, and they went to the fallback)
     case(
         "PEP 701 f-string with unguarded cuda",
         &[("func.py", "import torch\nname = f\"{\"x\"}\"\nmodel = torch.nn.Linear(2, 2).cuda()\n")],
         Gpu,
-        &[K::ParseFallback, K::DeviceUse],
-        &[],
+        &[K::DeviceUse],
+        &[K::ParseFallback],
     ),
     case(
         "PEP 701 f-string with guarded cuda",
         &[(
             "func.py",
             "import torch\nname = f\"{\"x\"}\"\nmodel = torch.nn.Linear(2, 2)\nif torch.cuda.is_available():\n    model = model.cuda()\n",
+        )],
+        CpuPreferred,
+        &[K::DeviceUse],
+        &[K::ParseFallback],
+    ),
+    // --- the token-level fallback --------------------------------------------------------------
+    case(
+        "syntax error with unguarded cuda",
+        &[("func.py", "import torch\nprint 'py2'\nmodel = torch.nn.Linear(2, 2).cuda()\n")],
+        Gpu,
+        &[K::ParseFallback, K::DeviceUse],
+        &[],
+    ),
+    case(
+        "syntax error with guarded cuda",
+        &[(
+            "func.py",
+            "import torch\nprint 'py2'\nmodel = torch.nn.Linear(2, 2)\nif torch.cuda.is_available():\n    model = model.cuda()\n",
         )],
         CpuPreferred,
         &[K::ParseFallback, K::DeviceUse],

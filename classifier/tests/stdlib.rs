@@ -1,6 +1,6 @@
 //! Robustness over the machine's CPython standard library: every `.py` file is classified
-//! without a panic or an error, and wherever the fast tokenizer claims exact tokens they equal
-//! `rustpython_parser`'s.
+//! without a panic or an error, and wherever our tokenizer claims exact tokens they are the
+//! tokens of `ruff_python_parser`'s lexer (see `testing::token_mismatch`).
 
 #[path = "support/stdlib.rs"]
 mod stdlib;
@@ -9,7 +9,7 @@ use gaia_classifier::{self as classifier, testing, Limits, SourceFile, REQUIRED_
 use stdlib::{python_files, stdlib_dir};
 
 #[test]
-fn every_stdlib_file_classifies_and_tokens_match_rustpython() {
+fn every_stdlib_file_classifies_and_tokens_match_the_parsers_lexer() {
     let Some(dir) = stdlib_dir() else {
         eprintln!("no python3 here: skipped");
         return;

@@ -1,7 +1,7 @@
 """Formats a report with Python 3.12 f-strings (PEP 701: the same quotes inside the braces).
 
-rustpython-parser reads Python up to 3.11, so this file goes to the token-level scan; the scan
-still sees the torch import and the guarded device choice.
+The classifier's parser reads these (it read Python only up to 3.11 before, and this file went
+to the token-level scan); it sees the torch import and the guarded device choice.
 """
 
 import torch
